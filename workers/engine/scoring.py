@@ -1,0 +1,189 @@
+"""Forward passes over mixed-prompt batches: target log-probabilities, rank classification, greedy decoding.
+
+Logits are computed only where a target token is predicted: the LM head over a 50k vocabulary at every
+position would cost more than the loss needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from transformers.modeling_outputs import BaseModelOutput
+
+from workers.engine.base_model import FrozenModel
+from workers.engine.batching import PromptSet, assemble
+
+
+def _right_aligned(seqs: Sequence[Sequence[int]], width: int, fill: int) -> torch.Tensor:
+    grid = torch.full((len(seqs), width), fill, dtype=torch.long)
+    for i, seq in enumerate(seqs):
+        if len(seq):
+            grid[i, width - len(seq) :] = torch.as_tensor(seq, dtype=torch.long)
+    return grid
+
+
+def _left_aligned(seqs: Sequence[Sequence[int]], width: int, fill: int) -> torch.Tensor:
+    grid = torch.full((len(seqs), width), fill, dtype=torch.long)
+    for i, seq in enumerate(seqs):
+        grid[i, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+    return grid
+
+
+def _encode(fm: FrozenModel, prompts: PromptSet, row_prompt: torch.Tensor, inputs) -> tuple:
+    batch = assemble(fm, prompts, row_prompt, inputs, left_pad=False)
+    encoded = fm.model.get_encoder()(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask)
+    return encoded.last_hidden_state, batch.attention_mask  # (B, L, E), (B, L)
+
+
+def _seq2seq_target_logprobs(fm, encoder_hidden, encoder_mask, targets) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(t) for t in targets)
+    start = fm.model.config.decoder_start_token_id
+    decoder_in = _left_aligned([[start, *t[:-1]] for t in targets], width, fm.pad_id).to(fm.device)
+    labels = _left_aligned(targets, width, fm.pad_id).to(fm.device)  # (B, T)
+    mask = _left_aligned([[1] * len(t) for t in targets], width, 0).to(fm.device)
+    logits = fm.model(
+        encoder_outputs=BaseModelOutput(last_hidden_state=encoder_hidden),
+        attention_mask=encoder_mask,
+        decoder_input_ids=decoder_in,
+        decoder_attention_mask=mask,
+    ).logits  # (B, T, V)
+    logprobs = F.log_softmax(logits.float(), dim=-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    return logprobs, mask
+
+
+def target_logprobs(
+    fm: FrozenModel,
+    prompts: PromptSet,
+    row_prompt: torch.Tensor,
+    inputs: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[int]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability of each target token given prompt and input: (B, T) values and (B, T) mask."""
+    if any(len(t) == 0 for t in targets):
+        raise ValueError("every target needs at least one token")
+    if fm.is_encoder_decoder:
+        hidden, mask = _encode(fm, prompts, row_prompt, inputs)
+        return _seq2seq_target_logprobs(fm, hidden, mask, targets)
+    seqs = [[*inp, *tgt] for inp, tgt in zip(inputs, targets, strict=True)]
+    batch = assemble(fm, prompts, row_prompt, seqs, left_pad=True)
+    hidden = fm.decoder_body()(
+        inputs_embeds=batch.inputs_embeds,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        use_cache=False,
+    ).last_hidden_state  # (B, L, E)
+    width = max(len(t) for t in targets)
+    length = hidden.shape[1]
+    # Rows end together (left padding), so the positions predicting targets are one slice for all rows.
+    predicting = hidden[:, length - width - 1 : length - 1]  # (B, T, E)
+    logits = fm.lm_head()(predicting)  # (B, T, V)
+    labels = _right_aligned(targets, width, fm.pad_id).to(fm.device)
+    mask = _right_aligned([[1] * len(t) for t in targets], width, 0).to(fm.device)
+    logprobs = F.log_softmax(logits.float(), dim=-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    return logprobs * mask, mask
+
+
+def target_nll(fm, prompts, row_prompt, inputs, targets) -> torch.Tensor:
+    """Mean negative log-likelihood per row over its target tokens only: (B,)."""
+    logprobs, mask = target_logprobs(fm, prompts, row_prompt, inputs, targets)
+    return -(logprobs * mask).sum(1) / mask.sum(1)
+
+
+def class_logprobs(
+    fm: FrozenModel,
+    prompts: PromptSet,
+    row_prompt: torch.Tensor,
+    inputs: Sequence[Sequence[int]],
+    row_classes: Sequence[Sequence[Sequence[int]]],
+) -> list[torch.Tensor]:
+    """Rank classification: per row, the summed log-likelihood of each of its classes' tokens, (C_i,).
+
+    Rows may belong to different tasks (their own label sets); the batch is still one forward pass.
+    """
+    counts = [len(classes) for classes in row_classes]
+    flat_targets = [t for classes in row_classes for t in classes]
+    if fm.is_encoder_decoder:
+        hidden, mask = _encode(fm, prompts, row_prompt, inputs)  # encoder runs once, not once per class
+        repeats = torch.tensor(counts, device=fm.device)
+        logprobs, tmask = _seq2seq_target_logprobs(
+            fm, hidden.repeat_interleave(repeats, dim=0), mask.repeat_interleave(repeats, dim=0), flat_targets
+        )
+        return list((logprobs * tmask).sum(1).split(counts))
+    if all(len(t) == 1 for t in flat_targets):
+        # Single-token verbalizers: one pass over the inputs, one next-token distribution per row.
+        batch = assemble(fm, prompts, row_prompt, inputs, left_pad=True)
+        hidden = fm.decoder_body()(
+            inputs_embeds=batch.inputs_embeds,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            use_cache=False,
+        ).last_hidden_state[:, -1]  # (B, E)
+        logprobs = F.log_softmax(fm.lm_head()(hidden).float(), dim=-1)  # (B, V)
+        return [logprobs[i, [t[0] for t in classes]] for i, classes in enumerate(row_classes)]
+    expanded_inputs = [inp for inp, n in zip(inputs, counts, strict=True) for _ in range(n)]
+    repeats = torch.tensor(counts)
+    logprobs, _ = target_logprobs(
+        fm, prompts, row_prompt.cpu().repeat_interleave(repeats), expanded_inputs, flat_targets
+    )
+    return list(logprobs.sum(1).split(counts))
+
+
+@torch.no_grad()
+def greedy_generate(
+    fm: FrozenModel,
+    prompts: PromptSet,
+    row_prompt: torch.Tensor,
+    inputs: Sequence[Sequence[int]],
+    max_new_tokens: int,
+) -> list[list[int]]:
+    """Greedy decoding for every row at once, each row behind its own prompt; stops at end-of-sequence."""
+    if fm.is_encoder_decoder:
+        batch = assemble(fm, prompts, row_prompt, inputs, left_pad=False)
+        out = fm.model.generate(
+            inputs_embeds=batch.inputs_embeds,
+            attention_mask=batch.attention_mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+        )
+        return [_until_eos(fm, row.tolist()[1:]) for row in out]
+    batch = assemble(fm, prompts, row_prompt, inputs, left_pad=True)
+    body, head = fm.decoder_body(), fm.lm_head()
+    out = body(
+        inputs_embeds=batch.inputs_embeds,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        use_cache=True,
+    )
+    mask, position = batch.attention_mask, batch.position_ids[:, -1:]
+    generated: list[list[int]] = [[] for _ in inputs]
+    done = torch.zeros(len(inputs), dtype=torch.bool, device=fm.device)
+    for _ in range(max_new_tokens):
+        next_ids = head(out.last_hidden_state[:, -1]).argmax(-1)  # (B,)
+        for i, token in enumerate(next_ids.tolist()):
+            if not done[i]:
+                generated[i].append(token)
+        if fm.eos_id is not None:
+            done |= next_ids == fm.eos_id
+        if bool(done.all()):
+            break
+        mask = torch.cat([mask, mask.new_ones(len(inputs), 1)], dim=1)
+        position = position + 1
+        out = body(
+            inputs_embeds=fm.embed(next_ids.unsqueeze(1)),
+            attention_mask=mask,
+            position_ids=position,
+            past_key_values=out.past_key_values,
+            use_cache=True,
+        )
+    return [_until_eos(fm, ids) for ids in generated]
+
+
+def _until_eos(fm: FrozenModel, ids: list[int]) -> list[int]:
+    special = {fm.eos_id, fm.pad_id}
+    for i, token in enumerate(ids):
+        if token in special:
+            return ids[:i]
+    return ids
