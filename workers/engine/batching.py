@@ -62,7 +62,7 @@ def assemble(
     seqs: Sequence[Sequence[int]],
     left_pad: bool,
 ) -> AssembledBatch:
-    """Embeddings for rows `[prompt_{row_prompt[i]}][seqs[i]]`, built with one gather, no Python loop over E."""
+    """Embeddings for rows `[prompt_{row_prompt[i]}][seqs[i]]`, built with one gather (no loop over rows)."""
     device = fm.device
     n_prompts, p_max, dim = prompts.vectors.shape
     batch = len(seqs)

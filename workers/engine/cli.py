@@ -23,14 +23,20 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="softserve-engine", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--base-model", default="smollm2-135m-instruct",
-                        help="default model id, a local Hugging Face folder, or a hub id")
+    common.add_argument(
+        "--base-model",
+        default=None,
+        help="model id, local Hugging Face folder or hub id; default: $SOFTSERVE_BASE_MODEL, "
+        "else the default model (for a saved prompt: the model it was trained for)",
+    )
     common.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     common.add_argument("--device", default=None, help="torch device, e.g. cuda; default: cpu")
     common.add_argument("--seed", type=int, default=0)
     data = argparse.ArgumentParser(add_help=False)
     data.add_argument("--text-column", default=None, help="the single text column (default: text)")
-    data.add_argument("--template", default=None, help='input template over columns, e.g. "{text_a} / {text_b}"')
+    data.add_argument(
+        "--template", default=None, help='input template over columns, e.g. "{text_a} / {text_b}"'
+    )
     data.add_argument("--label-column", default="label")
     data.add_argument("--batch-size", type=int, default=32, help="rows per forward pass")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,20 +68,31 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--prompt", required=True)
     evaluate.add_argument("--data", required=True)
 
-    baseline = sub.add_parser("baseline", parents=[common, data], help="prompt design: zero/k-shot, no training")
+    baseline = sub.add_parser(
+        "baseline", parents=[common, data], help="prompt design: zero/k-shot, no training"
+    )
     baseline.add_argument("--data", required=True)
     baseline.add_argument("--train", default=None, help="where k-shot examples come from")
     baseline.add_argument("--shots", type=int, default=0)
-    baseline.add_argument("--instruction", default=None, help="text before the examples (default: names the labels)")
+    baseline.add_argument(
+        "--instruction", default=None, help="text before the examples (default: names the labels)"
+    )
 
     predict = sub.add_parser("predict", parents=[common], help="run a prompt on inputs")
     predict.add_argument("--prompt", required=True)
     predict.add_argument("--text", action="append", default=[], help="an input for a one-field template")
-    predict.add_argument("--field", action="append", default=[], metavar="NAME=VALUE",
-                         help="one field of a single input for multi-field templates")
+    predict.add_argument(
+        "--field",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one field of a single input for multi-field templates",
+    )
     predict.add_argument("--max-new-tokens", type=int, default=32)
 
-    inspect = sub.add_parser("inspect", parents=[common], help="nearest vocabulary tokens of each prompt vector")
+    inspect = sub.add_parser(
+        "inspect", parents=[common], help="nearest vocabulary tokens of each prompt vector"
+    )
     inspect.add_argument("--prompt", required=True)
     inspect.add_argument("--top", type=int, default=5)
     return parser
@@ -98,6 +115,12 @@ def _emit(args: argparse.Namespace, result: dict[str, Any], lines: list[str]) ->
         print(json.dumps(result))
 
 
+def _base_model(args: argparse.Namespace) -> str:
+    from workers.engine.base_model import DEFAULT_MODEL_ID
+
+    return args.base_model or os.environ.get("SOFTSERVE_BASE_MODEL") or DEFAULT_MODEL_ID
+
+
 def _load_examples(path: str, args: argparse.Namespace, template: str | None = None):
     from workers.engine.data import read_rows, resolve_template, to_examples
 
@@ -112,8 +135,7 @@ def _load_prompt(args: argparse.Namespace):
     from workers.engine.inference import LoadedPrompt
 
     artifact = load_artifact(args.prompt)
-    base = args.base_model if args.base_model != "smollm2-135m-instruct" else artifact.base_model
-    fm = load_base_model(base, args.device)
+    fm = load_base_model(args.base_model or artifact.base_model, args.device)
     return fm, artifact, LoadedPrompt.from_artifact(fm, artifact)
 
 
@@ -130,12 +152,24 @@ def cmd_train(args: argparse.Namespace) -> None:
     from workers.engine.trainer import TrainConfig, train_prompt
 
     config = TrainConfig(
-        method=args.method, prompt_length=args.prompt_length, init=args.init, init_text=args.init_text,
-        init_file=args.init_file, optimizer=args.optimizer, learning_rate=args.lr,
-        weight_decay=args.weight_decay, batch_size=args.train_batch_size, grad_accum=args.grad_accum,
-        steps=args.steps, max_minutes=args.max_minutes, eval_every=args.eval_every, patience=args.patience,
-        dev_eval_limit=args.dev_eval_limit, eval_batch_size=args.batch_size,
-        max_input_tokens=args.max_input_tokens, seed=args.seed,
+        method=args.method,
+        prompt_length=args.prompt_length,
+        init=args.init,
+        init_text=args.init_text,
+        init_file=args.init_file,
+        optimizer=args.optimizer,
+        learning_rate=args.lr,
+        weight_decay=args.weight_decay,
+        batch_size=args.train_batch_size,
+        grad_accum=args.grad_accum,
+        steps=args.steps,
+        max_minutes=args.max_minutes,
+        eval_every=args.eval_every,
+        patience=args.patience,
+        dev_eval_limit=args.dev_eval_limit,
+        eval_batch_size=args.batch_size,
+        max_input_tokens=args.max_input_tokens,
+        seed=args.seed,
     )
     train, template = _load_examples(args.train, args)
     if args.dev:
@@ -145,10 +179,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     spec = infer_task(train, template)
     if args.task_type or args.verbalizer:
         labels = spec.labels if (args.task_type or spec.task_type) == "classification" else []
-        spec = TaskSpec(task_type=args.task_type or spec.task_type, template=template, labels=labels,
-                        verbalizer=_pairs(args.verbalizer, "--verbalizer"))
+        spec = TaskSpec(
+            task_type=args.task_type or spec.task_type,
+            template=template,
+            labels=labels,
+            verbalizer=_pairs(args.verbalizer, "--verbalizer"),
+        )
     check_labels(dev, spec, args.dev or "the dev split")
-    fm = load_base_model(args.base_model, args.device)
+    fm = load_base_model(_base_model(args), args.device)
     if config.init == "file":
         start = load_artifact(config.init_file)
         start.check_fits(fm)
@@ -156,8 +194,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         config.prompt_length = start.prompt_length
     else:
         words = [spec.verbalizer[label] for label in spec.labels]
-        initial = init_prompt(fm, config.prompt_length, config.init, label_words=words,
-                              text=config.init_text, seed=config.seed)
+        initial = init_prompt(
+            fm, config.prompt_length, config.init, label_words=words, text=config.init_text, seed=config.seed
+        )
     bar = tqdm(total=config.steps, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
 
     def on_progress(p) -> None:
@@ -169,20 +208,44 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     result = train_prompt(fm, spec, train, dev, config, initial, on_progress=on_progress)
     bar.close()
-    final = evaluate(fm, LoadedPrompt.build(fm, result.prompt, spec, config.max_input_tokens), dev,
-                     config.eval_batch_size)
+    final = evaluate(
+        fm, LoadedPrompt.build(fm, result.prompt, spec, config.max_input_tokens), dev, config.eval_batch_size
+    )
     artifact = PromptArtifact(
-        tensors={"prompt": result.prompt}, method=config.method, base_model=fm.model_id,
-        fingerprint=fm.fingerprint, spec=spec, train_config=config.to_dict(),
-        metrics={"dev": final, "best_step": result.best_step, "steps_run": result.steps_run,
-                 "stop_reason": result.stop_reason, "train_seconds": round(result.train_seconds, 2)},
+        tensors={"prompt": result.prompt},
+        method=config.method,
+        base_model=fm.model_id,
+        fingerprint=fm.fingerprint,
+        spec=spec,
+        train_config=config.to_dict(),
+        metrics={
+            "dev": final,
+            "best_step": result.best_step,
+            "steps_run": result.steps_run,
+            "stop_reason": result.stop_reason,
+            "train_seconds": round(result.train_seconds, 2),
+        },
     )
     save_artifact(artifact, args.out)
-    summary = {"out": args.out, "task_type": spec.task_type, "labels": spec.labels, "dev": final,
-               "best_step": result.best_step, "steps_run": result.steps_run, "stop_reason": result.stop_reason,
-               "train_seconds": round(result.train_seconds, 2), "tokens_per_s": round(result.tokens_per_s, 1)}
-    _emit(args, summary, [f"saved {args.out}: dev {final} (best step {result.best_step}, "
-                          f"{result.steps_run} steps, stopped by {result.stop_reason})"])
+    summary = {
+        "out": args.out,
+        "task_type": spec.task_type,
+        "labels": spec.labels,
+        "dev": final,
+        "best_step": result.best_step,
+        "steps_run": result.steps_run,
+        "stop_reason": result.stop_reason,
+        "train_seconds": round(result.train_seconds, 2),
+        "tokens_per_s": round(result.tokens_per_s, 1),
+    }
+    _emit(
+        args,
+        summary,
+        [
+            f"saved {args.out}: dev {final} (best step {result.best_step}, "
+            f"{result.steps_run} steps, stopped by {result.stop_reason})"
+        ],
+    )
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -209,8 +272,11 @@ def cmd_baseline(args: argparse.Namespace) -> None:
     spec = infer_task(pool or examples, template)
     check_labels(examples, spec, args.data)
     shots = pick_shots(pool, args.shots, args.seed)
-    fm = load_base_model(args.base_model, args.device)
-    metrics = {**evaluate(fm, design_prompt(fm, spec, shots, args.instruction), examples, args.batch_size), "shots": args.shots}
+    fm = load_base_model(_base_model(args), args.device)
+    metrics = {
+        **evaluate(fm, design_prompt(fm, spec, shots, args.instruction), examples, args.batch_size),
+        "shots": args.shots,
+    }
     _emit(args, metrics, [f"{k}: {v}" for k, v in metrics.items()])
 
 
@@ -222,7 +288,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
     rows = [_pairs(args.field, "--field")] if args.field else []
     if args.text:
         if len(fields) != 1:
-            raise EngineError(f"This prompt's template needs the fields {fields}; pass them with --field NAME=VALUE.")
+            raise EngineError(
+                f"This prompt's template needs the fields {fields}; pass them with --field NAME=VALUE."
+            )
         rows += [{fields[0]: text} for text in args.text]
     if not rows:
         raise EngineError("Give at least one input with --text or --field.")
@@ -238,13 +306,21 @@ def cmd_inspect(args: argparse.Namespace) -> None:
     rows = nearest_tokens(fm, artifact.prompt, args.top)
     stats = norm_stats(fm, artifact.prompt)
     lines = [f"method {artifact.method}, P={artifact.prompt_length}, E={artifact.embed_dim}, norms {stats}"]
-    lines += [f"{r['position']:>3}  |{r['norm']:7.3f}|  " + "  ".join(
-        f"{t['token']!r}({t['cosine']:.2f})" for t in r["nearest"]) for r in rows]
+    lines += [
+        f"{r['position']:>3}  |{r['norm']:7.3f}|  "
+        + "  ".join(f"{t['token']!r}({t['cosine']:.2f})" for t in r["nearest"])
+        for r in rows
+    ]
     _emit(args, {"method": artifact.method, "norms": stats, "vectors": rows}, lines)
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "baseline": cmd_baseline, "predict": cmd_predict,
-            "inspect": cmd_inspect}
+COMMANDS = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "baseline": cmd_baseline,
+    "predict": cmd_predict,
+    "inspect": cmd_inspect,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

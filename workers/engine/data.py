@@ -89,7 +89,8 @@ def check_labels(examples: list[Example], spec: TaskSpec, source: str) -> None:
     for number, ex in enumerate(examples, start=2):
         if ex.target not in known:
             raise DataError(
-                f"Row {number} of {source} has the label {ex.target!r}, which is not in the label set {spec.labels}."
+                f"Row {number} of {source} has the label {ex.target!r}, "
+                f"which is not in the label set {spec.labels}."
             )
 
 

@@ -30,7 +30,9 @@ def _normalise(text: str) -> str:
 
 
 def exact_match(gold: Sequence[str], predicted: Sequence[str]) -> float:
-    return sum(_normalise(g) == _normalise(p) for g, p in zip(gold, predicted, strict=True)) / max(1, len(gold))
+    return sum(_normalise(g) == _normalise(p) for g, p in zip(gold, predicted, strict=True)) / max(
+        1, len(gold)
+    )
 
 
 def evaluate(

@@ -27,7 +27,11 @@ class LoadedPrompt:
 
     @classmethod
     def build(
-        cls, fm: FrozenModel, vectors: torch.Tensor, spec: TaskSpec, max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS
+        cls,
+        fm: FrozenModel,
+        vectors: torch.Tensor,
+        spec: TaskSpec,
+        max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS,
     ) -> LoadedPrompt:
         return cls(vectors=vectors.detach().to(fm.device), encoder=TaskEncoder(fm, spec, max_input_tokens))
 
@@ -84,7 +88,9 @@ def predict_mixed(
     if generate:
         prompts, row_prompt = _prompt_table([items[i][0] for i in generate])
         inputs = [items[i][0].encoder.input_ids(items[i][1]) for i in generate]
-        for i, ids in zip(generate, greedy_generate(fm, prompts, row_prompt, inputs, max_new_tokens), strict=True):
+        for i, ids in zip(
+            generate, greedy_generate(fm, prompts, row_prompt, inputs, max_new_tokens), strict=True
+        ):
             outputs[i] = {"text": fm.decode(ids).strip()}
     return outputs
 
@@ -101,6 +107,8 @@ def predict(
     results: list[dict[str, Any]] = [{} for _ in rows]
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        for i, out in zip(chunk, predict_mixed(fm, [(prompt, rows[i]) for i in chunk], max_new_tokens), strict=True):
+        for i, out in zip(
+            chunk, predict_mixed(fm, [(prompt, rows[i]) for i in chunk], max_new_tokens), strict=True
+        ):
             results[i] = out
     return results

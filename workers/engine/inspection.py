@@ -23,7 +23,9 @@ def nearest_tokens(fm: FrozenModel, prompt: torch.Tensor, top_k: int = 5) -> lis
             {"token": fm.tokenizer.convert_ids_to_tokens(int(i)), "id": int(i), "cosine": round(float(s), 4)}
             for s, i in zip(scores[position], ids[position], strict=True)
         ]
-        rows.append({"position": position, "norm": round(float(vectors[position].norm()), 4), "nearest": tokens})
+        rows.append(
+            {"position": position, "norm": round(float(vectors[position].norm()), 4), "nearest": tokens}
+        )
     return rows
 
 

@@ -25,7 +25,9 @@ def template_fields(template: str) -> list[str]:
         if name is None:
             continue
         if not name.isidentifier():
-            raise EngineError(f"The template {template!r} has a placeholder {{{name}}} that is not a column name.")
+            raise EngineError(
+                f"The template {template!r} has a placeholder {{{name}}} that is not a column name."
+            )
         if name not in names:
             names.append(name)
     if not names:

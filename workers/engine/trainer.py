@@ -58,9 +58,14 @@ class TrainConfig:
         if self.optimizer not in OPTIMIZERS:
             raise EngineError(f"Unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}.")
         positive = {
-            "learning rate": self.learning_rate, "batch size": self.batch_size, "gradient accumulation":
-            self.grad_accum, "steps": self.steps, "eval interval": self.eval_every, "patience": self.patience,
-            "eval batch size": self.eval_batch_size, "max input tokens": self.max_input_tokens,
+            "learning rate": self.learning_rate,
+            "batch size": self.batch_size,
+            "gradient accumulation": self.grad_accum,
+            "steps": self.steps,
+            "eval interval": self.eval_every,
+            "patience": self.patience,
+            "eval batch size": self.eval_batch_size,
+            "max input tokens": self.max_input_tokens,
         }
         for name, value in positive.items():
             if not value > 0:
@@ -95,11 +100,13 @@ class TrainResult:
     stop_reason: str
     train_seconds: float
     train_tokens: int
+    eval_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def tokens_per_s(self) -> float:
-        return self.train_tokens / max(self.train_seconds, 1e-9)
+        """Real (unpadded) tokens per second of optimisation, dev evaluations excluded."""
+        return self.train_tokens / max(self.train_seconds - self.eval_seconds, 1e-9)
 
 
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
@@ -109,8 +116,12 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
 
     # The paper's setting: a fixed learning rate, no parameter scaling, no relative step.
     return Adafactor(
-        params, lr=config.learning_rate, scale_parameter=False, relative_step=False,
-        warmup_init=False, weight_decay=config.weight_decay,
+        params,
+        lr=config.learning_rate,
+        scale_parameter=False,
+        relative_step=False,
+        warmup_init=False,
+        weight_decay=config.weight_decay,
     )
 
 
@@ -141,27 +152,35 @@ def train_prompt(
     dev_probe = _dev_subset(dev, config.dev_eval_limit, config.seed)
     soft = SoftPrompt(initial).to(fm.device)
     optimizer = make_optimizer(soft.parameters(), config)
-    batches = length_buckets([len(i) + len(t) for i, t in zip(inputs, targets, strict=True)],
-                             config.batch_size, config.seed)
+    batches = length_buckets(
+        [len(i) + len(t) for i, t in zip(inputs, targets, strict=True)], config.batch_size, config.seed
+    )
     budget_s = config.max_minutes * 60 if config.max_minutes else math.inf
     best_metric, best_step, best_dev = -math.inf, 0, {}
     best_prompt = soft.vectors.detach().clone()
     history: list[dict[str, Any]] = []
-    evals_without_gain, tokens, stop_reason = 0, 0, "steps"
+    evals_without_gain, tokens, stop_reason, eval_seconds = 0, 0, "steps", 0.0
     started = time.perf_counter()
     step = 0
-    for step in range(1, config.steps + 1):  # noqa: B007 - the last step is reported
+    for step in range(1, config.steps + 1):
         soft.train()
         optimizer.zero_grad(set_to_none=True)
         step_loss = 0.0
         for _ in range(config.grad_accum):
             index = next(batches)
             rows = torch.zeros(len(index), dtype=torch.long)
-            loss = target_nll(
-                fm, PromptSet.single(soft.vectors), rows, [inputs[i] for i in index], [targets[i] for i in index]
-            ).mean() / config.grad_accum
+            loss = (
+                target_nll(
+                    fm,
+                    PromptSet.single(soft.vectors),
+                    rows,
+                    [inputs[i] for i in index],
+                    [targets[i] for i in index],
+                ).mean()
+                / config.grad_accum
+            )
             loss.backward()
-            step_loss += float(loss)
+            step_loss += float(loss.detach())
             tokens += sum(len(inputs[i]) + len(targets[i]) + soft.length for i in index)
         optimizer.step()
         elapsed = time.perf_counter() - started
@@ -170,8 +189,14 @@ def train_prompt(
         entry: dict[str, Any] = {"step": step, "loss": round(step_loss, 5), "elapsed_s": round(elapsed, 2)}
         dev_metrics = None
         if step % config.eval_every == 0 or step == config.steps or out_of_time or stop_requested:
-            dev_metrics = evaluate(fm, LoadedPrompt.build(fm, soft.vectors, spec, config.max_input_tokens),
-                                   dev_probe, config.eval_batch_size)
+            eval_started = time.perf_counter()
+            dev_metrics = evaluate(
+                fm,
+                LoadedPrompt.build(fm, soft.vectors, spec, config.max_input_tokens),
+                dev_probe,
+                config.eval_batch_size,
+            )
+            eval_seconds += time.perf_counter() - eval_started
             entry["dev"] = dev_metrics
             if headline(dev_metrics) > best_metric:
                 best_metric, best_step, best_dev = headline(dev_metrics), step, dev_metrics
@@ -183,8 +208,18 @@ def train_prompt(
         if on_progress:
             rate = step / max(elapsed, 1e-9)
             eta = min((config.steps - step) / rate, max(budget_s - elapsed, 0.0))
-            on_progress(Progress(step, config.steps, step_loss, tokens / max(elapsed, 1e-9), elapsed, eta,
-                                 dev_metrics, best_metric if best_metric > -math.inf else None))
+            on_progress(
+                Progress(
+                    step,
+                    config.steps,
+                    step_loss,
+                    tokens / max(elapsed - eval_seconds, 1e-9),
+                    elapsed,
+                    eta,
+                    dev_metrics,
+                    best_metric if best_metric > -math.inf else None,
+                )
+            )
         if stop_requested:
             stop_reason = "stopped"
             break
@@ -195,7 +230,13 @@ def train_prompt(
             stop_reason = "early stopping"
             break
     return TrainResult(
-        prompt=best_prompt.cpu(), best_step=best_step, best_dev=best_dev, steps_run=step,
-        stop_reason=stop_reason, train_seconds=time.perf_counter() - started, train_tokens=tokens,
+        prompt=best_prompt.cpu(),
+        best_step=best_step,
+        best_dev=best_dev,
+        steps_run=step,
+        stop_reason=stop_reason,
+        train_seconds=time.perf_counter() - started,
+        train_tokens=tokens,
+        eval_seconds=eval_seconds,
         history=history,
     )

@@ -1,0 +1,92 @@
+"""Training lowers the loss on every architecture; the trainer honours its budget, seed and patience."""
+
+import pytest
+import torch
+
+from workers.engine.errors import EngineError
+from workers.engine.prompt_tuning import init_prompt
+from workers.engine.task import Example, TaskSpec
+from workers.engine.trainer import TrainConfig, train_prompt
+
+SPEC = TaskSpec("classification", "{text}\nAnswer:", ["negative", "positive"])
+GOOD = ["good", "great", "lovely", "fine", "superb"]
+BAD = ["bad", "awful", "poor", "dull", "weak"]
+
+
+def _data(n: int, seed: int) -> list[Example]:
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for i in range(n):
+        positive = i % 2 == 0
+        words = GOOD if positive else BAD
+        word = words[int(torch.randint(len(words), (1,), generator=gen))]
+        rows.append(Example({"text": f"the film was {word}"}, "positive" if positive else "negative"))
+    return rows
+
+
+def _train(fm, **overrides):
+    config = TrainConfig(
+        **{
+            "prompt_length": 4,
+            "batch_size": 8,
+            "steps": 30,
+            "eval_every": 10,
+            "learning_rate": 0.3,
+            "dev_eval_limit": 16,
+            **overrides,
+        }
+    )
+    initial = init_prompt(fm, config.prompt_length, "random", seed=config.seed)
+    return train_prompt(fm, SPEC, _data(64, 0), _data(16, 1), config, initial)
+
+
+def test_training_lowers_the_loss(tiny):
+    result = _train(tiny)
+    losses = [h["loss"] for h in result.history]
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+    assert result.prompt.shape == (4, tiny.embed_dim)
+    assert result.best_dev["n"] == 16
+
+
+def test_same_seed_same_prompt_and_grad_accumulation_runs(tiny_models):
+    fm = tiny_models["gpt2"]
+    first, second = _train(fm, steps=6, eval_every=3), _train(fm, steps=6, eval_every=3)
+    assert torch.equal(first.prompt, second.prompt)
+    accumulated = _train(fm, steps=3, grad_accum=2, batch_size=4, eval_every=3)
+    assert accumulated.steps_run == 3 and accumulated.train_tokens > 0
+
+
+def test_time_budget_stops_and_keeps_the_best_checkpoint(tiny_models):
+    result = _train(tiny_models["llama"], steps=100000, max_minutes=0.02, eval_every=1000)
+    assert result.stop_reason == "time budget"
+    assert result.steps_run < 100000 and result.best_step == result.steps_run
+    assert result.best_dev  # evaluated at the stop
+
+
+def test_early_stopping_after_patience(tiny_models):
+    result = _train(
+        tiny_models["gpt2"], steps=200, eval_every=1, patience=2, learning_rate=1e-9, optimizer="adamw"
+    )
+    assert result.stop_reason == "early stopping"
+    assert result.steps_run < 200
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"prompt_length": 0},
+        {"prompt_length": 151},
+        {"init": "zeros"},
+        {"optimizer": "sgd"},
+        {"learning_rate": 0},
+        {"batch_size": 0},
+        {"steps": -1},
+        {"method": "lora"},
+        {"init": "file"},
+        {"max_minutes": 0},
+        {"weight_decay": -1},
+    ],
+)
+def test_config_refuses_bad_values(bad):
+    with pytest.raises(EngineError):
+        TrainConfig(**bad)
