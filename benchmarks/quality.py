@@ -1,8 +1,10 @@
 """Dev accuracy on SST-2 with the default model, one process, the same step budget for every trained row.
 
 Rows: prompt design zero-shot and 4-shot (no training), Softserve prompt tuning, PEFT PromptTuning with
-PEFT's defaults (random init, AdamW 3e-2), and PEFT with the paper's settings (sampled-vocabulary init,
-Adafactor 0.3). Every prompt is scored by the same rank-classification scorer on the same dev rows.
+PEFT's defaults (random init, AdamW 3e-2), PEFT with the paper's settings (sampled-vocabulary init,
+Adafactor 0.3), prefix tuning, P-tuning, and a 5-member prompt ensemble (each member, their average and
+best, and the vote). Every prompt is scored by the same rank-classification scorer on the same dev rows;
+early stopping uses 500 rows carved from train. `--rows` picks a subset.
 Last line: one JSON object.
 """
 
@@ -13,11 +15,14 @@ import json
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import SST2_TEMPLATE, dataset_path, peft_prompt_model, peft_prompt_vectors, train_peft
+
+ALL_ROWS = "design,softserve,peft,prefix,ptuning,ensemble"
 
 
 def main() -> None:
@@ -29,6 +34,7 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=15.0, help="Softserve's training budget")
     parser.add_argument("--dev-rows", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rows", default=ALL_ROWS, help=f"comma-separated subset of {ALL_ROWS}")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
@@ -41,6 +47,7 @@ def main() -> None:
     from workers.engine.encoding import TaskEncoder
     from workers.engine.evaluation import evaluate
     from workers.engine.inference import LoadedPrompt
+    from workers.engine.pipeline import train_task
     from workers.engine.prompt_tuning import init_prompt
     from workers.engine.task import TaskSpec
     from workers.engine.trainer import TrainConfig, train_prompt
@@ -66,66 +73,110 @@ def main() -> None:
         )
         return metrics["accuracy"]
 
-    zero = score("prompt design, 0-shot", design_prompt(fm, spec, []), 0.0)
-    four = score("prompt design, 4-shot", design_prompt(fm, spec, pick_shots(train, 4, args.seed)), 0.0)
-
+    wanted = set(args.rows.split(","))
+    figures: dict[str, float] = {}
     config = TrainConfig(
         prompt_length=20,
         init="labels",
         batch_size=16,
         steps=steps,
-        max_minutes=args.max_minutes,
         eval_every=max(5, steps // 6),
         patience=100,
         dev_eval_limit=500,
         seed=args.seed,
     )
-    initial = init_prompt(fm, 20, "labels", label_words=spec.labels, seed=args.seed)
-    result = train_prompt(fm, spec, train, early_stop, config, initial)
-    softserve = score(
-        "Softserve prompt tuning", LoadedPrompt.build(fm, result.prompt, spec), result.train_seconds
-    )
 
-    encoder = TaskEncoder(fm, spec)
-    inputs, targets = encoder.encode(train)
-    peft_rows = {
-        "peft_default_acc": (
-            "PEFT defaults (random, AdamW 3e-2)",
-            "RANDOM",
-            lambda p: torch.optim.AdamW(p, lr=3e-2),
-        ),
-        "peft_paper_acc": (
-            "PEFT paper (vocab init, Adafactor .3)",
-            "SAMPLE_VOCAB",
-            lambda p: Adafactor(
-                p, lr=0.3, scale_parameter=False, relative_step=False, warmup_init=False, weight_decay=1e-5
+    if "design" in wanted:
+        figures["design_0shot_acc"] = score("prompt design, 0-shot", design_prompt(fm, spec, []), 0.0)
+        shots = pick_shots(train, 4, args.seed)
+        figures["design_4shot_acc"] = score("prompt design, 4-shot", design_prompt(fm, spec, shots), 0.0)
+
+    if "softserve" in wanted:
+        budgeted = replace(config, max_minutes=args.max_minutes)
+        initial = init_prompt(fm, 20, "labels", label_words=spec.labels, seed=args.seed)
+        result = train_prompt(fm, spec, train, early_stop, budgeted, initial)
+        prompt = LoadedPrompt.build(fm, result.prompt, spec)
+        figures["softserve_acc"] = score("Softserve prompt tuning", prompt, result.train_seconds)
+        figures["softserve_train_minutes"] = round(result.train_seconds / 60, 2)
+        figures["softserve_steps"] = result.steps_run
+
+    if "peft" in wanted:
+        encoder = TaskEncoder(fm, spec)
+        inputs, targets = encoder.encode(train)
+        peft_rows = {
+            "peft_default_acc": (
+                "PEFT defaults (random, AdamW 3e-2)",
+                "RANDOM",
+                lambda p: torch.optim.AdamW(p, lr=3e-2),
             ),
-        ),
+            "peft_paper_acc": (
+                "PEFT paper (vocab init, Adafactor .3)",
+                "SAMPLE_VOCAB",
+                lambda p: Adafactor(
+                    p,
+                    lr=0.3,
+                    scale_parameter=False,
+                    relative_step=False,
+                    warmup_init=False,
+                    weight_decay=1e-5,
+                ),
+            ),
+        }
+        for key, (name, init, make_optimizer) in peft_rows.items():
+            torch.manual_seed(args.seed)
+            model = peft_prompt_model(fm, init)
+            timing = train_peft(model, fm, inputs, targets, steps, 16, make_optimizer, args.seed)
+            figures[key] = score(
+                name, LoadedPrompt.build(fm, peft_prompt_vectors(model), spec), timing["seconds"]
+            )
+
+    # The other methods, each with the same step budget per member as prompt tuning.
+    methods = {
+        "prefix": ("prefix tuning (MLP, folded)", {"method": "prefix", "init": "vocab"}),
+        "ptuning": ("P-tuning (MLP encoder)", {"method": "ptuning"}),
+        "ensemble": ("prompt ensemble, 5 members", {"ensemble_size": 5}),
     }
-    peft_acc = {}
-    for key, (name, init, make_optimizer) in peft_rows.items():
-        torch.manual_seed(args.seed)
-        model = peft_prompt_model(fm, init)
-        timing = train_peft(model, fm, inputs, targets, steps, 16, make_optimizer, args.seed)
-        peft_acc[key] = score(
-            name, LoadedPrompt.build(fm, peft_prompt_vectors(model), spec), timing["seconds"]
+    for key, (name, overrides) in methods.items():
+        if key not in wanted:
+            continue
+        artifact = train_task(fm, spec, train, early_stop, replace(config, **overrides))
+        seconds = artifact.metrics["train_seconds"]
+        prompt = LoadedPrompt.from_artifact(fm, artifact)
+        if key != "ensemble":
+            figures[f"{key}_acc"] = score(name, prompt, seconds)
+            continue
+        metrics = evaluate(fm, prompt, dev)
+        for k, member in enumerate(metrics["members"]):
+            rows.append((f"  ensemble member {k}", member, seconds))
+        figures["ensemble_member_avg_acc"] = metrics["member_avg_accuracy"]
+        figures["ensemble_member_best_acc"] = metrics["member_best_accuracy"]
+        rows.append(
+            (
+                "  ensemble member average",
+                {"accuracy": metrics["member_avg_accuracy"], "macro_f1": float("nan")},
+                seconds,
+            )
         )
-        model.unload() if hasattr(model, "unload") else None
+        rows.append(
+            (
+                "  ensemble member best",
+                {"accuracy": metrics["member_best_accuracy"], "macro_f1": float("nan")},
+                seconds,
+            )
+        )
+        rows.append((name, metrics, seconds))
+        figures["ensemble_acc"] = metrics["accuracy"]
 
     print(f"\n{'row':<40}{'dev acc':>9}{'macro-F1':>10}{'train s':>10}")
     for name, metrics, seconds in rows:
         print(f"{name:<40}{metrics['accuracy']:>9.4f}{metrics['macro_f1']:>10.4f}{seconds:>10.1f}")
-    best_design = max(zero, four)
+    designs = [figures[k] for k in ("design_0shot_acc", "design_4shot_acc") if k in figures]
+    if "softserve_acc" in figures and designs:
+        figures["softserve_minus_best_design"] = round(figures["softserve_acc"] - max(designs), 4)
     print(
         json.dumps(
             {
-                "softserve_acc": softserve,
-                "design_0shot_acc": zero,
-                "design_4shot_acc": four,
-                **peft_acc,
-                "softserve_minus_best_design": round(softserve - best_design, 4),
-                "softserve_train_minutes": round(result.train_seconds / 60, 2),
-                "softserve_steps": result.steps_run,
+                **figures,
                 "steps_budget": steps,
                 "dev_rows": len(dev),
                 "started": time.strftime("%Y-%m-%d %H:%M"),

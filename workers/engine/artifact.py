@@ -32,15 +32,34 @@ class PromptArtifact:
     metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def members(self) -> list[torch.Tensor]:
+        """One prompt per member (K=1 unless an ensemble): (P, E) vectors or a
+        (layers, 2, kv_heads, P, head_dim) prefix."""
+        if "members" in self.tensors:
+            return list(self.tensors["members"].unbind(0))  # from (K, ...)
+        return [self.tensors["prefix"] if "prefix" in self.tensors else self.tensors["prompt"]]
+
+    @property
     def prompt(self) -> torch.Tensor:
-        return self.tensors["prompt"]  # (P, E)
+        return self.members[0]
+
+    @property
+    def is_prefix(self) -> bool:
+        return self.prompt.dim() == 5
+
+    @property
+    def ensemble_size(self) -> int:
+        return len(self.members)
 
     @property
     def prompt_length(self) -> int:
-        return int(self.prompt.shape[0])
+        return int(self.prompt.shape[-2] if self.is_prefix else self.prompt.shape[0])
 
     @property
     def embed_dim(self) -> int:
+        """The model width the prompt was made for (for a prefix: kv_heads × head_dim)."""
+        if self.is_prefix:
+            return int(self.prompt.shape[2] * self.prompt.shape[4])
         return int(self.prompt.shape[1])
 
     def metadata(self) -> dict[str, str]:
@@ -51,6 +70,7 @@ class PromptArtifact:
             "fingerprint": self.fingerprint,
             "prompt_length": str(self.prompt_length),
             "embed_dim": str(self.embed_dim),
+            "ensemble_size": str(self.ensemble_size),
             "task_type": self.spec.task_type,
             "task": json.dumps(self.spec.to_dict()),
             "train_config": json.dumps(self.train_config),
@@ -65,8 +85,22 @@ class PromptArtifact:
                 f"{self.fingerprint[:12]}), not for {fm.model_id!r} (fingerprint {fm.fingerprint[:12]}); "
                 f"pass --base-model {self.base_model}."
             )
-        if self.embed_dim != fm.embed_dim:
+        if self.is_prefix:
+            layers, kv_heads, head_dim = fm.kv_geometry()
+            shape = (layers, 2, kv_heads, self.prompt_length, head_dim)
+            if tuple(self.prompt.shape) != shape:
+                raise ArtifactError(
+                    f"The prefix has shape {tuple(self.prompt.shape)}, the model needs {shape}."
+                )
+        elif self.embed_dim != fm.embed_dim:
             raise ArtifactError(f"The prompt has width {self.embed_dim}, the model {fm.embed_dim}.")
+
+
+def ensemble_tensors(members: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors for K prompts of equal shape: one prompt (or prefix), or K stacked members."""
+    if len(members) == 1:
+        return {"prefix" if members[0].dim() == 5 else "prompt": members[0]}
+    return {"members": torch.stack([m.detach().cpu() for m in members])}
 
 
 def save_artifact(artifact: PromptArtifact, path: str | Path) -> Path:
@@ -97,7 +131,7 @@ def load_artifact(path: str | Path) -> PromptArtifact:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(f"{path} is not a prompt artifact (safetensors): {exc}.") from exc
-    if "format_version" not in meta or "prompt" not in tensors:
+    if "format_version" not in meta or not {"prompt", "prefix", "members"} & set(tensors):
         raise ArtifactError(f"{path} is a safetensors file but not a Softserve prompt artifact.")
     if int(meta["format_version"]) > FORMAT_VERSION:
         raise ArtifactError(

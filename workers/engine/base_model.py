@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +106,15 @@ def weight_fingerprint(model: torch.nn.Module) -> str:
     return digest.hexdigest()[:32]
 
 
+class T5NotLMAdaptedWarning(UserWarning):
+    """Prompt tuning a T5 checkpoint that was only trained on span corruption."""
+
+
+def is_lm_adapted(source: str, config) -> bool:
+    names = f"{source} {getattr(config, '_name_or_path', '')}".lower().replace("_", "-")
+    return "lm-adapt" in names or bool(getattr(config, "lm_adapted", False))
+
+
 @dataclass
 class FrozenModel:
     """A loaded base model with every weight frozen, its tokenizer, and how to reach its parts."""
@@ -138,6 +148,14 @@ class FrozenModel:
     @property
     def eos_id(self) -> int | None:
         return self.tokenizer.eos_token_id
+
+    def kv_geometry(self) -> tuple[int, int, int]:
+        """(layers, key/value heads, head size) of the decoder's attention: the shape of a prefix."""
+        config = self.model.config.get_text_config(decoder=True)
+        heads = config.num_attention_heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        return int(config.num_hidden_layers), int(kv_heads), int(head_dim)
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.model.get_input_embeddings()(ids)
@@ -178,6 +196,14 @@ def load_base_model(model_id: str = DEFAULT_MODEL_ID, device: str | None = None)
     model.eval()
     model.requires_grad_(False)
     name = DEFAULT_MODEL_ID if source == str(model_cache_dir() / DEFAULT_MODEL_ID) else model_id
+    if config.model_type in ("t5", "mt5", "umt5") and not is_lm_adapted(source, config):
+        # The paper: prompt tuning on span-corruption T5 (not LM-adapted) scored as low as 0%.
+        warnings.warn(
+            f"The T5 model {name!r} does not look LM-adapted (e.g. t5-base-lm-adapt); prompt tuning on "
+            "span-corruption T5 is unreliable. Use an LM-adapted checkpoint if scores stay near zero.",
+            T5NotLMAdaptedWarning,
+            stacklevel=2,
+        )
     frozen = FrozenModel(
         model_id=name, model=model, tokenizer=tokenizer, fingerprint=weight_fingerprint(model)
     )

@@ -13,36 +13,60 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
+from transformers import Cache, DynamicCache
 
 from workers.engine.base_model import FrozenModel
+from workers.engine.errors import EngineError
 
 
 @dataclass
 class PromptSet:
-    """N prompts padded to a common length, so rows can index them: vectors (N, Pmax, E), lengths (N,)."""
+    """N prompts stacked so that rows can index them.
 
-    vectors: torch.Tensor
-    lengths: torch.Tensor
+    A prompt is either input vectors (P, E) -- prompt tuning, P-tuning, text prompts -- or a prefix
+    (layers, 2, kv_heads, P, head_dim) of keys and values for every layer -- prefix tuning. Both
+    kinds live in one set so a batch can mix methods: a vector prompt has prefix length 0 and a
+    prefix has vector length 0.
+    """
+
+    vectors: torch.Tensor  # (N, Pv, E), each left-aligned, `lengths` real
+    lengths: torch.Tensor  # (N,)
+    prefix: torch.Tensor | None = None  # (N, layers, 2, kv_heads, Pp, head_dim), each right-aligned
+    prefix_lengths: torch.Tensor | None = None  # (N,)
 
     @classmethod
     def from_list(cls, prompts: Sequence[torch.Tensor], embed_dim: int | None = None) -> PromptSet:
         if not prompts:
             raise ValueError("a PromptSet needs at least one prompt")
-        dim = embed_dim or prompts[0].shape[-1]
-        longest = max(1, max(p.shape[0] for p in prompts))
-        ref = prompts[0]
-        vectors = ref.new_zeros((len(prompts), longest, dim))  # (N, Pmax, E)
+        vector_prompts = [p for p in prompts if p.dim() == 2]
+        prefixes = [p for p in prompts if p.dim() == 5]
+        if len(vector_prompts) + len(prefixes) != len(prompts):
+            raise ValueError("a prompt is (P, E) vectors or a (layers, 2, kv_heads, P, head_dim) prefix")
+        dim = embed_dim or (vector_prompts[0].shape[-1] if vector_prompts else None)
+        if dim is None:
+            raise ValueError("embed_dim is needed when every prompt is a prefix")
+        longest = max([1, *(p.shape[0] for p in vector_prompts)])
+        vectors = prompts[0].new_zeros((len(prompts), longest, dim))  # (N, Pv, E)
+        lengths = torch.zeros(len(prompts), dtype=torch.long)
         for i, prompt in enumerate(prompts):
-            vectors[i, : prompt.shape[0]] = prompt
-        lengths = torch.tensor([p.shape[0] for p in prompts], dtype=torch.long)
-        return cls(vectors=vectors, lengths=lengths)
+            if prompt.dim() == 2:
+                vectors[i, : prompt.shape[0]] = prompt
+                lengths[i] = prompt.shape[0]
+        prefix = prefix_lengths = None
+        if prefixes:
+            layers, _, kv_heads, _, head_dim = prefixes[0].shape
+            widest = max(p.shape[3] for p in prefixes)
+            prefix = prefixes[0].new_zeros((len(prompts), layers, 2, kv_heads, widest, head_dim))
+            prefix_lengths = torch.zeros(len(prompts), dtype=torch.long)
+            for i, prompt in enumerate(prompts):
+                if prompt.dim() == 5:
+                    prefix[i, :, :, :, widest - prompt.shape[3] :] = prompt
+                    prefix_lengths[i] = prompt.shape[3]
+        return cls(vectors=vectors, lengths=lengths, prefix=prefix, prefix_lengths=prefix_lengths)
 
     @classmethod
     def single(cls, prompt: torch.Tensor) -> PromptSet:
-        """One prompt (P, E) as a set of one, keeping the autograd graph to the parameter."""
-        if prompt.shape[0] == 0:
-            return cls.from_list([prompt])
-        return cls(vectors=prompt.unsqueeze(0), lengths=torch.tensor([prompt.shape[0]]))
+        return cls.from_list([prompt])
 
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
@@ -51,8 +75,36 @@ class PromptSet:
 @dataclass
 class AssembledBatch:
     inputs_embeds: torch.Tensor  # (B, L, E)
-    attention_mask: torch.Tensor  # (B, L)
+    attention_mask: torch.Tensor  # (B, Pp + L): prefix region first when there is one
     position_ids: torch.Tensor  # (B, L)
+    past_key_values: Cache | None = None  # the rows' prefixes, (B, kv_heads, Pp, head_dim) per layer
+
+    def decoder_inputs(self) -> dict:
+        """Keyword arguments for a decoder's forward pass."""
+        return {
+            "inputs_embeds": self.inputs_embeds,
+            "attention_mask": self.attention_mask,
+            "position_ids": self.position_ids,
+            "past_key_values": self.past_key_values,
+            "use_cache": self.past_key_values is not None,
+        }
+
+
+def _prefix_cache(
+    fm: FrozenModel, prompts: PromptSet, row_prompt: torch.Tensor
+) -> tuple[Cache, torch.Tensor]:
+    """A fresh cache holding each row's prefix (right-aligned in the prefix region) and its mask."""
+    if fm.is_encoder_decoder:
+        raise EngineError(
+            "Prefix tuning is supported on decoder-only models; this base model is encoder-decoder."
+        )
+    rows = prompts.prefix[row_prompt].to(device=fm.device, dtype=fm.dtype)  # (B, layers, 2, kv, Pp, hd)
+    width = rows.shape[4]
+    lengths = prompts.prefix_lengths.to(fm.device)[row_prompt]  # (B,)
+    mask = torch.arange(width, device=fm.device).unsqueeze(0) >= (width - lengths).unsqueeze(1)  # (B, Pp)
+    layers = [(rows[:, layer, 0], rows[:, layer, 1]) for layer in range(rows.shape[1])]
+    # A new cache object per forward pass: the model appends the batch's own keys to it.
+    return DynamicCache(ddp_cache_data=layers, config=fm.model.config), mask.long()
 
 
 def assemble(
@@ -100,11 +152,13 @@ def assemble(
             torch.zeros(1, dim, device=device, dtype=dtype),
         ]
     )  # (N*Pmax + B*T + 1, E)
-    mask = is_prompt | is_token
+    mask = (is_prompt | is_token).long()
+    cache = None
+    if prompts.prefix is not None:
+        cache, prefix_mask = _prefix_cache(fm, prompts, row_prompt)
+        mask = torch.cat([prefix_mask, mask], dim=1)
     return AssembledBatch(
-        inputs_embeds=source[index],
-        attention_mask=mask.long(),
-        position_ids=rel.clamp(min=0),
+        inputs_embeds=source[index], attention_mask=mask, position_ids=rel.clamp(min=0), past_key_values=cache
     )
 
 

@@ -104,3 +104,24 @@ def split_train_dev(examples: list[Example], dev_fraction: float, seed: int) -> 
     dev = [examples[i] for i in order[:n_dev]]
     train = [examples[i] for i in order[n_dev:]]
     return train, dev
+
+
+def remap_rows(
+    rows: list[dict[str, str]], column_map: dict[str, str], label_map: dict[str, str], label_column: str
+) -> list[dict[str, str]]:
+    """Rows of another dataset seen through a prompt's fields and labels (domain transfer).
+
+    `column_map` maps a template field to the column holding it there; `label_map` maps that
+    dataset's label words to the prompt's.
+    """
+    columns = list(rows[0].keys())
+    missing = [column for column in column_map.values() if column not in columns]
+    if missing:
+        raise DataError(f"The data has no column(s) {missing} to map; its columns are {columns}.")
+    remapped = []
+    for row in rows:
+        row = {**row, **{field: row[column] for field, column in column_map.items()}}
+        if label_column in row:
+            row[label_column] = label_map.get(row[label_column].strip(), row[label_column])
+        remapped.append(row)
+    return remapped

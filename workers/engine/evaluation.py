@@ -41,14 +41,28 @@ def evaluate(
     """Score a prompt on labelled examples: {"accuracy", "macro_f1", "n"} or {"exact_match", "n"}."""
     outputs = predict(fm, prompt, [ex.fields for ex in examples], batch_size=batch_size)
     gold = [ex.target for ex in examples]
-    if prompt.spec.task_type == "classification":
-        predicted = [out["label"] for out in outputs]
-        return {
-            "accuracy": round(accuracy(gold, predicted), 4),
-            "macro_f1": round(macro_f1(gold, predicted, prompt.spec.labels), 4),
-            "n": len(examples),
-        }
-    return {"exact_match": round(exact_match(gold, [out["text"] for out in outputs]), 4), "n": len(examples)}
+    if prompt.spec.task_type != "classification":
+        texts = [out["text"] for out in outputs]
+        return {"exact_match": round(exact_match(gold, texts), 4), "n": len(examples)}
+    metrics = _classification(gold, [out["label"] for out in outputs], prompt.spec.labels)
+    if len(prompt.members) > 1:
+        # The paper's Table 3: every member, their average and best, and the ensemble, from one pass.
+        members = [
+            _classification(gold, [out["members"][k] for out in outputs], prompt.spec.labels)
+            for k in range(len(prompt.members))
+        ]
+        metrics["members"] = members
+        metrics["member_avg_accuracy"] = round(sum(m["accuracy"] for m in members) / len(members), 4)
+        metrics["member_best_accuracy"] = max(m["accuracy"] for m in members)
+    return metrics
+
+
+def _classification(gold: list[str], predicted: list[str], labels: Sequence[str]) -> dict[str, Any]:
+    return {
+        "accuracy": round(accuracy(gold, predicted), 4),
+        "macro_f1": round(macro_f1(gold, predicted, labels), 4),
+        "n": len(gold),
+    }
 
 
 def headline(metrics: dict[str, Any]) -> float:

@@ -20,43 +20,75 @@ DEFAULT_MAX_NEW_TOKENS = 32
 
 @dataclass
 class LoadedPrompt:
-    """A prompt ready to run on one base model: its vectors and its task's encoder."""
+    """A prompt ready to run on one base model: its member vectors (K=1 unless an ensemble) and encoder."""
 
-    vectors: torch.Tensor  # (P, E)
+    members: list[torch.Tensor]  # K × (P, E)
     encoder: TaskEncoder
 
     @classmethod
     def build(
         cls,
         fm: FrozenModel,
-        vectors: torch.Tensor,
+        vectors: torch.Tensor | list[torch.Tensor],
         spec: TaskSpec,
         max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS,
     ) -> LoadedPrompt:
-        return cls(vectors=vectors.detach().to(fm.device), encoder=TaskEncoder(fm, spec, max_input_tokens))
+        members = vectors if isinstance(vectors, list) else [vectors]
+        return cls(
+            members=[m.detach().to(fm.device) for m in members],
+            encoder=TaskEncoder(fm, spec, max_input_tokens),
+        )
 
     @classmethod
     def from_artifact(cls, fm: FrozenModel, artifact: PromptArtifact) -> LoadedPrompt:
         artifact.check_fits(fm)
         max_tokens = int(artifact.train_config.get("max_input_tokens", DEFAULT_MAX_INPUT_TOKENS))
-        return cls.build(fm, artifact.prompt, artifact.spec, max_tokens)
+        return cls.build(fm, artifact.members, artifact.spec, max_tokens)
 
     @property
     def spec(self) -> TaskSpec:
         return self.encoder.spec
 
+    def member(self, k: int) -> LoadedPrompt:
+        """Member k alone, sharing this prompt's encoder."""
+        return LoadedPrompt(members=[self.members[k]], encoder=self.encoder)
 
-def _prompt_table(prompts: Sequence[LoadedPrompt]) -> tuple[PromptSet, torch.Tensor]:
-    """Distinct prompts stacked once; each row points at its prompt's index."""
-    unique: dict[int, int] = {}
+
+def _expand(
+    fm: FrozenModel, items: Sequence[tuple[LoadedPrompt, dict[str, str]]]
+) -> tuple[PromptSet, torch.Tensor, list[int]]:
+    """Distinct member vectors stacked once; each item becomes one row per member (an ensemble: K rows)."""
+    index: dict[int, int] = {}
     vectors: list[torch.Tensor] = []
-    rows = []
-    for prompt in prompts:
-        if id(prompt) not in unique:
-            unique[id(prompt)] = len(vectors)
-            vectors.append(prompt.vectors)
-        rows.append(unique[id(prompt)])
-    return PromptSet.from_list(vectors), torch.tensor(rows, dtype=torch.long)
+    rows: list[int] = []
+    counts: list[int] = []
+    for prompt, _ in items:
+        for member in prompt.members:
+            if id(member) not in index:
+                index[id(member)] = len(vectors)
+                vectors.append(member)
+            rows.append(index[id(member)])
+        counts.append(len(prompt.members))
+    return PromptSet.from_list(vectors, fm.embed_dim), torch.tensor(rows, dtype=torch.long), counts
+
+
+def vote(labels: list[str], member_logprobs: torch.Tensor) -> dict[str, Any]:
+    """Majority vote of K members over (K, C) log-probabilities; ties go to the best mean log-probability."""
+    picks = member_logprobs.argmax(dim=1)  # (K,)
+    votes = torch.bincount(picks, minlength=len(labels))  # (C,)
+    tied = votes == votes.max()
+    mean_logprob = member_logprobs.mean(0)  # (C,)
+    winner = int(torch.where(tied, mean_logprob, torch.full_like(mean_logprob, -torch.inf)).argmax())
+    probs = torch.softmax(member_logprobs.float(), dim=1).mean(0)
+    out: dict[str, Any] = {
+        "label": labels[winner],
+        "scores": dict(zip(labels, probs.tolist(), strict=True)),
+        "logprobs": dict(zip(labels, mean_logprob.tolist(), strict=True)),
+    }
+    if member_logprobs.shape[0] > 1:
+        out["votes"] = dict(zip(labels, votes.tolist(), strict=True))
+        out["members"] = [labels[int(i)] for i in picks]
+    return out
 
 
 @torch.no_grad()
@@ -65,34 +97,42 @@ def predict_mixed(
     items: Sequence[tuple[LoadedPrompt, dict[str, str]]],
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
 ) -> list[dict[str, Any]]:
-    """Outputs for rows that may each use a different prompt and task.
+    """Outputs for rows that may each use a different prompt, task, or ensemble.
 
-    All classification rows share one forward pass; generation rows share one decoding loop.
+    All classification rows (ensemble members included) share one forward pass; generation rows
+    share one decoding loop.
     """
     outputs: list[dict[str, Any]] = [{} for _ in items]
-    classify = [i for i, (p, _) in enumerate(items) if p.spec.task_type == "classification"]
-    generate = [i for i, (p, _) in enumerate(items) if p.spec.task_type == "generation"]
-    if classify:
-        prompts, row_prompt = _prompt_table([items[i][0] for i in classify])
-        inputs = [items[i][0].encoder.input_ids(items[i][1]) for i in classify]
-        classes = [items[i][0].encoder.class_targets for i in classify]
-        for i, scores in zip(classify, class_logprobs(fm, prompts, row_prompt, inputs, classes), strict=True):
-            labels = items[i][0].spec.labels
-            probs = torch.softmax(scores.float(), dim=0).tolist()
-            best = int(torch.argmax(scores))
-            outputs[i] = {
-                "label": labels[best],
-                "scores": dict(zip(labels, probs, strict=True)),
-                "logprobs": dict(zip(labels, scores.tolist(), strict=True)),
-            }
-    if generate:
-        prompts, row_prompt = _prompt_table([items[i][0] for i in generate])
-        inputs = [items[i][0].encoder.input_ids(items[i][1]) for i in generate]
-        for i, ids in zip(
-            generate, greedy_generate(fm, prompts, row_prompt, inputs, max_new_tokens), strict=True
-        ):
-            outputs[i] = {"text": fm.decode(ids).strip()}
+    for task_type in ("classification", "generation"):
+        chosen = [i for i, (p, _) in enumerate(items) if p.spec.task_type == task_type]
+        if not chosen:
+            continue
+        group = [items[i] for i in chosen]
+        prompts, row_prompt, counts = _expand(fm, group)
+        inputs = [p.encoder.input_ids(fields) for p, fields in group for _ in p.members]
+        if task_type == "classification":
+            classes = [p.encoder.class_targets for p, _ in group for _ in p.members]
+            scores = class_logprobs(fm, prompts, row_prompt, inputs, classes)
+            per_item = [torch.stack(part) for part in _split(scores, counts)]  # (K, C) each
+            for i, (prompt, _), member_scores in zip(chosen, group, per_item, strict=True):
+                outputs[i] = vote(prompt.spec.labels, member_scores)
+        else:
+            texts = [
+                fm.decode(ids).strip()
+                for ids in greedy_generate(fm, prompts, row_prompt, inputs, max_new_tokens)
+            ]
+            for i, member_texts in zip(chosen, _split(texts, counts), strict=True):
+                # Ensembles of generators: the most frequent text, ties to the earliest member.
+                outputs[i] = {"text": max(member_texts, key=member_texts.count)}
     return outputs
+
+
+def _split(values: list, counts: list[int]) -> list[list]:
+    parts, start = [], 0
+    for count in counts:
+        parts.append(values[start : start + count])
+        start += count
+    return parts
 
 
 def predict(
@@ -102,11 +142,15 @@ def predict(
     batch_size: int = 32,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
 ) -> list[dict[str, Any]]:
-    """Outputs for many rows of one prompt, in length-sorted batches (less padding), in input order."""
-    order = sorted(range(len(rows)), key=lambda i: len(prompt.encoder.input_ids(rows[i])))
+    """Outputs for many rows of one prompt, in length-sorted batches (less padding), in input order.
+
+    `batch_size` counts model rows: an ensemble of K members takes K rows per input.
+    """
+    order = sorted(range(len(rows)), key=lambda i: sum(len(v) for v in rows[i].values()))
     results: list[dict[str, Any]] = [{} for _ in rows]
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
+    per_batch = max(1, batch_size // len(prompt.members))
+    for start in range(0, len(order), per_batch):
+        chunk = order[start : start + per_batch]
         for i, out in zip(
             chunk, predict_mixed(fm, [(prompt, rows[i]) for i in chunk], max_new_tokens), strict=True
         ):

@@ -95,6 +95,9 @@ class SoftPrompt(nn.Module):
     def length(self) -> int:
         return int(self.vectors.shape[0])
 
+    def forward(self) -> torch.Tensor:
+        return self.vectors  # (P, E)
+
     def export(self) -> dict[str, torch.Tensor]:
         """The tensors an artifact stores."""
         return {"prompt": self.vectors.detach().cpu().contiguous()}

@@ -68,12 +68,7 @@ def target_logprobs(
         return _seq2seq_target_logprobs(fm, hidden, mask, targets)
     seqs = [[*inp, *tgt] for inp, tgt in zip(inputs, targets, strict=True)]
     batch = assemble(fm, prompts, row_prompt, seqs, left_pad=True)
-    hidden = fm.decoder_body()(
-        inputs_embeds=batch.inputs_embeds,
-        attention_mask=batch.attention_mask,
-        position_ids=batch.position_ids,
-        use_cache=False,
-    ).last_hidden_state  # (B, L, E)
+    hidden = fm.decoder_body()(**batch.decoder_inputs()).last_hidden_state  # (B, L, E)
     width = max(len(t) for t in targets)
     length = hidden.shape[1]
     # Rows end together (left padding), so the positions predicting targets are one slice for all rows.
@@ -114,12 +109,7 @@ def class_logprobs(
     if all(len(t) == 1 for t in flat_targets):
         # Single-token verbalizers: one pass over the inputs, one next-token distribution per row.
         batch = assemble(fm, prompts, row_prompt, inputs, left_pad=True)
-        hidden = fm.decoder_body()(
-            inputs_embeds=batch.inputs_embeds,
-            attention_mask=batch.attention_mask,
-            position_ids=batch.position_ids,
-            use_cache=False,
-        ).last_hidden_state[:, -1]  # (B, E)
+        hidden = fm.decoder_body()(**batch.decoder_inputs()).last_hidden_state[:, -1]  # (B, E)
         logprobs = F.log_softmax(fm.lm_head()(hidden).float(), dim=-1)  # (B, V)
         return [logprobs[i, [t[0] for t in classes]] for i, classes in enumerate(row_classes)]
     expanded_inputs = [inp for inp, n in zip(inputs, counts, strict=True) for _ in range(n)]
@@ -151,12 +141,7 @@ def greedy_generate(
         return [_until_eos(fm, row.tolist()[1:]) for row in out]
     batch = assemble(fm, prompts, row_prompt, inputs, left_pad=True)
     body, head = fm.decoder_body(), fm.lm_head()
-    out = body(
-        inputs_embeds=batch.inputs_embeds,
-        attention_mask=batch.attention_mask,
-        position_ids=batch.position_ids,
-        use_cache=True,
-    )
+    out = body(**{**batch.decoder_inputs(), "use_cache": True})
     mask, position = batch.attention_mask, batch.position_ids[:, -1:]
     generated: list[list[int]] = [[] for _ in inputs]
     done = torch.zeros(len(inputs), dtype=torch.bool, device=fm.device)

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from workers.engine.base_model import FrozenModel
 from workers.engine.batching import PromptSet, length_buckets
@@ -18,12 +19,17 @@ from workers.engine.encoding import DEFAULT_MAX_INPUT_TOKENS, TaskEncoder
 from workers.engine.errors import EngineError
 from workers.engine.evaluation import evaluate, headline
 from workers.engine.inference import LoadedPrompt
+from workers.engine.p_tuning import PromptEncoder, PTuningConfig
+from workers.engine.prefix_tuning import PrefixConfig, PrefixEncoder
 from workers.engine.prompt_tuning import INIT_STRATEGIES, SoftPrompt, check_prompt_length
 from workers.engine.scoring import target_nll
 from workers.engine.task import Example, TaskSpec
 
-METHODS = ("prompt",)
+METHODS = ("prompt", "ptuning", "prefix")
 OPTIMIZERS = ("adafactor", "adamw")
+PRECISIONS = ("fp32", "bf16")
+# Prompt tuning uses the paper's Adafactor at 0.3; an MLP/LSTM encoder needs a gentler AdamW.
+METHOD_OPTIMIZER = {"prompt": ("adafactor", 0.3), "ptuning": ("adamw", 3e-3), "prefix": ("adamw", 5e-3)}
 
 
 @dataclass
@@ -33,8 +39,11 @@ class TrainConfig:
     init: str = "labels"
     init_text: str | None = None
     init_file: str | None = None
-    optimizer: str = "adafactor"
-    learning_rate: float = 0.3
+    optimizer: str | None = None  # None: the method's default (METHOD_OPTIMIZER)
+    learning_rate: float | None = None
+    ptuning_encoder: str = "mlp"
+    prefix_reparameterize: bool = True
+    ensemble_size: int = 1
     weight_decay: float = 1e-5
     batch_size: int = 16
     grad_accum: int = 1
@@ -45,12 +54,19 @@ class TrainConfig:
     dev_eval_limit: int | None = 500
     eval_batch_size: int = 32
     max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS
+    precision: str = "fp32"  # or "bf16": autocast the frozen model's matmuls; the prompt stays fp32
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise EngineError(f"Unknown method {self.method!r}; use one of {', '.join(METHODS)}.")
         check_prompt_length(self.prompt_length)
+        default_optimizer, default_lr = METHOD_OPTIMIZER[self.method]
+        self.optimizer = self.optimizer or default_optimizer
+        self.learning_rate = default_lr if self.learning_rate is None else self.learning_rate
+        PTuningConfig(encoder=self.ptuning_encoder)
+        if not 1 <= self.ensemble_size <= 32:
+            raise EngineError(f"An ensemble has 1 to 32 members, got {self.ensemble_size}.")
         if self.init not in INIT_STRATEGIES:
             raise EngineError(f"Unknown init {self.init!r}; use one of {', '.join(INIT_STRATEGIES)}.")
         if self.init == "file" and not self.init_file:
@@ -72,6 +88,8 @@ class TrainConfig:
                 raise EngineError(f"The {name} must be positive, got {value}.")
         if self.weight_decay < 0:
             raise EngineError(f"The weight decay must not be negative, got {self.weight_decay}.")
+        if self.precision not in PRECISIONS:
+            raise EngineError(f"Unknown precision {self.precision!r}; use fp32 or bf16.")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise EngineError(f"--max-minutes must be positive, got {self.max_minutes}.")
 
@@ -125,10 +143,171 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
+def autocast(fm: FrozenModel, config: TrainConfig) -> torch.autocast:
+    """bf16 autocast when asked for: frozen weights run in bf16, the trainable prompt and its
+    optimiser state stay fp32."""
+    return torch.autocast(
+        device_type=fm.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
+    )
+
+
+def build_module(fm: FrozenModel, config: TrainConfig, initial: torch.Tensor) -> nn.Module:
+    """The trainable module of the configured method; calling it yields the prompt it trains."""
+    if config.method == "prefix":
+        return PrefixEncoder(fm, initial, PrefixConfig(reparameterize=config.prefix_reparameterize))
+    if config.method == "ptuning":
+        return PromptEncoder(initial, PTuningConfig(encoder=config.ptuning_encoder))
+    return SoftPrompt(initial)
+
+
 def _dev_subset(dev: list[Example], limit: int | None, seed: int) -> list[Example]:
     if limit is None or len(dev) <= limit:
         return dev
     return random.Random(seed).sample(dev, limit)
+
+
+@dataclass
+class Member:
+    """One prompt of a bank: its task, its data, its method module (which yields (P, E)) and its seed."""
+
+    spec: TaskSpec
+    train: list[Example]
+    dev: list[Example]
+    module: nn.Module
+    seed: int = 0
+
+
+class _Run:
+    """A member's moving parts during training: its data stream, best checkpoint and stopping state."""
+
+    def __init__(self, fm: FrozenModel, member: Member, config: TrainConfig):
+        if not member.train:
+            raise EngineError("The training data is empty.")
+        if not member.dev:
+            raise EngineError("The dev data is empty; early stopping needs a dev split.")
+        self.member = member
+        self.encoder = TaskEncoder(fm, member.spec, config.max_input_tokens)
+        self.inputs, self.targets = self.encoder.encode(member.train)
+        lengths = [len(i) + len(t) for i, t in zip(self.inputs, self.targets, strict=True)]
+        # Each member has its own seeded data order: the same batches it would see trained alone.
+        self.batches = length_buckets(lengths, config.batch_size, member.seed)
+        self.dev_probe = _dev_subset(member.dev, config.dev_eval_limit, member.seed)
+        self.best_metric, self.best_step, self.best_dev = -math.inf, 0, {}
+        self.best_prompt = member.module().detach().clone()
+        self.evals_without_gain, self.tokens, self.steps, self.stop_reason = 0, 0, 0, "steps"
+        self.active = True
+        self.history: list[dict[str, Any]] = []
+
+    def evaluate(self, fm: FrozenModel, config: TrainConfig, step: int) -> dict[str, Any]:
+        vectors = self.member.module().detach()
+        with autocast(fm, config):
+            metrics = evaluate(
+                fm,
+                LoadedPrompt.build(fm, vectors, self.member.spec, config.max_input_tokens),
+                self.dev_probe,
+                config.eval_batch_size,
+            )
+        if headline(metrics) > self.best_metric:
+            self.best_metric, self.best_step, self.best_dev = headline(metrics), step, metrics
+            self.best_prompt = vectors.clone()
+            self.evals_without_gain = 0
+        else:
+            self.evals_without_gain += 1
+            if self.evals_without_gain >= config.patience:
+                self.active, self.stop_reason = False, "early stopping"
+        return metrics
+
+
+def train_bank(
+    fm: FrozenModel,
+    members: list[Member],
+    config: TrainConfig,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[TrainResult]:
+    """Train N independent prompts in the same batches; returns each member's best dev checkpoint.
+
+    Every member keeps its own parameters (so its own optimiser state), data order and early
+    stopping; a step's forward pass carries all active members' rows, each behind its own prompt.
+    """
+    if not members:
+        raise EngineError("A bank needs at least one member.")
+    torch.manual_seed(config.seed)
+    runs = [_Run(fm, member, config) for member in members]
+    for member in members:
+        member.module.to(fm.device)
+    optimizer = make_optimizer([p for m in members for p in m.module.parameters()], config)
+    budget_s = config.max_minutes * 60 if config.max_minutes else math.inf
+    started, eval_seconds = time.perf_counter(), 0.0
+    for step in range(1, config.steps + 1):
+        active = [run for run in runs if run.active]
+        optimizer.zero_grad(set_to_none=True)
+        losses = dict.fromkeys(range(len(active)), 0.0)
+        for _ in range(config.grad_accum):
+            picks = [next(run.batches) for run in active]
+            prompts = PromptSet.from_list([run.member.module() for run in active], fm.embed_dim)
+            row_prompt = torch.tensor([k for k, pick in enumerate(picks) for _ in pick], dtype=torch.long)
+            inputs = [run.inputs[i] for run, pick in zip(active, picks, strict=True) for i in pick]
+            targets = [run.targets[i] for run, pick in zip(active, picks, strict=True) for i in pick]
+            with autocast(fm, config):
+                nll = target_nll(fm, prompts, row_prompt, inputs, targets).float()  # (rows,)
+            # Sum of per-member means: each member's gradient is the one it would get alone.
+            per_member = [part.mean() / config.grad_accum for part in nll.split([len(p) for p in picks])]
+            torch.stack(per_member).sum().backward()
+            for k, (run, pick, loss) in enumerate(zip(active, picks, per_member, strict=True)):
+                losses[k] += float(loss.detach())
+                run.tokens += sum(len(run.inputs[i]) + len(run.targets[i]) for i in pick)
+                run.tokens += len(pick) * int(prompts.lengths[k])  # a prefix adds no input tokens
+        optimizer.step()
+        elapsed = time.perf_counter() - started
+        out_of_time = elapsed >= budget_s
+        stop_requested = bool(should_stop and should_stop())
+        evaluating = step % config.eval_every == 0 or step == config.steps or out_of_time or stop_requested
+        eval_started = time.perf_counter()
+        for k, run in enumerate(active):
+            run.steps = step
+            entry: dict[str, Any] = {"step": step, "loss": round(losses[k], 5), "elapsed_s": round(elapsed)}
+            if evaluating:
+                entry["dev"] = run.evaluate(fm, config, step)
+            run.history.append(entry)
+        eval_seconds += time.perf_counter() - eval_started if evaluating else 0.0
+        if on_progress:
+            rate = step / max(elapsed, 1e-9)
+            bests = [run.best_metric for run in runs if run.best_metric > -math.inf]
+            on_progress(
+                Progress(
+                    step,
+                    config.steps,
+                    sum(losses.values()) / len(active),
+                    sum(run.tokens for run in runs) / max(elapsed - eval_seconds, 1e-9),
+                    elapsed,
+                    min((config.steps - step) / rate, max(budget_s - elapsed, 0.0)),
+                    active[0].history[-1].get("dev") if len(runs) == 1 else None,
+                    sum(bests) / len(bests) if bests else None,
+                )
+            )
+        reason = "stopped" if stop_requested else "time budget" if out_of_time else None
+        if reason:
+            for run in runs:
+                if run.active:
+                    run.active, run.stop_reason = False, reason
+        if not any(run.active for run in runs):
+            break
+    train_seconds = time.perf_counter() - started
+    return [
+        TrainResult(
+            prompt=run.best_prompt.cpu(),
+            best_step=run.best_step,
+            best_dev=run.best_dev,
+            steps_run=run.steps,
+            stop_reason=run.stop_reason,
+            train_seconds=train_seconds,
+            train_tokens=run.tokens,
+            eval_seconds=eval_seconds,
+            history=run.history,
+        )
+        for run in runs
+    ]
 
 
 def train_prompt(
@@ -142,101 +321,7 @@ def train_prompt(
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train one prompt from `initial` (P, E); returns the prompt of the best dev evaluation."""
-    if not train:
-        raise EngineError("The training data is empty.")
-    if not dev:
-        raise EngineError("The dev data is empty; early stopping needs a dev split.")
-    torch.manual_seed(config.seed)
-    encoder = TaskEncoder(fm, spec, config.max_input_tokens)
-    inputs, targets = encoder.encode(train)
-    dev_probe = _dev_subset(dev, config.dev_eval_limit, config.seed)
-    soft = SoftPrompt(initial).to(fm.device)
-    optimizer = make_optimizer(soft.parameters(), config)
-    batches = length_buckets(
-        [len(i) + len(t) for i, t in zip(inputs, targets, strict=True)], config.batch_size, config.seed
+    member = Member(
+        spec=spec, train=train, dev=dev, module=build_module(fm, config, initial), seed=config.seed
     )
-    budget_s = config.max_minutes * 60 if config.max_minutes else math.inf
-    best_metric, best_step, best_dev = -math.inf, 0, {}
-    best_prompt = soft.vectors.detach().clone()
-    history: list[dict[str, Any]] = []
-    evals_without_gain, tokens, stop_reason, eval_seconds = 0, 0, "steps", 0.0
-    started = time.perf_counter()
-    step = 0
-    for step in range(1, config.steps + 1):
-        soft.train()
-        optimizer.zero_grad(set_to_none=True)
-        step_loss = 0.0
-        for _ in range(config.grad_accum):
-            index = next(batches)
-            rows = torch.zeros(len(index), dtype=torch.long)
-            loss = (
-                target_nll(
-                    fm,
-                    PromptSet.single(soft.vectors),
-                    rows,
-                    [inputs[i] for i in index],
-                    [targets[i] for i in index],
-                ).mean()
-                / config.grad_accum
-            )
-            loss.backward()
-            step_loss += float(loss.detach())
-            tokens += sum(len(inputs[i]) + len(targets[i]) + soft.length for i in index)
-        optimizer.step()
-        elapsed = time.perf_counter() - started
-        out_of_time = elapsed >= budget_s
-        stop_requested = bool(should_stop and should_stop())
-        entry: dict[str, Any] = {"step": step, "loss": round(step_loss, 5), "elapsed_s": round(elapsed, 2)}
-        dev_metrics = None
-        if step % config.eval_every == 0 or step == config.steps or out_of_time or stop_requested:
-            eval_started = time.perf_counter()
-            dev_metrics = evaluate(
-                fm,
-                LoadedPrompt.build(fm, soft.vectors, spec, config.max_input_tokens),
-                dev_probe,
-                config.eval_batch_size,
-            )
-            eval_seconds += time.perf_counter() - eval_started
-            entry["dev"] = dev_metrics
-            if headline(dev_metrics) > best_metric:
-                best_metric, best_step, best_dev = headline(dev_metrics), step, dev_metrics
-                best_prompt = soft.vectors.detach().clone()
-                evals_without_gain = 0
-            else:
-                evals_without_gain += 1
-        history.append(entry)
-        if on_progress:
-            rate = step / max(elapsed, 1e-9)
-            eta = min((config.steps - step) / rate, max(budget_s - elapsed, 0.0))
-            on_progress(
-                Progress(
-                    step,
-                    config.steps,
-                    step_loss,
-                    tokens / max(elapsed - eval_seconds, 1e-9),
-                    elapsed,
-                    eta,
-                    dev_metrics,
-                    best_metric if best_metric > -math.inf else None,
-                )
-            )
-        if stop_requested:
-            stop_reason = "stopped"
-            break
-        if out_of_time:
-            stop_reason = "time budget"
-            break
-        if evals_without_gain >= config.patience:
-            stop_reason = "early stopping"
-            break
-    return TrainResult(
-        prompt=best_prompt.cpu(),
-        best_step=best_step,
-        best_dev=best_dev,
-        steps_run=step,
-        stop_reason=stop_reason,
-        train_seconds=time.perf_counter() - started,
-        train_tokens=tokens,
-        eval_seconds=eval_seconds,
-        history=history,
-    )
+    return train_bank(fm, [member], config, on_progress, should_stop)[0]

@@ -1,0 +1,139 @@
+"""Prefix tuning: per-layer key/value prefixes through the installed transformers' cache classes."""
+
+import pytest
+import torch
+from transformers import DynamicCache
+
+from tests.engine.test_training import SPEC, _data
+from workers.engine.artifact import load_artifact, save_artifact
+from workers.engine.batching import PromptSet
+from workers.engine.errors import EngineError
+from workers.engine.inference import LoadedPrompt, predict_mixed
+from workers.engine.pipeline import train_task
+from workers.engine.prefix_tuning import PrefixConfig, PrefixEncoder
+from workers.engine.prompt_tuning import init_prompt
+from workers.engine.scoring import greedy_generate, target_logprobs
+from workers.engine.trainer import TrainConfig
+
+DECODERS = ["gpt2", "llama"]
+
+
+def _prefix(fm, length: int, seed: int) -> torch.Tensor:
+    layers, kv_heads, head_dim = fm.kv_geometry()
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(layers, 2, kv_heads, length, head_dim, generator=gen)
+
+
+@pytest.mark.parametrize("kind", DECODERS)
+def test_batched_prefix_matches_the_library_cache_path(tiny_models, kind):
+    """Our assembly (right-aligned prefixes, masks, positions) against transformers' own cache use."""
+    fm = tiny_models[kind]
+    tokens, target = [5, 17, 42, 9], [30, 31]
+    prefix = _prefix(fm, 3, 0)
+    cache = DynamicCache(
+        ddp_cache_data=[(prefix[i, 0][None], prefix[i, 1][None]) for i in range(prefix.shape[0])],
+        config=fm.model.config,
+    )
+    ids = torch.tensor([[*tokens, *target]])
+    with torch.no_grad():
+        reference = fm.model(
+            input_ids=ids,
+            past_key_values=cache,
+            attention_mask=torch.ones(1, 3 + ids.shape[1]),
+            position_ids=torch.arange(ids.shape[1])[None],
+            use_cache=True,
+        ).logits
+    ref_lp = torch.log_softmax(reference[0, len(tokens) - 1 : -1], -1)[torch.arange(2), torch.tensor(target)]
+    # The same row in a batch with a longer prefix, a vector prompt and a longer input around it.
+    prompts = PromptSet.from_list([prefix, _prefix(fm, 6, 1), torch.randn(4, fm.embed_dim)], fm.embed_dim)
+    with torch.no_grad():
+        ours, _ = target_logprobs(
+            fm, prompts, torch.tensor([0, 1, 2]), [tokens, [7] * 9, [8, 9]], [target, [11], [12, 13, 14]]
+        )
+    row = ours[0, -len(target) :]  # targets are right-aligned in a grid as wide as the longest
+    assert torch.allclose(row, ref_lp, atol=1e-4), (row, ref_lp)
+
+
+@pytest.mark.parametrize("kind", DECODERS)
+def test_mixed_methods_batch_equals_row_by_row(tiny_models, kind):
+    fm = tiny_models[kind]
+    prefix_prompt = LoadedPrompt.build(fm, _prefix(fm, 5, 2), SPEC)
+    vector_prompt = LoadedPrompt.build(fm, torch.randn(7, fm.embed_dim), SPEC)
+    ensemble = LoadedPrompt.build(fm, [_prefix(fm, 2, 3), _prefix(fm, 2, 4), _prefix(fm, 2, 5)], SPEC)
+    items = [
+        (prefix_prompt, {"text": "a fine film"}),
+        (vector_prompt, {"text": "dull , dull , dull and long"}),
+        (ensemble, {"text": "lovely"}),
+        (prefix_prompt, {"text": "it was awful beyond words , truly"}),
+    ]
+    together = predict_mixed(fm, items)
+    for item, out in zip(items, together, strict=True):
+        alone = predict_mixed(fm, [item])[0]
+        assert alone["label"] == out["label"]
+        for label in SPEC.labels:
+            assert abs(alone["logprobs"][label] - out["logprobs"][label]) <= 1e-4
+
+
+@pytest.mark.parametrize("kind", DECODERS)
+def test_greedy_decoding_with_a_prefix_matches_recomputation(tiny_models, kind):
+    """Each decoding step reuses the cache; recomputing from scratch must give the same tokens."""
+    fm = tiny_models[kind]
+    prompts = PromptSet.from_list([_prefix(fm, 4, 6)], fm.embed_dim)
+    row = torch.tensor([0])
+    generated = greedy_generate(fm, prompts, row, [[5, 6, 7]], max_new_tokens=5)[0]
+    sequence = [5, 6, 7]
+    for token in generated:
+        with torch.no_grad():
+            # Score every vocabulary id as the next token via the non-cached path.
+            candidates = [[t] for t in range(fm.model.config.vocab_size)]
+            logprobs, _ = target_logprobs(
+                fm, prompts, row.repeat(len(candidates)), [sequence] * len(candidates), candidates
+            )
+        assert int(logprobs[:, 0].argmax()) == token
+        sequence.append(token)
+
+
+def test_prefix_changes_the_output_and_folds_away(tiny_models, tmp_path):
+    fm = tiny_models["llama"]
+    module = PrefixEncoder(fm, init_prompt(fm, 3, "vocab"), PrefixConfig(hidden_size=16))
+    assert module().shape == (*fm.kv_geometry()[:1], 2, fm.kv_geometry()[1], 3, fm.kv_geometry()[2])
+    config = TrainConfig(
+        method="prefix", prompt_length=3, batch_size=8, steps=20, eval_every=10, dev_eval_limit=8
+    )
+    artifact = train_task(fm, SPEC, _data(48, 0), _data(8, 1), config)
+    assert set(artifact.tensors) == {"prefix"} and artifact.is_prefix and artifact.prompt_length == 3
+    loaded = load_artifact(save_artifact(artifact, tmp_path / "prefix.safetensors"))
+    row = {"text": "the film was great"}
+    with_prefix = predict_mixed(fm, [(LoadedPrompt.from_artifact(fm, loaded), row)])[0]
+    without = predict_mixed(fm, [(LoadedPrompt.build(fm, torch.zeros(0, fm.embed_dim), SPEC), row)])[0]
+    assert with_prefix["logprobs"] != without["logprobs"]
+
+
+@pytest.mark.parametrize("kind", DECODERS)
+@pytest.mark.parametrize("reparameterize", [True, False])
+def test_prefix_training_lowers_the_loss(tiny_models, kind, reparameterize):
+    fm = tiny_models[kind]
+    config = TrainConfig(
+        method="prefix",
+        prompt_length=4,
+        batch_size=8,
+        steps=30,
+        eval_every=30,
+        dev_eval_limit=8,
+        learning_rate=1e-2,
+        prefix_reparameterize=reparameterize,
+    )
+    losses = [h["loss"] for h in train_task_history(fm, config)]
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+
+
+def train_task_history(fm, config):
+    from workers.engine.trainer import Member, build_module, train_bank
+
+    member = Member(SPEC, _data(64, 0), _data(8, 1), build_module(fm, config, init_prompt(fm, 4, "random")))
+    return train_bank(fm, [member], config)[0].history
+
+
+def test_prefix_on_encoder_decoder_is_refused_clearly(tiny_models):
+    with pytest.raises(EngineError, match="decoder-only"):
+        PrefixEncoder(tiny_models["t5"], torch.zeros(3, tiny_models["t5"].embed_dim))

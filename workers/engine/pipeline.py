@@ -1,0 +1,79 @@
+"""One call from labelled examples to a finished artifact: what the CLI and the workers both run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from workers.engine.artifact import PromptArtifact, ensemble_tensors, load_artifact
+from workers.engine.base_model import FrozenModel
+from workers.engine.evaluation import evaluate
+from workers.engine.inference import LoadedPrompt
+from workers.engine.prompt_tuning import init_prompt
+from workers.engine.task import Example, TaskSpec
+from workers.engine.trainer import Member, Progress, TrainConfig, build_module, train_bank
+
+
+def initial_prompts(fm: FrozenModel, spec: TaskSpec, config: TrainConfig) -> list[torch.Tensor]:
+    """A starting (P, E) prompt per member; member k draws with seed `seed + k`."""
+    if config.init == "file":
+        start = load_artifact(config.init_file)
+        start.check_fits(fm)
+        config.prompt_length = start.prompt_length
+        members = start.members
+        return [members[k % len(members)].clone() for k in range(config.ensemble_size)]
+    words = [spec.verbalizer[label] for label in spec.labels]
+    return [
+        init_prompt(
+            fm,
+            config.prompt_length,
+            config.init,
+            label_words=words,
+            text=config.init_text,
+            seed=config.seed + k,
+        )
+        for k in range(config.ensemble_size)
+    ]
+
+
+def train_task(
+    fm: FrozenModel,
+    spec: TaskSpec,
+    train: list[Example],
+    dev: list[Example],
+    config: TrainConfig,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> PromptArtifact:
+    """Train the configured method (K members for an ensemble, in one bank) and score it on all of dev."""
+    members = [
+        Member(
+            spec=spec, train=train, dev=dev, module=build_module(fm, config, initial), seed=config.seed + k
+        )
+        for k, initial in enumerate(initial_prompts(fm, spec, config))
+    ]
+    results = train_bank(fm, members, config, on_progress, should_stop)
+    prompts = [result.prompt for result in results]
+    final = evaluate(
+        fm, LoadedPrompt.build(fm, prompts, spec, config.max_input_tokens), dev, config.eval_batch_size
+    )
+    lead = results[0]
+    return PromptArtifact(
+        tensors=ensemble_tensors(prompts),
+        method=config.method,
+        base_model=fm.model_id,
+        fingerprint=fm.fingerprint,
+        spec=spec,
+        train_config=config.to_dict(),
+        metrics={
+            "dev": final,
+            "best_step": [r.best_step for r in results] if len(results) > 1 else lead.best_step,
+            "steps_run": max(r.steps_run for r in results),
+            "stop_reason": lead.stop_reason,
+            "train_seconds": round(lead.train_seconds, 2),
+            "tokens_per_s": round(
+                sum(r.train_tokens for r in results) / max(lead.train_seconds - lead.eval_seconds, 1e-9), 1
+            ),
+        },
+    )
