@@ -74,3 +74,15 @@ def test_greedy_decoding_matches_transformers_generate(tiny_models):
     cut = next((i for i, t in enumerate(expected) if t in (fm.eos_id, fm.pad_id)), len(expected))
     assert ours == expected[:cut]
     assert len(ours) > 0
+
+
+def test_t5_greedy_decoding_matches_transformers_generate(tiny_models):
+    fm = tiny_models["t5"]
+    ids = [5, 17, 42, 99, 1]
+    empty = PromptSet.from_list([torch.zeros(0, fm.embed_dim)])
+    ours = greedy_generate(fm, empty, torch.tensor([0]), [ids], max_new_tokens=6)[0]
+    with torch.no_grad():
+        ref = fm.model.generate(torch.tensor([ids]), max_new_tokens=6, do_sample=False, num_beams=1)
+    expected = ref[0, 1:].tolist()  # drop the decoder start token
+    cut = next((i for i, t in enumerate(expected) if t in (fm.eos_id, fm.pad_id)), len(expected))
+    assert ours == expected[:cut] and len(ours) > 0

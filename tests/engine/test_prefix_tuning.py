@@ -7,7 +7,6 @@ from transformers import DynamicCache
 from tests.engine.test_training import SPEC, _data
 from workers.engine.artifact import load_artifact, save_artifact
 from workers.engine.batching import PromptSet
-from workers.engine.errors import EngineError
 from workers.engine.inference import LoadedPrompt, predict_mixed
 from workers.engine.pipeline import train_task
 from workers.engine.prefix_tuning import PrefixConfig, PrefixEncoder
@@ -16,12 +15,13 @@ from workers.engine.scoring import greedy_generate, target_logprobs
 from workers.engine.trainer import TrainConfig
 
 DECODERS = ["gpt2", "llama"]
+ALL = [*DECODERS, "t5"]
 
 
 def _prefix(fm, length: int, seed: int) -> torch.Tensor:
     layers, kv_heads, head_dim = fm.kv_geometry()
     gen = torch.Generator().manual_seed(seed)
-    return torch.randn(layers, 2, kv_heads, length, head_dim, generator=gen)
+    return torch.randn(layers, fm.prefix_slots, kv_heads, length, head_dim, generator=gen)
 
 
 @pytest.mark.parametrize("kind", DECODERS)
@@ -54,7 +54,7 @@ def test_batched_prefix_matches_the_library_cache_path(tiny_models, kind):
     assert torch.allclose(row, ref_lp, atol=1e-4), (row, ref_lp)
 
 
-@pytest.mark.parametrize("kind", DECODERS)
+@pytest.mark.parametrize("kind", ALL)
 def test_mixed_methods_batch_equals_row_by_row(tiny_models, kind):
     fm = tiny_models[kind]
     prefix_prompt = LoadedPrompt.build(fm, _prefix(fm, 5, 2), SPEC)
@@ -74,7 +74,7 @@ def test_mixed_methods_batch_equals_row_by_row(tiny_models, kind):
             assert abs(alone["logprobs"][label] - out["logprobs"][label]) <= 1e-4
 
 
-@pytest.mark.parametrize("kind", DECODERS)
+@pytest.mark.parametrize("kind", ALL)
 def test_greedy_decoding_with_a_prefix_matches_recomputation(tiny_models, kind):
     """Each decoding step reuses the cache; recomputing from scratch must give the same tokens."""
     fm = tiny_models[kind]
@@ -96,7 +96,8 @@ def test_greedy_decoding_with_a_prefix_matches_recomputation(tiny_models, kind):
 def test_prefix_changes_the_output_and_folds_away(tiny_models, tmp_path):
     fm = tiny_models["llama"]
     module = PrefixEncoder(fm, init_prompt(fm, 3, "vocab"), PrefixConfig(hidden_size=16))
-    assert module().shape == (*fm.kv_geometry()[:1], 2, fm.kv_geometry()[1], 3, fm.kv_geometry()[2])
+    layers, kv_heads, head_dim = fm.kv_geometry()
+    assert module().shape == (layers, 2, kv_heads, 3, head_dim)
     config = TrainConfig(
         method="prefix", prompt_length=3, batch_size=8, steps=20, eval_every=10, dev_eval_limit=8
     )
@@ -109,7 +110,7 @@ def test_prefix_changes_the_output_and_folds_away(tiny_models, tmp_path):
     assert with_prefix["logprobs"] != without["logprobs"]
 
 
-@pytest.mark.parametrize("kind", DECODERS)
+@pytest.mark.parametrize("kind", ALL)
 @pytest.mark.parametrize("reparameterize", [True, False])
 def test_prefix_training_lowers_the_loss(tiny_models, kind, reparameterize):
     fm = tiny_models[kind]
@@ -134,6 +135,39 @@ def train_task_history(fm, config):
     return train_bank(fm, [member], config)[0].history
 
 
-def test_prefix_on_encoder_decoder_is_refused_clearly(tiny_models):
-    with pytest.raises(EngineError, match="decoder-only"):
-        PrefixEncoder(tiny_models["t5"], torch.zeros(3, tiny_models["t5"].embed_dim))
+def test_t5_prefix_matches_the_library_cache_path(tiny_models):
+    """Decoder self- and cross-attention prefixes against transformers' EncoderDecoderCache, used directly."""
+    from transformers import EncoderDecoderCache
+    from transformers.modeling_outputs import BaseModelOutput
+
+    fm = tiny_models["t5"]
+    tokens, target = [5, 17, 42, 1], [30, 31, 1]
+    prefix = _prefix(fm, 3, 0)
+    layers = range(prefix.shape[0])
+    cache = EncoderDecoderCache(
+        DynamicCache(ddp_cache_data=[(prefix[i, 0][None], prefix[i, 1][None]) for i in layers]),
+        DynamicCache(ddp_cache_data=[(prefix[i, 2][None], prefix[i, 3][None]) for i in layers]),
+    )
+    cache.is_updated = dict.fromkeys(layers, False)
+    ids = torch.tensor([tokens])
+    with torch.no_grad():
+        encoded = fm.model.get_encoder()(input_ids=ids).last_hidden_state
+        logits = fm.model(
+            encoder_outputs=BaseModelOutput(last_hidden_state=encoded),
+            attention_mask=torch.ones(1, 3 + len(tokens)),
+            decoder_input_ids=torch.tensor([[0, 30, 31]]),
+            decoder_attention_mask=torch.ones(1, 6),
+            past_key_values=cache,
+            use_cache=True,
+        ).logits
+    reference = torch.log_softmax(logits[0], -1)[torch.arange(3), torch.tensor(target)]
+    prompts = PromptSet.from_list([prefix, _prefix(fm, 5, 1), torch.randn(2, fm.embed_dim)], fm.embed_dim)
+    with torch.no_grad():
+        ours, _ = target_logprobs(
+            fm,
+            prompts,
+            torch.tensor([0, 1, 2]),
+            [tokens, [7] * 9, [8, 1]],
+            [target, [11, 1], [12, 13, 14, 15, 1]],
+        )
+    assert torch.allclose(ours[0, :3], reference, atol=1e-4), (ours[0], reference)

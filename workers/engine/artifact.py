@@ -34,7 +34,7 @@ class PromptArtifact:
     @property
     def members(self) -> list[torch.Tensor]:
         """One prompt per member (K=1 unless an ensemble): (P, E) vectors or a
-        (layers, 2, kv_heads, P, head_dim) prefix."""
+        (layers, slots, kv_heads, P, head_dim) prefix."""
         if "members" in self.tensors:
             return list(self.tensors["members"].unbind(0))  # from (K, ...)
         return [self.tensors["prefix"] if "prefix" in self.tensors else self.tensors["prompt"]]
@@ -87,7 +87,7 @@ class PromptArtifact:
             )
         if self.is_prefix:
             layers, kv_heads, head_dim = fm.kv_geometry()
-            shape = (layers, 2, kv_heads, self.prompt_length, head_dim)
+            shape = (layers, fm.prefix_slots, kv_heads, self.prompt_length, head_dim)
             if tuple(self.prompt.shape) != shape:
                 raise ArtifactError(
                     f"The prefix has shape {tuple(self.prompt.shape)}, the model needs {shape}."

@@ -154,8 +154,16 @@ class FrozenModel:
         config = self.model.config.get_text_config(decoder=True)
         heads = config.num_attention_heads
         kv_heads = getattr(config, "num_key_value_heads", None) or heads
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-        return int(config.num_hidden_layers), int(kv_heads), int(head_dim)
+        head_dim = (
+            getattr(config, "d_kv", None) or getattr(config, "head_dim", None) or config.hidden_size // heads
+        )
+        layers = getattr(config, "num_decoder_layers", None) or config.num_hidden_layers
+        return int(layers), int(kv_heads), int(head_dim)
+
+    @property
+    def prefix_slots(self) -> int:
+        """Key/value tensors per layer a prefix fills: self-attention, plus cross-attention in a decoder."""
+        return 4 if self.is_encoder_decoder else 2
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.model.get_input_embeddings()(ids)

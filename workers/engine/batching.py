@@ -13,10 +13,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers import Cache, DynamicCache
+from transformers import Cache, DynamicCache, EncoderDecoderCache
 
 from workers.engine.base_model import FrozenModel
-from workers.engine.errors import EngineError
 
 
 @dataclass
@@ -24,14 +23,16 @@ class PromptSet:
     """N prompts stacked so that rows can index them.
 
     A prompt is either input vectors (P, E) -- prompt tuning, P-tuning, text prompts -- or a prefix
-    (layers, 2, kv_heads, P, head_dim) of keys and values for every layer -- prefix tuning. Both
+    (layers, slots, kv_heads, P, head_dim) of keys and values for every layer -- prefix tuning; slots
+    are (key, value) for a decoder-only model and (self key, self value, cross key, cross value) for
+    an encoder-decoder's decoder. Both
     kinds live in one set so a batch can mix methods: a vector prompt has prefix length 0 and a
     prefix has vector length 0.
     """
 
     vectors: torch.Tensor  # (N, Pv, E), each left-aligned, `lengths` real
     lengths: torch.Tensor  # (N,)
-    prefix: torch.Tensor | None = None  # (N, layers, 2, kv_heads, Pp, head_dim), each right-aligned
+    prefix: torch.Tensor | None = None  # (N, layers, slots, kv_heads, Pp, head_dim), each right-aligned
     prefix_lengths: torch.Tensor | None = None  # (N,)
 
     @classmethod
@@ -41,7 +42,7 @@ class PromptSet:
         vector_prompts = [p for p in prompts if p.dim() == 2]
         prefixes = [p for p in prompts if p.dim() == 5]
         if len(vector_prompts) + len(prefixes) != len(prompts):
-            raise ValueError("a prompt is (P, E) vectors or a (layers, 2, kv_heads, P, head_dim) prefix")
+            raise ValueError("a prompt is (P, E) vectors or a (layers, slots, kv_heads, P, head_dim) prefix")
         dim = embed_dim or (vector_prompts[0].shape[-1] if vector_prompts else None)
         if dim is None:
             raise ValueError("embed_dim is needed when every prompt is a prefix")
@@ -54,9 +55,9 @@ class PromptSet:
                 lengths[i] = prompt.shape[0]
         prefix = prefix_lengths = None
         if prefixes:
-            layers, _, kv_heads, _, head_dim = prefixes[0].shape
+            layers, slots, kv_heads, _, head_dim = prefixes[0].shape
             widest = max(p.shape[3] for p in prefixes)
-            prefix = prefixes[0].new_zeros((len(prompts), layers, 2, kv_heads, widest, head_dim))
+            prefix = prefixes[0].new_zeros((len(prompts), layers, slots, kv_heads, widest, head_dim))
             prefix_lengths = torch.zeros(len(prompts), dtype=torch.long)
             for i, prompt in enumerate(prompts):
                 if prompt.dim() == 5:
@@ -90,21 +91,33 @@ class AssembledBatch:
         }
 
 
-def _prefix_cache(
+def prefix_cache(
     fm: FrozenModel, prompts: PromptSet, row_prompt: torch.Tensor
-) -> tuple[Cache, torch.Tensor]:
-    """A fresh cache holding each row's prefix (right-aligned in the prefix region) and its mask."""
-    if fm.is_encoder_decoder:
-        raise EngineError(
-            "Prefix tuning is supported on decoder-only models; this base model is encoder-decoder."
-        )
-    rows = prompts.prefix[row_prompt].to(device=fm.device, dtype=fm.dtype)  # (B, layers, 2, kv, Pp, hd)
-    width = rows.shape[4]
-    lengths = prompts.prefix_lengths.to(fm.device)[row_prompt]  # (B,)
-    mask = torch.arange(width, device=fm.device).unsqueeze(0) >= (width - lengths).unsqueeze(1)  # (B, Pp)
-    layers = [(rows[:, layer, 0], rows[:, layer, 1]) for layer in range(rows.shape[1])]
-    # A new cache object per forward pass: the model appends the batch's own keys to it.
-    return DynamicCache(ddp_cache_data=layers, config=fm.model.config), mask.long()
+) -> tuple[Cache | None, torch.Tensor | None]:
+    """Each row's prefix in a fresh cache, right-aligned in the prefix region, and that region's mask.
+
+    Decoder-only: a DynamicCache with (key, value) per layer. Encoder-decoder: an EncoderDecoderCache
+    whose self-attention part holds the decoder prefixes and cross-attention part the cross prefixes;
+    the model appends the decoder's (and the encoder's) own keys after them. A new cache object per
+    forward pass, since the model writes into it.
+    """
+    if prompts.prefix is None:
+        return None, None
+    rows = prompts.prefix[row_prompt.to(prompts.prefix.device)].to(device=fm.device, dtype=fm.dtype)
+    width = rows.shape[4]  # rows: (B, layers, slots, kv_heads, Pp, head_dim)
+    lengths = prompts.prefix_lengths.to(fm.device)[row_prompt.to(fm.device)]  # (B,)
+    mask = (torch.arange(width, device=fm.device).unsqueeze(0) >= (width - lengths).unsqueeze(1)).long()
+    layers = range(rows.shape[1])
+    if not fm.is_encoder_decoder:
+        data = [(rows[:, layer, 0], rows[:, layer, 1]) for layer in layers]
+        return DynamicCache(ddp_cache_data=data, config=fm.model.config), mask  # (B, Pp) mask
+    cache = EncoderDecoderCache(
+        DynamicCache(ddp_cache_data=[(rows[:, layer, 0], rows[:, layer, 1]) for layer in layers]),
+        DynamicCache(ddp_cache_data=[(rows[:, layer, 2], rows[:, layer, 3]) for layer in layers]),
+    )
+    # A filled cross-attention cache counts as complete; ours still needs the encoder's keys appended.
+    cache.is_updated = dict.fromkeys(layers, False)
+    return cache, mask
 
 
 def assemble(
@@ -154,8 +167,8 @@ def assemble(
     )  # (N*Pmax + B*T + 1, E)
     mask = (is_prompt | is_token).long()
     cache = None
-    if prompts.prefix is not None:
-        cache, prefix_mask = _prefix_cache(fm, prompts, row_prompt)
+    if prompts.prefix is not None and left_pad:  # encoder-decoder prefixes belong to the decoder
+        cache, prefix_mask = prefix_cache(fm, prompts, row_prompt)
         mask = torch.cat([prefix_mask, mask], dim=1)
     return AssembledBatch(
         inputs_embeds=source[index], attention_mask=mask, position_ids=rel.clamp(min=0), past_key_values=cache

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from transformers import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
 from workers.engine.base_model import FrozenModel
-from workers.engine.batching import PromptSet, assemble
+from workers.engine.batching import PromptSet, assemble, prefix_cache
 
 
 def _right_aligned(seqs: Sequence[Sequence[int]], width: int, fill: int) -> torch.Tensor:
@@ -37,17 +38,34 @@ def _encode(fm: FrozenModel, prompts: PromptSet, row_prompt: torch.Tensor, input
     return encoded.last_hidden_state, batch.attention_mask  # (B, L, E), (B, L)
 
 
-def _seq2seq_target_logprobs(fm, encoder_hidden, encoder_mask, targets) -> tuple[torch.Tensor, torch.Tensor]:
+def _decoder_masks(fm, prompts, row_prompt, encoder_mask, decoder_mask) -> tuple:
+    """The prefix cache and the cross- and self-attention masks that cover it.
+
+    The encoder already ran, so the `attention_mask` handed to the model governs cross-attention
+    only, over [cross prefix; encoder states]; the decoder's own mask spans [self prefix; tokens].
+    """
+    cache, prefix_mask = prefix_cache(fm, prompts, row_prompt)
+    if cache is None:
+        return None, encoder_mask, decoder_mask
+    return cache, torch.cat([prefix_mask, encoder_mask], 1), torch.cat([prefix_mask, decoder_mask], 1)
+
+
+def _seq2seq_target_logprobs(
+    fm, encoder_hidden, encoder_mask, targets, prompts, row_prompt
+) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(t) for t in targets)
     start = fm.model.config.decoder_start_token_id
     decoder_in = _left_aligned([[start, *t[:-1]] for t in targets], width, fm.pad_id).to(fm.device)
     labels = _left_aligned(targets, width, fm.pad_id).to(fm.device)  # (B, T)
     mask = _left_aligned([[1] * len(t) for t in targets], width, 0).to(fm.device)
+    cache, cross_mask, self_mask = _decoder_masks(fm, prompts, row_prompt, encoder_mask, mask)
     logits = fm.model(
         encoder_outputs=BaseModelOutput(last_hidden_state=encoder_hidden),
-        attention_mask=encoder_mask,
+        attention_mask=cross_mask,
         decoder_input_ids=decoder_in,
-        decoder_attention_mask=mask,
+        decoder_attention_mask=self_mask,
+        past_key_values=cache,
+        use_cache=cache is not None,
     ).logits  # (B, T, V)
     logprobs = F.log_softmax(logits.float(), dim=-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
     return logprobs, mask
@@ -65,7 +83,7 @@ def target_logprobs(
         raise ValueError("every target needs at least one token")
     if fm.is_encoder_decoder:
         hidden, mask = _encode(fm, prompts, row_prompt, inputs)
-        return _seq2seq_target_logprobs(fm, hidden, mask, targets)
+        return _seq2seq_target_logprobs(fm, hidden, mask, targets, prompts, row_prompt)
     seqs = [[*inp, *tgt] for inp, tgt in zip(inputs, targets, strict=True)]
     batch = assemble(fm, prompts, row_prompt, seqs, left_pad=True)
     hidden = fm.decoder_body()(**batch.decoder_inputs()).last_hidden_state  # (B, L, E)
@@ -103,7 +121,12 @@ def class_logprobs(
         hidden, mask = _encode(fm, prompts, row_prompt, inputs)  # encoder runs once, not once per class
         repeats = torch.tensor(counts, device=fm.device)
         logprobs, tmask = _seq2seq_target_logprobs(
-            fm, hidden.repeat_interleave(repeats, dim=0), mask.repeat_interleave(repeats, dim=0), flat_targets
+            fm,
+            hidden.repeat_interleave(repeats, dim=0),
+            mask.repeat_interleave(repeats, dim=0),
+            flat_targets,
+            prompts,
+            row_prompt.to(fm.device).repeat_interleave(repeats),
         )
         return list((logprobs * tmask).sum(1).split(counts))
     if all(len(t) == 1 for t in flat_targets):
@@ -130,15 +153,7 @@ def greedy_generate(
 ) -> list[list[int]]:
     """Greedy decoding for every row at once, each row behind its own prompt; stops at end-of-sequence."""
     if fm.is_encoder_decoder:
-        batch = assemble(fm, prompts, row_prompt, inputs, left_pad=False)
-        out = fm.model.generate(
-            inputs_embeds=batch.inputs_embeds,
-            attention_mask=batch.attention_mask,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-        )
-        return [_until_eos(fm, row.tolist()[1:]) for row in out]
+        return _seq2seq_greedy(fm, prompts, row_prompt, inputs, max_new_tokens)
     batch = assemble(fm, prompts, row_prompt, inputs, left_pad=True)
     body, head = fm.decoder_body(), fm.lm_head()
     out = body(**{**batch.decoder_inputs(), "use_cache": True})
@@ -163,6 +178,40 @@ def greedy_generate(
             past_key_values=out.past_key_values,
             use_cache=True,
         )
+    return [_until_eos(fm, ids) for ids in generated]
+
+
+def _seq2seq_greedy(fm, prompts, row_prompt, inputs, max_new_tokens: int) -> list[list[int]]:
+    """Greedy decoding for an encoder-decoder: the encoder once, then one cached decoder step per token."""
+    hidden, encoder_mask = _encode(fm, prompts, row_prompt, inputs)
+    rows = len(inputs)
+    cache, cross_mask, self_mask = _decoder_masks(
+        fm, prompts, row_prompt, encoder_mask, encoder_mask.new_zeros(rows, 0)
+    )
+    cache = cache or EncoderDecoderCache(DynamicCache(), DynamicCache())
+    encoder_outputs = BaseModelOutput(last_hidden_state=hidden)
+    next_ids = torch.full((rows,), fm.model.config.decoder_start_token_id, dtype=torch.long, device=fm.device)
+    generated: list[list[int]] = [[] for _ in inputs]
+    done = torch.zeros(rows, dtype=torch.bool, device=fm.device)
+    for _ in range(max_new_tokens):
+        self_mask = torch.cat([self_mask, self_mask.new_ones(rows, 1)], dim=1)
+        out = fm.model(
+            encoder_outputs=encoder_outputs,
+            attention_mask=cross_mask,
+            decoder_input_ids=next_ids.unsqueeze(1),
+            decoder_attention_mask=self_mask,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        cache = out.past_key_values
+        next_ids = out.logits[:, -1].argmax(-1)  # (B,)
+        for i, token in enumerate(next_ids.tolist()):
+            if not done[i]:
+                generated[i].append(token)
+        if fm.eos_id is not None:
+            done |= next_ids == fm.eos_id
+        if bool(done.all()):
+            break
     return [_until_eos(fm, ids) for ids in generated]
 
 
