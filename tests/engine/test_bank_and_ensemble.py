@@ -115,8 +115,8 @@ def test_ptuning_starts_at_its_init_trains_and_folds(tiny, encoder, tmp_path):
     assert loaded.method == "ptuning" and torch.equal(loaded.prompt, artifact.prompt)
 
 
-def test_ptuning_lowers_the_loss(tiny_models):
-    fm = tiny_models["llama"]
+def test_ptuning_lowers_the_loss(tiny):
+    fm = tiny
     config = _config(method="ptuning", steps=30, eval_every=30, batch_size=8, learning_rate=1e-2)
     member = Member(SPEC, _data(64, 0), _data(8, 1), PromptEncoder(init_prompt(fm, 4, "random")), seed=0)
     losses = [h["loss"] for h in train_bank(fm, [member], config)[0].history]

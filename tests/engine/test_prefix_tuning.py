@@ -93,11 +93,12 @@ def test_greedy_decoding_with_a_prefix_matches_recomputation(tiny_models, kind):
         sequence.append(token)
 
 
-def test_prefix_changes_the_output_and_folds_away(tiny_models, tmp_path):
-    fm = tiny_models["llama"]
+@pytest.mark.parametrize("kind", ALL)
+def test_prefix_changes_the_output_and_folds_away(tiny_models, kind, tmp_path):
+    fm = tiny_models[kind]
     module = PrefixEncoder(fm, init_prompt(fm, 3, "vocab"), PrefixConfig(hidden_size=16))
     layers, kv_heads, head_dim = fm.kv_geometry()
-    assert module().shape == (layers, 2, kv_heads, 3, head_dim)
+    assert module().shape == (layers, fm.prefix_slots, kv_heads, 3, head_dim)
     config = TrainConfig(
         method="prefix", prompt_length=3, batch_size=8, steps=20, eval_every=10, dev_eval_limit=8
     )
