@@ -1,0 +1,132 @@
+"""Writes with side effects: each changes rows and records an audit event in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from rest_framework.exceptions import ValidationError
+
+from softserve.tenancy.models import ROLE_RANK, ApiKey, AuditEvent, Membership, Quota, Role, Tenant
+from softserve.tenancy.permissions import Actor
+
+
+def record(
+    actor: Actor | None, tenant: Tenant, action: str, target: Any, before=None, after=None
+) -> AuditEvent:
+    return AuditEvent.objects.create(
+        tenant=tenant,
+        actor_user=actor.user if actor else None,
+        actor_key=actor.key if actor else None,
+        action=action,
+        target_type=type(target).__name__,
+        target_id=str(target.pk),
+        before=before,
+        after=after,
+    )
+
+
+def key_view(key: ApiKey) -> dict[str, Any]:
+    return {
+        "name": key.name,
+        "prefix": key.prefix,
+        "scopes": key.scopes,
+        "role": key.role,
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "revoked": key.revoked_at is not None,
+    }
+
+
+@transaction.atomic
+def create_tenant(name: str, owner_email: str) -> tuple[Tenant, object, str]:
+    """A tenant, its owner (created if new) and an API key with every scope; returns the key's plaintext."""
+    if Tenant.objects.filter(name=name).exists():
+        raise ValidationError({"name": [f"A tenant named {name!r} exists already."]})
+    tenant = Tenant.objects.create(name=name)
+    Quota.objects.create(tenant=tenant)
+    user, _ = get_user_model().objects.get_or_create(username=owner_email, defaults={"email": owner_email})
+    Membership.objects.create(tenant=tenant, user=user, role=Role.OWNER)
+    key, plaintext = ApiKey.mint(
+        tenant, "bootstrap", ["read", "write", "predict"], role=Role.OWNER, created_by=user
+    )
+    record(None, tenant, "tenant.create", tenant, after={"name": name, "owner": owner_email})
+    record(None, tenant, "key.create", key, after=key_view(key))
+    return tenant, user, plaintext
+
+
+@transaction.atomic
+def create_key(
+    actor: Actor, name: str, scopes: list[str], role: str | None, expires_at: datetime | None
+) -> tuple[ApiKey, str]:
+    role = role or actor.role
+    if ROLE_RANK[role] > ROLE_RANK[actor.role]:
+        raise ValidationError({"role": [f"A key cannot have more than your own role ({actor.role})."]})
+    key, plaintext = ApiKey.mint(
+        actor.tenant, name, scopes, role=role, expires_at=expires_at, created_by=actor.user
+    )
+    record(actor, actor.tenant, "key.create", key, after=key_view(key))
+    return key, plaintext
+
+
+@transaction.atomic
+def revoke_key(actor: Actor, key: ApiKey) -> ApiKey:
+    from django.utils import timezone
+
+    before = key_view(key)
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    record(actor, actor.tenant, "key.revoke", key, before=before, after=key_view(key))
+    return key
+
+
+def _guard_last_owner(membership: Membership, new_role: str | None) -> None:
+    if membership.role != Role.OWNER or new_role == Role.OWNER:
+        return
+    owners = Membership.objects.for_tenant(membership.tenant).filter(role=Role.OWNER).count()
+    if owners <= 1:
+        raise ValidationError({"role": ["The tenant's last owner cannot be removed or demoted."]})
+
+
+def _guard_rank(actor: Actor, role: str) -> None:
+    if ROLE_RANK[role] > ROLE_RANK[actor.role]:
+        raise ValidationError({"role": [f"You cannot grant more than your own role ({actor.role})."]})
+
+
+@transaction.atomic
+def add_member(actor: Actor, email: str, role: str) -> Membership:
+    _guard_rank(actor, role)
+    user, _ = get_user_model().objects.get_or_create(username=email, defaults={"email": email})
+    if Membership.objects.for_tenant(actor.tenant).filter(user=user).exists():
+        raise ValidationError({"email": [f"{email} is a member already."]})
+    membership = Membership.objects.create(tenant=actor.tenant, user=user, role=role)
+    record(actor, actor.tenant, "member.add", membership, after={"email": email, "role": role})
+    return membership
+
+
+@transaction.atomic
+def change_role(actor: Actor, membership: Membership, role: str) -> Membership:
+    _guard_rank(actor, role)
+    _guard_rank(actor, membership.role)
+    _guard_last_owner(membership, role)
+    before = {"email": membership.user.email, "role": membership.role}
+    membership.role = role
+    membership.save(update_fields=["role"])
+    record(actor, actor.tenant, "member.role", membership, before=before, after={**before, "role": role})
+    return membership
+
+
+@transaction.atomic
+def remove_member(actor: Actor, membership: Membership) -> None:
+    _guard_rank(actor, membership.role)
+    _guard_last_owner(membership, None)
+    record(
+        actor,
+        actor.tenant,
+        "member.remove",
+        membership,
+        before={"email": membership.user.email, "role": membership.role},
+    )
+    membership.delete()

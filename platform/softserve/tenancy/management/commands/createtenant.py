@@ -1,0 +1,24 @@
+"""`manage.py createtenant NAME --owner EMAIL`: a tenant, its owner, and one API key with every scope."""
+
+from django.core.management.base import BaseCommand, CommandError
+from rest_framework.exceptions import ValidationError
+
+from softserve.tenancy.actions import create_tenant
+
+
+class Command(BaseCommand):
+    help = __doc__
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("name")
+        parser.add_argument("--owner", required=True, help="the owner's e-mail")
+
+    def handle(self, *args, name: str, owner: str, **options) -> None:
+        if "@" not in owner:
+            raise CommandError(f"--owner must be an e-mail address, got {owner!r}.")
+        try:
+            tenant, _, key = create_tenant(name.strip(), owner)
+        except ValidationError as exc:
+            raise CommandError(" ".join(str(m) for msgs in exc.detail.values() for m in msgs)) from exc
+        self.stdout.write(f"tenant {tenant.name} ({tenant.id}), owner {owner}")
+        self.stdout.write(f"API key (shown once): {key}")

@@ -1,0 +1,147 @@
+"""Tenants (teams), who belongs to them, their API keys, quotas and the audit log.
+
+Every row that belongs to a tenant is reached through `for_tenant(tenant)`, which refuses to run
+without a tenant: an unscoped query of tenant data is a bug, so it fails closed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+KEY_PREFIX = "ss"
+SCOPES = ("read", "write", "predict")
+
+
+class TenantRequired(Exception):
+    """A tenant-owned table was queried without a tenant."""
+
+
+class TenantQuerySet(models.QuerySet):
+    def for_tenant(self, tenant: Tenant | None) -> TenantQuerySet:
+        if tenant is None or not getattr(tenant, "pk", None):
+            raise TenantRequired(f"{self.model.__name__} rows are only reachable through a tenant.")
+        return self.filter(tenant=tenant)
+
+
+class TenantOwned(models.Model):
+    """A row that belongs to a tenant; opaque ids in URLs."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+class Tenant(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+    VIEWER = "viewer"
+
+
+ROLE_RANK = {Role.VIEWER: 0, Role.MEMBER: 1, Role.ADMIN: 2, Role.OWNER: 3}
+
+
+class Membership(TenantOwned):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="one_membership_per_user")]
+
+    def at_least(self, role: str) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+
+class ApiKey(TenantOwned):
+    """Shown once as `ss_<prefix>_<secret>`; only the prefix (for lookup) and a hash are kept."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    scopes = models.JSONField(default=list)
+    # A key acts with at most its creator's role, so a member cannot mint an admin's key.
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    @staticmethod
+    def hash_secret(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    @classmethod
+    def mint(cls, tenant: Tenant, name: str, scopes: list[str], **fields) -> tuple[ApiKey, str]:
+        """A new key and its plaintext, which is never stored."""
+        prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+        key = cls.objects.create(
+            tenant=tenant,
+            name=name,
+            prefix=prefix,
+            secret_hash=cls.hash_secret(secret),
+            scopes=scopes,
+            **fields,
+        )
+        return key, f"{KEY_PREFIX}_{prefix}_{secret}"
+
+    @classmethod
+    def authenticate(cls, token: str) -> ApiKey | None:
+        """The live key for a presented token, or None: unknown, wrong secret, revoked or expired."""
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != KEY_PREFIX:
+            return None
+        key = cls.objects.select_related("tenant").filter(prefix=parts[1]).first()
+        if key is None or not hmac.compare_digest(key.secret_hash, cls.hash_secret(parts[2])):
+            return None
+        return key if key.is_live else None
+
+    @property
+    def is_live(self) -> bool:
+        now = timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+class Quota(models.Model):
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, primary_key=True, related_name="quota")
+    concurrent_jobs = models.PositiveIntegerField(default=2)
+    storage_bytes = models.PositiveBigIntegerField(default=5 * 2**30)
+    requests_per_minute = models.PositiveIntegerField(default=600)
+
+
+class AuditEvent(TenantOwned):
+    """Who changed what, when, with the value before and after."""
+
+    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

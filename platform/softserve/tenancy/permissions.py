@@ -1,0 +1,84 @@
+"""Who may do what: one table from action to the least role, and the key scope each action needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied
+from rest_framework.permissions import BasePermission
+
+from softserve.tenancy.models import ROLE_RANK, ApiKey, Membership, Role, Tenant
+
+# viewer reads; member uploads, trains, predicts; admin manages aliases, keys and members;
+# owner manages the tenant itself.
+PERMISSIONS: dict[str, Role] = {
+    "read": Role.VIEWER,
+    "upload": Role.MEMBER,
+    "train": Role.MEMBER,
+    "predict": Role.MEMBER,
+    "manage_aliases": Role.ADMIN,
+    "manage_keys": Role.ADMIN,
+    "manage_members": Role.ADMIN,
+    "manage_tenant": Role.OWNER,
+}
+SCOPE_FOR_ACTION = {"read": "read", "predict": "predict"}  # everything else needs "write"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The caller within one tenant: a member's session or an API key."""
+
+    tenant: Tenant
+    role: str
+    user: object | None = None
+    key: ApiKey | None = None
+
+    def may(self, action: str) -> bool:
+        if ROLE_RANK[self.role] < ROLE_RANK[PERMISSIONS[action]]:
+            return False
+        return self.key is None or self.key.has_scope(SCOPE_FOR_ACTION.get(action, "write"))
+
+
+def resolve_actor(request) -> Actor:
+    """The tenant and role behind a request, or 401 when there are no valid credentials."""
+    if isinstance(request.auth, ApiKey):
+        key = request.auth
+        return Actor(tenant=key.tenant, role=key.role, key=key)
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        raise NotAuthenticated("Send an API key as `Authorization: Bearer ss_…` or log in.")
+    memberships = Membership.objects.filter(user=user).select_related("tenant")
+    wanted = request.headers.get("X-Tenant") or request.session.get("tenant_id")
+    if wanted:
+        memberships = memberships.filter(tenant_id=wanted) if _is_uuid(wanted) else memberships.none()
+    chosen = list(memberships[:2])
+    if len(chosen) != 1:
+        # No membership, or several and none chosen: nothing of any tenant is visible.
+        raise NotFound("No tenant selected; send X-Tenant with one of your tenants' ids.")
+    return Actor(tenant=chosen[0].tenant, role=chosen[0].role, user=user)
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+class TenantPermission(BasePermission):
+    """Resolves `request.actor` and checks the view's action for the request method."""
+
+    def has_permission(self, request, view) -> bool:
+        actor = resolve_actor(request)
+        request.actor = actor
+        action = view.actions_by_method.get(request.method, "read")
+        if not actor.may(action):
+            needed = PERMISSIONS[action]
+            detail = f"This needs the {needed} role" + (
+                f" and a key with the {SCOPE_FOR_ACTION.get(action, 'write')} scope." if actor.key else "."
+            )
+            raise PermissionDenied(detail)
+        return True

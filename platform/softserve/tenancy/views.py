@@ -1,0 +1,100 @@
+"""Thin views: validate, call an action, serialise. Every query goes through `for_tenant`."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+
+from softserve.tenancy import actions
+from softserve.tenancy.models import ApiKey, AuditEvent, Membership
+from softserve.tenancy.serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeySerializer,
+    AuditEventSerializer,
+    MembershipCreateSerializer,
+    MembershipSerializer,
+    MembershipUpdateSerializer,
+)
+
+
+class TenantScoped:
+    """The queryset of the caller's tenant only; anything else is a 404."""
+
+    model = None
+    actions_by_method = {"GET": "read"}
+
+    def get_queryset(self):
+        return self.model.objects.for_tenant(self.request.actor.tenant)
+
+
+class KeyList(TenantScoped, generics.ListCreateAPIView):
+    model = ApiKey
+    serializer_class = ApiKeySerializer
+    actions_by_method = {"GET": "manage_keys", "POST": "manage_keys"}
+
+    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
+    def post(self, request):
+        form = ApiKeyCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        key, plaintext = actions.create_key(
+            request.actor,
+            **form.validated_data
+            | {"role": form.validated_data.get("role"), "expires_at": form.validated_data.get("expires_at")},
+        )
+        return Response({**ApiKeySerializer(key).data, "key": plaintext}, status=status.HTTP_201_CREATED)
+
+
+class KeyDetail(TenantScoped, generics.RetrieveDestroyAPIView):
+    model = ApiKey
+    serializer_class = ApiKeySerializer
+    actions_by_method = {"GET": "manage_keys", "DELETE": "manage_keys"}
+
+    def perform_destroy(self, key: ApiKey) -> None:
+        actions.revoke_key(self.request.actor, key)
+
+
+class MemberList(TenantScoped, generics.ListCreateAPIView):
+    model = Membership
+    serializer_class = MembershipSerializer
+    actions_by_method = {"GET": "read", "POST": "manage_members"}
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("user").order_by("created_at")
+
+    @extend_schema(request=MembershipCreateSerializer, responses={201: MembershipSerializer})
+    def post(self, request):
+        form = MembershipCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        membership = actions.add_member(
+            request.actor, form.validated_data["email"], form.validated_data["role"]
+        )
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetail(TenantScoped, generics.RetrieveUpdateDestroyAPIView):
+    model = Membership
+    serializer_class = MembershipSerializer
+    http_method_names = ["get", "patch", "delete", "head", "options"]
+    actions_by_method = {"GET": "read", "PATCH": "manage_members", "DELETE": "manage_members"}
+
+    @extend_schema(request=MembershipUpdateSerializer, responses={200: MembershipSerializer})
+    def patch(self, request, pk):
+        membership = self.get_object()
+        form = MembershipUpdateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        membership = actions.change_role(request.actor, membership, form.validated_data["role"])
+        return Response(MembershipSerializer(membership).data)
+
+    def perform_destroy(self, membership: Membership) -> None:
+        actions.remove_member(self.request.actor, membership)
+
+
+class AuditList(TenantScoped, generics.ListAPIView):
+    model = AuditEvent
+    serializer_class = AuditEventSerializer
+    actions_by_method = {"GET": "manage_members"}
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("actor_key", "actor_user")
