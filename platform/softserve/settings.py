@@ -7,6 +7,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from softserve.storage import storages_setting
+
 ROOT = Path(__file__).resolve().parents[2]
 VAR = Path(os.environ.get("SOFTSERVE_VAR_DIR", ROOT / "var"))
 
@@ -31,8 +33,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "softserve.tenancy",
+    "softserve.datasets",
 ]
-MIGRATION_MODULES = {"tenancy": "migrations.tenancy"}
+MIGRATION_MODULES = {"tenancy": "migrations.tenancy", "datasets": "migrations.datasets"}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -68,6 +71,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
+STORAGES = storages_setting(VAR)
+# Uploads above this many bytes stream to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 2**20
+DATA_UPLOAD_MAX_MEMORY_SIZE = None
+
+# Dataset limits (bytes, rows, characters per text, rows per label).
+DATASET_MAX_BYTES = int(os.environ.get("DATASET_MAX_BYTES", 512 * 2**20))
+DATASET_MAX_ROWS = int(os.environ.get("DATASET_MAX_ROWS", 2_000_000))
+DATASET_MAX_TEXT_CHARS = int(os.environ.get("DATASET_MAX_TEXT_CHARS", 20_000))
+DATASET_MIN_ROWS_PER_LABEL = int(os.environ.get("DATASET_MIN_ROWS_PER_LABEL", 2))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

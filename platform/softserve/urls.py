@@ -5,4 +5,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/v1/", include("softserve.tenancy.urls")),
+    path("api/v1/", include("softserve.datasets.urls")),
 ]

@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from softserve.tenancy.models import ApiKey, AuditEvent, Membership, TenantRequired
 
-from tests.tenancy.conftest import bearer
+from tests.teams import bearer
 
 pytestmark = pytest.mark.django_db
 

@@ -1,3 +1,5 @@
+"""Teams (tenants with an owner and an API key) for the platform tests."""
+
 import pytest
 from rest_framework.test import APIClient
 from softserve.tenancy.actions import create_tenant

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from softserve.datasets.models import Dataset, DatasetVersion
+from softserve.datasets.validation import FORMATS
+
+
+class DatasetVersionSerializer(serializers.ModelSerializer):
+    dataset = serializers.CharField(source="dataset.name", read_only=True)
+
+    class Meta:
+        model = DatasetVersion
+        fields = [
+            "id",
+            "dataset",
+            "number",
+            "created_at",
+            "source_format",
+            "source_filename",
+            "task_type",
+            "columns",
+            "labels",
+            "label_counts",
+            "split_counts",
+            "row_count",
+            "size_bytes",
+            "checksum",
+        ]
+        read_only_fields = fields
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    versions = DatasetVersionSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "created_at", "versions"]
+        read_only_fields = fields
+
+
+def _names(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+class UploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    name = serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+        error_messages={
+            "invalid": "Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."
+        },
+    )
+    format = serializers.ChoiceField(choices=FORMATS, required=False)
+    text_columns = serializers.CharField(
+        required=False, help_text="comma-separated; default text or text_a,text_b"
+    )
+    label_column = serializers.CharField(required=False, default="label")
+    split_column = serializers.CharField(required=False)
+    task_type = serializers.ChoiceField(choices=["classification", "generation"], required=False)
+    labels = serializers.CharField(
+        required=False, help_text="comma-separated label set; other labels are errors"
+    )
+    dev_fraction = serializers.FloatField(required=False, default=0.1, min_value=0.01, max_value=0.5)
+
+    def validate_text_columns(self, value: str) -> list[str]:
+        names = _names(value)
+        if not names or len(set(names)) != len(names):
+            raise serializers.ValidationError("Name one or more distinct columns, comma-separated.")
+        return names
+
+    def validate_labels(self, value: str) -> list[str]:
+        labels = _names(value)
+        if len(labels) < 2 or len(set(labels)) != len(labels):
+            raise serializers.ValidationError("Give two or more distinct labels, comma-separated.")
+        return labels

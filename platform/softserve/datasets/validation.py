@@ -1,0 +1,244 @@
+"""Streaming validation of an uploaded dataset into normalised JSONL, collecting every problem.
+
+The upload is read once, row by row (never whole into memory); good rows are written to a temporary
+JSONL file while hashing. Any problem means nothing is stored: the caller gets the problems, each
+with its row number, instead of a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import random
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+FORMATS = ("csv", "tsv", "jsonl")
+SPLIT_ALIASES = {"train": "train", "dev": "dev", "validation": "dev", "valid": "dev"}
+MAX_PROBLEMS_LISTED = 100
+MAX_CLASSES = 1000
+_EXTRA = "\0extra"  # where csv puts cells beyond the header
+
+
+@dataclass
+class Limits:
+    max_bytes: int
+    max_rows: int
+    max_text_chars: int
+    min_rows_per_label: int
+
+
+@dataclass
+class UploadSpec:
+    format: str
+    text_columns: list[str] | None = None  # None: `text`, or `text_a` and `text_b`
+    label_column: str = "label"
+    split_column: str | None = None  # None: `split` when present, else a seeded train/dev split
+    task_type: str | None = None  # None: classification when labels repeat, else generation
+    labels: list[str] | None = None  # a declared label set; other labels are problems
+    dev_fraction: float = 0.1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Problem:
+    row: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.message}" if self.row else self.message
+
+
+@dataclass
+class NormalisedDataset:
+    file: IO[bytes]  # the JSONL, rewound
+    checksum: str
+    size_bytes: int
+    columns: dict[str, str]  # canonical field -> source column
+    task_type: str
+    labels: list[str]
+    label_counts: dict[str, int]
+    split_counts: dict[str, int]
+    problems: list[Problem] = field(default_factory=list)
+
+
+class _Problems(list):
+    def add(self, row: int | None, message: str) -> None:
+        self.append(Problem(row, message))
+
+
+def _rows(stream: IO[bytes], fmt: str, problems: _Problems) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(row number as a person counts it, row) pairs; a header line is row 1 for CSV/TSV."""
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="", errors="strict")
+    if fmt == "jsonl":
+        for number, line in enumerate(text, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problems.add(number, f"not valid JSON ({exc.msg})")
+                continue
+            if not isinstance(row, dict):
+                problems.add(number, "not a JSON object")
+                continue
+            yield number, {str(k): v for k, v in row.items()}
+        return
+    reader = csv.DictReader(text, delimiter="\t" if fmt == "tsv" else ",", restkey=_EXTRA)
+    for row in reader:
+        number = reader.line_num
+        if _EXTRA in row:
+            cells = len(row) - 1 + len(row[_EXTRA])
+            problems.add(number, f"has {cells} cells, the header has {len(row) - 1}")
+            continue
+        yield number, row
+
+
+def _canonical(columns: list[str]) -> list[str]:
+    return ["text"] if len(columns) == 1 else [f"text_{chr(ord('a') + i)}" for i in range(len(columns))]
+
+
+def _text_columns(header: list[str], spec: UploadSpec) -> list[str] | None:
+    if spec.text_columns:
+        return spec.text_columns
+    if "text" in header:
+        return ["text"]
+    if "text_a" in header and "text_b" in header:
+        return ["text_a", "text_b"]
+    return None
+
+
+def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> NormalisedDataset:
+    """Validate and normalise; on any problem, `.problems` is non-empty and the file is to be dropped."""
+    problems = _Problems()
+    out = tempfile.SpooledTemporaryFile(max_size=8 * 2**20)  # noqa: SIM115 - the caller closes it
+    digest = hashlib.sha256()
+    offset = random.Random(spec.seed).random()
+    seen: dict[bytes, str] = {}  # text digest -> label: duplicates and contradictions
+    label_counts: Counter[str] = Counter()
+    split_counts: Counter[str] = Counter()
+    sources: list[str] | None = None
+    fields: list[str] = []
+    split_column = spec.split_column
+    rows = 0
+    try:
+        for number, row in _rows(stream, spec.format, problems):
+            if sources is None:
+                header = list(row)
+                sources = _text_columns(header, spec)
+                missing = [c for c in [*(sources or []), spec.label_column] if c not in header]
+                if sources is None:
+                    problems.add(None, f"no text column: name one (text_columns); the columns are {header}")
+                    break
+                if missing:
+                    problems.add(None, f"missing column(s) {missing}; the columns are {header}")
+                    break
+                fields = _canonical(sources)
+                if split_column is None and "split" in header:
+                    split_column = "split"
+            rows += 1
+            if rows > limits.max_rows:
+                problems.add(number, f"more than {limits.max_rows} rows, the limit")
+                break
+            texts = ["" if row.get(c) is None else str(row.get(c)) for c in sources]
+            label = "" if row.get(spec.label_column) is None else str(row[spec.label_column]).strip()
+            bad = False
+            for column, value in zip(sources, texts, strict=True):
+                if not value.strip():
+                    problems.add(number, f"empty text in column {column!r}")
+                    bad = True
+                elif len(value) > limits.max_text_chars:
+                    problems.add(
+                        number, f"text in {column!r} is {len(value)} characters, over {limits.max_text_chars}"
+                    )
+                    bad = True
+            if not label:
+                problems.add(number, f"empty label in column {spec.label_column!r}")
+                bad = True
+            elif spec.labels is not None and label not in spec.labels:
+                problems.add(number, f"unknown label {label!r}; the label set is {spec.labels}")
+                bad = True
+            split = "train"
+            if split_column:
+                raw = str(row.get(split_column) or "").strip().lower()
+                if raw not in SPLIT_ALIASES:
+                    problems.add(number, f"split {raw!r} is not train or dev")
+                    bad = True
+                split = SPLIT_ALIASES.get(raw, "train")
+            elif int(rows * spec.dev_fraction + offset) > int((rows - 1) * spec.dev_fraction + offset):
+                # A seeded stride: the dev share is exact and spread evenly through the file.
+                split = "dev"
+            key = hashlib.blake2b("\0".join(texts).encode(), digest_size=12).digest()
+            if key in seen and not bad:
+                if seen[key] == label:
+                    problems.add(number, "duplicates an earlier row")
+                else:
+                    problems.add(
+                        number, f"same text as an earlier row labelled {seen[key]!r}, here {label!r}"
+                    )
+                bad = True
+            if bad:
+                continue
+            seen[key] = label
+            label_counts[label] += 1
+            split_counts[split] += 1
+            line = (
+                json.dumps(
+                    {**dict(zip(fields, texts, strict=True)), "label": label, "split": split},
+                    ensure_ascii=False,
+                ).encode()
+                + b"\n"
+            )
+            digest.update(line)
+            out.write(line)
+            if out.tell() > limits.max_bytes:
+                problems.add(number, f"the data is over {limits.max_bytes} bytes, the limit")
+                break
+    except UnicodeDecodeError as exc:
+        problems.add(None, f"the file is not UTF-8 text (byte {exc.start} of a chunk cannot be decoded)")
+    except csv.Error as exc:
+        problems.add(None, f"the file is not valid {spec.format.upper()}: {exc}")
+    if sources is None and not problems:
+        problems.add(None, "the file has no rows")
+    task_type = spec.task_type or (
+        "classification"
+        if 2 <= len(label_counts) <= MAX_CLASSES and len(label_counts) * 2 <= rows
+        else "generation"
+    )
+    if not problems and task_type == "classification":
+        if len(label_counts) < 2:
+            problems.add(
+                None, f"a classification dataset needs two labels or more, found {sorted(label_counts)}"
+            )
+        for label, count in sorted(label_counts.items()):
+            if count < limits.min_rows_per_label:
+                problems.add(
+                    None, f"label {label!r} has {count} row(s), fewer than {limits.min_rows_per_label}"
+                )
+    if not problems and not split_counts.get("dev"):
+        problems.add(None, "no dev rows: add a split column with dev rows, or upload more rows")
+    size = out.seek(0, 2)
+    out.seek(0)
+    return NormalisedDataset(
+        file=out,
+        checksum=digest.hexdigest(),
+        size_bytes=size,
+        columns=dict(zip(fields, sources or [], strict=False)),
+        task_type=task_type,
+        labels=sorted(label_counts) if task_type == "classification" else [],
+        label_counts=dict(label_counts),
+        split_counts={"train": split_counts["train"], "dev": split_counts["dev"]},
+        problems=list(problems),
+    )
+
+
+def detect_format(filename: str, declared: str | None) -> str | None:
+    if declared:
+        return declared if declared in FORMATS else None
+    suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    return {"csv": "csv", "tsv": "tsv", "tab": "tsv", "jsonl": "jsonl", "ndjson": "jsonl"}.get(suffix)

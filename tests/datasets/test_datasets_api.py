@@ -1,0 +1,218 @@
+"""Dataset uploads over REST against Postgres and a real S3 endpoint: valid data, bad data, isolation."""
+
+import hashlib
+import io
+import json
+
+import pytest
+from rest_framework.test import APIClient
+from softserve.datasets.models import Dataset, DatasetVersion
+from softserve.tenancy.models import ApiKey, AuditEvent, Quota
+
+from tests.conftest import shared_dataset
+from tests.datasets.conftest import object_keys
+from tests.teams import bearer
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(client: APIClient, name: str, filename: str, content: bytes, **fields):
+    payload = {"name": name, "file": io.BytesIO(content), **fields}
+    payload["file"].name = filename
+    return client.post("/api/v1/datasets", payload, format="multipart")
+
+
+def sst2_head(rows: int) -> bytes:
+    with shared_dataset("sst2", "train").open("rb") as handle:
+        return b"".join(line for _, line in zip(range(rows + 1), handle, strict=False))
+
+
+def test_valid_upload_becomes_a_version_in_s3(acme, s3):
+    response = upload(acme.client, "sst2", "train.csv", sst2_head(300))
+    assert response.status_code == 201, response.content
+    version = response.json()
+    assert version["number"] == 1 and version["task_type"] == "classification"
+    assert version["labels"] == ["negative", "positive"] and version["row_count"] == 300
+    assert version["split_counts"]["train"] + version["split_counts"]["dev"] == 300
+    assert 10 <= version["split_counts"]["dev"] <= 60
+    assert sum(version["label_counts"].values()) == 300 and version["columns"] == {"text": "text"}
+    stored = DatasetVersion.objects.get(pk=version["id"])
+    assert stored.storage_key.startswith(f"tenants/{acme.tenant.id}/datasets/{stored.dataset_id}/1/")
+    body = s3.get_object(Bucket=s3.bucket, Key=stored.storage_key)["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == version["checksum"]
+    first = json.loads(body.splitlines()[0])
+    assert set(first) == {"text", "label", "split"}
+    again = upload(acme.client, "sst2", "train.csv", sst2_head(120))
+    assert again.status_code == 201 and again.json()["number"] == 2
+    detail = acme.client.get(f"/api/v1/datasets/{stored.dataset_id}").json()
+    assert [v["number"] for v in detail["versions"]] == [1, 2]
+    preview = acme.client.get(f"/api/v1/datasets/{stored.dataset_id}/versions/1/preview?limit=5").json()
+    assert len(preview["rows"]) == 5 and preview["row_count"] == 300
+    assert (
+        acme.client.get(f"/api/v1/datasets/{stored.dataset_id}/versions/1").json()["checksum"]
+        == version["checksum"]
+    )
+
+
+def test_pair_tsv_jsonl_and_given_splits(acme, s3):
+    with shared_dataset("rte", "train").open("rb") as handle:
+        pair = b"".join(line for _, line in zip(range(81), handle, strict=False))
+    response = upload(acme.client, "rte", "rte.csv", pair)
+    assert response.status_code == 201, response.content
+    assert response.json()["columns"] == {"text_a": "text_a", "text_b": "text_b"}
+    jsonl = b"".join(
+        json.dumps({"review": f"film {i}", "y": "ab"[i % 2], "part": "dev" if i < 4 else "train"}).encode()
+        + b"\n"
+        for i in range(20)
+    )
+    response = upload(
+        acme.client, "mine", "data.jsonl", jsonl, text_columns="review", label_column="y", split_column="part"
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["split_counts"] == {"train": 16, "dev": 4}
+    assert response.json()["columns"] == {"text": "review"}
+    tsv = "\n".join(["sentence\tlabel", *[f"line {i}\t{'xy'[i % 2]}" for i in range(30)]]).encode()
+    response = upload(acme.client, "tsv", "d.tsv", tsv, text_columns="sentence")
+    assert response.status_code == 201, response.content
+
+
+GOOD = "text,label\n" + "".join(f"row number {i},{'ab'[i % 2]}\n" for i in range(40))
+MALFORMED = [
+    ("empty file", "d.csv", b"", {}, "file", "empty"),
+    ("header only", "d.csv", b"text,label\n", {}, "file", "no rows"),
+    ("not utf-8", "d.csv", b"text,label\n\xff\xfe bad,a\n" + GOOD.encode()[11:], {}, "file", "not UTF-8"),
+    ("no label column", "d.csv", b"text,cls\na,b\n", {}, "file", "missing column(s) ['label']"),
+    ("no text column", "d.csv", b"body,label\na,b\n", {}, "file", "no text column"),
+    ("empty text", "d.csv", (GOOD + " ,a\n").encode(), {}, "file", "row 42: empty text"),
+    ("empty label", "d.csv", (GOOD + "x,\n").encode(), {}, "file", "row 42: empty label"),
+    ("extra cells", "d.csv", (GOOD + "x,a,b\n").encode(), {}, "file", "row 42: has 3 cells"),
+    ("duplicate row", "d.csv", (GOOD + "row number 1,b\n").encode(), {}, "file", "duplicates an earlier row"),
+    ("contradiction", "d.csv", (GOOD + "row number 1,a\n").encode(), {}, "file", "labelled 'b', here 'a'"),
+    (
+        "unknown label",
+        "d.csv",
+        (GOOD + "new row,c\n").encode(),
+        {"labels": "a,b"},
+        "file",
+        "unknown label 'c'",
+    ),
+    ("rare label", "d.csv", (GOOD + "lonely,c\n").encode(), {}, "file", "label 'c' has 1 row(s)"),
+    (
+        "one label",
+        "d.csv",
+        b"text,label\n" + b"".join(f"t{i},a\n".encode() for i in range(9)),
+        {"task_type": "classification"},
+        "file",
+        "two labels or more",
+    ),
+    (
+        "bad split",
+        "d.csv",
+        b"text,label,split\n" + b"".join(f"t{i},{'ab'[i % 2]},test\n".encode() for i in range(6)),
+        {},
+        "file",
+        "split 'test'",
+    ),
+    (
+        "no dev rows",
+        "d.csv",
+        b"text,label,split\n" + b"".join(f"t{i},{'ab'[i % 2]},train\n".encode() for i in range(6)),
+        {},
+        "file",
+        "no dev rows",
+    ),
+    ("bad json", "d.jsonl", b'{"text": "a", "label": "x"}\n{oops\n', {}, "file", "row 2: not valid JSON"),
+    ("json array", "d.jsonl", b'["a", "x"]\n', {}, "file", "not a JSON object"),
+    ("unknown type", "d.xlsx", GOOD.encode(), {}, "format", "Unknown file type"),
+    ("bad name", "d.csv", GOOD.encode(), {"name": "../etc"}, "name", "letters, digits"),
+    ("bad label set", "d.csv", GOOD.encode(), {"labels": "a"}, "labels", "two or more distinct labels"),
+    ("csv as tsv", "d.tsv", GOOD.encode(), {}, "file", "no text column"),
+    (
+        "missing text column",
+        "d.csv",
+        GOOD.encode(),
+        {"text_columns": "body"},
+        "file",
+        "missing column(s) ['body']",
+    ),
+    (
+        "bad dev fraction",
+        "d.csv",
+        GOOD.encode(),
+        {"dev_fraction": "0.9"},
+        "dev_fraction",
+        "less than or equal",
+    ),
+    ("long text", "d.csv", (GOOD + "x" * 300 + ",a\n").encode(), {}, "file", "characters, over 200"),
+    (
+        "too many rows",
+        "big.csv",
+        b"text,label\n" + b"".join(f"t{i},{'ab'[i % 2]}\n".encode() for i in range(120)),
+        {},
+        "file",
+        "more than 100",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=[c[0] for c in MALFORMED])
+def test_malformed_upload_is_refused_and_leaves_nothing(acme, s3, settings, case):
+    _, filename, content, fields, field, fragment = case
+    fields = dict(fields)
+    settings.DATASET_MAX_TEXT_CHARS = 200
+    settings.DATASET_MAX_ROWS = 100
+    response = upload(acme.client, fields.pop("name", "broken"), filename, content, **fields)
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert field in error["fields"], error
+    assert any(fragment in message for message in error["fields"][field]), error["fields"][field]
+    assert not Dataset.objects.for_tenant(acme.tenant).exists()
+    assert not DatasetVersion.objects.for_tenant(acme.tenant).exists()
+    assert object_keys(s3) == []
+
+
+def test_missing_file_is_a_field_error(acme, s3):
+    response = acme.client.post("/api/v1/datasets", {"name": "x"}, format="multipart")
+    assert response.status_code == 400 and "file" in response.json()["error"]["fields"]
+
+
+def test_storage_quota_is_enforced(acme, s3):
+    Quota.objects.filter(tenant=acme.tenant).update(storage_bytes=100)
+    response = upload(acme.client, "sst2", "train.csv", sst2_head(50))
+    assert response.status_code == 403 and "quota" in response.json()["error"]["message"]
+    assert object_keys(s3) == [] and not Dataset.objects.for_tenant(acme.tenant).exists()
+
+
+def test_delete_is_audited_and_removes_objects(acme, s3, django_capture_on_commit_callbacks):
+    created = upload(acme.client, "sst2", "train.csv", sst2_head(40)).json()
+    dataset_id = DatasetVersion.objects.get(pk=created["id"]).dataset_id
+    with django_capture_on_commit_callbacks(execute=True):
+        assert acme.client.delete(f"/api/v1/datasets/{dataset_id}").status_code == 204
+    assert object_keys(s3) == []
+    assert AuditEvent.objects.for_tenant(acme.tenant).filter(action="dataset.delete").count() == 1
+
+
+def test_viewer_cannot_upload(acme, s3):
+    _, viewer = ApiKey.mint(acme.tenant, "viewer", ["read", "write"], role="viewer")
+    assert upload(bearer(viewer), "sst2", "train.csv", sst2_head(40)).status_code == 403
+
+
+def test_another_tenant_and_dead_keys_see_nothing(acme, globex, s3):
+    created = upload(acme.client, "sst2", "train.csv", sst2_head(40)).json()
+    dataset_id = DatasetVersion.objects.get(pk=created["id"]).dataset_id
+    paths = [
+        f"/api/v1/datasets/{dataset_id}",
+        f"/api/v1/datasets/{dataset_id}/versions/1",
+        f"/api/v1/datasets/{dataset_id}/versions/1/preview",
+    ]
+    for path in paths:
+        assert globex.client.get(path).status_code == 404, path
+    assert globex.client.delete(paths[0]).status_code == 404
+    assert globex.client.get("/api/v1/datasets").json()["results"] == []
+    key, plaintext = ApiKey.mint(acme.tenant, "gone", ["read", "write"], role="owner")
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at="2000-01-01T00:00:00Z")
+    for client in (bearer(plaintext), APIClient()):
+        for path in [*paths, "/api/v1/datasets"]:
+            assert client.get(path).status_code == 401, path
+        assert upload(client, "x", "d.csv", GOOD.encode()).status_code == 401
+    assert Dataset.objects.for_tenant(acme.tenant).count() == 1
