@@ -28,3 +28,41 @@ def bearer(key: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     return client
+
+
+def make_dataset_version(
+    tenant, name="sst2", task_type="classification", labels=("negative", "positive"), columns=None
+):
+    """A dataset version row as an upload leaves it (its storage object is not needed here)."""
+    from softserve.datasets.models import Dataset, DatasetVersion
+
+    dataset, _ = Dataset.objects.get_or_create(tenant=tenant, name=name)
+    return DatasetVersion.objects.create(
+        tenant=tenant,
+        dataset=dataset,
+        number=dataset.next_version_number(),
+        storage_key=f"k/{name}",
+        source_format="csv",
+        source_filename=f"{name}.csv",
+        task_type=task_type,
+        columns=columns or {"text": "text"},
+        labels=list(labels),
+        label_counts={},
+        split_counts={"train": 9, "dev": 1},
+        row_count=10,
+        size_bytes=100,
+        checksum="0" * 64,
+    )
+
+
+def make_prompt(team, name="sentiment", **overrides):
+    body = {
+        "name": name,
+        "task_type": "classification",
+        "template": "Review: {text}\nSentiment:",
+        "labels": ["negative", "positive"],
+        **overrides,
+    }
+    response = team.client.post("/api/v1/prompts", body, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()

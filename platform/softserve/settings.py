@@ -34,8 +34,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "softserve.tenancy",
     "softserve.datasets",
+    "softserve.prompts",
+    "softserve.jobs",
 ]
-MIGRATION_MODULES = {"tenancy": "migrations.tenancy", "datasets": "migrations.datasets"}
+MIGRATION_MODULES = {app: f"migrations.{app}" for app in ("tenancy", "datasets", "prompts", "jobs")}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -100,6 +102,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
 }
+
+# Celery, as a producer only: the embedded default needs no broker service.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR / 'celery.sqlite3'}")
 
 # The base models a tenant may train against; the first is the default.
 SOFTSERVE_BASE_MODELS = [

@@ -6,4 +6,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/v1/", include("softserve.tenancy.urls")),
     path("api/v1/", include("softserve.datasets.urls")),
+    path("api/v1/", include("softserve.prompts.urls")),
+    path("api/v1/", include("softserve.jobs.urls")),
 ]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from workers import contracts
 from workers.engine.errors import DataError, EngineError
 
 TaskType = Literal["classification", "generation"]
@@ -17,22 +17,9 @@ PAIR_TEXT_TEMPLATE = "{text_a}\n{text_b}\nAnswer:"
 def template_fields(template: str) -> list[str]:
     """Names of the `{field}` placeholders in a template, in order of first use."""
     try:
-        parsed = list(string.Formatter().parse(template))
+        return contracts.template_fields(template)
     except ValueError as exc:
-        raise EngineError(f"The template {template!r} is not valid: {exc}.") from exc
-    names: list[str] = []
-    for _, name, _, _ in parsed:
-        if name is None:
-            continue
-        if not name.isidentifier():
-            raise EngineError(
-                f"The template {template!r} has a placeholder {{{name}}} that is not a column name."
-            )
-        if name not in names:
-            names.append(name)
-    if not names:
-        raise EngineError(f"The template {template!r} names no column; use placeholders such as {{text}}.")
-    return names
+        raise EngineError(str(exc)) from exc
 
 
 def default_template(columns: list[str], text_column: str | None = None) -> str:

@@ -1,0 +1,104 @@
+"""Job writes: the job row and its pending prompt version in one transaction, the task sent on commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.exceptions import Throttled, ValidationError
+
+from softserve.jobs.models import ACTIVE, Job
+from softserve.producer import send_job
+from softserve.prompts.models import PromptVersion, TaskPrompt, VersionStatus
+from softserve.tenancy.actions import record
+from softserve.tenancy.models import Quota
+from softserve.tenancy.permissions import Actor
+
+
+class QuotaExceeded(Throttled):
+    default_detail = "Too many jobs at once for this tenant."
+
+
+def _enqueue_after_commit(job: Job) -> None:
+    job_id, kind = str(job.id), job.kind
+    transaction.on_commit(lambda: send_job(job_id, kind))
+
+
+def _check_quota(actor: Actor) -> None:
+    quota = Quota.objects.filter(tenant=actor.tenant).first()
+    active = Job.objects.for_tenant(actor.tenant).filter(status__in=ACTIVE).count()
+    if quota and active >= quota.concurrent_jobs:
+        raise QuotaExceeded(
+            detail=f"This tenant may run {quota.concurrent_jobs} jobs at once; {active} are "
+            "queued or running. Wait for one to finish or cancel one."
+        )
+
+
+@transaction.atomic
+def create_job(
+    actor: Actor,
+    kind: str,
+    prompt: TaskPrompt,
+    spec: dict[str, Any],
+    dataset_version,
+    target: PromptVersion | None = None,
+) -> Job:
+    """tune/ensemble: a new pending version to train; evaluate: scores `target` on `dataset_version`."""
+    _check_quota(actor)
+    TaskPrompt.objects.select_for_update().filter(pk=prompt.pk).first()  # serialise version numbering
+    if kind == "evaluate":
+        version = target
+    else:
+        version = PromptVersion.objects.create(
+            tenant=actor.tenant,
+            prompt=prompt,
+            number=prompt.next_version_number(),
+            method=spec["method"],
+            hyperparameters=spec,
+            dataset_version=dataset_version,
+            ensemble_size=spec.get("members", 1) if kind == "ensemble" else 1,
+        )
+    job = Job.objects.create(
+        tenant=actor.tenant, kind=kind, spec=spec, prompt_version=version, dataset_version=dataset_version
+    )
+    record(
+        actor,
+        actor.tenant,
+        "job.create",
+        job,
+        after={"kind": kind, "prompt": prompt.name, "version": version.number},
+    )
+    _enqueue_after_commit(job)
+    return job
+
+
+@transaction.atomic
+def cancel_job(actor: Actor, job: Job) -> Job:
+    """A queued job is cancelled at once; a running one gets a flag its worker checks between steps."""
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if not job.is_active:
+        raise ValidationError({"status": [f"The job is {job.status}; only queued or running jobs cancel."]})
+    job.cancel_requested = True
+    if job.status == "queued":
+        job.status, job.finished_at = "cancelled", timezone.now()
+        if job.kind != "evaluate":
+            PromptVersion.objects.filter(pk=job.prompt_version_id).update(status=VersionStatus.CANCELLED)
+    job.save(update_fields=["cancel_requested", "status", "finished_at"])
+    record(actor, actor.tenant, "job.cancel", job, after={"status": job.status})
+    return job
+
+
+@transaction.atomic
+def retry_job(actor: Actor, job: Job) -> Job:
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.status not in ("failed", "cancelled"):
+        raise ValidationError({"status": [f"The job is {job.status}; only failed or cancelled jobs retry."]})
+    _check_quota(actor)
+    job.status, job.error, job.cancel_requested, job.finished_at = "queued", "", False, None
+    job.save(update_fields=["status", "error", "cancel_requested", "finished_at"])
+    if job.kind != "evaluate":
+        PromptVersion.objects.filter(pk=job.prompt_version_id).update(status=VersionStatus.PENDING)
+    record(actor, actor.tenant, "job.retry", job, after={"status": "queued"})
+    _enqueue_after_commit(job)
+    return job

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from softserve.datasets.models import DatasetVersion
+from softserve.jobs.models import Job
+from softserve.prompts.models import PromptVersion, TaskPrompt, VersionStatus
+from workers.contracts import INITS, JOB_KINDS, METHODS, template_fields
+
+
+class JobSerializer(serializers.ModelSerializer):
+    prompt = serializers.CharField(source="prompt_version.prompt.name", read_only=True)
+    version = serializers.IntegerField(source="prompt_version.number", read_only=True)
+    dataset_version = serializers.UUIDField(source="dataset_version_id", read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "prompt",
+            "version",
+            "dataset_version",
+            "spec",
+            "progress",
+            "metric_history",
+            "result",
+            "attempts",
+            "worker",
+            "cancel_requested",
+            "error",
+            "queued_at",
+            "started_at",
+            "heartbeat_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class JobCreateSerializer(serializers.Serializer):
+    """A job request; `validate` resolves names and ids inside the caller's tenant only."""
+
+    kind = serializers.ChoiceField(choices=JOB_KINDS)
+    prompt = serializers.CharField(max_length=100)
+    dataset_version = serializers.UUIDField()
+    version = serializers.IntegerField(
+        min_value=1, required=False, help_text="evaluate: the version to score"
+    )
+    method = serializers.ChoiceField(choices=METHODS, default="prompt")
+    prompt_length = serializers.IntegerField(min_value=1, max_value=150, default=20)
+    init = serializers.ChoiceField(choices=INITS, default="labels")
+    steps = serializers.IntegerField(min_value=1, max_value=100_000, default=300)
+    learning_rate = serializers.FloatField(min_value=1e-6, max_value=10, required=False)
+    batch_size = serializers.IntegerField(min_value=1, max_value=512, default=16)
+    members = serializers.IntegerField(min_value=2, max_value=32, required=False)
+    max_minutes = serializers.FloatField(min_value=0.1, max_value=7 * 24 * 60, required=False)
+    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+
+    def validate(self, data: dict) -> dict:
+        tenant = self.context["tenant"]
+        prompt = TaskPrompt.objects.for_tenant(tenant).filter(name=data["prompt"]).first()
+        if prompt is None:
+            raise serializers.ValidationError({"prompt": [f"No prompt named {data['prompt']!r}."]})
+        dataset = DatasetVersion.objects.for_tenant(tenant).filter(pk=data["dataset_version"]).first()
+        if dataset is None:
+            raise serializers.ValidationError({"dataset_version": ["No such dataset version."]})
+        if dataset.task_type != prompt.task_type:
+            raise serializers.ValidationError(
+                {
+                    "dataset_version": [
+                        f"The dataset is {dataset.task_type}; the prompt {prompt.name} is {prompt.task_type}."
+                    ]
+                }
+            )
+        unknown = sorted(set(dataset.labels) - set(prompt.labels))
+        if unknown:
+            raise serializers.ValidationError(
+                {
+                    "dataset_version": [
+                        f"The dataset has labels {unknown} that the prompt's label set {prompt.labels} lacks."
+                    ]
+                }
+            )
+        missing = sorted(set(template_fields(prompt.template)) - set(dataset.fields))
+        if missing:
+            raise serializers.ValidationError(
+                {
+                    "dataset_version": [
+                        f"The prompt's template needs fields {missing}; the dataset has {dataset.fields}."
+                    ]
+                }
+            )
+        kind = data["kind"]
+        if kind == "ensemble":
+            data.setdefault("members", 5)
+        elif "members" in data:
+            raise serializers.ValidationError({"members": ["Only ensemble jobs have members."]})
+        if data["init"] == "labels" and prompt.task_type != "classification":
+            raise serializers.ValidationError({"init": ["The labels init needs a classification prompt."]})
+        target = None
+        if kind == "evaluate":
+            if "version" not in data:
+                raise serializers.ValidationError(
+                    {"version": ["An evaluate job names the version to score."]}
+                )
+            target = (
+                PromptVersion.objects.for_tenant(tenant).filter(prompt=prompt, number=data["version"]).first()
+            )
+            if target is None or target.status != VersionStatus.READY:
+                raise serializers.ValidationError(
+                    {"version": [f"{prompt.name} has no ready version {data['version']}."]}
+                )
+        elif "version" in data:
+            raise serializers.ValidationError({"version": ["Only evaluate jobs name a version."]})
+        data["prompt_obj"], data["dataset_obj"], data["target"] = prompt, dataset, target
+        return data
+
+    def spec(self) -> dict:
+        data = self.validated_data
+        keys = [
+            "method",
+            "prompt_length",
+            "init",
+            "steps",
+            "learning_rate",
+            "batch_size",
+            "members",
+            "max_minutes",
+            "seed",
+            "version",
+        ]
+        spec = {key: data[key] for key in keys if key in data}
+        spec["dataset_version"] = str(data["dataset_version"])
+        return spec

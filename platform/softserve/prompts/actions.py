@@ -1,0 +1,69 @@
+"""Registry writes: prompts, alias moves (audited, with history) and deletions."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from rest_framework.exceptions import ValidationError
+
+from softserve.prompts.models import Alias, PromptVersion, TaskPrompt, VersionStatus
+from softserve.tenancy.actions import record
+from softserve.tenancy.permissions import Actor
+
+
+@transaction.atomic
+def create_prompt(actor: Actor, **fields) -> TaskPrompt:
+    if TaskPrompt.objects.for_tenant(actor.tenant).filter(name=fields["name"]).exists():
+        raise ValidationError({"name": [f"A prompt named {fields['name']!r} exists already."]})
+    prompt = TaskPrompt.objects.create(tenant=actor.tenant, **fields)
+    record(actor, actor.tenant, "prompt.create", prompt, after={"name": prompt.name})
+    return prompt
+
+
+@transaction.atomic
+def delete_prompt(actor: Actor, prompt: TaskPrompt) -> None:
+    record(
+        actor,
+        actor.tenant,
+        "prompt.delete",
+        prompt,
+        before={"name": prompt.name, "versions": prompt.versions.count()},
+    )
+    prompt.aliases.all().delete()
+    prompt.delete()
+
+
+@transaction.atomic
+def move_alias(actor: Actor, prompt: TaskPrompt, name: str, version: PromptVersion) -> Alias:
+    """Point `name` at `version` (creating the alias if new); rollback is a move back."""
+    if version.status != VersionStatus.READY:
+        raise ValidationError({"version": [f"Version {version.number} is {version.status}, not ready."]})
+    alias = (
+        Alias.objects.for_tenant(actor.tenant).select_for_update().filter(prompt=prompt, name=name).first()
+    )
+    before = {"alias": name, "version": alias.version.number} if alias else None
+    if alias is None:
+        alias = Alias.objects.create(tenant=actor.tenant, prompt=prompt, name=name, version=version)
+    else:
+        alias.version = version
+        alias.save(update_fields=["version", "updated_at"])
+    record(
+        actor,
+        actor.tenant,
+        "alias.move",
+        alias,
+        before=before,
+        after={"alias": name, "version": version.number},
+    )
+    return alias
+
+
+@transaction.atomic
+def delete_alias(actor: Actor, alias: Alias) -> None:
+    record(
+        actor,
+        actor.tenant,
+        "alias.delete",
+        alias,
+        before={"alias": alias.name, "version": alias.version.number},
+    )
+    alias.delete()

@@ -1,0 +1,72 @@
+"""The prompt registry: task prompts, their immutable versions, and aliases that point at versions."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from softserve.tenancy.models import TenantOwned
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+class TaskPrompt(TenantOwned):
+    """A task: its input template, labels and verbalizer, and the frozen base model it runs on."""
+
+    name = models.CharField(max_length=100)
+    task_type = models.CharField(
+        max_length=20, choices=[("classification", "classification"), ("generation", "generation")]
+    )
+    template = models.TextField()
+    labels = models.JSONField(default=list)
+    verbalizer = models.JSONField(default=dict)
+    base_model = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="prompt_name_per_tenant")]
+        ordering = ["name"]
+
+    def next_version_number(self) -> int:
+        latest = self.versions.order_by("-number").values_list("number", flat=True).first()
+        return (latest or 0) + 1
+
+
+class VersionStatus(models.TextChoices):
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class PromptVersion(TenantOwned):
+    """One trained prompt (or ensemble); its hyper-parameters and data never change once created."""
+
+    prompt = models.ForeignKey(TaskPrompt, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    method = models.CharField(max_length=20)
+    hyperparameters = models.JSONField(default=dict)
+    dataset_version = models.ForeignKey(
+        "datasets.DatasetVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    ensemble_size = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=12, choices=VersionStatus.choices, default=VersionStatus.PENDING)
+    metrics = models.JSONField(default=dict)
+    artifact_key = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "number"], name="one_number_per_prompt_version")
+        ]
+        ordering = ["number"]
+
+
+class Alias(TenantOwned):
+    """A movable name (`production`, `staging`, …) for one version; every move is audited."""
+
+    prompt = models.ForeignKey(TaskPrompt, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(max_length=50)
+    version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="aliases")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["prompt", "name"], name="alias_name_per_prompt")]
+        ordering = ["name"]

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from softserve.prompts.models import NAME_PATTERN, Alias, PromptVersion, TaskPrompt
+from workers.contracts import template_fields
+
+NAME_ERROR = {"invalid": "Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."}
+
+
+class PromptVersionSerializer(serializers.ModelSerializer):
+    dataset_version = serializers.UUIDField(source="dataset_version_id", read_only=True)
+
+    class Meta:
+        model = PromptVersion
+        fields = [
+            "id",
+            "number",
+            "created_at",
+            "method",
+            "hyperparameters",
+            "dataset_version",
+            "ensemble_size",
+            "status",
+            "metrics",
+            "artifact_key",
+        ]
+        read_only_fields = fields
+
+
+class PromptSerializer(serializers.ModelSerializer):
+    name = serializers.RegexField(NAME_PATTERN, max_length=100, error_messages=NAME_ERROR)
+    base_model = serializers.CharField(required=False)
+    aliases = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TaskPrompt
+        fields = [
+            "id",
+            "name",
+            "task_type",
+            "template",
+            "labels",
+            "verbalizer",
+            "base_model",
+            "created_at",
+            "aliases",
+        ]
+        read_only_fields = ["id", "created_at", "aliases"]
+
+    def get_aliases(self, prompt: TaskPrompt) -> dict[str, int]:
+        return {alias.name: alias.version.number for alias in prompt.aliases.select_related("version")}
+
+    def validate_template(self, value: str) -> str:
+        try:
+            template_fields(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return value
+
+    def validate_base_model(self, value: str) -> str:
+        if value not in settings.SOFTSERVE_BASE_MODELS:
+            raise serializers.ValidationError(f"Allowed base models: {settings.SOFTSERVE_BASE_MODELS}.")
+        return value
+
+    def validate(self, data: dict) -> dict:
+        data.setdefault("base_model", settings.SOFTSERVE_BASE_MODELS[0])
+        labels, verbalizer = data.get("labels") or [], data.get("verbalizer") or {}
+        if data["task_type"] == "classification":
+            if (
+                len(labels) < 2
+                or len(set(labels)) != len(labels)
+                or not all(isinstance(x, str) and x.strip() for x in labels)
+            ):
+                raise serializers.ValidationError({"labels": ["Two or more distinct, non-empty labels."]})
+            unknown = sorted(set(verbalizer) - set(labels))
+            if unknown:
+                raise serializers.ValidationError(
+                    {"verbalizer": [f"Labels {unknown} are not in the label set."]}
+                )
+            words = [str(w).strip() for w in verbalizer.values()]
+            if not all(words) or len(set(words)) != len(words):
+                raise serializers.ValidationError({"verbalizer": ["Words must be non-empty and distinct."]})
+        elif labels or verbalizer:
+            raise serializers.ValidationError({"labels": ["A generation task has no labels or verbalizer."]})
+        return data
+
+
+class AliasSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(source="version.number")
+
+    class Meta:
+        model = Alias
+        fields = ["name", "version", "updated_at"]
+        read_only_fields = fields
+
+
+class AliasMoveSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1)

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from softserve.prompts import views
+
+urlpatterns = [
+    path("prompts", views.PromptList.as_view(), name="prompts"),
+    path("prompts/<str:name>", views.PromptDetail.as_view(), name="prompt"),
+    path("prompts/<str:name>/versions", views.VersionList.as_view(), name="prompt-versions"),
+    path("prompts/<str:name>/aliases/<str:alias>", views.AliasDetail.as_view(), name="prompt-alias"),
+]

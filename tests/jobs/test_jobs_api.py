@@ -1,0 +1,226 @@
+"""Jobs over REST: validation, one transaction, the Celery message on a real Redis broker, isolation."""
+
+import base64
+import json
+
+import pytest
+import redis
+from django.db import transaction
+from rest_framework.test import APIClient
+from softserve.jobs.models import Job
+from softserve.producer import celery_app
+from softserve.prompts.models import PromptVersion
+from softserve.tenancy.models import ApiKey, Quota
+
+from tests.prompts.test_registry_api import ready_version
+from tests.teams import bearer, make_dataset_version, make_prompt
+from workers.contracts import QUEUE_GPU, TASK_ENSEMBLE, TASK_EVALUATE, TASK_TUNE
+
+pytestmark = pytest.mark.django_db
+REDIS_URL = "redis://127.0.0.1:6379/14"
+
+
+@pytest.fixture
+def broker(settings):
+    """Celery's producer pointed at a real Redis database; yields the messages on the gpu queue."""
+    client = redis.Redis.from_url(REDIS_URL)
+    client.ping()  # fails loudly when Redis is down
+    client.flushdb()
+    settings.CELERY_BROKER_URL = REDIS_URL
+    celery_app.cache_clear()
+
+    def messages() -> list[dict]:
+        out = []
+        for raw in reversed(client.lrange(QUEUE_GPU, 0, -1)):  # kombu pushes left: oldest last
+            message = json.loads(raw)
+            args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+            out.append({"task": message["headers"]["task"], "args": args, "kwargs": kwargs})
+        return out
+
+    yield messages
+    client.flushdb()
+    celery_app.cache_clear()
+
+
+@pytest.fixture
+def setup(acme):
+    make_prompt(acme)
+    return make_dataset_version(acme.tenant)
+
+
+def post_job(team, capture, **body):
+    with capture(execute=True):
+        return team.client.post("/api/v1/jobs", body, format="json")
+
+
+def test_tune_job_writes_job_and_version_then_sends_the_task(
+    acme, setup, broker, django_capture_on_commit_callbacks
+):
+    response = post_job(
+        acme,
+        django_capture_on_commit_callbacks,
+        kind="tune",
+        prompt="sentiment",
+        dataset_version=str(setup.id),
+        steps=50,
+        prompt_length=10,
+    )
+    assert response.status_code == 201, response.content
+    job = response.json()
+    assert job["status"] == "queued" and job["version"] == 1 and job["spec"]["prompt_length"] == 10
+    version = PromptVersion.objects.get(prompt__name="sentiment", number=1)
+    assert version.status == "pending" and version.hyperparameters["steps"] == 50
+    assert broker() == [{"task": TASK_TUNE, "args": [], "kwargs": {"job_id": job["id"]}}]
+    assert acme.client.get(f"/api/v1/jobs/{job['id']}").json()["status"] == "queued"
+
+
+def test_nothing_is_sent_when_the_transaction_rolls_back(
+    acme, setup, broker, django_capture_on_commit_callbacks
+):
+    from softserve.jobs.actions import create_job
+    from softserve.prompts.models import TaskPrompt
+    from softserve.tenancy.permissions import Actor
+
+    actor = Actor(tenant=acme.tenant, role="owner")
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        create_job(actor, "tune", TaskPrompt.objects.get(name="sentiment"), {"method": "prompt"}, setup)
+        raise RuntimeError("boom")
+    assert callbacks == [] and broker() == [] and not Job.objects.exists()
+
+
+def test_ensemble_and_evaluate_jobs(acme, setup, broker, django_capture_on_commit_callbacks):
+    ensemble = post_job(
+        acme,
+        django_capture_on_commit_callbacks,
+        kind="ensemble",
+        prompt="sentiment",
+        dataset_version=str(setup.id),
+    ).json()
+    assert ensemble["spec"]["members"] == 5
+    assert PromptVersion.objects.get(number=ensemble["version"]).ensemble_size == 5
+    ready_version(acme.tenant, "sentiment", 2)
+    other = make_dataset_version(acme.tenant, name="movies")
+    evaluate = post_job(
+        acme,
+        django_capture_on_commit_callbacks,
+        kind="evaluate",
+        prompt="sentiment",
+        dataset_version=str(other.id),
+        version=2,
+    )
+    assert evaluate.status_code == 201, evaluate.content
+    assert evaluate.json()["version"] == 2 and PromptVersion.objects.count() == 2
+    assert [m["task"] for m in broker()] == [TASK_ENSEMBLE, TASK_EVALUATE]
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"prompt": "nope"}, "prompt"),
+        ({"dataset_version": "00000000-0000-0000-0000-000000000000"}, "dataset_version"),
+        ({"kind": "finetune"}, "kind"),
+        ({"prompt_length": 151}, "prompt_length"),
+        ({"prompt_length": 0}, "prompt_length"),
+        ({"learning_rate": -1}, "learning_rate"),
+        ({"steps": 0}, "steps"),
+        ({"method": "lora"}, "method"),
+        ({"init": "zeros"}, "init"),
+        ({"members": 3}, "members"),
+        ({"version": 1}, "version"),
+        ({"kind": "evaluate"}, "version"),
+        ({"kind": "evaluate", "version": 7}, "version"),
+        ({"kind": "ensemble", "members": 1}, "members"),
+    ],
+)
+def test_bad_job_requests_get_field_errors(acme, setup, broker, overrides, field):
+    body = {"kind": "tune", "prompt": "sentiment", "dataset_version": str(setup.id), **overrides}
+    response = acme.client.post("/api/v1/jobs", body, format="json")
+    assert response.status_code == 400 and field in response.json()["error"]["fields"], response.content
+    assert not Job.objects.exists() and not PromptVersion.objects.exists() and broker() == []
+
+
+@pytest.mark.parametrize(
+    "dataset, message",
+    [
+        ({"task_type": "generation", "labels": ()}, "is generation"),
+        ({"labels": ("negative", "positive", "neutral")}, "lacks"),
+        ({"columns": {"text_a": "a", "text_b": "b"}}, "needs fields ['text']"),
+    ],
+)
+def test_dataset_must_fit_the_prompt(acme, setup, dataset, message):
+    mismatched = make_dataset_version(acme.tenant, name="other", **dataset)
+    response = acme.client.post(
+        "/api/v1/jobs",
+        {"kind": "tune", "prompt": "sentiment", "dataset_version": str(mismatched.id)},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert message in response.json()["error"]["fields"]["dataset_version"][0]
+
+
+def test_foreign_dataset_version_reads_as_missing(acme, globex, setup):
+    theirs = make_dataset_version(globex.tenant)
+    response = acme.client.post(
+        "/api/v1/jobs",
+        {"kind": "tune", "prompt": "sentiment", "dataset_version": str(theirs.id)},
+        format="json",
+    )
+    assert response.json()["error"]["fields"]["dataset_version"] == ["No such dataset version."]
+
+
+def test_concurrent_job_quota_is_429(acme, setup, broker, django_capture_on_commit_callbacks):
+    Quota.objects.filter(tenant=acme.tenant).update(concurrent_jobs=1)
+    body = {"kind": "tune", "prompt": "sentiment", "dataset_version": str(setup.id)}
+    assert post_job(acme, django_capture_on_commit_callbacks, **body).status_code == 201
+    second = post_job(acme, django_capture_on_commit_callbacks, **body)
+    assert second.status_code == 429 and "1 jobs at once" in second.json()["error"]["message"]
+    assert Job.objects.count() == 1 and len(broker()) == 1
+
+
+def test_cancel_and_retry(acme, setup, broker, django_capture_on_commit_callbacks):
+    job = post_job(
+        acme,
+        django_capture_on_commit_callbacks,
+        kind="tune",
+        prompt="sentiment",
+        dataset_version=str(setup.id),
+    ).json()
+    cancelled = acme.client.post(f"/api/v1/jobs/{job['id']}/cancel").json()
+    assert cancelled["status"] == "cancelled" and cancelled["cancel_requested"] is True
+    assert PromptVersion.objects.get(number=1).status == "cancelled"
+    assert acme.client.post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 400
+    with django_capture_on_commit_callbacks(execute=True):
+        retried = acme.client.post(f"/api/v1/jobs/{job['id']}/retry")
+    assert retried.json()["status"] == "queued" and PromptVersion.objects.get(number=1).status == "pending"
+    assert [m["kwargs"]["job_id"] for m in broker()] == [job["id"], job["id"]]
+    running = Job.objects.get(pk=job["id"])
+    Job.objects.filter(pk=running.pk).update(status="running")
+    flagged = acme.client.post(f"/api/v1/jobs/{job['id']}/cancel").json()
+    assert flagged["status"] == "running" and flagged["cancel_requested"] is True
+
+
+def test_another_tenant_sees_no_job(acme, globex, setup, broker, django_capture_on_commit_callbacks):
+    job = post_job(
+        acme,
+        django_capture_on_commit_callbacks,
+        kind="tune",
+        prompt="sentiment",
+        dataset_version=str(setup.id),
+    ).json()
+    for method, path in [
+        ("get", f"/api/v1/jobs/{job['id']}"),
+        ("post", f"/api/v1/jobs/{job['id']}/cancel"),
+        ("post", f"/api/v1/jobs/{job['id']}/retry"),
+    ]:
+        assert getattr(globex.client, method)(path).status_code == 404, path
+    assert globex.client.get("/api/v1/jobs").json()["results"] == []
+    _, viewer = ApiKey.mint(acme.tenant, "v", ["read", "write"], role="viewer")
+    assert bearer(viewer).post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 403
+    for client in (APIClient(), bearer("ss_deadbeef0000_nope")):
+        assert client.get(f"/api/v1/jobs/{job['id']}").status_code == 401
+        assert client.get("/api/v1/jobs").status_code == 401
+    assert Job.objects.get(pk=job["id"]).status == "queued"
