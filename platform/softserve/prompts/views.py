@@ -61,6 +61,7 @@ class VersionList(PromptScoped, generics.ListAPIView):
 
 class AliasDetail(PromptScoped, APIView):
     model = Alias
+    serializer_class = AliasSerializer
     actions_by_method = {"GET": "read", "PUT": "manage_aliases", "DELETE": "manage_aliases"}
 
     def _alias(self) -> Alias:
