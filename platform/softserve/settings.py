@@ -11,6 +11,7 @@ from softserve.storage import storages_setting
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = Path(os.environ.get("SOFTSERVE_VAR_DIR", ROOT / "var"))
+VAR.mkdir(parents=True, exist_ok=True)  # the embedded SQLite files and storage folder live here
 
 
 def _bool(name: str, default: bool) -> bool:
