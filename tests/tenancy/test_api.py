@@ -157,3 +157,17 @@ def test_dead_credentials_get_401(acme, credential):
         response = getattr(client, method)(path, body, format="json")
         assert response.status_code == 401, (credential, method, path, response.status_code)
         assert response.json()["error"]["status"] == 401
+
+
+def test_requests_per_minute_quota_is_429(acme, globex):
+    from django.core.cache import cache
+
+    from softserve.tenancy.models import Quota
+
+    cache.clear()
+    Quota.objects.filter(tenant=acme.tenant).update(requests_per_minute=3)
+    codes = [acme.client.get("/api/v1/members").status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    refused = acme.client.get("/api/v1/members")
+    assert refused.json()["error"]["status"] == 429 and int(refused["Retry-After"]) > 0
+    assert globex.client.get("/api/v1/members").status_code == 200  # another tenant's budget is its own
