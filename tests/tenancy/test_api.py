@@ -161,7 +161,6 @@ def test_dead_credentials_get_401(acme, credential):
 
 def test_requests_per_minute_quota_is_429(acme, globex):
     from django.core.cache import cache
-
     from softserve.tenancy.models import Quota
 
     cache.clear()
