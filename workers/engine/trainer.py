@@ -168,7 +168,8 @@ def _dev_subset(dev: list[Example], limit: int | None, seed: int) -> list[Exampl
 
 @dataclass
 class Member:
-    """One prompt of a bank: its task, its data, its method module (which yields (P, E)) and its seed."""
+    """One prompt of a bank: its task, its data, its method module (calling it yields the prompt: (P, E)
+    vectors or a prefix) and its seed."""
 
     spec: TaskSpec
     train: list[Example]
@@ -199,7 +200,11 @@ class _Run:
         self.history: list[dict[str, Any]] = []
 
     def evaluate(self, fm: FrozenModel, config: TrainConfig, step: int) -> dict[str, Any]:
-        vectors = self.member.module().detach()
+        module = self.member.module
+        module.eval()
+        with torch.no_grad():
+            vectors = module().detach()
+        module.train()
         with autocast(fm, config):
             metrics = evaluate(
                 fm,
