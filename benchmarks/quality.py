@@ -34,6 +34,8 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=15.0, help="Softserve's training budget")
     parser.add_argument("--dev-rows", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--softserve-optimizer", default="adafactor", help="the Softserve row's optimiser")
+    parser.add_argument("--softserve-lr", type=float, default=0.3, help="the Softserve row's learning rate")
     parser.add_argument("--rows", default=ALL_ROWS, help=f"comma-separated subset of {ALL_ROWS}")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -92,13 +94,19 @@ def main() -> None:
         figures["design_4shot_acc"] = score("prompt design, 4-shot", design_prompt(fm, spec, shots), 0.0)
 
     if "softserve" in wanted:
-        budgeted = replace(config, max_minutes=args.max_minutes)
+        budgeted = replace(
+            config,
+            max_minutes=args.max_minutes,
+            optimizer=args.softserve_optimizer,
+            learning_rate=args.softserve_lr,
+        )
         initial = init_prompt(fm, 20, "labels", label_words=spec.labels, seed=args.seed)
         result = train_prompt(fm, spec, train, early_stop, budgeted, initial)
         prompt = LoadedPrompt.build(fm, result.prompt, spec)
         figures["softserve_acc"] = score("Softserve prompt tuning", prompt, result.train_seconds)
         figures["softserve_train_minutes"] = round(result.train_seconds / 60, 2)
         figures["softserve_steps"] = result.steps_run
+        figures["softserve_optimizer"] = f"{args.softserve_optimizer} lr {args.softserve_lr}"
 
     if "peft" in wanted:
         encoder = TaskEncoder(fm, spec)
