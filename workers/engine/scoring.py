@@ -162,12 +162,7 @@ def greedy_generate(
     done = torch.zeros(len(inputs), dtype=torch.bool, device=fm.device)
     for _ in range(max_new_tokens):
         next_ids = head(out.last_hidden_state[:, -1]).argmax(-1)  # (B,)
-        for i, token in enumerate(next_ids.tolist()):
-            if not done[i]:
-                generated[i].append(token)
-        if fm.eos_id is not None:
-            done |= next_ids == fm.eos_id
-        if bool(done.all()):
+        if _take(fm, next_ids, generated, done):
             break
         mask = torch.cat([mask, mask.new_ones(len(inputs), 1)], dim=1)
         position = position + 1
@@ -205,14 +200,19 @@ def _seq2seq_greedy(fm, prompts, row_prompt, inputs, max_new_tokens: int) -> lis
         )
         cache = out.past_key_values
         next_ids = out.logits[:, -1].argmax(-1)  # (B,)
-        for i, token in enumerate(next_ids.tolist()):
-            if not done[i]:
-                generated[i].append(token)
-        if fm.eos_id is not None:
-            done |= next_ids == fm.eos_id
-        if bool(done.all()):
+        if _take(fm, next_ids, generated, done):
             break
     return [_until_eos(fm, ids) for ids in generated]
+
+
+def _take(fm: FrozenModel, next_ids: torch.Tensor, generated: list[list[int]], done: torch.Tensor) -> bool:
+    """Append each unfinished row's next token, mark rows that ended (in place); True when all have."""
+    for i, token in enumerate(next_ids.tolist()):
+        if not done[i]:
+            generated[i].append(token)
+    if fm.eos_id is not None:
+        done |= next_ids == fm.eos_id
+    return bool(done.all())
 
 
 def _until_eos(fm: FrozenModel, ids: list[int]) -> list[int]:
