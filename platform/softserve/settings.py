@@ -52,7 +52,7 @@ ROOT_URLCONF = "softserve.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [Path(__file__).resolve().parent / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -80,6 +80,7 @@ CACHES = {
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
+LOGIN_REDIRECT_URL = "/api/docs/"
 STORAGES = storages_setting(VAR)
 # Uploads above this many bytes stream to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 2**20

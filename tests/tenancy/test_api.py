@@ -170,3 +170,19 @@ def test_requests_per_minute_quota_is_429(acme, globex):
     refused = acme.client.get("/api/v1/members")
     assert refused.json()["error"]["status"] == 429 and int(refused["Retry-After"]) > 0
     assert globex.client.get("/api/v1/members").status_code == 200  # another tenant's budget is its own
+
+
+def test_web_login_with_the_printed_password(capsys):
+    from django.test import Client
+
+    call_command("createtenant", "hooli", "--owner", "gavin@hooli.example")
+    lines = capsys.readouterr().out.strip().splitlines()
+    password = lines[1].split(" / ")[1].split()[0]
+    browser = Client()
+    assert "Sign in" in browser.get("/accounts/login/").content.decode()
+    wrong = browser.post("/accounts/login/", {"username": "gavin@hooli.example", "password": "nope"})
+    assert wrong.status_code == 200 and "did not match" in wrong.content.decode()
+    right = browser.post("/accounts/login/", {"username": "gavin@hooli.example", "password": password})
+    assert right.status_code == 302
+    members = browser.get("/api/v1/members")
+    assert members.status_code == 200 and members.json()["results"][0]["email"] == "gavin@hooli.example"

@@ -40,13 +40,18 @@ def key_view(key: ApiKey) -> dict[str, Any]:
 
 
 @transaction.atomic
-def create_tenant(name: str, owner_email: str) -> tuple[Tenant, object, str]:
-    """A tenant, its owner (created if new) and an API key with every scope; returns the key's plaintext."""
+def create_tenant(name: str, owner_email: str, password: str | None = None) -> tuple[Tenant, object, str]:
+    """A tenant, its owner (created if new) and an API key with every scope; returns the key's plaintext.
+
+    With `password`, the owner can also sign in to the web UI with it."""
     if Tenant.objects.filter(name=name).exists():
         raise ValidationError({"name": [f"A tenant named {name!r} exists already."]})
     tenant = Tenant.objects.create(name=name)
     Quota.objects.create(tenant=tenant)
     user, _ = get_user_model().objects.get_or_create(username=owner_email, defaults={"email": owner_email})
+    if password:
+        user.set_password(password)
+        user.save(update_fields=["password"])
     Membership.objects.create(tenant=tenant, user=user, role=Role.OWNER)
     key, plaintext = ApiKey.mint(
         tenant, "bootstrap", ["read", "write", "predict"], role=Role.OWNER, created_by=user

@@ -1,5 +1,7 @@
 """`manage.py createtenant NAME --owner EMAIL`: a tenant, its owner, and one API key with every scope."""
 
+import secrets
+
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.exceptions import ValidationError
 
@@ -12,13 +14,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("name")
         parser.add_argument("--owner", required=True, help="the owner's e-mail")
+        parser.add_argument("--password", default=None, help="the owner's web password (default: generated)")
 
-    def handle(self, *args, name: str, owner: str, **options) -> None:
+    def handle(self, *args, name: str, owner: str, password: str | None, **options) -> None:
         if "@" not in owner:
             raise CommandError(f"--owner must be an e-mail address, got {owner!r}.")
+        password = password or secrets.token_urlsafe(12)
         try:
-            tenant, _, key = create_tenant(name.strip(), owner)
+            tenant, _, key = create_tenant(name.strip(), owner, password)
         except ValidationError as exc:
             raise CommandError(" ".join(str(m) for msgs in exc.detail.values() for m in msgs)) from exc
-        self.stdout.write(f"tenant {tenant.name} ({tenant.id}), owner {owner}")
+        self.stdout.write(f"tenant {tenant.name} ({tenant.id})")
+        self.stdout.write(f"web login: {owner} / {password}  (at /accounts/login/)")
         self.stdout.write(f"API key (shown once): {key}")
