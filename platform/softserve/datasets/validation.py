@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import random
+import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -67,6 +68,25 @@ class NormalisedDataset:
     problems: list[Problem] = field(default_factory=list)
 
 
+class _SeenTexts:
+    """Which texts came before, with their labels, in a temporary on-disk index: memory stays flat
+    however many rows the upload has."""
+
+    def __init__(self) -> None:
+        self.db = sqlite3.connect("")  # "" = a private temporary database that lives on disk
+        self.db.execute("CREATE TABLE seen (digest BLOB PRIMARY KEY, label TEXT) WITHOUT ROWID")
+
+    def label_of(self, digest: bytes) -> str | None:
+        row = self.db.execute("SELECT label FROM seen WHERE digest = ?", (digest,)).fetchone()
+        return row[0] if row else None
+
+    def add(self, digest: bytes, label: str) -> None:
+        self.db.execute("INSERT INTO seen VALUES (?, ?)", (digest, label))
+
+    def close(self) -> None:
+        self.db.close()
+
+
 class _Problems(list):
     def add(self, row: int | None, message: str) -> None:
         self.append(Problem(row, message))
@@ -116,10 +136,10 @@ def _text_columns(header: list[str], spec: UploadSpec) -> list[str] | None:
 def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> NormalisedDataset:
     """Validate and normalise; on any problem, `.problems` is non-empty and the file is to be dropped."""
     problems = _Problems()
-    out = tempfile.SpooledTemporaryFile(max_size=8 * 2**20)  # noqa: SIM115 - the caller closes it
+    out = tempfile.SpooledTemporaryFile(max_size=2**20)  # noqa: SIM115 - the caller closes it
     digest = hashlib.sha256()
     offset = random.Random(spec.seed).random()
-    seen: dict[bytes, str] = {}  # text digest -> label: duplicates and contradictions
+    seen = _SeenTexts()  # text digest -> label: duplicates and contradictions
     label_counts: Counter[str] = Counter()
     split_counts: Counter[str] = Counter()
     sources: list[str] | None = None
@@ -173,18 +193,17 @@ def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> Normalised
             elif int(rows * spec.dev_fraction + offset) > int((rows - 1) * spec.dev_fraction + offset):
                 # A seeded stride: the dev share is exact and spread evenly through the file.
                 split = "dev"
-            key = hashlib.blake2b("\0".join(texts).encode(), digest_size=12).digest()
-            if key in seen and not bad:
-                if seen[key] == label:
+            key = hashlib.blake2b("\0".join(texts).encode(), digest_size=16).digest()
+            earlier = None if bad else seen.label_of(key)
+            if earlier is not None:
+                if earlier == label:
                     problems.add(number, "duplicates an earlier row")
                 else:
-                    problems.add(
-                        number, f"same text as an earlier row labelled {seen[key]!r}, here {label!r}"
-                    )
+                    problems.add(number, f"same text as an earlier row labelled {earlier!r}, here {label!r}")
                 bad = True
             if bad:
                 continue
-            seen[key] = label
+            seen.add(key, label)
             label_counts[label] += 1
             split_counts[split] += 1
             line = (
@@ -203,6 +222,8 @@ def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> Normalised
         problems.add(None, f"the file is not UTF-8 text (byte {exc.start} of a chunk cannot be decoded)")
     except csv.Error as exc:
         problems.add(None, f"the file is not valid {spec.format.upper()}: {exc}")
+    finally:
+        seen.close()
     if sources is None and not problems:
         problems.add(None, "the file has no rows")
     task_type = spec.task_type or (
