@@ -61,6 +61,24 @@ def test_another_tenants_signed_in_user_gets_404_everywhere(acme, globex, acme_o
     assert TaskPrompt.objects.filter(tenant=acme.tenant).count() == 1
 
 
+LISTS = [
+    "/api/v1/datasets",
+    "/api/v1/prompts",
+    "/api/v1/jobs",
+    "/api/v1/keys",
+    "/api/v1/members",
+    "/api/v1/audit",
+]
+
+
+def test_another_tenants_lists_hold_none_of_ours(acme, globex, acme_objects):
+    browser = APIClient()
+    browser.force_login(globex.owner)
+    for path in LISTS:
+        body = browser.get(path).content.decode()
+        assert str(acme.tenant.id) not in body and "owner@acme" not in body and "sentiment" not in body, path
+
+
 def test_an_expired_key_gets_401_everywhere(acme, acme_objects):
     key, plaintext = ApiKey.mint(
         acme.tenant,
@@ -71,5 +89,5 @@ def test_an_expired_key_gets_401_everywhere(acme, acme_objects):
     )
     ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     client = bearer(plaintext)
-    for method, path in acme_objects:
+    for method, path in [*acme_objects, *(("get", p) for p in LISTS), ("post", "/api/v1/jobs")]:
         assert getattr(client, method)(path, {}, format="json").status_code == 401, (method, path)
