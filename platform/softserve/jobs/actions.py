@@ -46,7 +46,9 @@ def create_job(
 ) -> Job:
     """tune/ensemble: a new pending version to train; evaluate: scores `target` on `dataset_version`."""
     _check_quota(actor)
-    TaskPrompt.objects.select_for_update().filter(pk=prompt.pk).first()  # serialise version numbering
+    TaskPrompt.objects.for_tenant(actor.tenant).select_for_update().filter(
+        pk=prompt.pk
+    ).first()  # serialise numbering
     if kind == "evaluate":
         version = target
     else:
@@ -76,14 +78,16 @@ def create_job(
 @transaction.atomic
 def cancel_job(actor: Actor, job: Job) -> Job:
     """A queued job is cancelled at once; a running one gets a flag its worker checks between steps."""
-    job = Job.objects.select_for_update().get(pk=job.pk)
+    job = Job.objects.for_tenant(actor.tenant).select_for_update().get(pk=job.pk)
     if not job.is_active:
         raise ValidationError({"status": [f"The job is {job.status}; only queued or running jobs cancel."]})
     job.cancel_requested = True
     if job.status == "queued":
         job.status, job.finished_at = "cancelled", timezone.now()
         if job.kind != "evaluate":
-            PromptVersion.objects.filter(pk=job.prompt_version_id).update(status=VersionStatus.CANCELLED)
+            PromptVersion.objects.for_tenant(actor.tenant).filter(pk=job.prompt_version_id).update(
+                status=VersionStatus.CANCELLED
+            )
     job.save(update_fields=["cancel_requested", "status", "finished_at"])
     record(actor, actor.tenant, "job.cancel", job, after={"status": job.status})
     return job
@@ -91,14 +95,16 @@ def cancel_job(actor: Actor, job: Job) -> Job:
 
 @transaction.atomic
 def retry_job(actor: Actor, job: Job) -> Job:
-    job = Job.objects.select_for_update().get(pk=job.pk)
+    job = Job.objects.for_tenant(actor.tenant).select_for_update().get(pk=job.pk)
     if job.status not in ("failed", "cancelled"):
         raise ValidationError({"status": [f"The job is {job.status}; only failed or cancelled jobs retry."]})
     _check_quota(actor)
     job.status, job.error, job.cancel_requested, job.finished_at = "queued", "", False, None
     job.save(update_fields=["status", "error", "cancel_requested", "finished_at"])
     if job.kind != "evaluate":
-        PromptVersion.objects.filter(pk=job.prompt_version_id).update(status=VersionStatus.PENDING)
+        PromptVersion.objects.for_tenant(actor.tenant).filter(pk=job.prompt_version_id).update(
+            status=VersionStatus.PENDING
+        )
     record(actor, actor.tenant, "job.retry", job, after={"status": "queued"})
     _enqueue_after_commit(job)
     return job
