@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--softserve-optimizer", default="adafactor", help="the Softserve row's optimiser")
     parser.add_argument("--softserve-lr", type=float, default=0.3, help="the Softserve row's learning rate")
+    parser.add_argument(
+        "--softserve-init", default="labels", help="the Softserve row's init (labels, vocab, …)"
+    )
     parser.add_argument("--rows", default=ALL_ROWS, help=f"comma-separated subset of {ALL_ROWS}")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -96,17 +99,19 @@ def main() -> None:
     if "softserve" in wanted:
         budgeted = replace(
             config,
+            init=args.softserve_init,
             max_minutes=args.max_minutes,
             optimizer=args.softserve_optimizer,
             learning_rate=args.softserve_lr,
         )
-        initial = init_prompt(fm, 20, "labels", label_words=spec.labels, seed=args.seed)
+        initial = init_prompt(fm, 20, args.softserve_init, label_words=spec.labels, seed=args.seed)
         result = train_prompt(fm, spec, train, early_stop, budgeted, initial)
         prompt = LoadedPrompt.build(fm, result.prompt, spec)
         figures["softserve_acc"] = score("Softserve prompt tuning", prompt, result.train_seconds)
         figures["softserve_train_minutes"] = round(result.train_seconds / 60, 2)
         figures["softserve_steps"] = result.steps_run
         figures["softserve_optimizer"] = f"{args.softserve_optimizer} lr {args.softserve_lr}"
+        figures["softserve_init"] = args.softserve_init
 
     if "peft" in wanted:
         encoder = TaskEncoder(fm, spec)
