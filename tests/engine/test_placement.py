@@ -69,7 +69,7 @@ def test_gradient_reaches_only_the_prompt(tiny):
     prompt = torch.nn.Parameter(torch.randn(5, tiny.embed_dim))
     loss = target_nll(
         tiny,
-        PromptSet.single(prompt),
+        PromptSet.from_list([prompt]),
         torch.zeros(2, dtype=torch.long),
         [INPUT_SHORT, INPUT_LONG],
         [[20, 21], [22]],

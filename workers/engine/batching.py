@@ -65,10 +65,6 @@ class PromptSet:
                     prefix_lengths[i] = prompt.shape[3]
         return cls(vectors=vectors, lengths=lengths, prefix=prefix, prefix_lengths=prefix_lengths)
 
-    @classmethod
-    def single(cls, prompt: torch.Tensor) -> PromptSet:
-        return cls.from_list([prompt])
-
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
 

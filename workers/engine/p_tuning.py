@@ -75,8 +75,3 @@ class PromptEncoder(nn.Module):
         if self.lstm is not None:
             hidden = self.lstm(hidden.unsqueeze(0))[0].squeeze(0)  # (P, H)
         return self.inputs + self.head(hidden)  # (P, E)
-
-    def export(self) -> dict[str, torch.Tensor]:
-        """The folded prompt: the encoder's output; the encoder itself is not kept."""
-        with torch.no_grad():
-            return {"prompt": self.forward().detach().cpu().contiguous()}

@@ -61,8 +61,3 @@ class PrefixEncoder(nn.Module):
         flat = self.mlp(self.inputs) if self.mlp is not None else self.direct  # (P, layers*slots*kv*hd)
         prefix = flat.view(self.length, self.layers, self.slots, self.kv_heads, self.head_dim)
         return prefix.permute(1, 2, 3, 0, 4)  # (layers, slots, kv_heads, P, head_dim)
-
-    def export(self) -> dict[str, torch.Tensor]:
-        """Folded: the prefixes alone; the MLP is not kept."""
-        with torch.no_grad():
-            return {"prefix": self.forward().detach().cpu().contiguous()}

@@ -65,9 +65,10 @@ def init_prompt(
     if strategy == "labels":
         if not label_words:
             raise EngineError("The labels init needs a classification task with label words.")
+        special = set(fm.tokenizer.all_special_ids)
         for word in label_words[:length]:
             ids = fm.encode_target(word)
-            ids = [i for i in ids if i not in set(fm.tokenizer.all_special_ids)] or ids
+            ids = [i for i in ids if i not in special] or ids
             # A label of several sub-words starts from the mean of their embeddings.
             rows.append(fm.embed(torch.tensor(ids, device=fm.device)).detach().float().mean(0))
     elif strategy == "text":
@@ -97,7 +98,3 @@ class SoftPrompt(nn.Module):
 
     def forward(self) -> torch.Tensor:
         return self.vectors  # (P, E)
-
-    def export(self) -> dict[str, torch.Tensor]:
-        """The tensors an artifact stores."""
-        return {"prompt": self.vectors.detach().cpu().contiguous()}

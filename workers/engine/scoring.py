@@ -68,7 +68,7 @@ def _seq2seq_target_logprobs(
         use_cache=cache is not None,
     ).logits  # (B, T, V)
     logprobs = F.log_softmax(logits.float(), dim=-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
-    return logprobs, mask
+    return logprobs * mask, mask
 
 
 def target_logprobs(
@@ -78,7 +78,8 @@ def target_logprobs(
     inputs: Sequence[Sequence[int]],
     targets: Sequence[Sequence[int]],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probability of each target token given prompt and input: (B, T) values and (B, T) mask."""
+    """Log-probability of each target token given prompt and input: (B, T) values, zero off the
+    targets, and the (B, T) target mask."""
     if any(len(t) == 0 for t in targets):
         raise ValueError("every target needs at least one token")
     if fm.is_encoder_decoder:
@@ -101,7 +102,7 @@ def target_logprobs(
 def target_nll(fm, prompts, row_prompt, inputs, targets) -> torch.Tensor:
     """Mean negative log-likelihood per row over its target tokens only: (B,)."""
     logprobs, mask = target_logprobs(fm, prompts, row_prompt, inputs, targets)
-    return -(logprobs * mask).sum(1) / mask.sum(1)
+    return -logprobs.sum(1) / mask.sum(1)  # already zero off the targets
 
 
 def class_logprobs(
@@ -120,7 +121,7 @@ def class_logprobs(
     if fm.is_encoder_decoder:
         hidden, mask = _encode(fm, prompts, row_prompt, inputs)  # encoder runs once, not once per class
         repeats = torch.tensor(counts, device=fm.device)
-        logprobs, tmask = _seq2seq_target_logprobs(
+        logprobs, _ = _seq2seq_target_logprobs(
             fm,
             hidden.repeat_interleave(repeats, dim=0),
             mask.repeat_interleave(repeats, dim=0),
@@ -128,7 +129,7 @@ def class_logprobs(
             prompts,
             row_prompt.to(fm.device).repeat_interleave(repeats),
         )
-        return list((logprobs * tmask).sum(1).split(counts))
+        return list(logprobs.sum(1).split(counts))
     if all(len(t) == 1 for t in flat_targets):
         # Single-token verbalizers: one pass over the inputs, one next-token distribution per row.
         batch = assemble(fm, prompts, row_prompt, inputs, left_pad=True)

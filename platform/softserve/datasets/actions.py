@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.core.files.base import File
 from django.core.files.storage import default_storage
@@ -95,8 +97,6 @@ def delete_dataset(actor: Actor, dataset: Dataset) -> None:
 
 
 def preview(version: DatasetVersion, limit: int) -> list[dict]:
-    import json
-
     rows = []
     with default_storage.open(version.storage_key, "rb") as handle:
         for line in handle:

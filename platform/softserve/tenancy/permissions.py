@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied
@@ -59,8 +60,6 @@ def resolve_actor(request) -> Actor:
 
 
 def _is_uuid(value: str) -> bool:
-    import uuid
-
     try:
         uuid.UUID(str(value))
     except ValueError:

@@ -38,10 +38,9 @@ class KeyList(TenantScoped, generics.ListCreateAPIView):
     def post(self, request):
         form = ApiKeyCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        data = form.validated_data
         key, plaintext = actions.create_key(
-            request.actor,
-            **form.validated_data
-            | {"role": form.validated_data.get("role"), "expires_at": form.validated_data.get("expires_at")},
+            request.actor, data["name"], data["scopes"], data.get("role"), data.get("expires_at")
         )
         return Response({**ApiKeySerializer(key).data, "key": plaintext}, status=status.HTTP_201_CREATED)
 
