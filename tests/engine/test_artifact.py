@@ -95,3 +95,24 @@ def test_foreign_and_future_files_are_refused(tmp_path, tiny_models):
 def test_all_models_are_frozen_in_eval_mode(tiny):
     assert not tiny.model.training
     assert not any(p.requires_grad for p in tiny.model.parameters())
+
+
+def test_artifact_bytes_round_trip_and_refuse_garbage(tiny_models):
+    from workers.engine.artifact import artifact_bytes, artifact_from_bytes
+
+    fm = tiny_models["gpt2"]
+    spec = TaskSpec(task_type="classification", template="{text}", labels=["a", "b"])
+    original = PromptArtifact(
+        tensors={"prompt": torch.randn(4, fm.embed_dim)},
+        method="prompt",
+        base_model=fm.model_id,
+        fingerprint=fm.fingerprint,
+        spec=spec,
+        metrics={"accuracy": 0.5},
+    )
+    loaded = artifact_from_bytes(artifact_bytes(original), "s3://x")
+    assert torch.equal(loaded.prompt, original.prompt)
+    assert loaded.spec == spec and loaded.metrics == {"accuracy": 0.5}
+    loaded.check_fits(fm)
+    with pytest.raises(ArtifactError, match="s3://x is not a prompt artifact"):
+        artifact_from_bytes(b"\x00" * 20, "s3://x")

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file, save, save_file
 
 from workers.engine.base_model import FrozenModel
 from workers.engine.errors import ArtifactError
@@ -103,11 +103,15 @@ def ensemble_tensors(members: list[torch.Tensor]) -> dict[str, torch.Tensor]:
     return {"members": torch.stack([m.detach().cpu() for m in members])}
 
 
+def _storable(artifact: PromptArtifact) -> dict[str, torch.Tensor]:
+    return {name: t.detach().cpu().contiguous().float() for name, t in artifact.tensors.items()}
+
+
 def save_artifact(artifact: PromptArtifact, path: str | Path) -> Path:
     """Write atomically: a crash leaves the old file or none, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {name: t.detach().cpu().contiguous().float() for name, t in artifact.tensors.items()}
+    tensors = _storable(artifact)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
@@ -117,6 +121,11 @@ def save_artifact(artifact: PromptArtifact, path: str | Path) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def artifact_bytes(artifact: PromptArtifact) -> bytes:
+    """The artifact as the bytes of its `.safetensors` file (for object storage)."""
+    return save(_storable(artifact), metadata=artifact.metadata())
 
 
 def load_artifact(path: str | Path) -> PromptArtifact:
@@ -131,11 +140,26 @@ def load_artifact(path: str | Path) -> PromptArtifact:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(f"{path} is not a prompt artifact (safetensors): {exc}.") from exc
+    return _decode(tensors, meta, str(path))
+
+
+def artifact_from_bytes(data: bytes, name: str = "the prompt artifact") -> PromptArtifact:
+    """Parse the bytes of a `.safetensors` artifact; `name` says where they came from in errors."""
+    try:
+        tensors = load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"{name} is not a prompt artifact (safetensors): {exc}.") from exc
+    return _decode(tensors, meta, name)
+
+
+def _decode(tensors: dict[str, torch.Tensor], meta: dict[str, str], name: str) -> PromptArtifact:
     if "format_version" not in meta or not {"prompt", "prefix", "members"} & set(tensors):
-        raise ArtifactError(f"{path} is a safetensors file but not a Softserve prompt artifact.")
+        raise ArtifactError(f"{name} is a safetensors file but not a Softserve prompt artifact.")
     if int(meta["format_version"]) > FORMAT_VERSION:
         raise ArtifactError(
-            f"{path} has artifact format {meta['format_version']}; this engine reads up to {FORMAT_VERSION}."
+            f"{name} has artifact format {meta['format_version']}; this engine reads up to {FORMAT_VERSION}."
         )
     decoded = {key: json.loads(meta.get(key, "{}")) for key in _JSON_KEYS}
     return PromptArtifact(

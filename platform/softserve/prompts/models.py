@@ -51,6 +51,9 @@ class PromptVersion(TenantOwned):
     status = models.CharField(max_length=12, choices=VersionStatus.choices, default=VersionStatus.PENDING)
     metrics = models.JSONField(default=dict)
     artifact_key = models.CharField(max_length=300, blank=True)
+    artifact_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="hash of the artifact's bytes: the serving cache's key"
+    )
 
     class Meta:
         constraints = [

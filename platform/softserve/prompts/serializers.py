@@ -25,6 +25,7 @@ class PromptVersionSerializer(serializers.ModelSerializer):
             "status",
             "metrics",
             "artifact_key",
+            "artifact_sha256",
         ]
         read_only_fields = fields
 
