@@ -53,3 +53,46 @@ def template_fields(template: str) -> list[str]:
     if not names:
         raise ValueError(f"The template {template!r} names no column; use placeholders such as {{text}}.")
     return names
+
+
+# --- serving: the request stream of each base model, and where a reply goes ---------------------
+SERVING_GROUP = "serving"
+SERVING_REPLY_TTL_S = 300
+SERVING_STATUSES = ("ok", "expired", "error")
+
+
+def serving_stream(base_model: str) -> str:
+    """The Redis stream of one base model's requests; every worker of that model reads it."""
+    return f"softserve:serve:{base_model}"
+
+
+def serving_reply_key(request_id: str) -> str:
+    """A list holding the one reply of a request (the caller pops it)."""
+    return f"softserve:reply:{request_id}"
+
+
+def serving_replied_key(request_id: str) -> str:
+    """Set once, by the first worker that answers a request: a re-delivered copy is never answered."""
+    return f"softserve:replied:{request_id}"
+
+
+class ServeRequest(TypedDict):
+    request_id: str
+    tenant_id: str
+    prompt: str  # the prompt's name, for metrics and logs
+    version: int
+    version_id: str
+    artifact_key: str
+    artifact_sha256: str
+    base_model: str
+    inputs: list[dict[str, str]]
+    enqueued_at: float  # epoch seconds
+    deadline: float  # epoch seconds; a request not started by then is answered "expired"
+
+
+class ServeReply(TypedDict, total=False):
+    request_id: str
+    status: str  # one of SERVING_STATUSES
+    outputs: list[dict]
+    error: str
+    worker: str

@@ -34,9 +34,17 @@ class PromptSet:
     lengths: torch.Tensor  # (N,)
     prefix: torch.Tensor | None = None  # (N, layers, slots, kv_heads, Pp, head_dim), each right-aligned
     prefix_lengths: torch.Tensor | None = None  # (N,)
+    # Positions a prompt occupies before its row's first vector: 0, except for a prompt served as its own
+    # cached key/value states (serving's soft-prompt KV cache), whose tokens start after its P positions.
+    offsets: torch.Tensor | None = None  # (N,)
 
     @classmethod
-    def from_list(cls, prompts: Sequence[torch.Tensor], embed_dim: int | None = None) -> PromptSet:
+    def from_list(
+        cls,
+        prompts: Sequence[torch.Tensor],
+        embed_dim: int | None = None,
+        offsets: Sequence[int] | None = None,
+    ) -> PromptSet:
         if not prompts:
             raise ValueError("a PromptSet needs at least one prompt")
         vector_prompts = [p for p in prompts if p.dim() == 2]
@@ -63,7 +71,14 @@ class PromptSet:
                 if prompt.dim() == 5:
                     prefix[i, :, :, :, widest - prompt.shape[3] :] = prompt
                     prefix_lengths[i] = prompt.shape[3]
-        return cls(vectors=vectors, lengths=lengths, prefix=prefix, prefix_lengths=prefix_lengths)
+        shifts = None
+        if offsets is not None and any(offsets):
+            if len(offsets) != len(prompts):
+                raise ValueError("one offset per prompt")
+            shifts = torch.tensor(list(offsets), dtype=torch.long)
+        return cls(
+            vectors=vectors, lengths=lengths, prefix=prefix, prefix_lengths=prefix_lengths, offsets=shifts
+        )
 
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
@@ -166,8 +181,11 @@ def assemble(
     if prompts.prefix is not None and left_pad:  # encoder-decoder prefixes belong to the decoder
         cache, prefix_mask = prefix_cache(fm, prompts, row_prompt)
         mask = torch.cat([prefix_mask, mask], dim=1)
+    positions = rel.clamp(min=0)
+    if prompts.offsets is not None:
+        positions = positions + prompts.offsets.to(device)[row_prompt].unsqueeze(1)
     return AssembledBatch(
-        inputs_embeds=source[index], attention_mask=mask, position_ids=rel.clamp(min=0), past_key_values=cache
+        inputs_embeds=source[index], attention_mask=mask, position_ids=positions, past_key_values=cache
     )
 
 

@@ -22,8 +22,11 @@ DEFAULT_MAX_NEW_TOKENS = 32
 class LoadedPrompt:
     """A prompt ready to run on one base model: its member vectors (K=1 unless an ensemble) and encoder."""
 
-    members: list[torch.Tensor]  # K × (P, E)
+    members: list[torch.Tensor]  # K × (P, E), or K prefixes / cached prompt states (5-D)
     encoder: TaskEncoder
+    # Per member: positions its states occupy before the input (P for a prompt served from its cached
+    # key/value states, see workers/serving/kv.py); None means 0 for every member.
+    offsets: list[int] | None = None
 
     @classmethod
     def build(
@@ -51,7 +54,8 @@ class LoadedPrompt:
 
     def member(self, k: int) -> LoadedPrompt:
         """Member k alone, sharing this prompt's encoder."""
-        return LoadedPrompt(members=[self.members[k]], encoder=self.encoder)
+        offsets = None if self.offsets is None else [self.offsets[k]]
+        return LoadedPrompt(members=[self.members[k]], encoder=self.encoder, offsets=offsets)
 
 
 def _expand(
@@ -60,16 +64,19 @@ def _expand(
     """Distinct member vectors stacked once; each item becomes one row per member (an ensemble: K rows)."""
     index: dict[int, int] = {}
     vectors: list[torch.Tensor] = []
+    offsets: list[int] = []
     rows: list[int] = []
     counts: list[int] = []
     for prompt, _ in items:
-        for member in prompt.members:
+        for k, member in enumerate(prompt.members):
             if id(member) not in index:
                 index[id(member)] = len(vectors)
                 vectors.append(member)
+                offsets.append(prompt.offsets[k] if prompt.offsets else 0)
             rows.append(index[id(member)])
         counts.append(len(prompt.members))
-    return PromptSet.from_list(vectors, fm.embed_dim), torch.tensor(rows, dtype=torch.long), counts
+    prompts = PromptSet.from_list(vectors, fm.embed_dim, offsets)
+    return prompts, torch.tensor(rows, dtype=torch.long), counts
 
 
 def vote(labels: list[str], member_logprobs: torch.Tensor) -> dict[str, Any]:

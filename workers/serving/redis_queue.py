@@ -1,0 +1,149 @@
+"""The pool's transport: one Redis stream per base model, read by a consumer group (at-least-once).
+
+Every worker of a model reads the same stream in the group `serving`. An entry stays pending until its
+reply is sent; an entry whose consumer stopped (killed, machine lost) is taken over with XAUTOCLAIM once
+it has been idle for `claim_idle_ms`. Replying is one Lua script: mark the request replied (SET NX),
+push the reply only if that mark is new, then acknowledge and delete the entry. So a request handled
+twice (its first worker died after computing, before replying) is still answered exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import redis
+
+from workers.contracts import (
+    SERVING_GROUP,
+    SERVING_REPLY_TTL_S,
+    ServeReply,
+    serving_replied_key,
+    serving_reply_key,
+    serving_stream,
+)
+from workers.serving import metrics
+from workers.serving.batcher import Pending
+from workers.serving.config import ServingConfig
+
+log = logging.getLogger(__name__)
+
+# KEYS: replied marker, reply list, stream. ARGV: worker, reply JSON, ttl, group, entry id.
+REPLY_ONCE = """
+local fresh = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3])
+if fresh then
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+redis.call('XACK', KEYS[3], ARGV[4], ARGV[5])
+redis.call('XDEL', KEYS[3], ARGV[5])
+if fresh then return 1 end
+return 0
+"""
+READ_BLOCK_MS = 500  # an idle worker looks at its stop flag and at stale entries this often
+CLAIM_EVERY_S = 1.0
+
+
+class RedisSource:
+    def __init__(self, client: redis.Redis, config: ServingConfig, consumer: str):
+        self.client = client
+        self.config = config
+        self.consumer = consumer
+        self.stream = serving_stream(config.base_model)
+        self._reply_once = client.register_script(REPLY_ONCE)
+        self._last_claim = 0.0
+        self.ensure_group()
+
+    def ensure_group(self) -> None:
+        try:
+            # From id 0: requests queued before the first worker started are served too.
+            self.client.xgroup_create(self.stream, SERVING_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def take(self, max_rows: int, max_wait_s: float, stop: threading.Event) -> list[Pending]:
+        batch = self._claim(max_rows)
+        if not batch:
+            batch = self._read(max_rows, READ_BLOCK_MS)
+            if not batch:
+                return []
+        closes = time.monotonic() + max_wait_s
+        while sum(p.rows for p in batch) < max_rows:
+            left_ms = int((closes - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                break
+            more = self._read(max_rows - sum(p.rows for p in batch), left_ms)
+            if not more:
+                break
+            batch.extend(more)
+        return batch
+
+    def _read(self, count: int, block_ms: int | None) -> list[Pending]:
+        try:
+            response = self.client.xreadgroup(
+                SERVING_GROUP, self.consumer, {self.stream: ">"}, count=max(1, count), block=block_ms
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self.ensure_group()  # the stream was deleted (flushed); start again
+            return []
+        entries = response[0][1] if response else []
+        return self._decode(entries)
+
+    def _claim(self, count: int) -> list[Pending]:
+        now = time.monotonic()
+        if now - self._last_claim < CLAIM_EVERY_S:
+            return []
+        self._last_claim = now
+        try:
+            reply = self.client.xautoclaim(
+                self.stream, SERVING_GROUP, self.consumer, self.config.claim_idle_ms, "0-0", count=count
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self.ensure_group()
+            return []
+        claimed = self._decode([e for e in reply[1] if e and e[1]])
+        if claimed:
+            metrics.RECLAIMED.inc(len(claimed))
+            log.warning("took over %d request(s) from a stopped consumer", len(claimed))
+        return claimed
+
+    def _decode(self, entries: list) -> list[Pending]:
+        batch = []
+        for entry_id, fields in entries:
+            try:
+                request = json.loads(fields[b"body"])
+                str(request["request_id"])  # a body without an id cannot be answered
+            except (KeyError, TypeError, ValueError):
+                log.error("dropping a malformed serving entry %s", entry_id)
+                self.client.xack(self.stream, SERVING_GROUP, entry_id)
+                self.client.xdel(self.stream, entry_id)
+                continue
+            batch.append(Pending(request=request, handle=entry_id))
+        return batch
+
+    def reply(self, pending: Pending, reply: ServeReply) -> bool:
+        """Send the reply unless this request was answered already; acknowledge the entry either way."""
+        request_id = pending.request["request_id"]
+        fresh = self._reply_once(
+            keys=[serving_replied_key(request_id), serving_reply_key(request_id), self.stream],
+            args=[self.consumer, json.dumps(reply), SERVING_REPLY_TTL_S, SERVING_GROUP, pending.handle],
+        )
+        if not fresh:
+            metrics.DUPLICATES.inc()
+        return bool(fresh)
+
+    def leave(self) -> None:
+        """On a clean stop: drop this consumer from the group when it holds nothing pending."""
+        try:
+            for consumer in self.client.xinfo_consumers(self.stream, SERVING_GROUP):
+                if consumer["name"].decode() == self.consumer and consumer["pending"] == 0:
+                    self.client.xgroup_delconsumer(self.stream, SERVING_GROUP, self.consumer)
+        except redis.RedisError:
+            log.warning("could not leave the consumer group", exc_info=True)

@@ -1,0 +1,50 @@
+"""One serving worker process: load the frozen model once, consume the model's stream until SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+
+import redis
+
+from workers.engine.base_model import load_base_model
+from workers.serving.batcher import Batcher, run_loop
+from workers.serving.cache import PromptCache
+from workers.serving.config import ServingConfig
+from workers.serving.metrics import serve_metrics
+from workers.serving.redis_queue import RedisSource
+from workers.storage import default_store
+
+log = logging.getLogger(__name__)
+
+
+def consumer_name() -> str:
+    """Unique per process: a restarted worker must not inherit a dead one's pending entries by name."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def serve(config: ServingConfig, stop: threading.Event | None = None) -> None:
+    """Serve until `stop` is set (SIGTERM and SIGINT set it); the batch in hand is finished first."""
+    if not config.redis_url:
+        raise SystemExit("A serving worker needs SERVING_REDIS_URL (or REDIS_URL); see .env.example.")
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    fm = load_base_model(config.base_model, device=config.device or None)
+    consumer = consumer_name()
+    cache = PromptCache(
+        fm, default_store(), config.device_cache_prompts, config.host_cache_prompts, config.kv_cache
+    )
+    batcher = Batcher(fm, cache, config, worker=consumer)
+    source = RedisSource(redis.Redis.from_url(config.redis_url), config, consumer)
+    serve_metrics(config.metrics_port)
+    log.info("serving %s as %s", config.base_model, consumer)
+    print(f"serving worker ready: {consumer}", flush=True)
+    run_loop(source, batcher, config, stop)
+    source.leave()
+    log.info("stopped cleanly")
