@@ -37,8 +37,11 @@ INSTALLED_APPS = [
     "softserve.datasets",
     "softserve.prompts",
     "softserve.jobs",
+    "softserve.serving",
 ]
-MIGRATION_MODULES = {app: f"migrations.{app}" for app in ("tenancy", "datasets", "prompts", "jobs")}
+MIGRATION_MODULES = {
+    app: f"migrations.{app}" for app in ("tenancy", "datasets", "prompts", "jobs", "serving")
+}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -120,3 +123,13 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR / 
 SOFTSERVE_BASE_MODELS = [
     m for m in os.environ.get("SOFTSERVE_BASE_MODELS", "smollm2-135m-instruct").split(",") if m
 ]
+
+# Serving (predictions). Redis: the base model's request stream, read by `python -m workers.serving`
+# workers; empty (and no REDIS_URL): the batching loop runs inside this web process (embedded default).
+SERVING_REDIS_URL = os.environ.get("SERVING_REDIS_URL") or os.environ.get("REDIS_URL", "")
+# Default and longest deadline of a request; requests queued or in flight per model before a 503.
+SERVING_TIMEOUT_MS = int(os.environ.get("SERVING_TIMEOUT_MS", 30_000))
+SERVING_QUEUE_MAX = int(os.environ.get("SERVING_QUEUE_MAX", 1000))
+# Inputs per request, and characters per input (all its fields together).
+SERVING_MAX_INPUTS = int(os.environ.get("SERVING_MAX_INPUTS", 64))
+SERVING_MAX_INPUT_CHARS = int(os.environ.get("SERVING_MAX_INPUT_CHARS", 4000))

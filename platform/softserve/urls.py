@@ -7,6 +7,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/v1/", include("softserve.tenancy.urls")),
     path("api/v1/", include("softserve.datasets.urls")),
+    path("api/v1/", include("softserve.serving.urls")),  # before prompts: `prompts/{name}:predict`
     path("api/v1/", include("softserve.prompts.urls")),
     path("api/v1/", include("softserve.jobs.urls")),
 ]

@@ -1,19 +1,18 @@
 """The dynamic batcher: one batch of requests (any prompts, methods, ensembles) in few forward passes.
 
 A transport (`RedisSource` for the pool, `LocalSource` embedded in the web process) collects requests
-until the batch is full or the wait is over; `run_loop` hands each batch to `Batcher.process` and sends
-the replies. Rows are sorted by length and cut into sub-batches under a row and token budget, so
+until the batch is full or the wait is over; `queueing.run_loop` hands each batch to `Batcher.process`
+and sends the replies. Rows are sorted by length and cut into sub-batches under a row and token budget, so
 padding stays low whatever the mix of prompts.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from workers.contracts import ServeReply, ServeRequest
 from workers.engine.base_model import FrozenModel
@@ -22,26 +21,10 @@ from workers.engine.inference import LoadedPrompt, predict_mixed
 from workers.serving import metrics
 from workers.serving.cache import PromptCache
 from workers.serving.config import ServingConfig
+from workers.serving.queueing import Pending
 from workers.storage import ObjectMissing
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Pending:
-    """A request taken from a transport, with the transport's own handle (stream entry id, future)."""
-
-    request: ServeRequest
-    handle: Any = None
-
-    @property
-    def rows(self) -> int:
-        return len(self.request["inputs"])
-
-
-class Source(Protocol):
-    def take(self, max_rows: int, max_wait_s: float, stop: threading.Event) -> list[Pending]: ...
-    def reply(self, pending: Pending, reply: ServeReply) -> bool: ...
 
 
 @dataclass
@@ -156,13 +139,3 @@ class Batcher:
         metrics.REQUESTS.labels(tenant, prompt, status).inc()
         metrics.LATENCY.labels(tenant, prompt).observe(max(0.0, time.time() - request["enqueued_at"]))
         return {"request_id": request["request_id"], "status": status, "worker": self.worker, **fields}
-
-
-def run_loop(source: Source, batcher: Batcher, config: ServingConfig, stop: threading.Event) -> None:
-    """Take a batch, answer it, repeat; `stop` is looked at between batches, so the batch in hand finishes."""
-    while not stop.is_set():
-        batch = source.take(config.max_batch_rows, config.max_wait_ms / 1000, stop)
-        if not batch:
-            continue
-        for pending, reply in zip(batch, batcher.process(batch), strict=True):
-            source.reply(pending, reply)

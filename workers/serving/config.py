@@ -6,7 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from workers.engine.base_model import DEFAULT_MODEL_ID
+# The engine's DEFAULT_MODEL_ID, spelled out: importing the engine here would load torch in the web process.
+DEFAULT_MODEL_ID = "smollm2-135m-instruct"
 
 
 @dataclass

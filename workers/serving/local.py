@@ -14,8 +14,8 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from workers.contracts import ServeReply, ServeRequest
-from workers.serving.batcher import Batcher, Pending, run_loop
 from workers.serving.config import ServingConfig
+from workers.serving.queueing import Pending, run_loop
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class LocalPool:
     def _run(self) -> None:
         # torch is imported here, in the serving thread, never when the web app imports this module.
         from workers.engine.base_model import load_base_model
+        from workers.serving.batcher import Batcher
         from workers.serving.cache import PromptCache
         from workers.storage import default_store
 

@@ -25,8 +25,8 @@ from workers.contracts import (
     serving_stream,
 )
 from workers.serving import metrics
-from workers.serving.batcher import Pending
 from workers.serving.config import ServingConfig
+from workers.serving.queueing import Pending
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,11 @@ import uuid
 import redis
 
 from workers.engine.base_model import load_base_model
-from workers.serving.batcher import Batcher, run_loop
+from workers.serving.batcher import Batcher
 from workers.serving.cache import PromptCache
 from workers.serving.config import ServingConfig
 from workers.serving.metrics import serve_metrics
+from workers.serving.queueing import run_loop
 from workers.serving.redis_queue import RedisSource
 from workers.storage import default_store
 

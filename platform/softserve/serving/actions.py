@@ -1,0 +1,142 @@
+"""Predictions: resolve the caller's prompt version, check the inputs, send them to the pool, count usage."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from django.conf import settings
+from rest_framework import status
+from rest_framework.exceptions import APIException, NotFound, ValidationError
+
+from softserve.prompts.models import Alias, PromptVersion, TaskPrompt, VersionStatus
+from softserve.serving import client
+from softserve.serving.models import Usage
+from softserve.tenancy.permissions import Actor
+from workers.contracts import ServeRequest, template_fields
+
+DEFAULT_ALIAS = "production"
+
+
+class NotReady(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "not_ready"
+
+
+class Overloaded(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "overloaded"
+    default_detail = "The serving queue is full; retry shortly."
+    wait = 1  # seconds: DRF's handler turns this into Retry-After
+
+
+class DeadlineExceeded(APIException):
+    status_code = status.HTTP_504_GATEWAY_TIMEOUT
+    default_code = "deadline_exceeded"
+    default_detail = "No prediction within the deadline."
+
+
+class ServingFailed(APIException):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_code = "serving_failed"
+
+
+def resolve(
+    actor: Actor, name: str, alias: str | None = None, version: int | None = None
+) -> tuple[TaskPrompt, PromptVersion]:
+    """The caller's prompt and the ready version named by number or alias (default `production`)."""
+    prompt = TaskPrompt.objects.for_tenant(actor.tenant).filter(name=name).first()
+    if prompt is None:
+        raise NotFound(f"No prompt named {name!r}.")
+    if version is not None:
+        chosen = PromptVersion.objects.for_tenant(actor.tenant).filter(prompt=prompt, number=version).first()
+        if chosen is None:
+            raise NotFound(f"{name} has no version {version}.")
+    else:
+        alias = alias or DEFAULT_ALIAS
+        pointer = (
+            Alias.objects.for_tenant(actor.tenant)
+            .select_related("version")
+            .filter(prompt=prompt, name=alias)
+            .first()
+        )
+        if pointer is None:
+            raise NotFound(f"{name} has no alias {alias!r}; name a version or move the alias first.")
+        chosen = pointer.version
+    if chosen.status != VersionStatus.READY or not chosen.artifact_key:
+        raise NotReady(f"Version {chosen.number} of {name} is {chosen.status}, not ready to serve.")
+    return prompt, chosen
+
+
+def validate_inputs(prompt: TaskPrompt, inputs: Any) -> list[dict[str, str]]:
+    """Rows of the template's fields; else a 400 whose fields say which input and why."""
+    fields = template_fields(prompt.template)
+    limit, most = settings.SERVING_MAX_INPUT_CHARS, settings.SERVING_MAX_INPUTS
+    if not isinstance(inputs, list) or not inputs:
+        raise ValidationError({"inputs": ["A non-empty list of inputs."]})
+    if len(inputs) > most:
+        raise ValidationError({"inputs": [f"{len(inputs)} inputs; at most {most} per request."]})
+    errors: dict[str, list[str]] = {}
+    rows = []
+    for i, item in enumerate(inputs):
+        if isinstance(item, str) and len(fields) == 1:
+            item = {fields[0]: item}  # a bare string fills the template's only field
+        if not isinstance(item, dict):
+            shape = f"an object with the field(s) {fields}" + (" or a string" if len(fields) == 1 else "")
+            errors[f"inputs[{i}]"] = [f"Expected {shape}."]
+            continue
+        for name in fields:
+            value = item.get(name)
+            if name not in item:
+                errors[f"inputs[{i}].{name}"] = ["Missing: the prompt's template needs this field."]
+            elif not isinstance(value, str):
+                errors[f"inputs[{i}].{name}"] = ["Must be a string."]
+            elif not value.strip():
+                errors[f"inputs[{i}].{name}"] = ["Must not be empty."]
+        for name in sorted(set(item) - set(fields)):
+            errors[f"inputs[{i}].{name}"] = [f"Not a field of the prompt's template (fields: {fields})."]
+        size = sum(len(v) for v in item.values() if isinstance(v, str))
+        if size > limit:
+            errors.setdefault(f"inputs[{i}]", []).append(f"{size} characters; the limit is {limit}.")
+        rows.append(item)
+    if errors:
+        raise ValidationError(errors)
+    return rows
+
+
+def predict(
+    actor: Actor,
+    prompt: TaskPrompt,
+    version: PromptVersion,
+    rows: list[dict[str, str]],
+    timeout_ms: int | None = None,
+) -> dict[str, Any]:
+    """Outputs for `rows` from the serving pool; counts the tenant's usage when answered."""
+    timeout_s = min(timeout_ms or settings.SERVING_TIMEOUT_MS, settings.SERVING_TIMEOUT_MS) / 1000
+    now = time.time()
+    request: ServeRequest = {
+        "request_id": uuid.uuid4().hex,
+        "tenant_id": str(actor.tenant.pk),
+        "prompt": prompt.name,
+        "version": version.number,
+        "version_id": str(version.pk),
+        "artifact_key": version.artifact_key,
+        "artifact_sha256": version.artifact_sha256,
+        "base_model": prompt.base_model,
+        "inputs": rows,
+        "enqueued_at": now,
+        "deadline": now + timeout_s,
+    }
+    try:
+        reply = client.submit(request, timeout_s + client.REPLY_GRACE_S)
+    except client.Overloaded:
+        raise Overloaded from None
+    except client.NoReply:
+        raise DeadlineExceeded from None
+    if reply.get("status") == "expired":
+        raise DeadlineExceeded
+    if reply.get("status") != "ok":
+        raise ServingFailed(f"The serving pool could not answer: {reply.get('error', 'unknown error')}")
+    Usage.count(actor.tenant, prompt.name, len(rows))
+    return {"version": version.number, "outputs": reply["outputs"]}

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from softserve.serving.models import Usage
+
+ALIAS_OR_NUMBER = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$"
+
+
+class PredictSerializer(serializers.Serializer):
+    # Each input: an object of the template's fields, or a string when the template has one field.
+    # The fields are checked against the prompt's template in actions.validate_inputs.
+    inputs = serializers.JSONField()
+    alias = serializers.RegexField(ALIAS_OR_NUMBER, required=False)
+    version = serializers.IntegerField(min_value=1, required=False)
+    timeout_ms = serializers.IntegerField(min_value=1, required=False)
+
+    def validate(self, data: dict) -> dict:
+        if "alias" in data and "version" in data:
+            raise serializers.ValidationError({"version": ["Name a version or an alias, not both."]})
+        return data
+
+
+class OutputSerializer(serializers.Serializer):
+    label = serializers.CharField(required=False)
+    scores = serializers.DictField(child=serializers.FloatField(), required=False)
+    votes = serializers.DictField(child=serializers.IntegerField(), required=False)
+    text = serializers.CharField(required=False)
+
+
+class PredictResponseSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    outputs = OutputSerializer(many=True)
+
+
+class CompletionSerializer(serializers.Serializer):
+    model = serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(@[A-Za-z0-9][A-Za-z0-9_.-]{0,49})?$",
+        error_messages={"invalid": "Use `prompt@alias` or `prompt@version` (default alias: production)."},
+    )
+    prompt = serializers.JSONField(help_text="A string, or a list of strings or field objects")
+    timeout_ms = serializers.IntegerField(min_value=1, required=False)
+
+
+class ChoiceSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    text = serializers.CharField(allow_blank=True)
+    finish_reason = serializers.CharField()
+    scores = serializers.DictField(child=serializers.FloatField(), required=False)
+
+
+class CompletionResponseSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField()
+    created = serializers.IntegerField()
+    model = serializers.CharField()
+    choices = ChoiceSerializer(many=True)
+    usage = serializers.DictField(child=serializers.IntegerField())
+
+
+class UsageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Usage
+        fields = ["prompt_name", "day", "requests", "inputs"]
+        read_only_fields = fields

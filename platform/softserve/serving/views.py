@@ -1,0 +1,80 @@
+"""Thin views: predictions for a stored prompt, the OpenAI-style completions call, usage counts."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from softserve.serving import actions
+from softserve.serving.models import Usage
+from softserve.serving.serializers import (
+    CompletionResponseSerializer,
+    CompletionSerializer,
+    PredictResponseSerializer,
+    PredictSerializer,
+    UsageSerializer,
+)
+from softserve.tenancy.views import TenantScoped
+
+
+class Predict(APIView):
+    actions_by_method = {"POST": "predict"}
+
+    @extend_schema(request=PredictSerializer, responses={200: PredictResponseSerializer})
+    def post(self, request, name):
+        form = PredictSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        prompt, version = actions.resolve(request.actor, name, data.get("alias"), data.get("version"))
+        rows = actions.validate_inputs(prompt, data["inputs"])
+        return Response(actions.predict(request.actor, prompt, version, rows, data.get("timeout_ms")))
+
+
+class Completions(APIView):
+    """`model` is `prompt@alias` or `prompt@version`; each prompt string is one input."""
+
+    actions_by_method = {"POST": "predict"}
+
+    @extend_schema(request=CompletionSerializer, responses={200: CompletionResponseSerializer})
+    def post(self, request):
+        form = CompletionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        name, _, ref = data["model"].partition("@")
+        number = int(ref) if ref.isdigit() else None
+        prompt, version = actions.resolve(request.actor, name, None if number else ref or None, number)
+        texts = data["prompt"] if isinstance(data["prompt"], list) else [data["prompt"]]
+        try:
+            rows = actions.validate_inputs(prompt, texts)
+        except ValidationError as exc:  # the inputs are called `prompt` here
+            raise ValidationError(
+                {key.replace("inputs", "prompt", 1): value for key, value in exc.detail.items()}
+            ) from None
+        result = actions.predict(request.actor, prompt, version, rows, data.get("timeout_ms"))
+        choices = []
+        for i, out in enumerate(result["outputs"]):
+            choice = {"index": i, "text": out.get("text", out.get("label", "")), "finish_reason": "stop"}
+            if "scores" in out:
+                choice["scores"] = out["scores"]
+            choices.append(choice)
+        return Response(
+            {
+                "id": f"cmpl-{uuid.uuid4().hex}",
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": f"{prompt.name}@{version.number}",
+                "choices": choices,
+                "usage": {"inputs": len(rows)},
+            }
+        )
+
+
+class UsageList(TenantScoped, generics.ListAPIView):
+    model = Usage
+    serializer_class = UsageSerializer
