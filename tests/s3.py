@@ -1,4 +1,4 @@
-"""A real S3 endpoint over HTTP (moto's server) for the session, and a bucket per test."""
+"""Pytest plugin: a real S3 endpoint over HTTP (moto's server) for the session, and a bucket per test."""
 
 import uuid
 

@@ -10,7 +10,7 @@ from softserve.datasets.models import Dataset, DatasetVersion
 from softserve.tenancy.models import ApiKey, AuditEvent, Quota
 
 from tests.conftest import shared_dataset
-from tests.datasets.conftest import object_keys
+from tests.s3 import object_keys
 from tests.teams import bearer
 
 pytestmark = pytest.mark.django_db

@@ -8,6 +8,7 @@ import torch
 
 from workers.engine.artifact import PromptArtifact, ensemble_tensors, load_artifact
 from workers.engine.base_model import FrozenModel
+from workers.engine.checkpoint import BankState
 from workers.engine.evaluation import evaluate
 from workers.engine.inference import LoadedPrompt
 from workers.engine.prompt_tuning import init_prompt
@@ -45,15 +46,23 @@ def train_task(
     config: TrainConfig,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    resume: BankState | None = None,
+    on_checkpoint: Callable[[BankState], None] | None = None,
+    checkpoint_every: int = 0,
 ) -> PromptArtifact:
-    """Train the configured method (K members for an ensemble, in one bank) and score it on all of dev."""
+    """Train the configured method (K members for an ensemble, in one bank) and score it on all of dev.
+
+    Checkpointing and `resume` are `train_bank`'s (a worker resumes a job from its last checkpoint).
+    """
     members = [
         Member(
             spec=spec, train=train, dev=dev, module=build_module(fm, config, initial), seed=config.seed + k
         )
         for k, initial in enumerate(initial_prompts(fm, spec, config))
     ]
-    results = train_bank(fm, members, config, on_progress, should_stop)
+    results = train_bank(
+        fm, members, config, on_progress, should_stop, resume, on_checkpoint, checkpoint_every
+    )
     prompts = [result.prompt for result in results]
     final = evaluate(
         fm, LoadedPrompt.build(fm, prompts, spec, config.max_input_tokens), dev, config.eval_batch_size

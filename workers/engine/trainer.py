@@ -4,7 +4,6 @@ accumulation, periodic dev evaluation with early stopping, and a wall-clock budg
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -13,12 +12,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from workers.engine.bank import Member, MemberRun, autocast
 from workers.engine.base_model import FrozenModel
-from workers.engine.batching import PromptSet, length_buckets
-from workers.engine.encoding import DEFAULT_MAX_INPUT_TOKENS, TaskEncoder
+from workers.engine.batching import PromptSet
+from workers.engine.checkpoint import BankState
+from workers.engine.encoding import DEFAULT_MAX_INPUT_TOKENS
 from workers.engine.errors import EngineError
-from workers.engine.evaluation import evaluate, headline
-from workers.engine.inference import LoadedPrompt
 from workers.engine.p_tuning import PromptEncoder, PTuningConfig
 from workers.engine.prefix_tuning import PrefixConfig, PrefixEncoder
 from workers.engine.prompt_tuning import INIT_STRATEGIES, SoftPrompt, check_prompt_length
@@ -143,14 +142,6 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
-def autocast(fm: FrozenModel, config: TrainConfig) -> torch.autocast:
-    """bf16 autocast when asked for: frozen weights run in bf16, the trainable prompt and its
-    optimiser state stay fp32."""
-    return torch.autocast(
-        device_type=fm.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
-    )
-
-
 def build_module(fm: FrozenModel, config: TrainConfig, initial: torch.Tensor) -> nn.Module:
     """The trainable module of the configured method; calling it yields the prompt it trains."""
     if config.method == "prefix":
@@ -160,96 +151,56 @@ def build_module(fm: FrozenModel, config: TrainConfig, initial: torch.Tensor) ->
     return SoftPrompt(initial)
 
 
-def _dev_subset(dev: list[Example], limit: int | None, seed: int) -> list[Example]:
-    if limit is None or len(dev) <= limit:
-        return dev
-    return random.Random(seed).sample(dev, limit)
-
-
-@dataclass
-class Member:
-    """One prompt of a bank: its task, its data, its method module (calling it yields the prompt: (P, E)
-    vectors or a prefix) and its seed."""
-
-    spec: TaskSpec
-    train: list[Example]
-    dev: list[Example]
-    module: nn.Module
-    seed: int = 0
-
-
-class _Run:
-    """A member's moving parts during training: its data stream, best checkpoint and stopping state."""
-
-    def __init__(self, fm: FrozenModel, member: Member, config: TrainConfig):
-        if not member.train:
-            raise EngineError("The training data is empty.")
-        if not member.dev:
-            raise EngineError("The dev data is empty; early stopping needs a dev split.")
-        self.member = member
-        self.encoder = TaskEncoder(fm, member.spec, config.max_input_tokens)
-        self.inputs, self.targets = self.encoder.encode(member.train)
-        lengths = [len(i) + len(t) for i, t in zip(self.inputs, self.targets, strict=True)]
-        # Each member has its own seeded data order: the same batches it would see trained alone.
-        self.batches = length_buckets(lengths, config.batch_size, member.seed)
-        self.dev_probe = _dev_subset(member.dev, config.dev_eval_limit, member.seed)
-        self.best_metric, self.best_step, self.best_dev = -math.inf, 0, {}
-        self.best_prompt = member.module().detach().clone()
-        self.evals_without_gain, self.tokens, self.steps, self.stop_reason = 0, 0, 0, "steps"
-        self.active = True
-        self.history: list[dict[str, Any]] = []
-
-    def evaluate(self, fm: FrozenModel, config: TrainConfig, step: int) -> dict[str, Any]:
-        module = self.member.module
-        module.eval()
-        with torch.no_grad():
-            vectors = module().detach()
-        module.train()
-        with autocast(fm, config):
-            metrics = evaluate(
-                fm,
-                LoadedPrompt.build(fm, vectors, self.member.spec, config.max_input_tokens),
-                self.dev_probe,
-                config.eval_batch_size,
-            )
-        if headline(metrics) > self.best_metric:
-            self.best_metric, self.best_step, self.best_dev = headline(metrics), step, metrics
-            self.best_prompt = vectors.clone()
-            self.evals_without_gain = 0
-        else:
-            self.evals_without_gain += 1
-            if self.evals_without_gain >= config.patience:
-                self.active, self.stop_reason = False, "early stopping"
-        return metrics
-
-
 def train_bank(
     fm: FrozenModel,
     members: list[Member],
     config: TrainConfig,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    resume: BankState | None = None,
+    on_checkpoint: Callable[[BankState], None] | None = None,
+    checkpoint_every: int = 0,
 ) -> list[TrainResult]:
     """Train N independent prompts in the same batches; returns each member's best dev checkpoint.
 
     Every member keeps its own parameters (so its own optimiser state), data order and early
     stopping; a step's forward pass carries all active members' rows, each behind its own prompt.
+    `on_checkpoint` receives the resumable state every `checkpoint_every` steps and when training
+    stops early; `resume` continues from such a state.
     """
     if not members:
         raise EngineError("A bank needs at least one member.")
     torch.manual_seed(config.seed)
-    runs = [_Run(fm, member, config) for member in members]
+    runs = [MemberRun(fm, member, config) for member in members]
     for member in members:
         member.module.to(fm.device)
     optimizer = make_optimizer([p for m in members for p in m.module.parameters()], config)
     budget_s = config.max_minutes * 60 if config.max_minutes else math.inf
-    started, eval_seconds = time.perf_counter(), 0.0
-    for step in range(1, config.steps + 1):
+    started, eval_seconds, first_step = time.perf_counter(), 0.0, 1
+    if resume is not None:
+        if len(resume.modules) != len(members):
+            raise EngineError(f"The checkpoint holds {len(resume.modules)} members, the bank {len(members)}.")
+        for run, module_state, run_state in zip(runs, resume.modules, resume.runs, strict=True):
+            run.member.module.load_state_dict(module_state)
+            run.restore(run_state)
+        optimizer.load_state_dict(resume.optimizer)
+        started, first_step = started - resume.elapsed_s, resume.step + 1
+
+    def snapshot(step: int) -> BankState:
+        return BankState(
+            step=step,
+            elapsed_s=time.perf_counter() - started,
+            modules=[{k: v.detach().clone() for k, v in m.module.state_dict().items()} for m in members],
+            optimizer=optimizer.state_dict(),
+            runs=[run.state() for run in runs],
+        )
+
+    for step in range(first_step, config.steps + 1):
         active = [run for run in runs if run.active]
         optimizer.zero_grad(set_to_none=True)
         losses = dict.fromkeys(range(len(active)), 0.0)
         for _ in range(config.grad_accum):
-            picks = [next(run.batches) for run in active]
+            picks = [run.next_batch() for run in active]
             prompts = PromptSet.from_list([run.member.module() for run in active], fm.embed_dim)
             row_prompt = torch.tensor([k for k, pick in enumerate(picks) for _ in pick], dtype=torch.long)
             inputs = [run.inputs[i] for run, pick in zip(active, picks, strict=True) for i in pick]
@@ -296,7 +247,10 @@ def train_bank(
             for run in runs:
                 if run.active:
                     run.active, run.stop_reason = False, reason
-        if not any(run.active for run in runs):
+        finished = not any(run.active for run in runs)
+        if on_checkpoint and (stop_requested or (checkpoint_every and step % checkpoint_every == 0)):
+            on_checkpoint(snapshot(step))
+        if finished:
             break
     train_seconds = time.perf_counter() - started
     return [

@@ -1,0 +1,118 @@
+"""A bank's members: each prompt's task, data stream, best checkpoint and early-stopping state.
+
+`train_bank` (trainer.py) drives many of these through the same batches; each keeps what it would
+have trained alone.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from workers.engine.base_model import FrozenModel
+from workers.engine.batching import length_buckets
+from workers.engine.encoding import TaskEncoder
+from workers.engine.errors import EngineError
+from workers.engine.evaluation import evaluate, headline
+from workers.engine.inference import LoadedPrompt
+from workers.engine.task import Example, TaskSpec
+
+if TYPE_CHECKING:
+    from workers.engine.trainer import TrainConfig
+
+
+def autocast(fm: FrozenModel, config: TrainConfig) -> torch.autocast:
+    """bf16 autocast when asked for: frozen weights run in bf16, the trainable prompt and its
+    optimiser state stay fp32."""
+    return torch.autocast(
+        device_type=fm.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
+    )
+
+
+def _dev_subset(dev: list[Example], limit: int | None, seed: int) -> list[Example]:
+    if limit is None or len(dev) <= limit:
+        return dev
+    return random.Random(seed).sample(dev, limit)
+
+
+@dataclass
+class Member:
+    """One prompt of a bank: its task, its data, its method module (calling it yields the prompt: (P, E)
+    vectors or a prefix) and its seed."""
+
+    spec: TaskSpec
+    train: list[Example]
+    dev: list[Example]
+    module: nn.Module
+    seed: int = 0
+
+
+class MemberRun:
+    """A member's moving parts during training: its data stream, best checkpoint and stopping state."""
+
+    def __init__(self, fm: FrozenModel, member: Member, config: TrainConfig):
+        if not member.train:
+            raise EngineError("The training data is empty.")
+        if not member.dev:
+            raise EngineError("The dev data is empty; early stopping needs a dev split.")
+        self.member = member
+        self.encoder = TaskEncoder(fm, member.spec, config.max_input_tokens)
+        self.inputs, self.targets = self.encoder.encode(member.train)
+        lengths = [len(i) + len(t) for i, t in zip(self.inputs, self.targets, strict=True)]
+        # Each member has its own seeded data order: the same batches it would see trained alone.
+        self.batches = length_buckets(lengths, config.batch_size, member.seed)
+        self.batches_drawn = 0
+        self.dev_probe = _dev_subset(member.dev, config.dev_eval_limit, member.seed)
+        self.best_metric, self.best_step, self.best_dev = -math.inf, 0, {}
+        self.best_prompt = member.module().detach().clone()
+        self.evals_without_gain, self.tokens, self.steps, self.stop_reason = 0, 0, 0, "steps"
+        self.active = True
+        self.history: list[dict[str, Any]] = []
+
+    def next_batch(self) -> list[int]:
+        self.batches_drawn += 1
+        return next(self.batches)
+
+    _STATE = (
+        *("best_metric", "best_step", "best_dev", "evals_without_gain", "tokens", "steps"),
+        *("stop_reason", "active", "history", "batches_drawn"),
+    )
+
+    def state(self) -> dict[str, Any]:
+        return {**{name: getattr(self, name) for name in self._STATE}, "best_prompt": self.best_prompt}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue where a checkpoint left off: the same data order, at the same position."""
+        for _ in range(state["batches_drawn"]):
+            next(self.batches)
+        for name in self._STATE:
+            setattr(self, name, state[name])
+        self.best_prompt = state["best_prompt"].to(self.best_prompt.device)
+
+    def evaluate(self, fm: FrozenModel, config: TrainConfig, step: int) -> dict[str, Any]:
+        module = self.member.module
+        module.eval()
+        with torch.no_grad():
+            vectors = module().detach()
+        module.train()
+        with autocast(fm, config):
+            metrics = evaluate(
+                fm,
+                LoadedPrompt.build(fm, vectors, self.member.spec, config.max_input_tokens),
+                self.dev_probe,
+                config.eval_batch_size,
+            )
+        if headline(metrics) > self.best_metric:
+            self.best_metric, self.best_step, self.best_dev = headline(metrics), step, metrics
+            self.best_prompt = vectors.clone()
+            self.evals_without_gain = 0
+        else:
+            self.evals_without_gain += 1
+            if self.evals_without_gain >= config.patience:
+                self.active, self.stop_reason = False, "early stopping"
+        return metrics
