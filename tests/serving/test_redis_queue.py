@@ -1,0 +1,130 @@
+"""The Redis transport on a real Redis (db 13): reply once, take-over from a stopped consumer, batch
+limits, and a real worker process that finishes its batch on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+import uuid
+
+from tests.serving.helpers import REDIS_URL, make_artifact, start_worker, stored, worker_env
+from workers.contracts import SERVING_GROUP, serving_replied_key, serving_reply_key, serving_stream
+from workers.serving.config import ServingConfig
+from workers.serving.redis_queue import RedisSource
+
+MODEL = "tiny-test-model"
+
+
+def _request(inputs=None, base_model: str = MODEL, **fields) -> dict:
+    now = time.time()
+    return {
+        "request_id": uuid.uuid4().hex,
+        "tenant_id": "t",
+        "prompt": "p",
+        "version": 1,
+        "version_id": "v",
+        "artifact_key": "k",
+        "artifact_sha256": "",
+        "base_model": base_model,
+        "inputs": inputs or [{"text": "x"}],
+        "enqueued_at": now,
+        "deadline": now + 60,
+        **fields,
+    }
+
+
+def _add(redis_db, request: dict, base_model: str = MODEL) -> None:
+    redis_db.xadd(serving_stream(base_model), {"body": json.dumps(request)})
+
+
+def _source(redis_db, consumer: str, **config) -> RedisSource:
+    return RedisSource(redis_db, ServingConfig(base_model=MODEL, redis_url=REDIS_URL, **config), consumer)
+
+
+def test_a_request_is_answered_once_and_acknowledged(redis_db):
+    source = _source(redis_db, "a")
+    request = _request()
+    _add(redis_db, request)
+    [pending] = source.take(8, 0.01, threading.Event())
+    reply = {"request_id": request["request_id"], "status": "ok", "outputs": [{"text": "hi"}]}
+    assert source.reply(pending, reply) is True
+    assert source.reply(pending, {**reply, "outputs": [{"text": "again"}]}) is False
+    stream = serving_stream(MODEL)
+    assert redis_db.llen(serving_reply_key(request["request_id"])) == 1
+    assert json.loads(redis_db.lpop(serving_reply_key(request["request_id"])))["outputs"] == [{"text": "hi"}]
+    assert redis_db.get(serving_replied_key(request["request_id"])) == b"a"
+    assert redis_db.xlen(stream) == 0 and redis_db.xpending(stream, SERVING_GROUP)["pending"] == 0
+
+
+def test_a_stopped_consumers_request_is_taken_over(redis_db):
+    first, second = _source(redis_db, "dies"), _source(redis_db, "lives", claim_idle_ms=200)
+    request = _request()
+    _add(redis_db, request)
+    [taken] = first.take(8, 0.01, threading.Event())  # ... and never answered
+    assert second.take(8, 0.01, threading.Event()) == []  # not idle long enough yet
+    time.sleep(0.3)
+    second._last_claim = 0.0
+    [claimed] = second.take(8, 0.01, threading.Event())
+    assert claimed.request["request_id"] == request["request_id"] and claimed.handle == taken.handle
+    assert second.reply(claimed, {"request_id": request["request_id"], "status": "ok", "outputs": []})
+    assert redis_db.xpending(serving_stream(MODEL), SERVING_GROUP)["pending"] == 0
+
+
+def test_a_batch_closes_at_max_rows_or_max_wait(redis_db):
+    source = _source(redis_db, "a")
+    for _ in range(5):
+        _add(redis_db, _request())
+    stop = threading.Event()
+    assert len(source.take(3, 1.0, stop)) == 3
+    started = time.monotonic()
+    assert len(source.take(10, 0.05, stop)) == 2  # the two left; waits ~max_wait for more
+    assert time.monotonic() - started < 0.5
+    _add(redis_db, _request(inputs=[{"text": "a"}] * 4))
+    started = time.monotonic()
+    assert len(source.take(3, 2.0, stop)) == 1  # one request of 4 rows fills a 3-row batch: no waiting
+    assert time.monotonic() - started < 1.0
+
+
+def test_malformed_entries_are_dropped_not_retried(redis_db):
+    source = _source(redis_db, "a")
+    redis_db.xadd(serving_stream(MODEL), {"body": "not json"})
+    assert source.take(8, 0.01, threading.Event()) == []
+    assert redis_db.xlen(serving_stream(MODEL)) == 0
+
+
+def test_worker_finishes_the_batch_in_hand_on_sigterm(
+    redis_db, s3_env, s3_store, tiny_models, tiny_model_dirs, tmp_path
+):
+    model_dir = tiny_model_dirs["gpt2"]
+    sha = stored(s3_store, "p/a", make_artifact(tiny_models["gpt2"]))
+    worker = start_worker(
+        worker_env(model_dir, {**s3_env, "SERVING_MAX_BATCH_ROWS": "4"}), tmp_path / "w.log"
+    )
+    requests = [
+        _request(
+            base_model=str(model_dir),
+            artifact_key="p/a",
+            artifact_sha256=sha,
+            inputs=[{"text": f"review number {i} " * 20}] * 4,
+        )
+        for i in range(30)
+    ]
+    for request in requests:
+        _add(redis_db, request, str(model_dir))
+    stream = serving_stream(str(model_dir))
+    deadline = time.monotonic() + 60
+    while redis_db.xpending(stream, SERVING_GROUP)["pending"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0
+    answered = [redis_db.lpop(serving_reply_key(r["request_id"])) for r in requests]
+    done = [json.loads(a) for a in answered if a]
+    assert done and all(d["status"] == "ok" and len(d["outputs"]) == 4 for d in done)
+    # Nothing is left half done: every request is either answered or still waiting, unclaimed, for the
+    # next worker -- none is pending on the stopped consumer, and the consumer left the group.
+    assert redis_db.xpending(stream, SERVING_GROUP)["pending"] == 0
+    assert redis_db.xlen(stream) == len(requests) - len(done)
+    assert redis_db.xinfo_consumers(stream, SERVING_GROUP) == []
+    assert "stopped cleanly" in (tmp_path / "w.log").read_text()
