@@ -98,3 +98,68 @@ def stop_worker(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def consumer_of(log_path: Path) -> str:
+    """The consumer name a worker printed when it became ready."""
+    for line in log_path.read_text().splitlines():
+        if line.startswith("serving worker ready: "):
+            return line.split(": ", 1)[1].strip()
+    raise AssertionError(f"no ready line in {log_path}")
+
+
+def publish(
+    store,
+    tenant,
+    name: str,
+    artifact: PromptArtifact,
+    base_model: str,
+    number: int = 1,
+    alias: str | None = "production",
+):
+    """A READY version of `name` (created if new) whose artifact is in `store`; the alias moved to it."""
+    from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
+
+    spec = artifact.spec
+    prompt, _ = TaskPrompt.objects.get_or_create(
+        tenant=tenant,
+        name=name,
+        defaults={
+            "task_type": spec.task_type,
+            "template": spec.template,
+            "labels": spec.labels,
+            "verbalizer": spec.verbalizer,
+            "base_model": base_model,
+        },
+    )
+    key = f"tenants/{tenant.pk}/prompts/{prompt.pk}/{number}/prompt.safetensors"
+    sha = stored(store, key, artifact)
+    version = PromptVersion.objects.create(
+        tenant=tenant,
+        prompt=prompt,
+        number=number,
+        method=artifact.method,
+        status="ready",
+        ensemble_size=artifact.ensemble_size,
+        artifact_key=key,
+        artifact_sha256=sha,
+    )
+    if alias:
+        Alias.objects.update_or_create(
+            tenant=tenant, prompt=prompt, name=alias, defaults={"version": version}
+        )
+    return version
+
+
+def engine_output(fm: FrozenModel, artifact: PromptArtifact, row: dict[str, str]) -> dict:
+    """What the engine alone says for one row (no serving path, no KV cache), in the public shape."""
+    from workers.engine.inference import LoadedPrompt, predict_mixed
+
+    out = predict_mixed(fm, [(LoadedPrompt.from_artifact(fm, artifact), row)])[0]
+    return {k: out[k] for k in ("label", "scores", "votes", "text") if k in out}
+
+
+def same_output(a: dict, b: dict, tol: float = 1e-4) -> bool:
+    if "text" in a or "text" in b:
+        return a == b
+    return a["label"] == b["label"] and all(abs(a["scores"][k] - b["scores"][k]) < tol for k in b["scores"])
