@@ -1,0 +1,286 @@
+"""Closed-loop load over REST against the serving pool, requests spread over 1, 16 and 64 prompts.
+
+A real stack in one command: the Django platform (runserver, SQLite in a scratch folder), Redis (db 12)
+and one `python -m workers.serving` worker process with the default model (SmolLM2-135M). Prompts are
+random-initialised artifacts of the right shape (P=20): speed does not depend on trained values.
+C client threads each send one SST-2 input at a time to a prompt drawn uniformly at random.
+
+Baselines: (a) the same load on one prompt (the limit); (b) the worker restarted with
+SERVING_GROUP_BY_PROMPT=1, which batches only requests of the same prompt, as a PEFT model with one
+active prompt must (both use the soft-prompt KV cache). Also the REST overhead at p50: one client, one
+prompt, REST latency minus a bare in-process forward pass of the same row. Last line: one JSON object
+for the 64-prompt load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
+
+from benchmarks.common import SST2_TEMPLATE, dataset_path  # noqa: E402
+
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+PROMPT_COUNTS = (1, 16, 64)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def _post(port: int, key: str, name: str, text: str) -> tuple[int, float]:
+    body = json.dumps({"inputs": [text]})
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        conn.request(
+            "POST",
+            f"/api/v1/prompts/{name}:predict",
+            body,
+            {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        response.read()
+        return response.status, time.perf_counter() - started
+    except OSError:
+        return 0, time.perf_counter() - started
+    finally:
+        conn.close()
+
+
+def closed_loop(
+    port: int, key: str, names: list[str], texts: list[str], clients: int, seconds: float
+) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def client(seed: int) -> None:
+        nonlocal errors
+        rng = random.Random(seed)
+        while time.monotonic() < stop_at:
+            status, latency = _post(port, key, rng.choice(names), rng.choice(texts))
+            with lock:
+                if status == 200:
+                    latencies.append(latency)
+                else:
+                    errors += 1
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": 1000 * _percentile(latencies, 0.5),
+        "p99_ms": 1000 * _percentile(latencies, 0.99),
+        "errors": errors,
+        "requests": len(latencies),
+    }
+
+
+def _wait_ready(log: Path, proc: subprocess.Popen, marker: str, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if marker in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise SystemExit(f"{log.name} exited:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    raise SystemExit(f"{log.name} not ready in {timeout}s")
+
+
+def _start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a run of a minute or two")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent closed-loop clients")
+    parser.add_argument("--seconds", type=float, default=None, help="per load (default 15 quick, 60 full)")
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+    seconds = args.seconds or (15 if args.quick else 60)
+    warnings.filterwarnings("ignore")
+    scratch = Path(tempfile.mkdtemp(prefix="softserve-bench-serving-"))
+    env = {
+        **os.environ,
+        "SOFTSERVE_VAR_DIR": str(scratch),
+        "DATABASE_URL": f"sqlite:///{scratch / 'bench.sqlite3'}",
+        "STORAGE_DIR": str(scratch / "storage"),
+        "SERVING_REDIS_URL": REDIS_URL,
+        "SERVING_MAX_BATCH_ROWS": str(args.clients),
+        "SERVING_TIMEOUT_MS": "120000",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    for name in ("S3_ENDPOINT_URL", "S3_USE_AWS", "DJANGO_SETTINGS_MODULE"):
+        env.pop(name, None)
+    os.environ.update({k: v for k, v in env.items() if k != "DJANGO_SETTINGS_MODULE"})
+    os.environ["DJANGO_SETTINGS_MODULE"] = "softserve.settings"
+
+    import django
+    import redis
+    import torch
+    from django.core.management import call_command
+
+    django.setup()
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    call_command("migrate", verbosity=0)
+    from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
+    from softserve.tenancy.actions import create_tenant
+    from softserve.tenancy.models import Quota
+
+    from workers.engine.artifact import PromptArtifact, artifact_bytes
+    from workers.engine.base_model import DEFAULT_MODEL_ID, load_base_model
+    from workers.engine.data import read_rows
+    from workers.engine.inference import LoadedPrompt, predict_mixed
+    from workers.engine.task import TaskSpec
+    from workers.serving.kv import with_cached_states
+    from workers.storage import default_store, prompt_key
+
+    fm = load_base_model()
+    spec = TaskSpec("classification", SST2_TEMPLATE, ["negative", "positive"])
+    tenant, _, key = create_tenant("bench", "bench@example.com")
+    Quota.objects.update_or_create(tenant=tenant, defaults={"requests_per_minute": 10**9})
+    store, names, artifacts = default_store(), [], {}
+    for i in range(max(PROMPT_COUNTS)):
+        name = f"task{i:03d}"
+        prompt = TaskPrompt.objects.create(
+            tenant=tenant,
+            name=name,
+            task_type="classification",
+            template=SST2_TEMPLATE,
+            labels=spec.labels,
+            verbalizer=spec.verbalizer,
+            base_model=DEFAULT_MODEL_ID,
+        )
+        generator = torch.Generator().manual_seed(i)
+        artifact = PromptArtifact(
+            tensors={"prompt": torch.empty(20, fm.embed_dim).uniform_(-0.5, 0.5, generator=generator)},
+            method="prompt",
+            base_model=fm.model_id,
+            fingerprint=fm.fingerprint,
+            spec=spec,
+        )
+        data = artifact_bytes(artifact)
+        artifact_key = prompt_key(str(tenant.pk), str(prompt.pk), 1, "prompt.safetensors")
+        store.put_bytes(artifact_key, data)
+        version = PromptVersion.objects.create(
+            tenant=tenant,
+            prompt=prompt,
+            number=1,
+            method="prompt",
+            status="ready",
+            artifact_key=artifact_key,
+            artifact_sha256=hashlib.sha256(data).hexdigest(),
+        )
+        Alias.objects.create(tenant=tenant, prompt=prompt, name="production", version=version)
+        names.append(name)
+        artifacts[name] = artifact
+    texts = [row["text"] for row in read_rows(dataset_path("sst2", "dev"))]
+
+    server_log, worker_log = scratch / "web.log", scratch / "worker.log"
+    server = _start(
+        [sys.executable, "platform/manage.py", "runserver", "--noreload", f"127.0.0.1:{args.port}"],
+        env,
+        server_log,
+    )
+    _wait_ready(server_log, server, "Quit the server")
+
+    def run_loads(grouped: bool, counts: tuple[int, ...]) -> dict[int, dict]:
+        worker_env = {**env, "SERVING_GROUP_BY_PROMPT": "1" if grouped else "0"}
+        worker = _start([sys.executable, "-m", "workers.serving"], worker_env, worker_log)
+        try:
+            _wait_ready(worker_log, worker, "serving worker ready")
+            for name in names:  # warm the prompt cache: loading is not what is measured
+                _post(args.port, key, name, texts[0])
+            out = {}
+            for count in counts:
+                out[count] = closed_loop(args.port, key, names[:count], texts, args.clients, seconds)
+                label = "grouped" if grouped else "mixed"
+                print(
+                    f"{label:8s} prompts={count:3d} "
+                    + " ".join(
+                        f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in out[count].items()
+                    ),
+                    flush=True,
+                )
+            if not grouped:  # REST overhead: one client, one prompt, vs a bare forward of the same rows
+                sample = texts[:40]
+                rest = [_post(args.port, key, names[0], t)[1] for t in sample]
+                out["rest_single_p50_ms"] = 1000 * statistics.median(rest)
+            return out
+        finally:
+            _stop(worker)
+
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores; other jobs share them)", flush=True)
+    try:
+        mixed = run_loads(False, PROMPT_COUNTS)
+        grouped = run_loads(True, (max(PROMPT_COUNTS),))
+    finally:
+        _stop(server)
+    prompt = with_cached_states(fm, LoadedPrompt.from_artifact(fm, artifacts[names[0]]))
+    bare = []
+    for text in texts[:40]:
+        started = time.perf_counter()
+        predict_mixed(fm, [(prompt, {"text": text})])
+        bare.append(time.perf_counter() - started)
+    bare_p50 = 1000 * statistics.median(bare)
+    overhead = mixed["rest_single_p50_ms"] - bare_p50
+    print(
+        f"REST p50 {mixed['rest_single_p50_ms']:.1f} ms, bare forward p50 {bare_p50:.1f} ms, "
+        f"overhead {overhead:.1f} ms"
+    )
+    top = mixed[max(PROMPT_COUNTS)]
+    for count in PROMPT_COUNTS:
+        print(
+            f"prompts={count:3d}: {mixed[count]['rps']:.1f} req/s, "
+            f"{mixed[count]['rps'] / mixed[1]['rps']:.2f}x single"
+        )
+    print(f"grouped (PEFT-style) at {max(PROMPT_COUNTS)}: {grouped[max(PROMPT_COUNTS)]['rps']:.1f} req/s")
+    print(
+        json.dumps(
+            {
+                "rps": round(top["rps"], 2),
+                "ratio_vs_single_prompt": round(top["rps"] / mixed[1]["rps"], 3),
+                "ratio_vs_grouped": round(top["rps"] / grouped[max(PROMPT_COUNTS)]["rps"], 3),
+                "p50_ms": round(top["p50_ms"], 1),
+                "p99_ms": round(top["p99_ms"], 1),
+                "overhead_p50_ms": round(overhead, 1),
+                "errors": top["errors"] + mixed[1]["errors"] + grouped[max(PROMPT_COUNTS)]["errors"],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
