@@ -55,7 +55,9 @@ def _post(port: int, key: str, name: str, text: str) -> tuple[int, float]:
             {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
         )
         response = conn.getresponse()
-        response.read()
+        body = response.read()
+        if response.status != 200:
+            print(f"error {response.status}: {body[:300]!r}", file=sys.stderr, flush=True)
         return response.status, time.perf_counter() - started
     except OSError:
         return 0, time.perf_counter() - started
@@ -221,8 +223,12 @@ def main() -> None:
         worker = _start([sys.executable, "-m", "workers.serving"], worker_env, worker_log)
         try:
             _wait_ready(worker_log, worker, "serving worker ready")
-            for name in names:  # warm the prompt cache: loading is not what is measured
-                _post(args.port, key, name, texts[0])
+            # Warm the prompt cache (loading is not what is measured), many requests at once.
+            warm = [threading.Thread(target=_post, args=(args.port, key, n, texts[0])) for n in names]
+            for t in warm:
+                t.start()
+            for t in warm:
+                t.join()
             out = {}
             for count in counts:
                 out[count] = closed_loop(args.port, key, names[:count], texts, args.clients, seconds)

@@ -73,6 +73,10 @@ DATABASES = {
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR / 'softserve.sqlite3'}"), conn_max_age=60
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Concurrent writers (usage counts under prediction load) queue for SQLite's lock instead of failing
+    # with "database is locked" when a read transaction tries to upgrade.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 30})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Rate-limit counters: Redis when REDIS_URL is set (shared by all web processes), else in-process.
 CACHES = {
