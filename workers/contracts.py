@@ -13,6 +13,8 @@ TASK_TUNE = "softserve.jobs.tune"
 TASK_ENSEMBLE = "softserve.jobs.ensemble"
 TASK_EVALUATE = "softserve.jobs.evaluate"
 TASK_FOR_KIND = {"tune": TASK_TUNE, "ensemble": TASK_ENSEMBLE, "evaluate": TASK_EVALUATE}
+# Periodic (Celery beat): re-queue stalled jobs, re-send lost messages. Workers only.
+TASK_RECONCILE = "softserve.maintenance.reconcile"
 
 QUEUE_GPU = "gpu"
 QUEUE_DEFAULT = "default"

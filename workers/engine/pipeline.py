@@ -64,10 +64,15 @@ def train_task(
         fm, members, config, on_progress, should_stop, resume, on_checkpoint, checkpoint_every
     )
     prompts = [result.prompt for result in results]
-    final = evaluate(
-        fm, LoadedPrompt.build(fm, prompts, spec, config.max_input_tokens), dev, config.eval_batch_size
-    )
     lead = results[0]
+    # Asked to stop (a cancelled job): stop now, with the probe's figures, not after a full dev pass.
+    final = (
+        lead.best_dev
+        if lead.stop_reason == "stopped"
+        else evaluate(
+            fm, LoadedPrompt.build(fm, prompts, spec, config.max_input_tokens), dev, config.eval_batch_size
+        )
+    )
     return PromptArtifact(
         tensors=ensemble_tensors(prompts),
         method=config.method,

@@ -1,0 +1,135 @@
+"""Jobs end to end: REST upload → Celery worker process → artifact in S3 → a ready version that predicts.
+
+Real Redis broker, real Postgres (the test database, committed: transactional tests), the S3 server,
+and `celery worker -B` subprocesses on the tiny GPT-2.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from softserve.jobs.models import Job
+from softserve.prompts.models import PromptVersion
+
+from tests.datasets.test_datasets_api import sst2_head, upload
+from tests.teams import make_prompt
+from tests.workers.conftest import wait_for
+from workers.contracts import QUEUE_GPU
+from workers.engine.artifact import artifact_from_bytes
+from workers.engine.base_model import load_base_model
+from workers.engine.inference import LoadedPrompt, predict
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _setup(team, tiny_model_dirs, rows: int = 120) -> str:
+    make_prompt(team, base_model=str(tiny_model_dirs["gpt2"]))
+    response = upload(team.client, "sst2", "train.csv", sst2_head(rows))
+    assert response.status_code == 201, response.content
+    return response.json()["id"]
+
+
+def _start(team, dataset_version: str, **spec) -> dict:
+    body = {
+        "prompt": "sentiment",
+        "dataset_version": dataset_version,
+        "prompt_length": 4,
+        "batch_size": 4,
+        **spec,
+    }
+    response = team.client.post("/api/v1/jobs", body, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def _job(team, job_id: str) -> dict:
+    return team.client.get(f"/api/v1/jobs/{job_id}").json()
+
+
+def _finished(team, job_id: str):
+    job = _job(team, job_id)
+    return job if job["status"] in ("succeeded", "failed", "cancelled") else None
+
+
+def _predicts(s3, version: PromptVersion, fm) -> list[dict]:
+    data = s3.get_object(Bucket=s3.bucket, Key=version.artifact_key)["Body"].read()
+    artifact = artifact_from_bytes(data, version.artifact_key)
+    artifact.check_fits(fm)
+    return predict(fm, LoadedPrompt.from_artifact(fm, artifact), [{"text": "a fine film"}, {"text": "awful"}])
+
+
+def test_tune_ensemble_and_evaluate_jobs_end_to_end(acme, workers, s3, tiny_model_dirs):
+    dataset = _setup(acme, tiny_model_dirs)
+    workers.start()
+    tune = _start(acme, dataset, kind="tune", steps=12)
+    seen_progress = wait_for(lambda: _job(acme, tune["id"])["progress"].get("step"), 120, "progress", workers)
+    assert seen_progress >= 1
+    done = wait_for(lambda: _finished(acme, tune["id"]), 180, "the tune job", workers)
+    assert done["status"] == "succeeded", done["error"]
+    assert done["progress"]["step"] == 12 and done["progress"]["tokens_per_s"] > 0
+    assert done["metric_history"] and "accuracy" in done["metric_history"][-1]
+    version = PromptVersion.objects.get(pk=Job.objects.get(pk=tune["id"]).prompt_version_id)
+    assert version.status == "ready" and version.artifact_key.endswith("/1/prompt.safetensors")
+    assert len(version.artifact_sha256) == 64 and "accuracy" in version.metrics["dev"]
+    fm = load_base_model(str(tiny_model_dirs["gpt2"]))
+    outputs = _predicts(s3, version, fm)
+    assert [set(o["scores"]) for o in outputs] == [{"negative", "positive"}] * 2
+
+    ensemble = _start(acme, dataset, kind="ensemble", steps=6, members=3)
+    done = wait_for(lambda: _finished(acme, ensemble["id"]), 240, "the ensemble job", workers)
+    assert done["status"] == "succeeded", done["error"]
+    members = PromptVersion.objects.get(pk=Job.objects.get(pk=ensemble["id"]).prompt_version_id)
+    assert members.status == "ready" and members.ensemble_size == 3
+    stored = s3.get_object(Bucket=s3.bucket, Key=members.artifact_key)["Body"].read()
+    assert artifact_from_bytes(stored).ensemble_size == 3
+
+    other = upload(acme.client, "sst2-other", "other.csv", sst2_head(60)).json()["id"]
+    evaluate = _start(acme, other, kind="evaluate", version=2)
+    done = wait_for(lambda: _finished(acme, evaluate["id"]), 120, "the evaluate job", workers)
+    assert done["status"] == "succeeded", done["error"]
+    assert done["result"]["n"] > 0 and len(done["result"]["members"]) == 3
+    members.refresh_from_db()
+    assert members.metrics["evaluations"][other]["accuracy"] == done["result"]["accuracy"]
+
+
+def test_bad_hyper_parameters_fail_at_once_with_a_readable_message(acme, workers, tiny_model_dirs):
+    dataset = _setup(acme, tiny_model_dirs, rows=40)
+    workers.start()
+    job = _start(acme, dataset, kind="tune", steps=5, learning_rate=5.0, prompt_length=150)
+    done = wait_for(lambda: _finished(acme, job["id"]), 120, "the failing job", workers)
+    assert done["status"] == "failed" and done["attempts"] == 1
+    assert "prompt length" in done["error"].lower() or "150" in done["error"], done["error"]
+    assert PromptVersion.objects.get(pk=Job.objects.get(pk=job["id"]).prompt_version_id).status == "failed"
+
+
+def test_cancel_stops_a_running_job_within_a_few_steps(acme, workers, s3, tiny_model_dirs):
+    dataset = _setup(acme, tiny_model_dirs, rows=60)
+    workers.start()
+    job = _start(acme, dataset, kind="tune", steps=100_000)
+    step_at_cancel = wait_for(
+        lambda: (_job(acme, job["id"])["progress"].get("step") or 0) > 10, 120, "steps", workers
+    )
+    assert step_at_cancel
+    step_at_cancel = _job(acme, job["id"])["progress"]["step"]
+    assert acme.client.post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 200
+    done = wait_for(lambda: _finished(acme, job["id"]), 60, "the cancelled job", workers)
+    assert done["status"] == "cancelled"
+    stopped = done["result"]["stopped_at_step"]
+    print(f"cancel: requested at step ~{step_at_cancel}, stopped at step {stopped}")
+    assert stopped - step_at_cancel < 200  # one heartbeat (0.3 s) of tiny-model steps
+    version = PromptVersion.objects.get(pk=Job.objects.get(pk=job["id"]).prompt_version_id)
+    assert version.status == "cancelled" and not version.artifact_key
+    checkpoint = f"tenants/{acme.tenant.id}/prompts/{version.prompt_id}/1/checkpoint.safetensors"
+    assert s3.head_object(Bucket=s3.bucket, Key=checkpoint)["ContentLength"] > 0
+
+
+def test_a_lost_broker_message_is_sent_again_by_the_reconciler(acme, workers, broker, tiny_model_dirs):
+    dataset = _setup(acme, tiny_model_dirs, rows=40)
+    job = _start(acme, dataset, kind="tune", steps=4)
+    messages = broker.lrange(QUEUE_GPU, 0, -1)
+    assert [json.loads(m)["headers"]["task"] for m in messages] == ["softserve.jobs.tune"]
+    broker.delete(QUEUE_GPU)  # the message is lost before any worker took it
+    workers.start()
+    done = wait_for(lambda: _finished(acme, job["id"]), 180, "the re-sent job", workers)
+    assert done["status"] == "succeeded" and done["attempts"] == 1, done

@@ -1,0 +1,319 @@
+"""Running one claimed job: data and checkpoints from storage, the engine, progress and the outcome
+to the job row. Called by the thin Celery tasks in `workers/tasks.py`; no Celery here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import asdict
+from functools import cache
+from typing import Any
+
+from workers.engine.artifact import PromptArtifact, artifact_bytes, artifact_from_bytes
+from workers.engine.base_model import FrozenModel, load_base_model
+from workers.engine.checkpoint import BankState
+from workers.engine.errors import EngineError
+from workers.engine.evaluation import evaluate
+from workers.engine.inference import LoadedPrompt
+from workers.engine.pipeline import train_task
+from workers.engine.task import Example, TaskSpec
+from workers.engine.trainer import Progress, TrainConfig
+from workers.jobdb import JobContext, JobDB
+from workers.storage import ObjectMissing, ObjectStore, prompt_key
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+HEARTBEAT_S = _float("SOFTSERVE_HEARTBEAT_S", 5)
+STALE_AFTER_S = _float("SOFTSERVE_HEARTBEAT_TIMEOUT_S", 60)
+CHECKPOINT_EVERY = int(os.environ.get("SOFTSERVE_CHECKPOINT_EVERY", "50"))
+
+
+class JobFailed(Exception):
+    """The job cannot succeed as asked (bad data, bad hyper-parameters, no memory): fail it, no retry."""
+
+
+class NotClaimable(Exception):
+    """Another live worker holds the job; try again once its heartbeat could have gone stale."""
+
+
+class JobLost(Exception):
+    """This worker no longer owns the job (it was re-queued while this one stalled): record nothing."""
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@cache
+def base_model(model_id: str) -> FrozenModel:
+    """Loaded once per worker process, on its first job (never in a pool's parent: no CUDA before fork)."""
+    import torch
+
+    return load_base_model(model_id, device="cuda" if torch.cuda.is_available() else None)
+
+
+class Beat:
+    """A background heartbeat: writes the latest progress and new dev evaluations every few seconds,
+    and turns a cancel request or a lost claim into `should_stop`."""
+
+    def __init__(self, db: JobDB, job_id: str, worker: str):
+        self.db, self.job_id, self.worker = db, job_id, worker
+        self.progress: dict[str, Any] | None = None
+        self.pending_history: list[dict[str, Any]] = []
+        self.cancelled = self.lost = False
+        self._lock, self._done = threading.Lock(), threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{job_id}", daemon=True)
+
+    def __enter__(self) -> Beat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def update(self, progress: dict[str, Any], history: dict[str, Any] | None = None) -> None:
+        with self._lock:
+            self.progress = {**(self.progress or {}), **progress}
+            if history:
+                self.pending_history.append(history)
+
+    def flush(self) -> None:
+        with self._lock:
+            progress, history, self.pending_history = self.progress, self.pending_history, []
+        try:
+            owned, cancel = self.db.heartbeat(self.job_id, self.worker, progress, history)
+        except Exception:  # a database blip: the next beat tries again; the reconciler has a margin
+            with self._lock:
+                self.pending_history = history + self.pending_history
+            return
+        self.lost = self.lost or not owned
+        self.cancelled = self.cancelled or cancel
+
+    def _loop(self) -> None:
+        while not self._done.wait(HEARTBEAT_S):
+            self.flush()
+
+    def should_stop(self) -> bool:
+        return self.cancelled or self.lost
+
+
+def _examples(store: ObjectStore, context: JobContext) -> tuple[list[Example], list[Example]]:
+    if context.dataset is None:
+        raise JobFailed("The job's dataset version was deleted.")
+    fields = list(context.dataset["columns"])
+    train: list[Example] = []
+    dev: list[Example] = []
+    try:
+        data = store.get_bytes(context.dataset["storage_key"])
+    except ObjectMissing as exc:
+        raise JobFailed(f"The dataset's stored rows are missing: {exc}") from exc
+    for line in data.decode("utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            example = Example({name: row[name] for name in fields}, row["label"])
+            (dev if row.get("split") == "dev" else train).append(example)
+    return train, dev
+
+
+def _spec(context: JobContext) -> TaskSpec:
+    prompt = context.prompt
+    return TaskSpec(
+        prompt["task_type"], prompt["template"], list(prompt["labels"]), dict(prompt["verbalizer"] or {})
+    )
+
+
+def _train_config(spec: dict[str, Any], kind: str) -> TrainConfig:
+    try:
+        return TrainConfig(
+            method=spec.get("method", "prompt"),
+            prompt_length=spec.get("prompt_length", 20),
+            init=spec.get("init", "labels"),
+            learning_rate=spec.get("learning_rate"),
+            batch_size=spec.get("batch_size", 16),
+            steps=spec.get("steps", 300),
+            eval_every=spec.get("eval_every", max(1, min(50, spec.get("steps", 300) // 6))),
+            max_minutes=spec.get("max_minutes"),
+            ensemble_size=spec.get("members", 5) if kind == "ensemble" else 1,
+            seed=spec.get("seed", 0),
+        )
+    except (EngineError, TypeError, ValueError) as exc:
+        raise JobFailed(f"Bad hyper-parameters: {exc}") from exc
+
+
+def _keys(context: JobContext) -> tuple[str, str]:
+    version = context.version
+    base = (version["tenant_id"], version["prompt_id"], version["number"])
+    return prompt_key(*base, "prompt.safetensors"), prompt_key(*base, "checkpoint.safetensors")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
+
+
+def run_training(db: JobDB, store: ObjectStore, job_id: str, kind: str) -> str:
+    """tune / ensemble: train (resuming from the last checkpoint), store the artifact, mark the version."""
+    worker = worker_id()
+    context = db.context(job_id)
+    spec = _spec(context)
+    config = _train_config(context.job["spec"], kind)
+    artifact_key, checkpoint_key = _keys(context)
+    train, dev = _examples(store, context)
+    fm = base_model(context.prompt["base_model"])
+    resume = None
+    with contextlib.suppress(ObjectMissing):
+        resume = BankState.from_bytes(store.get_bytes(checkpoint_key))
+    with Beat(db, job_id, worker) as beat:
+        beat.update(
+            {
+                "step": resume.step if resume else 0,
+                "total_steps": config.steps,
+                "resumed_from": resume and resume.step,
+            }
+        )
+
+        def on_progress(p: Progress) -> None:
+            figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(p).items()}
+            beat.update(
+                figures, {"step": p.step, "loss": figures["loss"], **(p.dev or {})} if p.dev else None
+            )
+
+        def on_checkpoint(state: BankState) -> None:
+            store.put_bytes(checkpoint_key, state.to_bytes())
+            beat.update({"checkpoint_step": state.step})
+
+        try:
+            artifact = train_task(
+                fm,
+                spec,
+                train,
+                dev,
+                config,
+                on_progress,
+                beat.should_stop,
+                resume,
+                on_checkpoint,
+                CHECKPOINT_EVERY,
+            )
+        except EngineError as exc:
+            raise JobFailed(str(exc)) from exc
+        except (RuntimeError, MemoryError) as exc:
+            if _out_of_memory(exc):
+                raise JobFailed(
+                    f"Out of memory at batch size {config.batch_size}: retry with a smaller batch_size "
+                    f"(e.g. {max(1, config.batch_size // 2)}) or a shorter prompt_length."
+                ) from exc
+            raise
+        beat.flush()
+    if beat.lost:
+        raise JobLost(job_id)
+    if beat.cancelled:
+        db.finish(
+            job_id,
+            worker,
+            "cancelled",
+            {"stopped_at_step": artifact.metrics["steps_run"]},
+            version={"id": context.version["id"], "status": "cancelled"},
+        )
+        return "cancelled"
+    data = artifact_bytes(artifact)
+    store.put_bytes(artifact_key, data)
+    metrics = {**artifact.metrics, "train_rows": len(train), "dev_rows": len(dev)}
+    version = {
+        "id": context.version["id"],
+        "status": "ready",
+        "artifact_key": artifact_key,
+        "artifact_sha256": hashlib.sha256(data).hexdigest(),
+        "metrics": metrics,
+    }
+    if not db.finish(job_id, worker, "succeeded", metrics, version=version):
+        raise JobLost(job_id)
+    return "succeeded"
+
+
+def run_evaluation(db: JobDB, store: ObjectStore, job_id: str) -> str:
+    """evaluate: score a ready version on a dataset version's dev rows (another dataset: domain transfer)."""
+    worker = worker_id()
+    context = db.context(job_id)
+    _, dev = _examples(store, context)
+    fm = base_model(context.prompt["base_model"])
+    artifact: PromptArtifact = artifact_from_bytes(
+        store.get_bytes(context.version["artifact_key"]), "the stored prompt"
+    )
+    with Beat(db, job_id, worker) as beat:
+        beat.update({"rows": len(dev)})
+        try:
+            artifact.check_fits(fm)
+            prompt = LoadedPrompt.from_artifact(fm, artifact)
+            metrics = evaluate(fm, prompt, dev)
+            members = (
+                [evaluate(fm, prompt.member(k), dev) for k in range(len(prompt.members))]
+                if len(prompt.members) > 1
+                else []
+            )
+        except EngineError as exc:
+            raise JobFailed(str(exc)) from exc
+        beat.flush()
+    if beat.lost:
+        raise JobLost(job_id)
+    result = {**metrics, "dataset_version": context.dataset["id"], "evaluated_at": round(time.time())}
+    if members:
+        result["members"] = members
+    if not db.finish(job_id, worker, "succeeded", result):
+        raise JobLost(job_id)
+    db.merge_version_metrics(context.version["id"], context.dataset["id"], result)
+    return "succeeded"
+
+
+def _fail(db: JobDB, context_version: str | None, job_id: str, worker: str, message: str) -> None:
+    version = {"id": context_version, "status": "failed"} if context_version else None
+    db.finish(job_id, worker, "failed", error=message, version=version)
+
+
+def run_job(
+    db: JobDB, store: ObjectStore, job_id: str, kind: str, transient: tuple[type[BaseException], ...]
+) -> str:
+    """Claim, run, record. Safe to deliver twice: a finished job is left alone, a live one is retried
+    later (NotClaimable), a stalled one is taken over and resumed from its checkpoint."""
+    worker = worker_id()
+    if not db.claim(job_id, worker, STALE_AFTER_S):
+        job = db.job(job_id)
+        if job is None:
+            return "missing"
+        if job["status"] == "running":
+            raise NotClaimable(job_id)
+        return f"left alone ({job['status']})"
+    trains = kind != "evaluate"
+    version_id = db.job(job_id)["prompt_version_id"] if trains else None
+    try:
+        return run_training(db, store, job_id, kind) if trains else run_evaluation(db, store, job_id)
+    except JobFailed as exc:
+        _fail(db, version_id, job_id, worker, str(exc))
+        return "failed"
+    except JobLost:
+        return "lost"
+    except transient:
+        db.release(job_id, worker)  # best effort; if it fails too, the heartbeat goes stale instead
+        raise
+    except Exception as exc:
+        _fail(db, version_id, job_id, worker, f"Internal error ({type(exc).__name__}): {exc}")
+        raise
+
+
+def reconcile(db: JobDB, send, requeue_after_s: float) -> dict[str, list[str]]:
+    """Re-queue jobs whose worker stopped beating and re-send jobs nobody claimed (a lost message).
+    A duplicate message is harmless: only one delivery can claim a job."""
+    stalled = db.requeue_stalled(STALE_AFTER_S)
+    unclaimed = db.unclaimed(requeue_after_s)
+    for job_id, kind in stalled + unclaimed:
+        send(job_id, kind)
+    return {"requeued": [j for j, _ in stalled], "resent": [j for j, _ in unclaimed]}

@@ -1,0 +1,59 @@
+"""Thin named tasks: ids in, the job row is the truth; `workers/runner.py` does the work."""
+
+from __future__ import annotations
+
+import os
+
+from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
+from botocore.exceptions import ConnectionError as S3ConnectionError
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from workers import runner
+from workers.celeryconf import app
+from workers.contracts import (
+    QUEUE_GPU,
+    TASK_ENSEMBLE,
+    TASK_EVALUATE,
+    TASK_FOR_KIND,
+    TASK_RECONCILE,
+    TASK_TUNE,
+    job_payload,
+)
+from workers.jobdb import default_db
+from workers.storage import default_store
+
+# Database or object-store outages: retry with exponential backoff; anything else fails the job.
+TRANSIENT = (OperationalError, InterfaceError, S3ConnectionError, ConnectionClosedError, ReadTimeoutError)
+REQUEUE_UNCLAIMED_AFTER_S = float(os.environ.get("SOFTSERVE_REQUEUE_UNCLAIMED_S", "600"))
+RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 5, "retry_backoff_max": 300, "max_retries": 10}
+
+
+def _run(task, job_id: str, kind: str) -> str:
+    try:
+        return runner.run_job(default_db(), default_store(), job_id, kind, TRANSIENT)
+    except runner.NotClaimable as exc:
+        raise task.retry(countdown=runner.STALE_AFTER_S, max_retries=None) from exc
+
+
+@app.task(name=TASK_TUNE, bind=True, **RETRY)
+def tune(self, job_id: str) -> str:
+    return _run(self, job_id, "tune")
+
+
+@app.task(name=TASK_ENSEMBLE, bind=True, **RETRY)
+def ensemble(self, job_id: str) -> str:
+    return _run(self, job_id, "ensemble")
+
+
+@app.task(name=TASK_EVALUATE, bind=True, **RETRY)
+def evaluate(self, job_id: str) -> str:
+    return _run(self, job_id, "evaluate")
+
+
+def send_job(job_id: str, kind: str) -> None:
+    app.send_task(TASK_FOR_KIND[kind], kwargs=job_payload(job_id), queue=QUEUE_GPU)
+
+
+@app.task(name=TASK_RECONCILE)
+def reconcile() -> dict[str, list[str]]:
+    return runner.reconcile(default_db(), send_job, REQUEUE_UNCLAIMED_AFTER_S)
