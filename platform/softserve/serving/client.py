@@ -35,7 +35,8 @@ class NoReply(Exception):
 
 @cache
 def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, health_check_interval=30)
+    # No read timeout: BLPOP carries the request's own deadline (redis-py's default would cut it short).
+    return redis.Redis.from_url(url, health_check_interval=30, socket_timeout=None, socket_connect_timeout=5)
 
 
 @cache
