@@ -42,11 +42,13 @@ bench: setup
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/mixed_batch.py
 	$(PY) benchmarks/quality.py
+	$(PY) benchmarks/serving.py
 
 bench-quick: setup
 	$(PY) benchmarks/train_throughput.py --quick
 	$(PY) benchmarks/mixed_batch.py --quick
 	$(PY) benchmarks/quality.py --quick
+	$(PY) benchmarks/serving.py --quick
 
 lint: setup
 	$(VENV)/bin/ruff check .
