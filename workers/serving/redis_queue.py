@@ -46,6 +46,11 @@ READ_BLOCK_MS = 500  # an idle worker looks at its stop flag and at stale entrie
 CLAIM_EVERY_S = 1.0
 
 
+def _stream_gone(exc: redis.ResponseError) -> bool:
+    """The stream or its group was deleted (e.g. a flush) while we read: recreate it, do not crash."""
+    return "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc)
+
+
 class RedisSource:
     def __init__(self, client: redis.Redis, config: ServingConfig, consumer: str):
         self.client = client
@@ -87,9 +92,9 @@ class RedisSource:
                 SERVING_GROUP, self.consumer, {self.stream: ">"}, count=max(1, count), block=block_ms
             )
         except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+            if not _stream_gone(exc):
                 raise
-            self.ensure_group()  # the stream was deleted (flushed); start again
+            self.ensure_group()  # the stream was deleted (flushed) under us; start again
             return []
         entries = response[0][1] if response else []
         return self._decode(entries)
@@ -104,7 +109,7 @@ class RedisSource:
                 self.stream, SERVING_GROUP, self.consumer, self.config.claim_idle_ms, "0-0", count=count
             )
         except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+            if not _stream_gone(exc):
                 raise
             self.ensure_group()
             return []
