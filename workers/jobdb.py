@@ -122,6 +122,7 @@ class JobDB:
                 attempts=jobs.c.attempts + 1,
                 started_at=sa.func.coalesce(jobs.c.started_at, now),
                 heartbeat_at=now,
+                progress=self._json({}),  # each attempt reports its own progress
             )
         )
         with self.engine.begin() as conn:

@@ -138,6 +138,7 @@ def _train_config(spec: dict[str, Any], kind: str) -> TrainConfig:
             method=spec.get("method", "prompt"),
             prompt_length=spec.get("prompt_length", 20),
             init=spec.get("init", "labels"),
+            init_text=spec.get("init_text"),
             learning_rate=spec.get("learning_rate"),
             batch_size=spec.get("batch_size", 16),
             steps=spec.get("steps", 300),
@@ -173,13 +174,12 @@ def run_training(db: JobDB, store: ObjectStore, job_id: str, kind: str) -> str:
     with contextlib.suppress(ObjectMissing):
         resume = BankState.from_bytes(store.get_bytes(checkpoint_key))
     with Beat(db, job_id, worker) as beat:
+        start = resume.step if resume else 0
+        resumed = {"event": "resumed", "step": start, "attempt": context.job["attempts"]}
         beat.update(
-            {
-                "step": resume.step if resume else 0,
-                "total_steps": config.steps,
-                "resumed_from": resume and resume.step,
-            }
+            {"step": start, "total_steps": config.steps, "resumed_from": start}, resumed if resume else None
         )
+        beat.flush()  # the claim and the resume point are on record before the first step
 
         def on_progress(p: Progress) -> None:
             figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(p).items()}
@@ -296,7 +296,7 @@ def run_job(
     version_id = db.job(job_id)["prompt_version_id"] if trains else None
     try:
         return run_training(db, store, job_id, kind) if trains else run_evaluation(db, store, job_id)
-    except JobFailed as exc:
+    except (JobFailed, EngineError) as exc:  # EngineError: a base model that cannot load, a bad prompt
         _fail(db, version_id, job_id, worker, str(exc))
         return "failed"
     except JobLost:

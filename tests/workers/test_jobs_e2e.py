@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from softserve.datasets.models import DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import PromptVersion
 
@@ -93,14 +94,25 @@ def test_tune_ensemble_and_evaluate_jobs_end_to_end(acme, workers, s3, tiny_mode
     assert members.metrics["evaluations"][other]["accuracy"] == done["result"]["accuracy"]
 
 
-def test_bad_hyper_parameters_fail_at_once_with_a_readable_message(acme, workers, tiny_model_dirs):
+def test_bad_data_or_an_unloadable_base_model_fails_at_once_with_a_readable_message(
+    acme, workers, s3, settings, tmp_path, tiny_model_dirs
+):
     dataset = _setup(acme, tiny_model_dirs, rows=40)
+    missing_model = str(tmp_path / "no-such-model")
+    settings.SOFTSERVE_BASE_MODELS = [*settings.SOFTSERVE_BASE_MODELS, missing_model]
+    make_prompt(acme, name="unloadable", base_model=missing_model)
     workers.start()
-    job = _start(acme, dataset, kind="tune", steps=5, learning_rate=5.0, prompt_length=150)
-    done = wait_for(lambda: _finished(acme, job["id"]), 120, "the failing job", workers)
+    no_model = _start(acme, dataset, kind="tune", steps=5, prompt="unloadable")
+    done = wait_for(lambda: _finished(acme, no_model["id"]), 120, "the job on a missing model", workers)
     assert done["status"] == "failed" and done["attempts"] == 1
-    assert "prompt length" in done["error"].lower() or "150" in done["error"], done["error"]
-    assert PromptVersion.objects.get(pk=Job.objects.get(pk=job["id"]).prompt_version_id).status == "failed"
+    assert "base model" in done["error"] and "no-such-model" in done["error"], done["error"]
+
+    s3.delete_object(Bucket=s3.bucket, Key=DatasetVersion.objects.get(pk=dataset).storage_key)
+    no_rows = _start(acme, dataset, kind="tune", steps=5)
+    done = wait_for(lambda: _finished(acme, no_rows["id"]), 120, "the job without its rows", workers)
+    assert done["status"] == "failed" and "stored rows are missing" in done["error"], done["error"]
+    version = PromptVersion.objects.get(pk=Job.objects.get(pk=no_rows["id"]).prompt_version_id)
+    assert version.status == "failed" and not version.artifact_key
 
 
 def test_cancel_stops_a_running_job_within_a_few_steps(acme, workers, s3, tiny_model_dirs):

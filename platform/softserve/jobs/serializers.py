@@ -50,6 +50,9 @@ class JobCreateSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=METHODS, default="prompt")
     prompt_length = serializers.IntegerField(min_value=1, max_value=150, default=20)
     init = serializers.ChoiceField(choices=INITS, default="labels")
+    init_text = serializers.CharField(
+        max_length=2000, required=False, help_text="init text: the words the prompt starts from"
+    )
     steps = serializers.IntegerField(min_value=1, max_value=100_000, default=300)
     learning_rate = serializers.FloatField(min_value=1e-6, max_value=10, required=False)
     batch_size = serializers.IntegerField(min_value=1, max_value=512, default=16)
@@ -96,6 +99,10 @@ class JobCreateSerializer(serializers.Serializer):
             data.setdefault("members", 5)
         elif "members" in data:
             raise serializers.ValidationError({"members": ["Only ensemble jobs have members."]})
+        if data["init"] == "text" and not data.get("init_text", "").strip():
+            raise serializers.ValidationError({"init_text": ["The text init needs init_text to start from."]})
+        if data["init"] != "text" and "init_text" in data:
+            raise serializers.ValidationError({"init_text": ["init_text goes with init 'text' only."]})
         if data["init"] == "labels" and prompt.task_type != "classification":
             raise serializers.ValidationError({"init": ["The labels init needs a classification prompt."]})
         target = None
@@ -122,6 +129,7 @@ class JobCreateSerializer(serializers.Serializer):
             "method",
             "prompt_length",
             "init",
+            "init_text",
             "steps",
             "learning_rate",
             "batch_size",
