@@ -29,11 +29,17 @@ JOB_MAX_HOURS = _float("SOFTSERVE_JOB_MAX_HOURS", 24 * 7)
 RECONCILE_EVERY_S = _float("SOFTSERVE_RECONCILE_EVERY_S", 30)
 
 # No Django fixup even where DJANGO_SETTINGS_MODULE is set: workers never load Django.
+BROKER_URL = os.environ.get("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR_DIR / 'celery.sqlite3'}")
+# Redis re-delivers an unacknowledged message after this; the SQLAlchemy transport has no such option.
+TRANSPORT_OPTIONS = (
+    {"visibility_timeout": int(JOB_MAX_HOURS * 3600 + 3600)} if BROKER_URL.startswith("redis") else {}
+)
+
 app = Celery("softserve-workers", include=["workers.tasks"], fixups=[])
 app.conf.update(
-    broker_url=os.environ.get("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR_DIR / 'celery.sqlite3'}"),
+    broker_url=BROKER_URL,
     broker_connection_retry_on_startup=True,
-    broker_transport_options={"visibility_timeout": int(JOB_MAX_HOURS * 3600 + 3600)},
+    broker_transport_options=TRANSPORT_OPTIONS,
     task_serializer="json",
     accept_content=["json"],
     task_ignore_result=True,

@@ -68,7 +68,9 @@ class JobContext:
 
 class JobDB:
     def __init__(self, url: str):
-        self.engine = sa.create_engine(url, pool_pre_ping=True)
+        # SQLite (embedded): wait for the web server's write lock rather than fail at once.
+        connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
+        self.engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
         self.sqlite = self.engine.dialect.name == "sqlite"
         metadata = sa.MetaData()
         metadata.reflect(bind=self.engine, only=list(COLUMNS))

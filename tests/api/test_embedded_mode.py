@@ -1,9 +1,13 @@
-"""The embedded defaults, no services: SQLite, a local storage folder, Celery over SQLAlchemy on SQLite."""
+"""The embedded defaults, no services: SQLite, a local storage folder, Celery over SQLAlchemy on SQLite,
+and the same Celery worker as production training the job on the CPU with the default model."""
 
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 
 from tests.conftest import ROOT, shared_dataset
 
@@ -70,3 +74,29 @@ def test_platform_runs_on_embedded_defaults(tmp_path):
     stored = list((tmp_path / "storage").rglob("data.jsonl"))
     assert len(stored) == 1 and len(stored[0].read_text().splitlines()) == 100
     assert (tmp_path / "celery.sqlite3").is_file()  # the task went to the embedded broker
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers.celeryconf", "worker", "-B", "-Q", "gpu,default"],
+        env=env,
+        cwd=ROOT,
+        stdout=(tmp_path / "worker.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline, row = time.monotonic() + 400, None
+        while time.monotonic() < deadline:
+            with sqlite3.connect(tmp_path / "softserve.sqlite3", timeout=30) as db:
+                row = db.execute("SELECT status, error, progress FROM jobs_job").fetchone()
+            if row[0] in ("succeeded", "failed") or worker.poll() is not None:
+                break
+            time.sleep(1)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    log = (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
+    assert row and row[0] == "succeeded", (row, log)
+    assert json.loads(row[2])["step"] == 5
+    with sqlite3.connect(tmp_path / "softserve.sqlite3") as db:
+        status, key = db.execute("SELECT status, artifact_key FROM prompts_promptversion").fetchone()
+    assert status == "ready" and (tmp_path / "storage" / key).stat().st_size > 0
