@@ -24,10 +24,13 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # The platform on its embedded defaults: SQLite, a local storage folder, no services to install.
+# The tuning worker (with the reconciler's beat) runs beside the web server and stops with it.
 run: setup
 	$(PY) platform/manage.py migrate --noinput
 	$(PY) platform/manage.py ensuredemo
 	@echo "API docs: http://127.0.0.1:8000/api/docs/"
+	@trap 'kill 0' EXIT; \
+	$(PY) -m celery -A workers.celeryconf worker -B -Q gpu,default --loglevel INFO & \
 	$(PY) platform/manage.py runserver 127.0.0.1:$${PORT:-8000}
 
 # The engine alone: trains a prompt on the shared SST-2 data and predicts with it.

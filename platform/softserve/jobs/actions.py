@@ -100,7 +100,8 @@ def retry_job(actor: Actor, job: Job) -> Job:
         raise ValidationError({"status": [f"The job is {job.status}; only failed or cancelled jobs retry."]})
     _check_quota(actor)
     job.status, job.error, job.cancel_requested, job.finished_at = "queued", "", False, None
-    job.save(update_fields=["status", "error", "cancel_requested", "finished_at"])
+    job.queued_at = timezone.now()  # the reconciler's lost-message clock starts again
+    job.save(update_fields=["status", "error", "cancel_requested", "finished_at", "queued_at"])
     if job.kind != "evaluate":
         PromptVersion.objects.for_tenant(actor.tenant).filter(pk=job.prompt_version_id).update(
             status=VersionStatus.PENDING
