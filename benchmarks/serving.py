@@ -1,6 +1,6 @@
 """Closed-loop load over REST against the serving pool, requests spread over 1, 16 and 64 prompts.
 
-A real stack in one command: the Django platform (runserver, SQLite in a scratch folder), Redis (db 12)
+A real stack in one command: the Django platform (runserver, SQLite in a scratch folder), Redis (db 11)
 and one `python -m workers.serving` worker process with the default model (SmolLM2-135M). Prompts are
 random-initialised artifacts of the right shape (P=20): speed does not depend on trained values.
 C client threads each send one SST-2 input at a time to a prompt drawn uniformly at random.
@@ -34,7 +34,7 @@ sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
 
 from benchmarks.common import SST2_TEMPLATE, dataset_path  # noqa: E402
 
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 PROMPT_COUNTS = (1, 16, 64)
 
 
