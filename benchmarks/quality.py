@@ -33,6 +33,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps per trained row")
     parser.add_argument("--max-minutes", type=float, default=15.0, help="Softserve's training budget")
     parser.add_argument("--dev-rows", type=int, default=None)
+    parser.add_argument(
+        "--probe-rows", type=int, default=500, help="rows of the early-stopping split scored per evaluation"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--softserve-optimizer", default="adafactor", help="the Softserve row's optimiser")
     parser.add_argument("--softserve-lr", type=float, default=0.3, help="the Softserve row's learning rate")
@@ -87,7 +90,7 @@ def main() -> None:
         steps=steps,
         eval_every=max(5, steps // 6),
         patience=100,
-        dev_eval_limit=500,
+        dev_eval_limit=args.probe_rows,
         seed=args.seed,
     )
 
@@ -192,6 +195,7 @@ def main() -> None:
                 **figures,
                 "steps_budget": steps,
                 "dev_rows": len(dev),
+                "probe_rows": args.probe_rows,
                 "started": time.strftime("%Y-%m-%d %H:%M"),
             }
         )
