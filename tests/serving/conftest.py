@@ -1,4 +1,4 @@
-"""Services for the serving tests: Redis (db 13), an S3 endpoint (moto's server over HTTP), a store.
+"""Services for the serving tests: Redis (db 13), a bucket on the shared S3 endpoint (tests/s3.py), a store.
 
 Missing services fail the tests loudly; nothing here skips.
 """
@@ -10,7 +10,6 @@ import uuid
 import boto3
 import pytest
 import redis
-from moto.server import ThreadedMotoServer
 
 from tests.serving.helpers import REDIS_URL
 from workers.storage import S3Store
@@ -34,26 +33,17 @@ def redis_db():
     client.flushdb()
 
 
-@pytest.fixture(scope="session")
-def serving_s3_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def s3_env(serving_s3_endpoint, monkeypatch) -> dict[str, str]:
+def s3_env(s3_endpoint, monkeypatch) -> dict[str, str]:
     """A fresh bucket; the environment that points workers (and this process) at it."""
     env = {
         **S3_CREDENTIALS,
-        "S3_ENDPOINT_URL": serving_s3_endpoint,
+        "S3_ENDPOINT_URL": s3_endpoint,
         "S3_BUCKET": f"serve-{uuid.uuid4().hex[:10]}",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    boto3.client("s3", endpoint_url=serving_s3_endpoint, region_name="us-east-1").create_bucket(
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
         Bucket=env["S3_BUCKET"]
     )
     return env

@@ -46,7 +46,7 @@ class Pool:
 
 
 @pytest.fixture(scope="module")
-def pool(tiny_model_dirs, serving_s3_endpoint, tmp_path_factory):
+def pool(tiny_model_dirs, s3_endpoint, tmp_path_factory):
     client = redis.Redis.from_url(REDIS_URL)
     try:
         client.ping()
@@ -56,15 +56,15 @@ def pool(tiny_model_dirs, serving_s3_endpoint, tmp_path_factory):
     for name, value in S3_CREDENTIALS.items():
         os.environ.setdefault(name, value)
     bucket = f"serve-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3", endpoint_url=serving_s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
     env = worker_env(
         tiny_model_dirs["gpt2"],
-        {**S3_CREDENTIALS, "S3_ENDPOINT_URL": serving_s3_endpoint, "S3_BUCKET": bucket},
+        {**S3_CREDENTIALS, "S3_ENDPOINT_URL": s3_endpoint, "S3_BUCKET": bucket},
     )
     logs = tmp_path_factory.mktemp("serving-logs")
     workers = [start_worker(env, logs / f"worker{i}.log") for i in range(2)]
     yield Pool(
-        S3Store(bucket, serving_s3_endpoint, "us-east-1"),
+        S3Store(bucket, s3_endpoint, "us-east-1"),
         client,
         tiny_model_dirs["gpt2"],
         tiny_model_dirs["llama"],

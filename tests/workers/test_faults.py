@@ -8,6 +8,7 @@ import statistics
 import pytest
 from softserve.jobs.models import Job
 from softserve.prompts.models import PromptVersion
+from softserve.tenancy.models import Quota
 
 from tests.workers.conftest import wait_for
 from tests.workers.test_jobs_e2e import _finished, _setup, _start
@@ -20,7 +21,9 @@ def _mid_job(team, job_ids: list[str], killed_attempt: dict[str, int]):
     """A job running in an attempt not yet killed that has written a checkpoint since it began
     (a killed attempt's row still says running until the reconciler notices)."""
     for job_id in job_ids:
-        job = team.client.get(f"/api/v1/jobs/{job_id}").json()
+        response = team.client.get(f"/api/v1/jobs/{job_id}")
+        assert response.status_code == 200, response.content
+        job = response.json()
         progress, fresh = job["progress"], job["attempts"] > killed_attempt.get(job_id, 0)
         checkpointed = progress.get("checkpoint_step", 0) > progress.get("resumed_from", 0)
         if job["status"] == "running" and fresh and checkpointed:
@@ -29,6 +32,8 @@ def _mid_job(team, job_ids: list[str], killed_attempt: dict[str, int]):
 
 
 def test_jobs_survive_repeated_sigkill_of_their_worker(acme, workers, tiny_model_dirs):
+    # The test polls fast to catch a job between checkpoints; lift the tenant's request rate limit.
+    Quota.objects.update_or_create(tenant=acme.tenant, defaults={"requests_per_minute": 100_000})
     dataset = _setup(acme, tiny_model_dirs, rows=80)
     job_ids = [_start(acme, dataset, kind="tune", steps=300, seed=k)["id"] for k in range(2)]
     proc = workers.start()
