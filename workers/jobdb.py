@@ -174,8 +174,7 @@ class JobDB:
             if row is None:
                 return False, False
             if new_history:
-                history = row.metric_history
-                history = json.loads(history) if isinstance(history, str) else list(history or [])
+                history = self._row(row)["metric_history"] or []
                 values["metric_history"] = self._json(history + new_history)
             conn.execute(self.jobs.update().where(self._owned(job_id, worker)).values(**values))
             return True, bool(row.cancel_requested)
@@ -257,9 +256,8 @@ class JobDB:
             row = conn.execute(
                 sa.select(versions.c.metrics).where(versions.c.id == self._id(version_id)).with_for_update()
             ).one()
-            metrics = json.loads(row.metrics) if isinstance(row.metrics, str) else dict(row.metrics or {})
-            evaluations = metrics.setdefault("evaluations", {})
-            evaluations[key] = value
+            metrics = self._row(row)["metrics"] or {}
+            metrics.setdefault("evaluations", {})[key] = value
             conn.execute(
                 versions.update()
                 .where(versions.c.id == self._id(version_id))

@@ -161,10 +161,9 @@ def _out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
 
 
-def run_training(db: JobDB, store: ObjectStore, job_id: str, kind: str) -> str:
+def run_training(db: JobDB, store: ObjectStore, context: JobContext, kind: str, worker: str) -> str:
     """tune / ensemble: train (resuming from the last checkpoint), store the artifact, mark the version."""
-    worker = worker_id()
-    context = db.context(job_id)
+    job_id = context.job["id"]
     spec = _spec(context)
     config = _train_config(context.job["spec"], kind)
     artifact_key, checkpoint_key = _keys(context)
@@ -240,10 +239,9 @@ def run_training(db: JobDB, store: ObjectStore, job_id: str, kind: str) -> str:
     return "succeeded"
 
 
-def run_evaluation(db: JobDB, store: ObjectStore, job_id: str) -> str:
+def run_evaluation(db: JobDB, store: ObjectStore, context: JobContext, worker: str) -> str:
     """evaluate: score a ready version on a dataset version's dev rows (another dataset: domain transfer)."""
-    worker = worker_id()
-    context = db.context(job_id)
+    job_id = context.job["id"]
     _, dev = _examples(store, context)
     fm = base_model(context.prompt["base_model"])
     artifact: PromptArtifact = artifact_from_bytes(
@@ -292,10 +290,13 @@ def run_job(
         if job["status"] == "running":
             raise NotClaimable(job_id)
         return f"left alone ({job['status']})"
-    trains = kind != "evaluate"
-    version_id = db.job(job_id)["prompt_version_id"] if trains else None
+    trains, version_id = kind != "evaluate", None
     try:
-        return run_training(db, store, job_id, kind) if trains else run_evaluation(db, store, job_id)
+        context = db.context(job_id)
+        if not trains:
+            return run_evaluation(db, store, context, worker)
+        version_id = context.version["id"]  # evaluate scores a version; only training owns its status
+        return run_training(db, store, context, kind, worker)
     except (JobFailed, EngineError) as exc:  # EngineError: a base model that cannot load, a bad prompt
         _fail(db, version_id, job_id, worker, str(exc))
         return "failed"
