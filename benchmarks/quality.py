@@ -146,6 +146,24 @@ def main() -> None:
                 name, LoadedPrompt.build(fm, peft_prompt_vectors(model), spec), timing["seconds"]
             )
 
+    def report_probe(row: str):
+        """Print each early-stopping evaluation, so a run that goes wrong shows where."""
+
+        def on_progress(progress) -> None:
+            if progress.step % config.eval_every:
+                return
+            if progress.dev is not None:  # one prompt: this evaluation's probe accuracy
+                probe = f"probe {progress.dev['accuracy']:.4f}"
+            else:  # a bank: the members' best probe accuracies so far, averaged
+                probe = f"members' best probe, mean {progress.best_dev or 0:.4f}"
+            print(
+                f"  {row} step {progress.step}: loss {progress.loss:.4f}, {probe}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        return on_progress
+
     # The other methods, each with the same step budget per member as prompt tuning.
     methods = {
         "prefix": ("prefix tuning (MLP, folded)", {"method": "prefix", "init": "vocab"}),
@@ -155,8 +173,9 @@ def main() -> None:
     for key, (name, overrides) in methods.items():
         if key not in wanted:
             continue
-        artifact = train_task(fm, spec, train, early_stop, replace(config, **overrides))
+        artifact = train_task(fm, spec, train, early_stop, replace(config, **overrides), report_probe(key))
         seconds = artifact.metrics["train_seconds"]
+        figures[f"{key}_best_step"] = artifact.metrics["best_step"]  # early stopping's pick (per member)
         prompt = LoadedPrompt.from_artifact(fm, artifact)
         if key != "ensemble":
             figures[f"{key}_acc"] = score(name, prompt, seconds)

@@ -1,8 +1,9 @@
 """Closed-loop load over REST against the serving pool, requests spread over 1, 16 and 64 prompts.
 
-A real stack in one command: the Django platform (runserver, SQLite in a scratch folder), Redis (db 11)
-and one `python -m workers.serving` worker process with the default model (SmolLM2-135M). Prompts are
-random-initialised artifacts of the right shape (P=20): speed does not depend on trained values.
+A real stack in one command: the Django platform (gunicorn; PostgreSQL, database softserve_bench made
+afresh; artifacts in a scratch folder), Redis (db 11) and one `python -m workers.serving` worker process
+with the default model (SmolLM2-135M). Prompts are random-initialised artifacts of the right shape
+(P=20): speed does not depend on trained values.
 C client threads each send one SST-2 input at a time to a prompt drawn uniformly at random.
 
 Baselines: (a) the same load on one prompt (the limit); (b) the worker restarted with
@@ -35,6 +36,7 @@ sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
 from benchmarks.common import SST2_TEMPLATE, dataset_path  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/softserve_bench")
 PROMPT_COUNTS = (1, 16, 64)
 
 
@@ -43,7 +45,13 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def _post(port: int, key: str, name: str, text: str) -> tuple[int, float]:
+def _server_timing(header: str | None) -> dict[str, float]:
+    """`queue;dur=1.0, model;dur=2.0` -> {"queue": 1.0, "model": 2.0} (milliseconds)."""
+    parts = (item.strip().split(";dur=") for item in (header or "").split(",") if ";dur=" in item)
+    return {name: float(value) for name, value in parts}
+
+
+def _post(port: int, key: str, name: str, text: str) -> tuple[int, float, dict[str, float]]:
     body = json.dumps({"inputs": [text]})
     started = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -58,9 +66,10 @@ def _post(port: int, key: str, name: str, text: str) -> tuple[int, float]:
         body = response.read()
         if response.status != 200:
             print(f"error {response.status}: {body[:300]!r}", file=sys.stderr, flush=True)
-        return response.status, time.perf_counter() - started
+        timing = _server_timing(response.getheader("Server-Timing"))
+        return response.status, time.perf_counter() - started, timing
     except OSError:
-        return 0, time.perf_counter() - started
+        return 0, time.perf_counter() - started, {}
     finally:
         conn.close()
 
@@ -77,7 +86,7 @@ def closed_loop(
         nonlocal errors
         rng = random.Random(seed)
         while time.monotonic() < stop_at:
-            status, latency = _post(port, key, rng.choice(names), rng.choice(texts))
+            status, latency, _ = _post(port, key, rng.choice(names), rng.choice(texts))
             with lock:
                 if status == 200:
                     latencies.append(latency)
@@ -123,6 +132,16 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+def _fresh_database(url: str) -> None:
+    """Drop and create the benchmark's own PostgreSQL database (never the tests' or the platform's)."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a run of a minute or two")
@@ -136,7 +155,7 @@ def main() -> None:
     env = {
         **os.environ,
         "SOFTSERVE_VAR_DIR": str(scratch),
-        "DATABASE_URL": f"sqlite:///{scratch / 'bench.sqlite3'}",
+        "DATABASE_URL": DATABASE_URL,
         "STORAGE_DIR": str(scratch / "storage"),
         "SERVING_REDIS_URL": REDIS_URL,
         "SERVING_MAX_BATCH_ROWS": str(args.clients),
@@ -154,6 +173,7 @@ def main() -> None:
     import torch
     from django.core.management import call_command
 
+    _fresh_database(DATABASE_URL)
     django.setup()
     redis.Redis.from_url(REDIS_URL).flushdb()
     call_command("migrate", verbosity=0)
@@ -211,12 +231,14 @@ def main() -> None:
     texts = [row["text"] for row in read_rows(dataset_path("sst2", "dev"))]
 
     server_log, worker_log = scratch / "web.log", scratch / "worker.log"
+    # The production web server (docker-compose's `web`); each waiting prediction holds a thread.
+    gunicorn = [str(Path(sys.executable).with_name("gunicorn")), "softserve.wsgi", "--chdir", "platform"]
     server = _start(
-        [sys.executable, "platform/manage.py", "runserver", "--noreload", f"127.0.0.1:{args.port}"],
+        [*gunicorn, "--bind", f"127.0.0.1:{args.port}", "--workers", "2", "--threads", str(args.clients + 4)],
         env,
         server_log,
     )
-    _wait_ready(server_log, server, "Quit the server")
+    _wait_ready(server_log, server, "Booting worker")
 
     def run_loads(grouped: bool, counts: tuple[int, ...]) -> dict[int, dict]:
         worker_env = {**env, "SERVING_GROUP_BY_PROMPT": "1" if grouped else "0"}
@@ -241,9 +263,11 @@ def main() -> None:
                     flush=True,
                 )
             if not grouped:  # REST overhead: one client, one prompt, vs a bare forward of the same rows
-                sample = texts[:40]
-                rest = [_post(args.port, key, names[0], t)[1] for t in sample]
-                out["rest_single_p50_ms"] = 1000 * statistics.median(rest)
+                sample = [_post(args.port, key, names[0], t) for t in texts[:40]]
+                out["rest_single_p50_ms"] = 1000 * statistics.median(latency for _, latency, _ in sample)
+                # Where a single request's time goes, by the platform's Server-Timing header (p50 of each).
+                for part in ("queue", "model", "pool"):
+                    out[f"{part}_p50_ms"] = statistics.median(timing.get(part, 0.0) for *_, timing in sample)
             return out
         finally:
             _stop(worker)
@@ -262,9 +286,16 @@ def main() -> None:
         bare.append(time.perf_counter() - started)
     bare_p50 = 1000 * statistics.median(bare)
     overhead = mixed["rest_single_p50_ms"] - bare_p50
+    parts = {
+        "web": mixed["rest_single_p50_ms"] - mixed["pool_p50_ms"],
+        "redis_and_reply": mixed["pool_p50_ms"] - mixed["model_p50_ms"] - mixed["queue_p50_ms"],
+        "queue": mixed["queue_p50_ms"],
+        "worker_batch_over_bare": mixed["model_p50_ms"] - bare_p50,
+    }
     print(
         f"REST p50 {mixed['rest_single_p50_ms']:.1f} ms, bare forward p50 {bare_p50:.1f} ms, "
-        f"overhead {overhead:.1f} ms"
+        f"overhead {overhead:.1f} ms; by part (p50s): "
+        + ", ".join(f"{name} {ms:.1f}" for name, ms in parts.items())
     )
     top = mixed[max(PROMPT_COUNTS)]
     for count in PROMPT_COUNTS:
@@ -282,6 +313,7 @@ def main() -> None:
                 "p50_ms": round(top["p50_ms"], 1),
                 "p99_ms": round(top["p99_ms"], 1),
                 "overhead_p50_ms": round(overhead, 1),
+                "overhead_parts_ms": {name: round(ms, 1) for name, ms in parts.items()},
                 "errors": top["errors"] + mixed[1]["errors"] + grouped[max(PROMPT_COUNTS)]["errors"],
             }
         )

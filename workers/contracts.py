@@ -98,3 +98,6 @@ class ServeReply(TypedDict, total=False):
     outputs: list[dict]
     error: str
     worker: str
+    # Milliseconds: enqueue to the start of its batch, and the batch's own time (for Server-Timing).
+    queue_ms: float
+    batch_ms: float

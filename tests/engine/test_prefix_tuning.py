@@ -9,7 +9,7 @@ from workers.engine.artifact import load_artifact, save_artifact
 from workers.engine.batching import PromptSet
 from workers.engine.inference import LoadedPrompt, predict_mixed
 from workers.engine.pipeline import train_task
-from workers.engine.prefix_tuning import PrefixConfig, PrefixEncoder
+from workers.engine.prefix_tuning import PrefixConfig, PrefixEncoder, prompt_states
 from workers.engine.prompt_tuning import init_prompt
 from workers.engine.scoring import greedy_generate, target_logprobs
 from workers.engine.trainer import TrainConfig
@@ -172,3 +172,14 @@ def test_t5_prefix_matches_the_library_cache_path(tiny_models):
             [target, [11, 1], [12, 13, 14, 15, 1]],
         )
     assert torch.allclose(ours[0, :3], reference, atol=1e-4), (ours[0], reference)
+
+
+@pytest.mark.parametrize("kind", DECODERS)
+@pytest.mark.parametrize("reparameterize", [True, False])
+def test_decoder_prefix_starts_at_the_init_words_states(tiny_models, kind, reparameterize):
+    fm = tiny_models[kind]
+    initial = init_prompt(fm, 3, "vocab")
+    module = PrefixEncoder(fm, initial, PrefixConfig(hidden_size=16, reparameterize=reparameterize))
+    states = prompt_states(fm, initial)  # what the frozen model computes for these vectors as a prompt
+    assert torch.allclose(module(), states, atol=1e-6)
+    assert states.abs().sum() > 0

@@ -94,6 +94,10 @@ def test_predict_end_to_end(served, acme, tiny_models):
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["version"] == 1 and len(body["outputs"]) == 3
+    # Where the time went: queue wait and the batch's own time (both in the worker), the whole pool trip.
+    timing = dict(part.strip().split(";dur=") for part in response.headers["Server-Timing"].split(","))
+    assert set(timing) == {"queue", "model", "pool"}
+    assert 0 < float(timing["model"]) <= float(timing["pool"]) and float(timing["queue"]) >= 0
     for text, out in zip(texts, body["outputs"], strict=True):
         assert set(out) == {"label", "scores"} and abs(sum(out["scores"].values()) - 1) < 1e-4
         assert same_output(out, engine_output(fm, sentiment, {"text": text}))

@@ -28,7 +28,7 @@ METHODS = ("prompt", "ptuning", "prefix")
 OPTIMIZERS = ("adafactor", "adamw")
 PRECISIONS = ("fp32", "bf16")
 # Prompt tuning uses the paper's Adafactor at 0.3; an MLP/LSTM encoder needs a gentler AdamW.
-METHOD_OPTIMIZER = {"prompt": ("adafactor", 0.3), "ptuning": ("adamw", 3e-3), "prefix": ("adamw", 5e-3)}
+METHOD_OPTIMIZER = {"prompt": ("adafactor", 0.3), "ptuning": ("adamw", 3e-3), "prefix": ("adamw", 5e-4)}
 
 
 @dataclass
@@ -151,6 +151,16 @@ def build_module(fm: FrozenModel, config: TrainConfig, initial: torch.Tensor) ->
     return SoftPrompt(initial)
 
 
+def _length_sorted_chunks(inputs: list, targets: list, rows: int) -> list[list[int]]:
+    """Row indices in length order, cut every `rows`: a bank's concatenated members pad little.
+
+    Each member's own batch is already length-bucketed, but members bucket independently; one forward
+    over all of them would pad every row to the longest member's. A single prompt's batch is one chunk.
+    """
+    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]) + len(targets[i]))
+    return [order[start : start + rows] for start in range(0, len(order), rows)]
+
+
 def train_bank(
     fm: FrozenModel,
     members: list[Member],
@@ -201,17 +211,26 @@ def train_bank(
         losses = dict.fromkeys(range(len(active)), 0.0)
         for _ in range(config.grad_accum):
             picks = [run.next_batch() for run in active]
-            prompts = PromptSet.from_list([run.member.module() for run in active], fm.embed_dim)
-            row_prompt = torch.tensor([k for k, pick in enumerate(picks) for _ in pick], dtype=torch.long)
+            row_member = [k for k, pick in enumerate(picks) for _ in pick]
             inputs = [run.inputs[i] for run, pick in zip(active, picks, strict=True) for i in pick]
             targets = [run.targets[i] for run, pick in zip(active, picks, strict=True) for i in pick]
-            with autocast(fm, config):
-                nll = target_nll(fm, prompts, row_prompt, inputs, targets).float()  # (rows,)
             # Sum of per-member means: each member's gradient is the one it would get alone.
-            per_member = [part.mean() / config.grad_accum for part in nll.split([len(p) for p in picks])]
-            torch.stack(per_member).sum().backward()
-            for k, (run, pick, loss) in enumerate(zip(active, picks, per_member, strict=True)):
-                losses[k] += float(loss.detach())
+            weights = torch.tensor([1.0 / (len(picks[k]) * config.grad_accum) for k in row_member])
+            for chunk in _length_sorted_chunks(inputs, targets, config.batch_size):
+                prompts = PromptSet.from_list([run.member.module() for run in active], fm.embed_dim)
+                with autocast(fm, config):
+                    nll = target_nll(
+                        fm,
+                        prompts,
+                        torch.tensor([row_member[i] for i in chunk], dtype=torch.long),
+                        [inputs[i] for i in chunk],
+                        [targets[i] for i in chunk],
+                    ).float()  # (rows in chunk,)
+                weighted = nll * weights[chunk].to(nll.device)
+                weighted.sum().backward()
+                for i, loss in zip(chunk, weighted.detach().tolist(), strict=True):
+                    losses[row_member[i]] += loss
+            for k, (run, pick) in enumerate(zip(active, picks, strict=True)):
                 run.tokens += sum(len(run.inputs[i]) + len(run.targets[i]) for i in pick)
                 run.tokens += len(pick) * int(prompts.lengths[k])  # a prefix adds no input tokens
         optimizer.step()

@@ -97,6 +97,10 @@ class Batcher:
                 replies[i] = self._reply(request, "error", error=failures[i])
             else:
                 replies[i] = self._reply(request, "ok", outputs=outs)
+        batch_ms = round(1000 * (time.time() - started), 2)
+        for reply, pending in zip(replies, batch, strict=True):
+            reply["queue_ms"] = round(max(0.0, 1000 * (started - pending.request["enqueued_at"])), 2)
+            reply["batch_ms"] = batch_ms
         return replies  # type: ignore[return-value]
 
     def _rows(self, i: int, request: ServeRequest) -> list[_Row]:

@@ -19,7 +19,7 @@ class ServingConfig:
     max_batch_rows: int = 32
     # One forward pass holds at most this many (rows × padded length) positions; longer batches split.
     max_batch_tokens: int = 4096
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 2.0
     # Requests queued or in flight per base model; above it the platform answers 503.
     queue_max: int = 1000
     # Prompts ready on the device (with their key/value states), and parsed artifacts kept in host memory.

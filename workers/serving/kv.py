@@ -14,23 +14,7 @@ import torch
 
 from workers.engine.base_model import FrozenModel
 from workers.engine.inference import LoadedPrompt
-
-
-@torch.no_grad()
-def prompt_states(fm: FrozenModel, vectors: torch.Tensor) -> torch.Tensor:
-    """Key/value states of a (P, E) prompt at every layer: (layers, 2, kv_heads, P, head_dim)."""
-    if fm.is_encoder_decoder:
-        raise ValueError("prompt states are cacheable for decoder-only models only")
-    embeds = vectors.to(device=fm.device, dtype=fm.dtype).unsqueeze(0)  # (1, P, E)
-    length = embeds.shape[1]
-    out = fm.decoder_body()(
-        inputs_embeds=embeds,
-        attention_mask=torch.ones(1, length, dtype=torch.long, device=fm.device),
-        position_ids=torch.arange(length, device=fm.device).unsqueeze(0),
-        use_cache=True,
-    )
-    layers = out.past_key_values.layers
-    return torch.stack([torch.stack([layer.keys[0], layer.values[0]]) for layer in layers])
+from workers.engine.prefix_tuning import prompt_states
 
 
 def with_cached_states(fm: FrozenModel, prompt: LoadedPrompt) -> LoadedPrompt:

@@ -44,6 +44,9 @@ return 0
 """
 READ_BLOCK_MS = 500  # an idle worker looks at its stop flag and at stale entries this often
 CLAIM_EVERY_S = 1.0
+# While a batch's window is open the worker polls without BLOCK: Redis ends a blocking read's timeout only
+# on its server tick (`hz`, 10 a second by default), so a 5 ms BLOCK can last 100 ms.
+WINDOW_POLL_S = 0.0005
 
 
 def _stream_gone(exc: redis.ResponseError) -> bool:
@@ -76,14 +79,15 @@ class RedisSource:
             if not batch:
                 return []
         closes = time.monotonic() + max_wait_s
-        while sum(p.rows for p in batch) < max_rows:
-            left_ms = int((closes - time.monotonic()) * 1000)
-            if left_ms <= 0:
+        while (missing := max_rows - sum(p.rows for p in batch)) > 0:
+            more = self._read(missing, None)
+            if more:
+                batch.extend(more)
+                continue
+            left = closes - time.monotonic()
+            if left <= 0:
                 break
-            more = self._read(max_rows - sum(p.rows for p in batch), left_ms)
-            if not more:
-                break
-            batch.extend(more)
+            time.sleep(min(WINDOW_POLL_S, left))
         return batch
 
     def _read(self, count: int, block_ms: int | None) -> list[Pending]:

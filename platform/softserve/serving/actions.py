@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -105,13 +106,20 @@ def validate_inputs(prompt: TaskPrompt, inputs: Any) -> list[dict[str, str]]:
     return rows
 
 
+@dataclass
+class Prediction:
+    body: dict[str, Any]
+    # A Server-Timing header: time in the queue, the batch's forward passes, the whole round trip.
+    server_timing: str
+
+
 def predict(
     actor: Actor,
     prompt: TaskPrompt,
     version: PromptVersion,
     rows: list[dict[str, str]],
     timeout_ms: int | None = None,
-) -> dict[str, Any]:
+) -> Prediction:
     """Outputs for `rows` from the serving pool; counts the tenant's usage when answered."""
     timeout_s = min(timeout_ms or settings.SERVING_TIMEOUT_MS, settings.SERVING_TIMEOUT_MS) / 1000
     now = time.time()
@@ -128,6 +136,7 @@ def predict(
         "enqueued_at": now,
         "deadline": now + timeout_s,
     }
+    sent = time.perf_counter()
     try:
         reply = client.submit(request, timeout_s + client.REPLY_GRACE_S)
     except client.Overloaded:
@@ -138,5 +147,10 @@ def predict(
         raise DeadlineExceeded
     if reply.get("status") != "ok":
         raise ServingFailed(f"The serving pool could not answer: {reply.get('error', 'unknown error')}")
+    round_trip_ms = 1000 * (time.perf_counter() - sent)
     Usage.count(actor.tenant, prompt.name, len(rows))
-    return {"version": version.number, "outputs": reply["outputs"]}
+    timing = (
+        f"queue;dur={reply.get('queue_ms', 0):.1f}, model;dur={reply.get('batch_ms', 0):.1f}, "
+        f"pool;dur={round_trip_ms:.1f}"
+    )
+    return Prediction({"version": version.number, "outputs": reply["outputs"]}, timing)

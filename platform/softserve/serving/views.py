@@ -33,7 +33,8 @@ class Predict(APIView):
         data = form.validated_data
         prompt, version = actions.resolve(request.actor, name, data.get("alias"), data.get("version"))
         rows = actions.validate_inputs(prompt, data["inputs"])
-        return Response(actions.predict(request.actor, prompt, version, rows, data.get("timeout_ms")))
+        prediction = actions.predict(request.actor, prompt, version, rows, data.get("timeout_ms"))
+        return Response(prediction.body, headers={"Server-Timing": prediction.server_timing})
 
 
 class Completions(APIView):
@@ -56,9 +57,9 @@ class Completions(APIView):
             raise ValidationError(
                 {key.replace("inputs", "prompt", 1): value for key, value in exc.detail.items()}
             ) from None
-        result = actions.predict(request.actor, prompt, version, rows, data.get("timeout_ms"))
+        prediction = actions.predict(request.actor, prompt, version, rows, data.get("timeout_ms"))
         choices = []
-        for i, out in enumerate(result["outputs"]):
+        for i, out in enumerate(prediction.body["outputs"]):
             choice = {"index": i, "text": out.get("text", out.get("label", "")), "finish_reason": "stop"}
             if "scores" in out:
                 choice["scores"] = out["scores"]
@@ -71,7 +72,8 @@ class Completions(APIView):
                 "model": f"{prompt.name}@{version.number}",
                 "choices": choices,
                 "usage": {"inputs": len(rows)},
-            }
+            },
+            headers={"Server-Timing": prediction.server_timing},
         )
 
 
