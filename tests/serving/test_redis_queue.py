@@ -72,6 +72,25 @@ def test_a_stopped_consumers_request_is_taken_over(redis_db):
     assert redis_db.xpending(serving_stream(MODEL), SERVING_GROUP)["pending"] == 0
 
 
+def test_a_request_that_keeps_stopping_workers_is_answered_with_an_error(redis_db):
+    """A poison request (say, one that crashes the model) must not take down every worker in turn."""
+    first = _source(redis_db, "first", claim_idle_ms=100, max_deliveries=2)
+    second = _source(redis_db, "second", claim_idle_ms=100, max_deliveries=2)
+    third = _source(redis_db, "third", claim_idle_ms=100, max_deliveries=2)
+    request = _request()
+    _add(redis_db, request)
+    assert len(first.take(8, 0.01, threading.Event())) == 1  # delivery 1: this worker dies
+    time.sleep(0.15)
+    second._last_claim = 0.0
+    assert len(second.take(8, 0.01, threading.Event())) == 1  # delivery 2: this one dies too
+    time.sleep(0.15)
+    third._last_claim = 0.0
+    assert third.take(8, 0.01, threading.Event()) == []  # delivery 3 is over the limit: answered, not run
+    reply = json.loads(redis_db.lpop(serving_reply_key(request["request_id"])))
+    assert reply["status"] == "error" and "2 serving workers stopped" in reply["error"]
+    assert redis_db.xpending(serving_stream(MODEL), SERVING_GROUP)["pending"] == 0
+
+
 def test_a_batch_closes_at_max_rows_or_max_wait(redis_db):
     source = _source(redis_db, "a")
     for _ in range(5):

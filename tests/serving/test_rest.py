@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +12,12 @@ from pathlib import Path
 import boto3
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 from softserve.serving.models import Usage
 from softserve.tenancy.models import ApiKey, Quota
 
+from tests.net import free_port
 from tests.serving.conftest import S3_CREDENTIALS
 from tests.serving.helpers import (
     ANSWER,
@@ -43,6 +46,7 @@ class Pool:
     redis: redis.Redis
     model_dir: Path
     idle_model_dir: Path  # a base model no worker serves
+    metrics_ports: list[int]
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +66,17 @@ def pool(tiny_model_dirs, s3_endpoint, tmp_path_factory):
         {**S3_CREDENTIALS, "S3_ENDPOINT_URL": s3_endpoint, "S3_BUCKET": bucket},
     )
     logs = tmp_path_factory.mktemp("serving-logs")
-    workers = [start_worker(env, logs / f"worker{i}.log") for i in range(2)]
+    ports = [free_port(), free_port()]
+    workers = [
+        start_worker({**env, "SERVING_METRICS_PORT": str(port)}, logs / f"worker{i}.log")
+        for i, port in enumerate(ports)
+    ]
     yield Pool(
         S3Store(bucket, s3_endpoint, "us-east-1"),
         client,
         tiny_model_dirs["gpt2"],
         tiny_model_dirs["llama"],
+        ports,
     )
     for worker in workers:
         stop_worker(worker)
@@ -123,6 +132,48 @@ def test_predict_end_to_end(served, acme, tiny_models):
     usage = {u["prompt_name"]: u for u in acme.client.get("/api/v1/usage").json()["results"]}
     assert usage["sentiment"]["requests"] == 2 and usage["sentiment"]["inputs"] == 4
     assert usage["answer"]["requests"] == 2 and usage["pairs"]["inputs"] == 1
+
+
+def _scraped(ports: list[int]) -> dict[tuple[str, tuple], float]:
+    """Every sample of every worker's /metrics, summed over the workers."""
+    totals: dict[tuple[str, tuple], float] = {}
+    for port in ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
+
+
+def test_workers_export_prometheus_metrics(served, acme, tiny_models):
+    publish(
+        served.store,
+        acme.tenant,
+        "metered",
+        make_artifact(tiny_models["gpt2"], SENTIMENT, seed=7),
+        str(served.model_dir),
+    )
+    before = _scraped(served.metrics_ports)
+    for text in ("one", "two", "three"):
+        response = acme.client.post(PREDICT.format("metered"), {"inputs": [text]}, format="json")
+        assert response.status_code == 200, response.content
+    after = _scraped(served.metrics_ports)
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    tenant = str(acme.tenant.pk)
+    assert grew("softserve_serving_requests_total", tenant=tenant, prompt="metered", status="ok") == 3
+    assert grew("softserve_serving_request_latency_seconds_count", tenant=tenant, prompt="metered") == 3
+    assert grew("softserve_serving_queue_wait_seconds_count") == 3
+    assert (
+        grew("softserve_serving_batch_rows_count") >= 1
+        and grew("softserve_serving_forward_seconds_count") >= 1
+    )
+    assert grew("softserve_serving_prompt_cache_misses_total") >= 1  # first use, loaded from S3
 
 
 def test_a_new_version_is_servable_at_once(served, acme, tiny_models):

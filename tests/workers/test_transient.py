@@ -3,29 +3,22 @@ finishes once storage is back. Real worker process, real S3 server (down, then u
 
 from __future__ import annotations
 
-import socket
-
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 from softserve.datasets.models import DatasetVersion
 from softserve.jobs.models import Job
 
+from tests.net import free_port
 from tests.workers.conftest import wait_for
 from tests.workers.test_jobs_e2e import _finished, _setup, _start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_a_storage_outage_is_retried_until_storage_is_back(acme, workers, s3, tiny_model_dirs):
     dataset = _setup(acme, tiny_model_dirs, rows=40)
-    port = _free_port()
+    port = free_port()
     workers.env = {**workers.env, "S3_ENDPOINT_URL": f"http://127.0.0.1:{port}"}  # nothing listens there yet
     workers.start()
     job = _start(acme, dataset, kind="tune", steps=4)

@@ -28,6 +28,9 @@ class ServingConfig:
     kv_cache: bool = True
     # A request held this long by a consumer that stopped (no ack) is taken over by another.
     claim_idle_ms: int = 15000
+    # A request whose workers stopped this many times (it may be what kills them) is answered with an
+    # error instead of being handed to yet another worker.
+    max_deliveries: int = 3
     # Prometheus metrics on this port (0: not served); worker i of a pool uses port + i.
     metrics_port: int = 0
     workers: int = 1
@@ -37,7 +40,10 @@ class ServingConfig:
     group_by_prompt: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_rows", "max_batch_tokens", "queue_max", "workers", "max_new_tokens"):
+        for name in (
+            *("max_batch_rows", "max_batch_tokens", "queue_max", "workers", "max_new_tokens"),
+            "max_deliveries",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
         for name in ("device_cache_prompts", "host_cache_prompts"):

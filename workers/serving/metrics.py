@@ -30,6 +30,9 @@ DUPLICATES = Counter(
     "softserve_serving_duplicate_replies_suppressed", "Re-delivered requests answered already"
 )
 RECLAIMED = Counter("softserve_serving_reclaimed", "Requests taken over from a stopped consumer")
+GIVEN_UP = Counter(
+    "softserve_serving_given_up", "Requests answered with an error after too many workers stopped on them"
+)
 
 
 def serve_metrics(port: int) -> None:

@@ -121,7 +121,22 @@ class RedisSource:
         if claimed:
             metrics.RECLAIMED.inc(len(claimed))
             log.warning("took over %d request(s) from a stopped consumer", len(claimed))
-        return claimed
+        return [pending for pending in claimed if not self._give_up_if_poisonous(pending)]
+
+    def _give_up_if_poisonous(self, pending: Pending) -> bool:
+        """Answer (with an error) a request whose workers kept stopping; True when it was given up."""
+        [entry] = self.client.xpending_range(
+            self.stream, SERVING_GROUP, min=pending.handle, max=pending.handle, count=1
+        ) or [{"times_delivered": 0}]
+        deliveries = int(entry["times_delivered"])
+        if deliveries <= self.config.max_deliveries:
+            return False
+        request = pending.request
+        log.error("giving up request %s after %d deliveries", request["request_id"], deliveries)
+        metrics.GIVEN_UP.inc()
+        error = f"{deliveries - 1} serving workers stopped while holding this request; it is not retried."
+        self.reply(pending, {"request_id": request["request_id"], "status": "error", "error": error})
+        return True
 
     def _decode(self, entries: list) -> list[Pending]:
         batch = []
