@@ -79,6 +79,8 @@ def serving_replied_key(request_id: str) -> str:
 
 
 class ServeRequest(TypedDict):
+    """A prediction request on a model's stream. Optional key: `max_new_tokens` (generation's limit)."""
+
     request_id: str
     tenant_id: str
     prompt: str  # the prompt's name, for metrics and logs

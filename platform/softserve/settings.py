@@ -137,3 +137,5 @@ SERVING_QUEUE_MAX = int(os.environ.get("SERVING_QUEUE_MAX", 1000))
 # Inputs per request, and characters per input (all its fields together).
 SERVING_MAX_INPUTS = int(os.environ.get("SERVING_MAX_INPUTS", 64))
 SERVING_MAX_INPUT_CHARS = int(os.environ.get("SERVING_MAX_INPUT_CHARS", 4000))
+# The serving workers' generation limit (the same variable they read): the most a request may ask for.
+SERVING_MAX_NEW_TOKENS = int(os.environ.get("SERVING_MAX_NEW_TOKENS", 32))

@@ -1,9 +1,10 @@
 """One forward pass over rows with different prompts (lengths, tasks): each row as if run alone."""
 
+import pytest
 import torch
 
 from workers.engine.batching import PromptSet
-from workers.engine.inference import LoadedPrompt, predict_mixed
+from workers.engine.inference import LoadedPrompt, _expand, predict_mixed
 from workers.engine.scoring import greedy_generate
 from workers.engine.task import TaskSpec
 
@@ -86,3 +87,22 @@ def test_t5_greedy_decoding_matches_transformers_generate(tiny_models):
     expected = ref[0, 1:].tolist()  # drop the decoder start token
     cut = next((i for i, t in enumerate(expected) if t in (fm.eos_id, fm.pad_id)), len(expected))
     assert ours == expected[:cut] and len(ours) > 0
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "t5"])
+def test_each_row_stops_at_its_own_token_limit(tiny_models, kind):
+    """Greedy decoding is prefix-consistent: a row cut at 2 tokens is the first 2 of its 6-token answer."""
+    fm = tiny_models[kind]
+    prompts = [_prompt(fm, ECHO, 3, 0), _prompt(fm, ECHO, 5, 1)]
+    items = [
+        (prompts[0], {"text": "alpha beta"}),
+        (prompts[1], {"text": "gamma"}),
+        (prompts[0], {"text": "zeta"}),
+    ]
+    limits = [2, 6, 1]
+    mixed = predict_mixed(fm, items, limits)  # different limits in one decoding loop
+    for (prompt, row), limit, out in zip(items, limits, mixed, strict=True):
+        vectors, row_prompt, _ = _expand(fm, [(prompt, row)])
+        alone = greedy_generate(fm, vectors, row_prompt, [prompt.encoder.input_ids(row)], 6)[0]
+        assert out["text"] == fm.decode(alone[:limit]).strip()
+        assert out["finish_reason"] == ("length" if len(alone) >= limit else "stop")

@@ -156,7 +156,7 @@ def engine_output(fm: FrozenModel, artifact: PromptArtifact, row: dict[str, str]
     from workers.engine.inference import LoadedPrompt, predict_mixed
 
     out = predict_mixed(fm, [(LoadedPrompt.from_artifact(fm, artifact), row)])[0]
-    return {k: out[k] for k in ("label", "scores", "votes", "text") if k in out}
+    return {k: out[k] for k in ("label", "scores", "votes", "text", "finish_reason") if k in out}
 
 
 def same_output(a: dict, b: dict, tol: float = 1e-4) -> bool:

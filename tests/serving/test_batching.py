@@ -9,7 +9,16 @@ import uuid
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.serving.helpers import ANSWER, PAIR, SENTIMENT, SINGLE_TOKEN, make_artifact, stored
+from tests.serving.helpers import (
+    ANSWER,
+    PAIR,
+    SENTIMENT,
+    SINGLE_TOKEN,
+    engine_output,
+    make_artifact,
+    same_output,
+    stored,
+)
 from workers.engine.inference import LoadedPrompt, predict_mixed
 from workers.serving.batcher import Batcher
 from workers.serving.cache import PromptCache
@@ -38,12 +47,6 @@ def _row(spec, i: int) -> dict[str, str]:
     if "text_a" in spec.fields:
         return {"text_a": TEXTS[i % 4], "text_b": TEXTS[(i + 1) % 4]}
     return {"text": TEXTS[i % 4]}
-
-
-def _close(a: dict, b: dict, tol: float = 1e-4) -> bool:
-    if "text" in a:
-        return a == b
-    return a["label"] == b["label"] and all(abs(a["scores"][k] - b["scores"][k]) < tol for k in a["scores"])
 
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
@@ -121,12 +124,10 @@ def test_mixed_batch_rows_equal_their_results_alone(tiny_models, tiny_model_dirs
                     )
                 ]
             )[0]
-            assert _close(reply["outputs"][j], alone["outputs"][0]), (pending.request["prompt"], j)
+            assert same_output(reply["outputs"][j], alone["outputs"][0]), (pending.request["prompt"], j)
             # ... and equals the engine without the serving path (no KV cache, no batching).
             artifact = dict(_prompts(fm))[pending.request["version_id"]]
-            engine = predict_mixed(fm, [(LoadedPrompt.from_artifact(fm, artifact), row)])[0]
-            public = {k: engine[k] for k in ("label", "scores", "text", "votes") if k in engine}
-            assert _close(reply["outputs"][j], public)
+            assert same_output(reply["outputs"][j], engine_output(fm, artifact, row))
     ensemble = together[2]["outputs"][0]
     assert set(ensemble) == {"label", "scores", "votes"} and sum(ensemble["votes"].values()) == 3
 

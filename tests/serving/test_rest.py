@@ -34,6 +34,7 @@ from tests.serving.helpers import (
 )
 from tests.teams import bearer
 from workers.contracts import serving_stream
+from workers.engine.inference import LoadedPrompt, predict_mixed
 from workers.storage import S3Store
 
 pytestmark = pytest.mark.django_db
@@ -128,10 +129,22 @@ def test_predict_end_to_end(served, acme, tiny_models):
         "/api/v1/completions", {"model": "answer@1", "prompt": "why?"}, format="json"
     )
     assert generated.json()["choices"][0]["text"] == out.json()["outputs"][0]["text"]
+    # A request's own generation limit, and why each answer ended.
+    short = acme.client.post(
+        "/api/v1/completions", {"model": "answer@1", "prompt": "why?", "max_tokens": 1}, format="json"
+    )
+    expected = predict_mixed(fm, [(LoadedPrompt.from_artifact(fm, answer), {"text": "why?"})], 1)[0]
+    assert short.status_code == 200, short.content
+    assert short.json()["choices"][0]["text"] == expected["text"]
+    assert short.json()["choices"][0]["finish_reason"] == expected["finish_reason"]
+    too_long = acme.client.post(
+        "/api/v1/completions", {"model": "answer@1", "prompt": "why?", "max_tokens": 10**6}, format="json"
+    )
+    assert too_long.status_code == 400 and "max_tokens" in too_long.json()["error"]["fields"]
     # Usage is counted per tenant and prompt.
     usage = {u["prompt_name"]: u for u in acme.client.get("/api/v1/usage").json()["results"]}
     assert usage["sentiment"]["requests"] == 2 and usage["sentiment"]["inputs"] == 4
-    assert usage["answer"]["requests"] == 2 and usage["pairs"]["inputs"] == 1
+    assert usage["answer"]["requests"] == 3 and usage["pairs"]["inputs"] == 1  # a 400 is not counted
 
 
 def _scraped(ports: list[int]) -> dict[tuple[str, tuple], float]:

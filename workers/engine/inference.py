@@ -102,13 +102,15 @@ def vote(labels: list[str], member_logprobs: torch.Tensor) -> dict[str, Any]:
 def predict_mixed(
     fm: FrozenModel,
     items: Sequence[tuple[LoadedPrompt, dict[str, str]]],
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    max_new_tokens: int | Sequence[int] = DEFAULT_MAX_NEW_TOKENS,
 ) -> list[dict[str, Any]]:
     """Outputs for rows that may each use a different prompt, task, or ensemble.
 
     All classification rows (ensemble members included) share one forward pass; generation rows
-    share one decoding loop.
+    share one decoding loop, each stopping at its own token limit (one for all items, or one per item).
+    A generated output says why it ended: `finish_reason` is "stop" (end of sequence) or "length".
     """
+    limits = [max_new_tokens] * len(items) if isinstance(max_new_tokens, int) else list(max_new_tokens)
     outputs: list[dict[str, Any]] = [{} for _ in items]
     for task_type in ("classification", "generation"):
         chosen = [i for i, (p, _) in enumerate(items) if p.spec.task_type == task_type]
@@ -124,13 +126,19 @@ def predict_mixed(
             for i, (prompt, _), member_scores in zip(chosen, group, per_item, strict=True):
                 outputs[i] = vote(prompt.spec.labels, member_scores)
         else:
-            texts = [
-                fm.decode(ids).strip()
-                for ids in greedy_generate(fm, prompts, row_prompt, inputs, max_new_tokens)
+            row_limits = [limits[i] for i, (p, _) in zip(chosen, group, strict=True) for _ in p.members]
+            generated = greedy_generate(fm, prompts, row_prompt, inputs, row_limits)
+            # Ids come cut at the end of sequence: a row still as long as its limit was cut there ("length").
+            ended = [
+                (fm.decode(ids).strip(), len(ids) >= limit)
+                for ids, limit in zip(generated, row_limits, strict=True)
             ]
-            for i, member_texts in zip(chosen, _split(texts, counts), strict=True):
+            for i, member_outs in zip(chosen, _split(ended, counts), strict=True):
                 # Ensembles of generators: the most frequent text, ties to the earliest member.
-                outputs[i] = {"text": max(member_texts, key=member_texts.count)}
+                texts = [text for text, _ in member_outs]
+                text = max(texts, key=texts.count)
+                cut = member_outs[texts.index(text)][1]
+                outputs[i] = {"text": text, "finish_reason": "length" if cut else "stop"}
     return outputs
 
 

@@ -150,20 +150,22 @@ def greedy_generate(
     prompts: PromptSet,
     row_prompt: torch.Tensor,
     inputs: Sequence[Sequence[int]],
-    max_new_tokens: int,
+    max_new_tokens: int | Sequence[int],
 ) -> list[list[int]]:
-    """Greedy decoding for every row at once, each row behind its own prompt; stops at end-of-sequence."""
+    """Greedy decoding for every row at once, each row behind its own prompt; a row stops at
+    end-of-sequence or at its own token limit (`max_new_tokens`: one for all rows, or one per row)."""
+    limits = _limits(max_new_tokens, len(inputs))
     if fm.is_encoder_decoder:
-        return _seq2seq_greedy(fm, prompts, row_prompt, inputs, max_new_tokens)
+        return _seq2seq_greedy(fm, prompts, row_prompt, inputs, limits)
     batch = assemble(fm, prompts, row_prompt, inputs, left_pad=True)
     body, head = fm.decoder_body(), fm.lm_head()
     out = body(**{**batch.decoder_inputs(), "use_cache": True})
     mask, position = batch.attention_mask, batch.position_ids[:, -1:]
     generated: list[list[int]] = [[] for _ in inputs]
     done = torch.zeros(len(inputs), dtype=torch.bool, device=fm.device)
-    for _ in range(max_new_tokens):
+    for _ in range(max(limits)):
         next_ids = head(out.last_hidden_state[:, -1]).argmax(-1)  # (B,)
-        if _take(fm, next_ids, generated, done):
+        if _take(fm, next_ids, generated, done, limits):
             break
         mask = torch.cat([mask, mask.new_ones(len(inputs), 1)], dim=1)
         position = position + 1
@@ -177,7 +179,7 @@ def greedy_generate(
     return [_until_eos(fm, ids) for ids in generated]
 
 
-def _seq2seq_greedy(fm, prompts, row_prompt, inputs, max_new_tokens: int) -> list[list[int]]:
+def _seq2seq_greedy(fm, prompts, row_prompt, inputs, limits: list[int]) -> list[list[int]]:
     """Greedy decoding for an encoder-decoder: the encoder once, then one cached decoder step per token."""
     hidden, encoder_mask = _encode(fm, prompts, row_prompt, inputs)
     rows = len(inputs)
@@ -189,7 +191,7 @@ def _seq2seq_greedy(fm, prompts, row_prompt, inputs, max_new_tokens: int) -> lis
     next_ids = torch.full((rows,), fm.model.config.decoder_start_token_id, dtype=torch.long, device=fm.device)
     generated: list[list[int]] = [[] for _ in inputs]
     done = torch.zeros(rows, dtype=torch.bool, device=fm.device)
-    for _ in range(max_new_tokens):
+    for _ in range(max(limits)):
         self_mask = torch.cat([self_mask, self_mask.new_ones(rows, 1)], dim=1)
         out = fm.model(
             encoder_outputs=encoder_outputs,
@@ -201,16 +203,27 @@ def _seq2seq_greedy(fm, prompts, row_prompt, inputs, max_new_tokens: int) -> lis
         )
         cache = out.past_key_values
         next_ids = out.logits[:, -1].argmax(-1)  # (B,)
-        if _take(fm, next_ids, generated, done):
+        if _take(fm, next_ids, generated, done, limits):
             break
     return [_until_eos(fm, ids) for ids in generated]
 
 
-def _take(fm: FrozenModel, next_ids: torch.Tensor, generated: list[list[int]], done: torch.Tensor) -> bool:
-    """Append each unfinished row's next token, mark rows that ended (in place); True when all have."""
+def _limits(max_new_tokens: int | Sequence[int], rows: int) -> list[int]:
+    limits = [max_new_tokens] * rows if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    if len(limits) != rows or min(limits, default=1) < 1:
+        raise ValueError(f"Need one token limit ≥ 1 per row: {rows} rows, limits {limits}.")
+    return limits
+
+
+def _take(
+    fm: FrozenModel, next_ids: torch.Tensor, generated: list[list[int]], done: torch.Tensor, limits: list[int]
+) -> bool:
+    """Append each unfinished row's next token, mark rows that ended or hit their limit (in place);
+    True when all have."""
     for i, token in enumerate(next_ids.tolist()):
         if not done[i]:
             generated[i].append(token)
+            done[i] = len(generated[i]) >= limits[i]
     if fm.eos_id is not None:
         done |= next_ids == fm.eos_id
     return bool(done.all())

@@ -40,7 +40,7 @@ class _Row:
 def _output(result: dict[str, Any]) -> dict[str, Any]:
     """The public shape: label and per-label probabilities (ensembles: votes too), or text."""
     if "text" in result:
-        return {"text": result["text"]}
+        return {"text": result["text"], "finish_reason": result["finish_reason"]}
     out = {"label": result["label"], "scores": result["scores"]}
     if "votes" in result:
         out["votes"] = result["votes"]
@@ -79,9 +79,8 @@ class Batcher:
         for group in self.sub_batches(rows):
             tick = time.perf_counter()
             try:
-                results = predict_mixed(
-                    self.fm, [(r.prompt, r.fields) for r in group], self.config.max_new_tokens
-                )
+                limits = [self._token_limit(batch[r.request].request) for r in group]
+                results = predict_mixed(self.fm, [(r.prompt, r.fields) for r in group], limits)
             except Exception as exc:  # one bad sub-batch must not take the worker (or its batch-mates) down
                 log.exception("forward pass failed")
                 for r in group:
@@ -102,6 +101,10 @@ class Batcher:
             reply["queue_ms"] = round(max(0.0, 1000 * (started - pending.request["enqueued_at"])), 2)
             reply["batch_ms"] = batch_ms
         return replies  # type: ignore[return-value]
+
+    def _token_limit(self, request: ServeRequest) -> int:
+        """The request's own generation limit, never above this worker's."""
+        return min(request.get("max_new_tokens") or self.config.max_new_tokens, self.config.max_new_tokens)
 
     def _rows(self, i: int, request: ServeRequest) -> list[_Row]:
         if request["base_model"] != self.config.base_model:

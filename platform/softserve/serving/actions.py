@@ -119,6 +119,7 @@ def predict(
     version: PromptVersion,
     rows: list[dict[str, str]],
     timeout_ms: int | None = None,
+    max_new_tokens: int | None = None,
 ) -> Prediction:
     """Outputs for `rows` from the serving pool; counts the tenant's usage when answered."""
     timeout_s = min(timeout_ms or settings.SERVING_TIMEOUT_MS, settings.SERVING_TIMEOUT_MS) / 1000
@@ -136,6 +137,8 @@ def predict(
         "enqueued_at": now,
         "deadline": now + timeout_s,
     }
+    if max_new_tokens:
+        request["max_new_tokens"] = max_new_tokens  # type: ignore[typeddict-unknown-key]
     sent = time.perf_counter()
     try:
         reply = client.submit(request, timeout_s + client.REPLY_GRACE_S)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
 from softserve.serving.models import Usage
@@ -14,6 +15,12 @@ class PredictSerializer(serializers.Serializer):
     alias = serializers.RegexField(ALIAS_OR_NUMBER, required=False)
     version = serializers.IntegerField(min_value=1, required=False)
     timeout_ms = serializers.IntegerField(min_value=1, required=False)
+    max_new_tokens = serializers.IntegerField(
+        min_value=1, required=False, help_text="Generation prompts: the longest answer, in tokens"
+    )
+
+    def validate_max_new_tokens(self, value: int) -> int:
+        return _within_token_limit(value)
 
     def validate(self, data: dict) -> dict:
         if "alias" in data and "version" in data:
@@ -21,11 +28,18 @@ class PredictSerializer(serializers.Serializer):
         return data
 
 
+def _within_token_limit(value: int) -> int:
+    if value > settings.SERVING_MAX_NEW_TOKENS:
+        raise serializers.ValidationError(f"At most {settings.SERVING_MAX_NEW_TOKENS} tokens.")
+    return value
+
+
 class OutputSerializer(serializers.Serializer):
     label = serializers.CharField(required=False)
     scores = serializers.DictField(child=serializers.FloatField(), required=False)
     votes = serializers.DictField(child=serializers.IntegerField(), required=False)
     text = serializers.CharField(required=False)
+    finish_reason = serializers.ChoiceField(["stop", "length"], required=False)
 
 
 class PredictResponseSerializer(serializers.Serializer):
@@ -40,6 +54,12 @@ class CompletionSerializer(serializers.Serializer):
     )
     prompt = serializers.JSONField(help_text="A string, or a list of strings or field objects")
     timeout_ms = serializers.IntegerField(min_value=1, required=False)
+    max_tokens = serializers.IntegerField(
+        min_value=1, required=False, help_text="Generation prompts: the longest answer, in tokens"
+    )
+
+    def validate_max_tokens(self, value: int) -> int:
+        return _within_token_limit(value)
 
 
 class ChoiceSerializer(serializers.Serializer):

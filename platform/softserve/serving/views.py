@@ -33,7 +33,9 @@ class Predict(APIView):
         data = form.validated_data
         prompt, version = actions.resolve(request.actor, name, data.get("alias"), data.get("version"))
         rows = actions.validate_inputs(prompt, data["inputs"])
-        prediction = actions.predict(request.actor, prompt, version, rows, data.get("timeout_ms"))
+        prediction = actions.predict(
+            request.actor, prompt, version, rows, data.get("timeout_ms"), data.get("max_new_tokens")
+        )
         return Response(prediction.body, headers={"Server-Timing": prediction.server_timing})
 
 
@@ -57,10 +59,13 @@ class Completions(APIView):
             raise ValidationError(
                 {key.replace("inputs", "prompt", 1): value for key, value in exc.detail.items()}
             ) from None
-        prediction = actions.predict(request.actor, prompt, version, rows, data.get("timeout_ms"))
+        prediction = actions.predict(
+            request.actor, prompt, version, rows, data.get("timeout_ms"), data.get("max_tokens")
+        )
         choices = []
         for i, out in enumerate(prediction.body["outputs"]):
-            choice = {"index": i, "text": out.get("text", out.get("label", "")), "finish_reason": "stop"}
+            text = out.get("text", out.get("label", ""))
+            choice = {"index": i, "text": text, "finish_reason": out.get("finish_reason", "stop")}
             if "scores" in out:
                 choice["scores"] = out["scores"]
             choices.append(choice)
