@@ -155,7 +155,9 @@ def _length_sorted_chunks(inputs: list, targets: list, rows: int) -> list[list[i
     """Row indices in length order, cut every `rows`: a bank's concatenated members pad little.
 
     Each member's own batch is already length-bucketed, but members bucket independently; one forward
-    over all of them would pad every row to the longest member's. A single prompt's batch is one chunk.
+    over all of them would pad every row to the longest member's. On a CPU, compute-bound, every padded
+    position costs as much as a real one, so a bank runs in chunks of one member's batch size; a GPU
+    gets the whole bank in one forward (that is what a bank is for). A single prompt is one chunk.
     """
     order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]) + len(targets[i]))
     return [order[start : start + rows] for start in range(0, len(order), rows)]
@@ -216,7 +218,8 @@ def train_bank(
             targets = [run.targets[i] for run, pick in zip(active, picks, strict=True) for i in pick]
             # Sum of per-member means: each member's gradient is the one it would get alone.
             weights = torch.tensor([1.0 / (len(picks[k]) * config.grad_accum) for k in row_member])
-            for chunk in _length_sorted_chunks(inputs, targets, config.batch_size):
+            chunk_rows = config.batch_size if fm.device.type == "cpu" else len(inputs)
+            for chunk in _length_sorted_chunks(inputs, targets, chunk_rows):
                 prompts = PromptSet.from_list([run.member.module() for run in active], fm.embed_dim)
                 with autocast(fm, config):
                     nll = target_nll(
