@@ -1,12 +1,14 @@
 """Training lowers the loss on every architecture; the trainer honours its budget, seed and patience."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from workers.engine.errors import EngineError
 from workers.engine.prompt_tuning import init_prompt
 from workers.engine.task import Example, TaskSpec
-from workers.engine.trainer import TrainConfig, train_prompt
+from workers.engine.trainer import METHOD_OPTIMIZER, TrainConfig, train_prompt
 
 SPEC = TaskSpec("classification", "{text}\nAnswer:", ["negative", "positive"])
 GOOD = ["good", "great", "lovely", "fine", "superb"]
@@ -90,3 +92,15 @@ def test_early_stopping_after_patience(tiny_models):
 def test_config_refuses_bad_values(bad):
     with pytest.raises(EngineError):
         TrainConfig(**bad)
+
+
+def test_a_config_copied_for_another_method_takes_that_methods_optimiser():
+    """`replace(config, method=...)` re-resolves the defaults (a benchmark once trained prefixes with
+    prompt tuning's Adafactor at 0.3 this way); an explicit choice is kept."""
+    prompt = TrainConfig()
+    prefix = replace(prompt, method="prefix")
+    assert (prompt.effective_optimizer, prompt.effective_learning_rate) == METHOD_OPTIMIZER["prompt"]
+    assert (prefix.effective_optimizer, prefix.effective_learning_rate) == METHOD_OPTIMIZER["prefix"]
+    assert prefix.to_dict()["optimizer"] == METHOD_OPTIMIZER["prefix"][0]
+    chosen = replace(TrainConfig(optimizer="adamw", learning_rate=0.01), method="ptuning")
+    assert (chosen.effective_optimizer, chosen.effective_learning_rate) == ("adamw", 0.01)

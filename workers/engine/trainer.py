@@ -60,9 +60,6 @@ class TrainConfig:
         if self.method not in METHODS:
             raise EngineError(f"Unknown method {self.method!r}; use one of {', '.join(METHODS)}.")
         check_prompt_length(self.prompt_length)
-        default_optimizer, default_lr = METHOD_OPTIMIZER[self.method]
-        self.optimizer = self.optimizer or default_optimizer
-        self.learning_rate = default_lr if self.learning_rate is None else self.learning_rate
         PTuningConfig(encoder=self.ptuning_encoder)
         if not 1 <= self.ensemble_size <= 32:
             raise EngineError(f"An ensemble has 1 to 32 members, got {self.ensemble_size}.")
@@ -70,10 +67,12 @@ class TrainConfig:
             raise EngineError(f"Unknown init {self.init!r}; use one of {', '.join(INIT_STRATEGIES)}.")
         if self.init == "file" and not self.init_file:
             raise EngineError("The file init needs --init-file, a saved prompt to continue from.")
-        if self.optimizer not in OPTIMIZERS:
-            raise EngineError(f"Unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}.")
+        if self.effective_optimizer not in OPTIMIZERS:
+            raise EngineError(
+                f"Unknown optimizer {self.effective_optimizer!r}; use one of {', '.join(OPTIMIZERS)}."
+            )
         positive = {
-            "learning rate": self.learning_rate,
+            "learning rate": self.effective_learning_rate,
             "batch size": self.batch_size,
             "gradient accumulation": self.grad_accum,
             "steps": self.steps,
@@ -92,8 +91,23 @@ class TrainConfig:
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise EngineError(f"--max-minutes must be positive, got {self.max_minutes}.")
 
+    # None in `optimizer` / `learning_rate` means the method's default, resolved on use rather than written
+    # back: `dataclasses.replace(config, method=...)` must not keep the previous method's optimiser.
+    @property
+    def effective_optimizer(self) -> str:
+        return self.optimizer or METHOD_OPTIMIZER[self.method][0]
+
+    @property
+    def effective_learning_rate(self) -> float:
+        return METHOD_OPTIMIZER[self.method][1] if self.learning_rate is None else self.learning_rate
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings as trained (defaults resolved), for the artifact's metadata."""
+        return {
+            **asdict(self),
+            "optimizer": self.effective_optimizer,
+            "learning_rate": self.effective_learning_rate,
+        }
 
 
 @dataclass
@@ -127,14 +141,14 @@ class TrainResult:
 
 
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    if config.effective_optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.effective_learning_rate, weight_decay=config.weight_decay)
     from transformers.optimization import Adafactor
 
     # The paper's setting: a fixed learning rate, no parameter scaling, no relative step.
     return Adafactor(
         params,
-        lr=config.learning_rate,
+        lr=config.effective_learning_rate,
         scale_parameter=False,
         relative_step=False,
         warmup_init=False,
