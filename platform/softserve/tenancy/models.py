@@ -111,7 +111,8 @@ class ApiKey(TenantOwned):
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != KEY_PREFIX:
             return None
-        key = cls.objects.select_related("tenant").filter(prefix=parts[1]).first()
+        # The quota comes along: every API request's rate limit reads it.
+        key = cls.objects.select_related("tenant", "tenant__quota").filter(prefix=parts[1]).first()
         if key is None or not hmac.compare_digest(key.secret_hash, cls.hash_secret(parts[2])):
             return None
         return key if key.is_live else None

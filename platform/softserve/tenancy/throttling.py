@@ -19,9 +19,10 @@ class TenantRateThrottle(SimpleRateThrottle):
         actor = getattr(request, "actor", None)
         if actor is None:
             return True  # unauthenticated requests are refused before this matters
-        limit = (
-            Quota.objects.filter(tenant=actor.tenant).values_list("requests_per_minute", flat=True).first()
-        )
+        try:
+            limit = actor.tenant.quota.requests_per_minute  # loaded with an API key, else one query
+        except Quota.DoesNotExist:
+            limit = None
         self.num_requests, self.duration = limit or DEFAULT_REQUESTS_PER_MINUTE, 60
         return super().allow_request(request, view)
 
