@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--init-file", default=None, help="a saved prompt to continue from")
     train.add_argument("--optimizer", default=None, help="adafactor or adamw (default: the method's)")
     train.add_argument(
-        "--lr", type=float, default=None, help="default: 0.3 for prompt tuning, 3e-3 for P-tuning"
+        "--lr", type=float, default=None, help="default: 0.3 for prompt tuning, 3e-3 P-tuning, 5e-4 prefix"
     )
     train.add_argument("--weight-decay", type=float, default=1e-5)
     train.add_argument("--train-batch-size", type=int, default=16)
