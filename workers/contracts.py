@@ -7,6 +7,8 @@ only: the database is the source of truth for a job's spec and state.
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TypedDict
 
 TASK_TUNE = "softserve.jobs.tune"
@@ -103,3 +105,26 @@ class ServeReply(TypedDict, total=False):
     # Milliseconds: enqueue to the start of its batch, and the batch's own time (for Server-Timing).
     queue_ms: float
     batch_ms: float
+
+
+@dataclass(frozen=True)
+class StorageLocation:
+    """Where objects live, one rule for the platform and the workers: an S3 bucket when S3_ENDPOINT_URL
+    is set (or S3_USE_AWS=1, for AWS's own endpoint), else the folder STORAGE_DIR."""
+
+    folder: str | None
+    bucket: str = "softserve"
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], default_folder: str) -> StorageLocation:
+        endpoint = env.get("S3_ENDPOINT_URL", "")
+        if endpoint or env.get("S3_USE_AWS", "") == "1":
+            return cls(
+                folder=None,
+                bucket=env.get("S3_BUCKET", "softserve"),
+                endpoint_url=endpoint or None,
+                region=env.get("S3_REGION", "us-east-1"),
+            )
+        return cls(folder=env.get("STORAGE_DIR", default_folder))

@@ -12,6 +12,8 @@ from functools import cache
 from pathlib import Path
 from typing import Protocol
 
+from workers.contracts import StorageLocation
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -102,11 +104,11 @@ class S3Store:
 
 def store_from_env(env: dict[str, str] | None = None) -> ObjectStore:
     env = dict(os.environ) if env is None else env
-    endpoint = env.get("S3_ENDPOINT_URL", "")
-    if endpoint or env.get("S3_USE_AWS", "") == "1":
-        return S3Store(env.get("S3_BUCKET", "softserve"), endpoint or None, env.get("S3_REGION", "us-east-1"))
     var_dir = Path(env.get("SOFTSERVE_VAR_DIR", str(ROOT / "var")))
-    return LocalStore(env.get("STORAGE_DIR", str(var_dir / "storage")))
+    where = StorageLocation.from_env(env, str(var_dir / "storage"))
+    if where.folder is not None:
+        return LocalStore(where.folder)
+    return S3Store(where.bucket, where.endpoint_url, where.region)
 
 
 @cache

@@ -10,23 +10,24 @@ import os
 from pathlib import Path
 from typing import Any
 
+from workers.contracts import StorageLocation
+
 
 def storages_setting(var_dir: Path) -> dict[str, Any]:
-    endpoint = os.environ.get("S3_ENDPOINT_URL", "")
-    if endpoint or os.environ.get("S3_USE_AWS", "") == "1":
+    where = StorageLocation.from_env(os.environ, str(var_dir / "storage"))
+    if where.folder is None:
         options = {
-            "bucket_name": os.environ.get("S3_BUCKET", "softserve"),
-            "endpoint_url": endpoint or None,
-            "region_name": os.environ.get("S3_REGION", "us-east-1"),
+            "bucket_name": where.bucket,
+            "endpoint_url": where.endpoint_url,
+            "region_name": where.region,
             "file_overwrite": False,
             "default_acl": None,
         }
         default = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
     else:
-        location = os.environ.get("STORAGE_DIR", str(var_dir / "storage"))
         default = {
             "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": location},
+            "OPTIONS": {"location": where.folder},
         }
     return {
         "default": default,
