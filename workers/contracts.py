@@ -9,7 +9,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 TASK_TUNE = "softserve.jobs.tune"
 TASK_ENSEMBLE = "softserve.jobs.ensemble"
@@ -81,8 +81,6 @@ def serving_replied_key(request_id: str) -> str:
 
 
 class ServeRequest(TypedDict):
-    """A prediction request on a model's stream. Optional key: `max_new_tokens` (generation's limit)."""
-
     request_id: str
     tenant_id: str
     prompt: str  # the prompt's name, for metrics and logs
@@ -94,6 +92,7 @@ class ServeRequest(TypedDict):
     inputs: list[dict[str, str]]
     enqueued_at: float  # epoch seconds
     deadline: float  # epoch seconds; a request not started by then is answered "expired"
+    max_new_tokens: NotRequired[int]  # generation: this request's limit (never above the worker's)
 
 
 class ServeReply(TypedDict, total=False):

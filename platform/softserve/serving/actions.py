@@ -146,7 +146,7 @@ def predict(
         "deadline": now + timeout_s,
     }
     if max_new_tokens:
-        request["max_new_tokens"] = max_new_tokens  # type: ignore[typeddict-unknown-key]
+        request["max_new_tokens"] = max_new_tokens
     sent = time.perf_counter()
     try:
         reply = client.submit(request, timeout_s + client.REPLY_GRACE_S)
