@@ -12,7 +12,7 @@ from workers.engine.artifact import PromptArtifact
 from workers.engine.base_model import FrozenModel
 from workers.engine.batching import PromptSet
 from workers.engine.encoding import DEFAULT_MAX_INPUT_TOKENS, TaskEncoder
-from workers.engine.scoring import class_logprobs, greedy_generate
+from workers.engine.scoring import class_logprobs, greedy_generate, token_limits
 from workers.engine.task import TaskSpec
 
 DEFAULT_MAX_NEW_TOKENS = 32
@@ -110,7 +110,7 @@ def predict_mixed(
     share one decoding loop, each stopping at its own token limit (one for all items, or one per item).
     A generated output says why it ended: `finish_reason` is "stop" (end of sequence) or "length".
     """
-    limits = [max_new_tokens] * len(items) if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    limits = token_limits(max_new_tokens, len(items))
     outputs: list[dict[str, Any]] = [{} for _ in items]
     for task_type in ("classification", "generation"):
         chosen = [i for i, (p, _) in enumerate(items) if p.spec.task_type == task_type]

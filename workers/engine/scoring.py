@@ -154,7 +154,7 @@ def greedy_generate(
 ) -> list[list[int]]:
     """Greedy decoding for every row at once, each row behind its own prompt; a row stops at
     end-of-sequence or at its own token limit (`max_new_tokens`: one for all rows, or one per row)."""
-    limits = _limits(max_new_tokens, len(inputs))
+    limits = token_limits(max_new_tokens, len(inputs))
     if fm.is_encoder_decoder:
         return _seq2seq_greedy(fm, prompts, row_prompt, inputs, limits)
     batch = assemble(fm, prompts, row_prompt, inputs, left_pad=True)
@@ -208,7 +208,8 @@ def _seq2seq_greedy(fm, prompts, row_prompt, inputs, limits: list[int]) -> list[
     return [_until_eos(fm, ids) for ids in generated]
 
 
-def _limits(max_new_tokens: int | Sequence[int], rows: int) -> list[int]:
+def token_limits(max_new_tokens: int | Sequence[int], rows: int) -> list[int]:
+    """One generation limit per row, from a shared limit or a per-row list; ValueError if they do not fit."""
     limits = [max_new_tokens] * rows if isinstance(max_new_tokens, int) else list(max_new_tokens)
     if len(limits) != rows or min(limits, default=1) < 1:
         raise ValueError(f"Need one token limit ≥ 1 per row: {rows} rows, limits {limits}.")
