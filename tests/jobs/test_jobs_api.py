@@ -13,11 +13,12 @@ from softserve.prompts.models import PromptVersion
 from softserve.tenancy.models import ApiKey, Quota
 
 from tests.prompts.test_registry_api import ready_version
+from tests.net import redis_db_url
 from tests.teams import bearer, make_dataset_version, make_prompt
 from workers.contracts import QUEUE_GPU, TASK_ENSEMBLE, TASK_EVALUATE, TASK_TUNE
 
 pytestmark = pytest.mark.django_db
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = redis_db_url(14)
 
 
 @pytest.fixture

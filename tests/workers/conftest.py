@@ -15,8 +15,9 @@ from django.db import connection
 from softserve.producer import celery_app
 
 from tests.conftest import ROOT
+from tests.net import redis_db_url
 
-BROKER_URL = "redis://127.0.0.1:6379/12"
+BROKER_URL = redis_db_url(12)
 WORKER_COMMAND = [
     *(sys.executable, "-m", "celery", "-A", "workers.celeryconf", "worker", "-B", "-Q", "gpu,default"),
     *("--concurrency", "1", "--loglevel", "INFO", "--without-mingle", "--without-gossip"),
