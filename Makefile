@@ -8,7 +8,7 @@ STAMP := $(VENV)/.softserve-installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup run demo test bench bench-quick lint fmt compose-check migrations-check clean
+.PHONY: setup run demo test reliability bench bench-quick lint fmt compose-check migrations-check clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,12 @@ demo: setup
 # Tests run on the real PostgreSQL (DATABASE_URL); they fail, never skip, when it is unreachable.
 test: setup
 	DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/softserve} $(PY) -m pytest
+
+# The reliability scenarios at full scale (`make test` runs them at a reduced count), then the report.
+reliability: setup
+	RELIABILITY_SCALE=full DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/softserve} \
+		$(PY) -m pytest -q tests/reliability
+	$(PY) -m tests.reliability.report
 
 bench: setup
 	$(PY) benchmarks/train_throughput.py
