@@ -33,23 +33,30 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served locally: /api/docs/ works offline
+    "django_htmx",
     "softserve.tenancy",
     "softserve.datasets",
     "softserve.prompts",
     "softserve.jobs",
     "softserve.serving",
+    "webui",  # the team pages (/app/) and operator pages (/ops/); a top-level package beside platform/
 ]
 MIGRATION_MODULES = {
     app: f"migrations.{app}" for app in ("tenancy", "datasets", "prompts", "jobs", "serving")
 }
 
 MIDDLEWARE = [
+    "webui.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from the web process (gunicorn or runserver), compressed and cached.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 ROOT_URLCONF = "softserve.urls"
 TEMPLATES = [
@@ -62,6 +69,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "webui.context.team",
             ]
         },
     }
@@ -87,7 +95,13 @@ CACHES = {
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
-LOGIN_REDIRECT_URL = "/api/docs/"
+# `collectstatic` (the image build) writes here; until then WhiteNoise serves the apps' static folders.
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR / "static"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+WHITENOISE_USE_FINDERS = True
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/app/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 STORAGES = storages_setting(VAR)
 # Uploads above this many bytes stream to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 2**20
@@ -118,6 +132,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Soft prompts on one frozen model: datasets, prompts, jobs, predictions.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the drf-spectacular-sidecar package, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery, as a producer only: the embedded default needs no broker service.

@@ -10,4 +10,7 @@ urlpatterns = [
     path("api/v1/", include("softserve.serving.urls")),  # before prompts: `prompts/{name}:predict`
     path("api/v1/", include("softserve.prompts.urls")),
     path("api/v1/", include("softserve.jobs.urls")),
+    path("", include("webui.urls")),
 ]
+# A readable page with the request id instead of a bare 500 (API errors keep their JSON shape).
+handler500 = "webui.views.pages.server_error"
