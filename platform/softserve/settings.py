@@ -50,7 +50,8 @@ MIGRATION_MODULES = {
 MIDDLEWARE = [
     # /healthz and /readyz first: no host check, session or authentication in front of a probe.
     "softserve.ops.middleware.ProbeMiddleware",
-    "webui.middleware.RequestIdMiddleware",
+    # Then a request id on every answer, and outages (database, Redis, broker) as 503s with Retry-After.
+    "softserve.api.middleware.OutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from the web process (gunicorn or runserver), compressed and cached.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -81,23 +82,50 @@ WSGI_APPLICATION = "softserve.wsgi.application"
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR / 'softserve.sqlite3'}"), conn_max_age=60
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR / 'softserve.sqlite3'}"),
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE_S", 60)),
+        # A persistent connection is checked before a request reuses it, so a restarted database costs
+        # the requests made while it was down (503s), not every request of a stale connection afterwards.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
-    # A database that does not answer fails a request (and /readyz) in seconds, not the OS's minutes.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    # A database host that does not answer fails the request in this long instead of hanging its thread.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = int(
+        os.environ.get("DATABASE_CONNECT_TIMEOUT_S", 5)
+    )
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Concurrent writers (usage counts under prediction load) queue for SQLite's lock instead of failing
     # with "database is locked" when a read transaction tries to upgrade.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 30})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Every Redis client of the web process (the cache, Celery's producer) gives up after these many seconds
+# on connecting and on each reply: a Redis that accepts connections but never answers costs a request
+# this long, never a web thread for good.
+REDIS_CONNECT_TIMEOUT_S = float(os.environ.get("REDIS_CONNECT_TIMEOUT_S", 2))
+REDIS_SOCKET_TIMEOUT_S = float(os.environ.get("REDIS_SOCKET_TIMEOUT_S", 2))
+REDIS_CLIENT_OPTIONS = {
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
+    "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
+    "health_check_interval": 30,
+}
 # Rate-limit counters: Redis when REDIS_URL is set (shared by all web processes), else in-process.
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ["REDIS_URL"],
+        "OPTIONS": REDIS_CLIENT_OPTIONS,
+    }
     if os.environ.get("REDIS_URL")
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
+# When the rate-limit cache is down: 1 lets requests through unthrottled (a warning and the counter
+# softserve_rate_limit_unavailable_total), 0 answers 503. Open by default: the limit guards capacity that
+# has bounds of its own (SERVING_QUEUE_MAX, job quotas in the database), and a cache outage should not
+# take the whole API down with it.
+RATE_LIMIT_FAIL_OPEN = _bool("RATE_LIMIT_FAIL_OPEN", True)
+# A 503 for an outage (database, Redis, broker) tells the client to retry after this many seconds.
+OUTAGE_RETRY_AFTER_S = int(os.environ.get("OUTAGE_RETRY_AFTER_S", 5))
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"

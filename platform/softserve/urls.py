@@ -17,5 +17,7 @@ urlpatterns = [
     path("api/v1/", include("softserve.jobs.urls")),
     path("", include("webui.urls")),
 ]
-# A readable page with the request id instead of a bare 500 (API errors keep their JSON shape).
-handler500 = "webui.views.pages.server_error"
+
+# Outages (database, Redis, broker) outside DRF views are 503s, other failures 500s: JSON under /api/,
+# a short page elsewhere, with the request id.
+handler500 = "softserve.api.errors.server_error"
