@@ -68,6 +68,13 @@ class TaskType(StrEnum):
     GENERATION = "generation"
 
 
+class ServingMode(StrEnum):
+    """Where the platform's predictions are computed."""
+
+    EMBEDDED = "embedded"  # a batching loop inside each web process (loads the model there)
+    REDIS = "redis"  # the base model's Redis stream, answered by `python -m workers.serving` workers
+
+
 class ServingStatus(StrEnum):
     """A serving reply's status."""
 

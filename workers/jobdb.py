@@ -3,11 +3,15 @@
 No second schema: `COLUMNS` names every column the workers touch, and a test fails when Django's models
 and this list drift apart. Every write to a running job is conditional on this worker still owning it,
 so a job re-queued behind a stalled worker's back is never written by two.
+
+A job message is a wake-up: the worker claims the next job in fair order (`claim_next`), not
+necessarily the one the message named, so one team's long queue cannot hold back another's job.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,14 +21,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from workers.config import WorkerConfig, worker_config
-from workers.contracts import JobStatus
+from workers.contracts import FailureReason, JobKind, JobPolicy, JobStatus, VersionStatus
+
+log = logging.getLogger(__name__)
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "jobs_job": (
         *("id", "tenant_id", "kind", "status", "spec", "prompt_version_id", "dataset_version_id"),
         *("progress", "metric_history", "result", "attempts", "worker", "cancel_requested", "error"),
+        *("error_code", "error_detail", "worker_losses", "gpu_seconds", "created_at"),
         *("queued_at", "started_at", "heartbeat_at", "finished_at"),
     ),
+    "tenancy_quota": ("tenant_id", "concurrent_jobs"),
     "prompts_promptversion": (
         *("id", "tenant_id", "prompt_id", "number", "method", "status", "metrics", "ensemble_size"),
         *("artifact_key", "artifact_sha256"),
@@ -59,6 +67,21 @@ class JobContext:
     dataset: dict[str, Any] | None
 
 
+def worker_loss_message(losses: int) -> str:
+    """What the tenant reads when a job ended because it kept stopping its worker."""
+    return (
+        f"The job stopped its worker {losses} times in a row before it could save a checkpoint (the worker "
+        "process was killed or crashed each time, e.g. out of memory), so it was not tried again. "
+        "Retry it with a smaller batch_size or prompt_length, or ask the operators."
+    )
+
+
+def _progressed(progress: dict[str, Any] | None) -> bool:
+    """Did the attempt behind this progress save a checkpoint past the point it resumed from?"""
+    progress = progress or {}
+    return int(progress.get("checkpoint_step") or -1) > int(progress.get("resumed_from") or 0)
+
+
 class JobDB:
     def __init__(self, url: str):
         # SQLite (embedded): wait for the web server's write lock rather than fail at once.
@@ -71,6 +94,7 @@ class JobDB:
         self.versions = metadata.tables["prompts_promptversion"]
         self.prompts = metadata.tables["prompts_taskprompt"]
         self.datasets = metadata.tables["datasets_datasetversion"]
+        self.quotas = metadata.tables["tenancy_quota"]
 
     # Django stores UUIDs as 32 hex characters, JSON as text and naive UTC times on SQLite.
     def _id(self, value: Any) -> Any:
@@ -97,31 +121,143 @@ class JobDB:
             row = conn.execute(sa.select(self.jobs).where(self.jobs.c.id == self._id(job_id))).first()
         return self._row(row) if row else None
 
-    def claim(self, job_id: str, worker: str, stale_after_s: float) -> bool:
-        """queued → running for this worker; also takes over a running job whose heartbeat went stale
-        (its worker died) or that this same worker held (a retry after a transient error)."""
+    # --- claiming -------------------------------------------------------------------------------------
+    def _claim_values(self, worker: str, now: datetime, **extra: Any) -> dict[str, Any]:
+        jobs = self.jobs
+        return {
+            "status": JobStatus.RUNNING,
+            "worker": worker,
+            "attempts": jobs.c.attempts + 1,
+            "started_at": sa.func.coalesce(jobs.c.started_at, now),
+            "heartbeat_at": now,
+            "progress": self._json({}),  # each attempt reports its own progress
+            **extra,
+        }
+
+    def claim(
+        self,
+        job_id: str,
+        worker: str,
+        stale_after_s: float,
+        policy: JobPolicy | None = None,
+        queued: bool = True,
+    ) -> bool:
+        """This job, for this worker: queued → running; or taken over when it is running with a stale
+        heartbeat (its worker died: a worker loss, counted against the attempt cap, and a job past the
+        cap or asked to cancel ends instead) or held by this same worker (a retry after a transient error)."""
+        policy = policy or JobPolicy()
         jobs, now = self.jobs, self._now()
-        claimable = sa.or_(
-            jobs.c.status == JobStatus.QUEUED,
-            sa.and_(
-                jobs.c.status == JobStatus.RUNNING,
-                sa.or_(jobs.c.heartbeat_at < now - timedelta(seconds=stale_after_s), jobs.c.worker == worker),
-            ),
-        )
-        statement = (
-            jobs.update()
-            .where(jobs.c.id == self._id(job_id), claimable, jobs.c.cancel_requested == sa.false())
-            .values(
-                status=JobStatus.RUNNING,
-                worker=worker,
-                attempts=jobs.c.attempts + 1,
-                started_at=sa.func.coalesce(jobs.c.started_at, now),
-                heartbeat_at=now,
-                progress=self._json({}),  # each attempt reports its own progress
-            )
-        )
+        stale = now - timedelta(seconds=stale_after_s)
         with self.engine.begin() as conn:
-            return conn.execute(statement).rowcount == 1
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == self._id(job_id)).with_for_update()).first()
+            if row is None:
+                return False
+            job = self._row(row)
+            where = [jobs.c.id == row.id, jobs.c.status == job["status"], jobs.c.worker == job["worker"]]
+            mine = job["status"] == JobStatus.RUNNING and job["worker"] == worker  # retry after a blip
+            stalled = (
+                job["status"] == JobStatus.RUNNING
+                and row.heartbeat_at is not None
+                and row.heartbeat_at < stale
+            )
+            # queued=False: only a take-over (a worker's wake-up claims queued jobs in fair order instead).
+            if ((job["status"] == JobStatus.QUEUED and queued) or mine) and not job["cancel_requested"]:
+                values = self._claim_values(worker, now)
+            elif stalled:
+                values = self._after_worker_loss(conn, job, policy)
+                if values.get("status") != JobStatus.QUEUED:
+                    conn.execute(jobs.update().where(*where).values(**values))
+                    return False
+                values = self._claim_values(worker, now, worker_losses=values["worker_losses"])
+            else:
+                return False
+            return conn.execute(jobs.update().where(*where).values(**values)).rowcount == 1
+
+    def claim_next(self, worker: str) -> str | None:
+        """The next queued job in fair order, claimed for this worker; None when none may start now.
+
+        Fair order: the tenant with the fewest running jobs first, then the tenant that started a job
+        least recently (never: first), then first come first served within the tenant; a tenant already
+        running its quota's concurrent jobs waits. Only one worker can claim a job (conditional UPDATE;
+        on PostgreSQL the pick skips rows another worker is claiming at this instant)."""
+        jobs, quotas, now = self.jobs, self.quotas, self._now()
+        other = jobs.alias("other")
+        same_tenant = other.c.tenant_id == jobs.c.tenant_id
+        running = (
+            sa.select(sa.func.count())
+            .where(same_tenant, other.c.status == JobStatus.RUNNING)
+            .scalar_subquery()
+        )
+        last_start = sa.select(sa.func.max(other.c.started_at)).where(same_tenant).scalar_subquery()
+        limit = (
+            sa.select(quotas.c.concurrent_jobs)
+            .where(quotas.c.tenant_id == jobs.c.tenant_id)
+            .scalar_subquery()
+        )
+        pick = (
+            sa.select(jobs.c.id)
+            .where(
+                jobs.c.status == JobStatus.QUEUED,
+                jobs.c.cancel_requested == sa.false(),
+                running < sa.func.coalesce(limit, 2**31 - 1),
+            )
+            .order_by(running, last_start.asc().nulls_first(), jobs.c.created_at, jobs.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True, of=jobs)
+        )
+        # A job this same process still holds (a transient error whose hand-back failed too) comes first.
+        mine = sa.select(jobs.c.id).where(
+            jobs.c.status == JobStatus.RUNNING, jobs.c.worker == worker, jobs.c.cancel_requested == sa.false()
+        )
+        for _ in range(5):  # SQLite has no row locks: a lost race picks again
+            with self.engine.begin() as conn:
+                held = conn.execute(mine.limit(1)).scalar()
+                if held is not None:
+                    conn.execute(
+                        jobs.update().where(jobs.c.id == held).values(**self._claim_values(worker, now))
+                    )
+                    return str(uuid.UUID(str(held)))
+                job_id = conn.execute(pick).scalar()
+                if job_id is None:
+                    return None
+                claimed = conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == job_id, jobs.c.status == JobStatus.QUEUED)
+                    .values(**self._claim_values(worker, now))
+                ).rowcount
+            if claimed:
+                return str(uuid.UUID(str(job_id)))
+        return None
+
+    def _after_worker_loss(self, conn: Any, job: dict[str, Any], policy: JobPolicy) -> dict[str, Any]:
+        """The row's next values once its worker is gone: queued again (losses counted when the lost
+        attempt saved no new checkpoint), failed past the attempt cap, or cancelled if that was asked."""
+        now = self._now()
+        ended = {"worker": "", "finished_at": now}
+        if job["cancel_requested"]:
+            self._set_version(conn, job, VersionStatus.CANCELLED)
+            return {**ended, "status": JobStatus.CANCELLED}
+        losses = 0 if _progressed(job["progress"]) else job["worker_losses"] + 1
+        if losses >= policy.job_max_attempts:
+            log.warning("job %s failed: its worker stopped %d times in a row", job["id"], losses)
+            self._set_version(conn, job, VersionStatus.FAILED)
+            return {
+                **ended,
+                "status": JobStatus.FAILED,
+                "worker_losses": losses,
+                "error": worker_loss_message(losses),
+                "error_code": FailureReason.WORKER_LOST,
+            }
+        return {"status": JobStatus.QUEUED, "worker": "", "queued_at": now, "worker_losses": losses}
+
+    def _set_version(self, conn: Any, job: dict[str, Any], status: VersionStatus) -> None:
+        """A training job's version ends with its job (an evaluate job scores a version it does not own)."""
+        if job["kind"] != JobKind.EVALUATE and job["prompt_version_id"]:
+            conn.execute(
+                self.versions.update()
+                .where(self.versions.c.id == self._id(job["prompt_version_id"]))
+                .values(status=status)
+            )
 
     def context(self, job_id: str) -> JobContext:
         with self.engine.connect() as conn:
@@ -147,19 +283,26 @@ class JobDB:
         return JobContext(job, version, prompt, dataset)
 
     def _owned(self, job_id: str, worker: str) -> Any:
+        jobs = self.jobs
         return sa.and_(
-            self.jobs.c.id == self._id(job_id),
-            self.jobs.c.worker == worker,
-            self.jobs.c.status == JobStatus.RUNNING,
+            jobs.c.id == self._id(job_id), jobs.c.worker == worker, jobs.c.status == JobStatus.RUNNING
         )
 
     def heartbeat(
-        self, job_id: str, worker: str, progress: dict[str, Any] | None, new_history: list[dict[str, Any]]
+        self,
+        job_id: str,
+        worker: str,
+        progress: dict[str, Any] | None,
+        new_history: list[dict[str, Any]],
+        gpu_seconds: float | None = None,
     ) -> tuple[bool, bool]:
-        """Beat, and write progress and new dev evaluations; returns (still owned, cancel requested)."""
+        """Beat, and write progress, new dev evaluations and the job's worker time so far; returns
+        (still owned, cancel requested)."""
         values: dict[str, Any] = {"heartbeat_at": self._now()}
         if progress is not None:
             values["progress"] = self._json(progress)
+        if gpu_seconds is not None:
+            values["gpu_seconds"] = gpu_seconds
         with self.engine.begin() as conn:
             row = conn.execute(
                 sa.select(self.jobs.c.metric_history, self.jobs.c.cancel_requested)
@@ -182,27 +325,46 @@ class JobDB:
         result: dict[str, Any] | None = None,
         error: str = "",
         version: dict[str, Any] | None = None,
-    ) -> bool:
-        """Record the outcome (and the version's, in the same transaction) if this worker still owns it."""
+        error_code: str = "",
+        error_detail: str = "",
+        gpu_seconds: float | None = None,
+    ) -> str | None:
+        """Record the outcome (and the version's, in the same transaction) if this worker still owns it;
+        returns the status written, or None when the job is no longer this worker's.
+
+        Cancel wins: a success is written only while no cancel is requested (the platform's cancel locks
+        the row, so the two are ordered); a job asked to cancel before this commit ends cancelled, and its
+        version too, whatever it had reached."""
+        values: dict[str, Any] = {
+            "status": status,
+            "result": self._json(result or {}),
+            "error": error[:5000],
+            "error_code": error_code,
+            "error_detail": error_detail[-20000:],
+            "finished_at": self._now(),
+        }
+        if gpu_seconds is not None:
+            values["gpu_seconds"] = gpu_seconds
+        owned = self._owned(job_id, worker)
         with self.engine.begin() as conn:
-            done = conn.execute(
-                self.jobs.update()
-                .where(self._owned(job_id, worker))
-                .values(
-                    status=status,
-                    result=self._json(result or {}),
-                    error=error[:5000],
-                    finished_at=self._now(),
-                )
-            ).rowcount
-            if done and version:
+            if status == JobStatus.SUCCEEDED:
+                fenced = sa.and_(owned, self.jobs.c.cancel_requested == sa.false())
+                if not conn.execute(self.jobs.update().where(fenced).values(**values)).rowcount:
+                    values["status"] = status = JobStatus.CANCELLED
+                    version = {"id": version["id"], "status": VersionStatus.CANCELLED} if version else None
+                    if not conn.execute(self.jobs.update().where(owned).values(**values)).rowcount:
+                        return None
+            elif not conn.execute(self.jobs.update().where(owned).values(**values)).rowcount:
+                return None
+            if version:
+                version = dict(version)
                 version_id = version.pop("id")
                 if "metrics" in version:
                     version["metrics"] = self._json(version["metrics"])
                 conn.execute(
                     self.versions.update().where(self.versions.c.id == self._id(version_id)).values(**version)
                 )
-        return done == 1
+        return status
 
     def release(self, job_id: str, worker: str) -> None:
         """Give a running job back to the queue (a transient error); the retry claims it again."""
@@ -213,13 +375,29 @@ class JobDB:
                 .values(status=JobStatus.QUEUED, queued_at=self._now())
             )
 
-    def requeue_stalled(self, stale_after_s: float) -> list[tuple[str, str]]:
-        """running jobs whose heartbeat stopped → queued again; returns (id, kind) of each to re-send."""
-        now, jobs = self._now(), self.jobs
+    def requeue_stalled(self, stale_after_s: float, policy: JobPolicy | None = None) -> list[tuple[str, str]]:
+        """Running jobs whose heartbeat stopped: queued again (returns (id, kind) of each to re-send), or,
+        past the attempt cap or when a cancel was asked, ended failed or cancelled (never re-queued)."""
+        policy = policy or JobPolicy()
+        now, jobs, out = self._now(), self.jobs, []
         stalled = sa.and_(
             jobs.c.status == JobStatus.RUNNING, jobs.c.heartbeat_at < now - timedelta(seconds=stale_after_s)
         )
-        return self._requeue(stalled, {"status": JobStatus.QUEUED, "worker": "", "queued_at": now})
+        with self.engine.begin() as conn:
+            rows = conn.execute(sa.select(jobs).where(stalled).with_for_update(skip_locked=True)).all()
+            for row in rows:
+                job = self._row(row)
+                values = self._after_worker_loss(conn, job, policy)
+                done = conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == row.id, jobs.c.worker == row.worker, stalled)
+                    .values(**values)
+                ).rowcount
+                if done and values["status"] == JobStatus.QUEUED:
+                    out.append((job["id"], job["kind"]))
+                elif done:
+                    log.warning("stalled job %s ended %s", job["id"], values["status"])
+        return out
 
     def unclaimed(self, older_than_s: float) -> list[tuple[str, str]]:
         """queued jobs nobody claimed in time (a lost message); their clock restarts as they are re-sent."""

@@ -1,5 +1,9 @@
 """Running one claimed job: data and checkpoints from storage, the engine, progress and the outcome
 to the job row. Called by the thin Celery tasks in `workers/tasks.py`; no Celery here.
+
+What a tenant reads in a failed job's `error` is a sentence this module writes (or the engine's own
+message about their data or hyper-parameters), never an exception's text: an unexpected exception is
+logged with its traceback and kept in the operator-only `error_detail`.
 """
 
 from __future__ import annotations
@@ -7,16 +11,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import signal
 import socket
 import threading
 import time
+import traceback
 from dataclasses import asdict
 from functools import cache
 from typing import Any
 
-from workers.config import worker_config
-from workers.contracts import JobKind, JobStatus, VersionStatus
+from workers.config import WorkerConfig, worker_config
+from workers.contracts import FailureReason, JobKind, JobStatus, VersionStatus
 from workers.engine.artifact import PromptArtifact, artifact_bytes, artifact_from_bytes
 from workers.engine.base_model import FrozenModel, load_base_model
 from workers.engine.checkpoint import BankState
@@ -29,18 +36,23 @@ from workers.engine.trainer import Progress, TrainConfig
 from workers.jobdb import JobContext, JobDB
 from workers.storage import ObjectMissing, ObjectStore, prompt_key
 
+log = logging.getLogger(__name__)
 CONFIG = worker_config()
-HEARTBEAT_S = CONFIG.heartbeat_s
-STALE_AFTER_S = CONFIG.heartbeat_timeout_s
-CHECKPOINT_EVERY = CONFIG.checkpoint_every
+# The shortest time budget handed to the trainer: one more step, then it keeps its best prompt.
+_LAST_STEP_MINUTES = 1e-3
 
 
 class JobFailed(Exception):
-    """The job cannot succeed as asked (bad data, bad hyper-parameters, no memory): fail it, no retry."""
+    """The job cannot succeed as asked (bad data, bad hyper-parameters, no memory): fail it, no retry.
+    The message is for the tenant."""
+
+    def __init__(self, message: str, reason: FailureReason = FailureReason.BAD_INPUT):
+        super().__init__(message)
+        self.reason = reason
 
 
 class NotClaimable(Exception):
-    """Another live worker holds the job; try again once its heartbeat could have gone stale."""
+    """The job waits for its tenant's running jobs (its quota); try again later."""
 
 
 class JobLost(Exception):
@@ -60,16 +72,19 @@ def base_model(model_id: str) -> FrozenModel:
 
 
 class Beat:
-    """A background heartbeat: writes the latest progress and new dev evaluations every few seconds,
-    and turns a cancel request or a lost claim into `should_stop`."""
+    """A background heartbeat: writes the latest progress, new dev evaluations and the job's worker time
+    every few seconds, and turns a cancel request or a lost claim into `should_stop`."""
 
-    def __init__(self, db: JobDB, job_id: str, worker: str):
-        self.db, self.job_id, self.worker = db, job_id, worker
+    def __init__(self, db: JobDB, context: JobContext, worker: str, config: WorkerConfig):
+        self.db, self.job_id, self.worker, self.config = db, context.job["id"], worker, config
+        # Worker time of the earlier attempts; this attempt's is added as it runs.
+        self.gpu_seconds_before = float(context.job.get("gpu_seconds") or 0.0)
+        self._started = time.monotonic()
         self.progress: dict[str, Any] | None = None
         self.pending_history: list[dict[str, Any]] = []
         self.cancelled = self.lost = False
         self._lock, self._done = threading.Lock(), threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{job_id}", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{self.job_id}", daemon=True)
 
     def __enter__(self) -> Beat:
         self._thread.start()
@@ -78,6 +93,9 @@ class Beat:
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         self._thread.join()
+
+    def gpu_seconds(self) -> float:
+        return round(self.gpu_seconds_before + time.monotonic() - self._started, 3)
 
     def update(self, progress: dict[str, Any], history: dict[str, Any] | None = None) -> None:
         with self._lock:
@@ -89,8 +107,9 @@ class Beat:
         with self._lock:
             progress, history, self.pending_history = self.progress, self.pending_history, []
         try:
-            owned, cancel = self.db.heartbeat(self.job_id, self.worker, progress, history)
+            owned, cancel = self.db.heartbeat(self.job_id, self.worker, progress, history, self.gpu_seconds())
         except Exception:  # a database blip: the next beat tries again; the reconciler has a margin
+            log.warning("heartbeat of job %s failed; retrying on the next beat", self.job_id, exc_info=True)
             with self._lock:
                 self.pending_history = history + self.pending_history
             return
@@ -98,7 +117,7 @@ class Beat:
         self.cancelled = self.cancelled or cancel
 
     def _loop(self) -> None:
-        while not self._done.wait(HEARTBEAT_S):
+        while not self._done.wait(self.config.heartbeat_s):
             self.flush()
 
     def should_stop(self) -> bool:
@@ -107,14 +126,17 @@ class Beat:
 
 def _examples(store: ObjectStore, context: JobContext) -> tuple[list[Example], list[Example]]:
     if context.dataset is None:
-        raise JobFailed("The job's dataset version was deleted.")
+        raise JobFailed("The job's dataset version was deleted.", FailureReason.DATA_MISSING)
     fields = list(context.dataset["columns"])
     train: list[Example] = []
     dev: list[Example] = []
     try:
         data = store.get_bytes(context.dataset["storage_key"])
     except ObjectMissing as exc:
-        raise JobFailed(f"The dataset's stored rows are missing: {exc}") from exc
+        log.error("job %s: dataset rows missing: %s", context.job["id"], exc)
+        raise JobFailed(
+            "The dataset's stored rows are missing; upload the dataset again.", FailureReason.DATA_MISSING
+        ) from exc
     for line in data.decode("utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
@@ -130,7 +152,13 @@ def _spec(context: JobContext) -> TaskSpec:
     )
 
 
-def _train_config(spec: dict[str, Any], kind: str) -> TrainConfig:
+def budget_minutes(spec: dict[str, Any], config: WorkerConfig) -> float:
+    """The job's wall-clock budget: its own max_minutes, else the default; never above the maximum."""
+    policy = config.policy
+    return min(float(spec.get("max_minutes") or policy.job_default_minutes), policy.job_max_minutes)
+
+
+def _train_config(spec: dict[str, Any], kind: str, max_minutes: float) -> TrainConfig:
     try:
         return TrainConfig(
             method=spec.get("method", "prompt"),
@@ -141,12 +169,14 @@ def _train_config(spec: dict[str, Any], kind: str) -> TrainConfig:
             batch_size=spec.get("batch_size", 16),
             steps=spec.get("steps", 300),
             eval_every=spec.get("eval_every", max(1, min(50, spec.get("steps", 300) // 6))),
-            max_minutes=spec.get("max_minutes"),
+            max_minutes=max_minutes,
             ensemble_size=spec.get("members", 5) if kind == JobKind.ENSEMBLE else 1,
             seed=spec.get("seed", 0),
         )
-    except (EngineError, TypeError, ValueError) as exc:
+    except (EngineError, ValueError) as exc:
         raise JobFailed(f"Bad hyper-parameters: {exc}") from exc
+    except TypeError as exc:  # a spec the platform would not write: its text is Python's, not the tenant's
+        raise JobFailed("Bad hyper-parameters: the job's spec has a value of the wrong type.") from exc
 
 
 def _keys(context: JobContext) -> tuple[str, str]:
@@ -159,24 +189,42 @@ def _out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
 
 
-def run_training(db: JobDB, store: ObjectStore, context: JobContext, kind: str, worker: str) -> str:
-    """tune / ensemble: train (resuming from the last checkpoint), store the artifact, mark the version."""
+def _crash_if_poisoned(spec: dict[str, Any], config: WorkerConfig) -> None:
+    """Tests only (SOFTSERVE_TEST_CRASH_SEED, off by default): die the way a native crash does."""
+    if config.test_crash_seed >= 0 and spec.get("seed") == config.test_crash_seed:
+        log.error("SOFTSERVE_TEST_CRASH_SEED: this job kills its worker process (a test's poison job)")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_training(
+    db: JobDB, store: ObjectStore, context: JobContext, kind: str, worker: str, config: WorkerConfig = CONFIG
+) -> str:
+    """tune / ensemble: train (resuming from the last checkpoint) within the job's time budget, store the
+    artifact, mark the version."""
     job_id = context.job["id"]
     spec = _spec(context)
-    config = _train_config(context.job["spec"], kind)
     artifact_key, checkpoint_key = _keys(context)
     train, dev = _examples(store, context)
     fm = base_model(context.prompt["base_model"])
     resume = None
     with contextlib.suppress(ObjectMissing):
         resume = BankState.from_bytes(store.get_bytes(checkpoint_key))
-    with Beat(db, job_id, worker) as beat:
+    with Beat(db, context, worker, config) as beat:
+        # The budget counts every attempt. The trainer counts the time up to its checkpoint itself
+        # (resume.elapsed_s); what the earlier attempts spent beyond that (loading, steps lost to a crash)
+        # comes off the top, so a resumed job never gets its clock back.
+        budget_s = 60 * budget_minutes(context.job["spec"], config)
+        lost_s = max(0.0, beat.gpu_seconds_before - (resume.elapsed_s if resume else 0.0))
+        left_minutes = max((budget_s - lost_s) / 60, _LAST_STEP_MINUTES)
+        train_config = _train_config(context.job["spec"], kind, left_minutes)
         start = resume.step if resume else 0
         resumed = {"event": "resumed", "step": start, "attempt": context.job["attempts"]}
         beat.update(
-            {"step": start, "total_steps": config.steps, "resumed_from": start}, resumed if resume else None
+            {"step": start, "total_steps": train_config.steps, "resumed_from": start},
+            resumed if resume else None,
         )
         beat.flush()  # the claim and the resume point are on record before the first step
+        _crash_if_poisoned(context.job["spec"], config)
 
         def on_progress(p: Progress) -> None:
             figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(p).items()}
@@ -185,6 +233,11 @@ def run_training(db: JobDB, store: ObjectStore, context: JobContext, kind: str, 
             )
 
         def on_checkpoint(state: BankState) -> None:
+            # Only while the job is still this worker's: a worker that stalled and was taken over must
+            # not overwrite the new owner's checkpoint (least of all with its own stopped state).
+            beat.flush()
+            if beat.lost:
+                return
             store.put_bytes(checkpoint_key, state.to_bytes())
             beat.update({"checkpoint_step": state.step})
 
@@ -194,20 +247,21 @@ def run_training(db: JobDB, store: ObjectStore, context: JobContext, kind: str, 
                 spec,
                 train,
                 dev,
-                config,
+                train_config,
                 on_progress,
                 beat.should_stop,
                 resume,
                 on_checkpoint,
-                CHECKPOINT_EVERY,
+                config.checkpoint_every,
             )
         except EngineError as exc:
             raise JobFailed(str(exc)) from exc
         except (RuntimeError, MemoryError) as exc:
             if _out_of_memory(exc):
                 raise JobFailed(
-                    f"Out of memory at batch size {config.batch_size}: retry with a smaller batch_size "
-                    f"(e.g. {max(1, config.batch_size // 2)}) or a shorter prompt_length."
+                    f"Out of memory at batch size {train_config.batch_size}: retry with a smaller batch_size "
+                    f"(e.g. {max(1, train_config.batch_size // 2)}) or a shorter prompt_length.",
+                    FailureReason.OUT_OF_MEMORY,
                 ) from exc
             raise
         beat.flush()
@@ -220,6 +274,7 @@ def run_training(db: JobDB, store: ObjectStore, context: JobContext, kind: str, 
             JobStatus.CANCELLED,
             {"stopped_at_step": artifact.metrics["steps_run"]},
             version={"id": context.version["id"], "status": VersionStatus.CANCELLED},
+            gpu_seconds=beat.gpu_seconds(),
         )
         return JobStatus.CANCELLED
     data = artifact_bytes(artifact)
@@ -232,20 +287,30 @@ def run_training(db: JobDB, store: ObjectStore, context: JobContext, kind: str, 
         "artifact_sha256": hashlib.sha256(data).hexdigest(),
         "metrics": metrics,
     }
-    if not db.finish(job_id, worker, JobStatus.SUCCEEDED, metrics, version=version):
+    outcome = db.finish(
+        job_id, worker, JobStatus.SUCCEEDED, metrics, version=version, gpu_seconds=beat.gpu_seconds()
+    )
+    if outcome is None:
         raise JobLost(job_id)
-    return JobStatus.SUCCEEDED
+    if outcome == JobStatus.CANCELLED:  # cancelled after the last heartbeat: cancel wins
+        with contextlib.suppress(ObjectMissing):
+            store.delete(artifact_key)
+    return outcome
 
 
-def run_evaluation(db: JobDB, store: ObjectStore, context: JobContext, worker: str) -> str:
+def run_evaluation(
+    db: JobDB, store: ObjectStore, context: JobContext, worker: str, config: WorkerConfig = CONFIG
+) -> str:
     """evaluate: score a ready version on a dataset version's dev rows (another dataset: domain transfer)."""
     job_id = context.job["id"]
     _, dev = _examples(store, context)
     fm = base_model(context.prompt["base_model"])
-    artifact: PromptArtifact = artifact_from_bytes(
-        store.get_bytes(context.version["artifact_key"]), "the stored prompt"
-    )
-    with Beat(db, job_id, worker) as beat:
+    try:
+        stored = store.get_bytes(context.version["artifact_key"])
+    except ObjectMissing as exc:
+        raise JobFailed("The version's stored prompt is missing.", FailureReason.DATA_MISSING) from exc
+    artifact: PromptArtifact = artifact_from_bytes(stored, "the stored prompt")
+    with Beat(db, context, worker, config) as beat:
         beat.update({"rows": len(dev)})
         try:
             artifact.check_fits(fm)
@@ -264,54 +329,99 @@ def run_evaluation(db: JobDB, store: ObjectStore, context: JobContext, worker: s
     result = {**metrics, "dataset_version": context.dataset["id"], "evaluated_at": round(time.time())}
     if members:
         result["members"] = members
-    if not db.finish(job_id, worker, JobStatus.SUCCEEDED, result):
+    outcome = db.finish(job_id, worker, JobStatus.SUCCEEDED, result, gpu_seconds=beat.gpu_seconds())
+    if outcome is None:
         raise JobLost(job_id)
-    db.merge_version_metrics(context.version["id"], context.dataset["id"], result)
-    return JobStatus.SUCCEEDED
+    if outcome == JobStatus.SUCCEEDED:
+        db.merge_version_metrics(context.version["id"], context.dataset["id"], result)
+    return outcome
 
 
-def _fail(db: JobDB, context_version: str | None, job_id: str, worker: str, message: str) -> None:
-    version = {"id": context_version, "status": VersionStatus.FAILED} if context_version else None
-    db.finish(job_id, worker, JobStatus.FAILED, error=message, version=version)
+def internal_error_message(job_id: str) -> str:
+    """What the tenant reads for a failure that is not theirs: no exception text, a reference instead."""
+    return (
+        f"The job stopped on an internal error on the worker (job {job_id}); the operators have the "
+        "details. Retrying the job may help."
+    )
+
+
+def _fail(
+    db: JobDB,
+    version_id: str | None,
+    job_id: str,
+    worker: str,
+    message: str,
+    reason: FailureReason,
+    detail: str = "",
+) -> None:
+    version = {"id": version_id, "status": VersionStatus.FAILED} if version_id else None
+    db.finish(
+        job_id,
+        worker,
+        JobStatus.FAILED,
+        error=message,
+        version=version,
+        error_code=reason,
+        error_detail=detail,
+    )
 
 
 def run_job(
-    db: JobDB, store: ObjectStore, job_id: str, kind: str, transient: tuple[type[BaseException], ...]
+    db: JobDB,
+    store: ObjectStore,
+    job_id: str,
+    transient: tuple[type[BaseException], ...],
+    config: WorkerConfig = CONFIG,
 ) -> str:
-    """Claim, run, record. Safe to deliver twice: a finished job is left alone, a live one is retried
-    later (NotClaimable), a stalled one is taken over and resumed from its checkpoint."""
+    """A job message is a wake-up: take over the named job if its worker died, else claim the next job in
+    fair order (`JobDB.claim_next`), run it and record the outcome. Safe to deliver twice: a finished or
+    running job is left alone, a queued one that must wait for its tenant's quota is retried later."""
     worker = worker_id()
-    if not db.claim(job_id, worker, STALE_AFTER_S):
+    claimed: str | None = (
+        job_id if db.claim(job_id, worker, config.heartbeat_timeout_s, config.policy) else None
+    )
+    claimed = claimed or db.claim_next(worker)
+    if claimed is None:
         job = db.job(job_id)
         if job is None:
             return "missing"
-        if job["status"] == JobStatus.RUNNING:
-            raise NotClaimable(job_id)
+        if job["status"] == JobStatus.QUEUED and not job["cancel_requested"]:
+            raise NotClaimable(job_id)  # its tenant runs its quota's worth of jobs: wait for one to end
         return f"left alone ({job['status']})"
-    trains, version_id = kind != JobKind.EVALUATE, None
+    job_id, version_id = claimed, None
+    log.info("job %s claimed by %s", job_id, worker)
     try:
         context = db.context(job_id)
-        if not trains:
-            return run_evaluation(db, store, context, worker)
+        kind = context.job["kind"]
+        if kind == JobKind.EVALUATE:
+            return run_evaluation(db, store, context, worker, config)
         version_id = context.version["id"]  # evaluate scores a version; only training owns its status
-        return run_training(db, store, context, kind, worker)
-    except (JobFailed, EngineError) as exc:  # EngineError: a base model that cannot load, a bad prompt
-        _fail(db, version_id, job_id, worker, str(exc))
+        return run_training(db, store, context, kind, worker, config)
+    except JobFailed as exc:
+        _fail(db, version_id, job_id, worker, str(exc), exc.reason)
+        return JobStatus.FAILED
+    except EngineError as exc:  # a base model that cannot load, a bad stored prompt: the engine's words
+        _fail(db, version_id, job_id, worker, str(exc), FailureReason.BAD_INPUT)
         return JobStatus.FAILED
     except JobLost:
+        log.warning("job %s was taken from %s while it ran; its result is not recorded", job_id, worker)
         return "lost"
     except transient:
         db.release(job_id, worker)  # best effort; if it fails too, the heartbeat goes stale instead
         raise
-    except Exception as exc:
-        _fail(db, version_id, job_id, worker, f"Internal error ({type(exc).__name__}): {exc}")
-        raise
+    except Exception:
+        log.exception("job %s failed on an internal error", job_id)
+        detail = traceback.format_exc()
+        _fail(db, version_id, job_id, worker, internal_error_message(job_id), FailureReason.INTERNAL, detail)
+        return JobStatus.FAILED
 
 
-def reconcile(db: JobDB, send, requeue_after_s: float) -> dict[str, list[str]]:
-    """Re-queue jobs whose worker stopped beating and re-send jobs nobody claimed (a lost message).
-    A duplicate message is harmless: only one delivery can claim a job."""
-    stalled = db.requeue_stalled(STALE_AFTER_S)
+def reconcile(
+    db: JobDB, send: Any, requeue_after_s: float, config: WorkerConfig = CONFIG
+) -> dict[str, list[str]]:
+    """Re-queue jobs whose worker stopped beating (or end them: past the attempt cap, or asked to cancel)
+    and re-send jobs nobody claimed (a lost message). A duplicate message is harmless: it is a wake-up."""
+    stalled = db.requeue_stalled(config.heartbeat_timeout_s, config.policy)
     unclaimed = db.unclaimed(requeue_after_s)
     for job_id, kind in stalled + unclaimed:
         send(job_id, kind)

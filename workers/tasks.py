@@ -15,7 +15,6 @@ from workers.contracts import (
     TASK_FOR_KIND,
     TASK_RECONCILE,
     TASK_TUNE,
-    JobKind,
     job_payload,
 )
 from workers.jobdb import default_db
@@ -26,26 +25,27 @@ TRANSIENT = (OperationalError, InterfaceError, S3ConnectionError, ConnectionClos
 RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 5, "retry_backoff_max": 300, "max_retries": 10}
 
 
-def _run(task, job_id: str, kind: str) -> str:
+def _run(task, job_id: str) -> str:
+    """Every job task is a wake-up: the runner claims the next job in fair order, of any kind."""
     try:
-        return runner.run_job(default_db(), default_store(), job_id, kind, TRANSIENT)
+        return runner.run_job(default_db(), default_store(), job_id, TRANSIENT, CONFIG)
     except runner.NotClaimable as exc:
-        raise task.retry(countdown=runner.STALE_AFTER_S, max_retries=None) from exc
+        raise task.retry(countdown=CONFIG.heartbeat_timeout_s, max_retries=None) from exc
 
 
 @app.task(name=TASK_TUNE, bind=True, **RETRY)
 def tune(self, job_id: str) -> str:
-    return _run(self, job_id, JobKind.TUNE)
+    return _run(self, job_id)
 
 
 @app.task(name=TASK_ENSEMBLE, bind=True, **RETRY)
 def ensemble(self, job_id: str) -> str:
-    return _run(self, job_id, JobKind.ENSEMBLE)
+    return _run(self, job_id)
 
 
 @app.task(name=TASK_EVALUATE, bind=True, **RETRY)
 def evaluate(self, job_id: str) -> str:
-    return _run(self, job_id, JobKind.EVALUATE)
+    return _run(self, job_id)
 
 
 def send_job(job_id: str, kind: str) -> None:
@@ -54,4 +54,4 @@ def send_job(job_id: str, kind: str) -> None:
 
 @app.task(name=TASK_RECONCILE)
 def reconcile() -> dict[str, list[str]]:
-    return runner.reconcile(default_db(), send_job, CONFIG.requeue_unclaimed_s)
+    return runner.reconcile(default_db(), send_job, CONFIG.requeue_unclaimed_s, CONFIG)

@@ -187,6 +187,10 @@ SOFTSERVE_BASE_MODELS = [
 # Serving (predictions). Redis: the base model's request stream, read by `python -m workers.serving`
 # workers; empty (and no REDIS_URL): the batching loop runs inside this web process (embedded default).
 SERVING_REDIS_URL = os.environ.get("SERVING_REDIS_URL") or os.environ.get("REDIS_URL", "")
+# embedded | redis (workers/contracts.py's ServingMode); empty: redis when a serving Redis URL is set.
+SERVING_MODE = os.environ.get("SERVING_MODE", "")
+# Gunicorn's processes (deploy/gunicorn.conf.py reads the same variable); None outside gunicorn's setup.
+WEB_CONCURRENCY = int(os.environ["WEB_CONCURRENCY"]) if os.environ.get("WEB_CONCURRENCY") else None
 # Default and longest deadline of a request; requests queued or in flight per model before a 503.
 SERVING_TIMEOUT_MS = int(os.environ.get("SERVING_TIMEOUT_MS", 30_000))
 SERVING_QUEUE_MAX = int(os.environ.get("SERVING_QUEUE_MAX", 1000))

@@ -62,3 +62,18 @@ def test_a_checkpoint_for_another_bank_or_garbage_is_refused(tiny_models):
         train_bank(fm, _members(fm, "prompt"), _config(steps=2), resume=saved[0])
     with pytest.raises(EngineError, match="cannot be read"):
         BankState.from_bytes(b"not a checkpoint at all")
+
+
+def test_a_bank_resumed_from_the_checkpoint_written_at_a_stop_trains_on(tiny_models):
+    """A cancelled (or taken-over, or out-of-time) attempt's last checkpoint marks its members stopped; a
+    retry resuming from it must go on training, not find nothing to train (it divided by zero)."""
+    fm = tiny_models["gpt2"]
+    config = _config(steps=6, eval_every=2)
+    saved: list[BankState] = []
+    asked = iter([False, False, True])  # stopped during step 3
+    train_bank(
+        fm, _members(fm, "prompt"), config, lambda p: None, lambda: next(asked, True), None, saved.append, 2
+    )
+    assert saved[-1].step == 3 and all(not run["active"] for run in saved[-1].runs)
+    resumed = train_bank(fm, _members(fm, "prompt"), config, resume=saved[-1])
+    assert [r.steps_run for r in resumed] == [6, 6] and [r.stop_reason for r in resumed] == ["steps"] * 2

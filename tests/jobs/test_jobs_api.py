@@ -6,6 +6,7 @@ import json
 import pytest
 import redis
 from django.db import transaction
+from django.utils import timezone
 from rest_framework.test import APIClient
 from softserve.jobs.models import Job
 from softserve.producer import celery_app
@@ -15,7 +16,7 @@ from softserve.tenancy.models import ApiKey, Quota
 from tests.net import redis_db_url
 from tests.prompts.test_registry_api import ready_version
 from tests.teams import bearer, make_dataset_version, make_prompt
-from workers.contracts import QUEUE_GPU, TASK_ENSEMBLE, TASK_EVALUATE, TASK_TUNE
+from workers.contracts import QUEUE_GPU, TASK_ENSEMBLE, TASK_EVALUATE, TASK_TUNE, JobPolicy
 
 pytestmark = pytest.mark.django_db
 REDIS_URL = redis_db_url(14)
@@ -199,7 +200,8 @@ def test_cancel_and_retry(acme, setup, broker, django_capture_on_commit_callback
     assert retried.json()["status"] == "queued" and PromptVersion.objects.get(number=1).status == "pending"
     assert [m["kwargs"]["job_id"] for m in broker()] == [job["id"], job["id"]]
     running = Job.objects.get(pk=job["id"])
-    Job.objects.filter(pk=running.pk).update(status="running")
+    # A running job with a live worker (its heartbeat is fresh) gets a flag its worker reads.
+    Job.objects.filter(pk=running.pk).update(status="running", heartbeat_at=timezone.now())
     flagged = acme.client.post(f"/api/v1/jobs/{job['id']}/cancel").json()
     assert flagged["status"] == "running" and flagged["cancel_requested"] is True
 
@@ -225,3 +227,18 @@ def test_another_tenant_sees_no_job(acme, globex, setup, broker, django_capture_
         assert client.get(f"/api/v1/jobs/{job['id']}").status_code == 401
         assert client.get("/api/v1/jobs").status_code == 401
     assert Job.objects.get(pk=job["id"]).status == "queued"
+
+
+def test_every_training_job_has_a_time_budget_within_the_maximum(
+    acme, setup, broker, settings, django_capture_on_commit_callbacks
+):
+    settings.SOFTSERVE_JOB_POLICY = JobPolicy(job_default_minutes=30, job_max_minutes=90)
+    body = {"kind": "tune", "prompt": "sentiment", "dataset_version": str(setup.id)}
+    response = post_job(acme, django_capture_on_commit_callbacks, **body)
+    assert response.status_code == 201 and response.json()["spec"]["max_minutes"] == 30  # the default
+    response = post_job(acme, django_capture_on_commit_callbacks, **body, max_minutes=90)
+    assert response.status_code == 201 and response.json()["spec"]["max_minutes"] == 90
+    response = post_job(acme, django_capture_on_commit_callbacks, **body, max_minutes=91)
+    error = response.json()["error"]
+    assert response.status_code == 400 and "90 minutes" in error["fields"]["max_minutes"][0], error
+    assert Job.objects.count() == 2 and len(broker()) == 2  # nothing written or sent for the refused one

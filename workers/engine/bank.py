@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from workers.engine.trainer import TrainConfig
 
 
+# Stop reasons that end an attempt, not the training: a resumed run goes on from them.
+RESUMABLE_STOPS = ("stopped", "time budget")
+
+
 def autocast(fm: FrozenModel, config: TrainConfig) -> torch.autocast:
     """bf16 autocast when asked for: frozen weights run in bf16, the trainable prompt and its
     optimiser state stay fp32."""
@@ -93,6 +97,10 @@ class MemberRun:
         for name in self._STATE:
             setattr(self, name, state[name])
         self.best_prompt = state["best_prompt"].to(self.best_prompt.device)
+        # A run stopped from outside (a cancel, a lost worker) or by the time budget of that attempt goes
+        # on; one that finished by early stopping or its step count stays finished.
+        if self.stop_reason in RESUMABLE_STOPS:
+            self.active, self.stop_reason = True, "steps"
 
     def evaluate(self, fm: FrozenModel, config: TrainConfig, step: int) -> dict[str, Any]:
         module = self.member.module

@@ -223,6 +223,8 @@ def train_bank(
 
     for step in range(first_step, config.steps + 1):
         active = [run for run in runs if run.active]
+        if not active:  # resumed from a checkpoint where every member had already finished
+            break
         optimizer.zero_grad(set_to_none=True)
         losses = dict.fromkeys(range(len(active)), 0.0)
         for _ in range(config.grad_accum):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import Throttled, ValidationError
@@ -91,14 +93,22 @@ def create_job(
     return job
 
 
+def _worker_gone(job: Job) -> bool:
+    """A running job whose heartbeat is older than the timeout has no worker left to act on a flag."""
+    timeout = timedelta(seconds=settings.SOFTSERVE_JOB_POLICY.heartbeat_timeout_s)
+    return job.heartbeat_at is None or job.heartbeat_at < timezone.now() - timeout
+
+
 @transaction.atomic
 def cancel_job(actor: Actor, job: Job) -> Job:
-    """A queued job is cancelled at once; a running one gets a flag its worker checks between steps."""
+    """A queued job, or a running one whose worker is gone, is cancelled at once (its quota slot freed);
+    a running one gets a flag its worker checks between steps. The row lock orders a cancel against the
+    worker's final write, and cancel wins: a success is only recorded while no cancel is requested."""
     job = Job.objects.for_tenant(actor.tenant).select_for_update().get(pk=job.pk)
     if not job.is_active:
         raise ValidationError({"status": [f"The job is {job.status}; only queued or running jobs cancel."]})
     job.cancel_requested = True
-    if job.status == JobStatus.QUEUED:
+    if job.status == JobStatus.QUEUED or _worker_gone(job):
         job.status, job.finished_at = JobStatus.CANCELLED, timezone.now()
         if job.kind != JobKind.EVALUATE:
             PromptVersion.objects.for_tenant(actor.tenant).filter(pk=job.prompt_version_id).update(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
 from softserve.datasets.models import DatasetVersion
@@ -27,9 +28,11 @@ class JobSerializer(serializers.ModelSerializer):
             "metric_history",
             "result",
             "attempts",
+            "gpu_seconds",
             "worker",
             "cancel_requested",
             "error",
+            "error_code",
             "queued_at",
             "started_at",
             "heartbeat_at",
@@ -57,8 +60,19 @@ class JobCreateSerializer(serializers.Serializer):
     learning_rate = serializers.FloatField(min_value=1e-6, max_value=10, required=False)
     batch_size = serializers.IntegerField(min_value=1, max_value=512, default=16)
     members = serializers.IntegerField(min_value=2, max_value=32, required=False)
-    max_minutes = serializers.FloatField(min_value=0.1, max_value=7 * 24 * 60, required=False)
+    max_minutes = serializers.FloatField(
+        min_value=0.1,
+        required=False,
+        help_text="wall-clock budget across all attempts (default SOFTSERVE_JOB_DEFAULT_MINUTES, "
+        "at most SOFTSERVE_JOB_MAX_MINUTES); when it runs out the job keeps its best prompt so far",
+    )
     seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+
+    def validate_max_minutes(self, value: float) -> float:
+        most = settings.SOFTSERVE_JOB_POLICY.job_max_minutes
+        if value > most:
+            raise serializers.ValidationError(f"Ensure this value is less than or equal to {most:g} minutes.")
+        return value
 
     def validate(self, data: dict) -> dict:
         tenant = self.context["tenant"]
@@ -140,4 +154,6 @@ class JobCreateSerializer(serializers.Serializer):
         ]
         spec = {key: data[key] for key in keys if key in data}
         spec["dataset_version"] = str(data["dataset_version"])
+        if data["kind"] != JobKind.EVALUATE:  # the budget the job runs under, on record from the start
+            spec.setdefault("max_minutes", settings.SOFTSERVE_JOB_POLICY.job_default_minutes)
         return spec

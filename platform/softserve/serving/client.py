@@ -13,7 +13,7 @@ from functools import cache
 import redis
 from django.conf import settings
 
-from workers.contracts import ServeReply, ServeRequest, serving_reply_key, serving_stream
+from workers.contracts import ServeReply, ServeRequest, ServingMode, serving_reply_key, serving_stream
 
 # Refuse (nil) when the stream already holds `limit` requests, queued or in flight; else add it.
 # One script, so concurrent web processes cannot overshoot the bound together.
@@ -44,11 +44,18 @@ def _enqueue_script(url: str):
     return _redis(url).register_script(ENQUEUE_BOUNDED)
 
 
+def serving_mode() -> ServingMode:
+    """SERVING_MODE when set; otherwise redis when a serving Redis URL is configured, else embedded."""
+    if settings.SERVING_MODE:
+        return ServingMode(settings.SERVING_MODE)
+    return ServingMode.REDIS if settings.SERVING_REDIS_URL else ServingMode.EMBEDDED
+
+
 def submit(request: ServeRequest, timeout_s: float) -> ServeReply:
     """The worker's reply. Raises Overloaded (queue full) or NoReply (deadline passed)."""
-    url = settings.SERVING_REDIS_URL
-    if not url:
+    if serving_mode() == ServingMode.EMBEDDED:
         return _submit_embedded(request, timeout_s)
+    url = settings.SERVING_REDIS_URL
     client = _redis(url)
     added = _enqueue_script(url)(
         keys=[serving_stream(request["base_model"])], args=[settings.SERVING_QUEUE_MAX, json.dumps(request)]
