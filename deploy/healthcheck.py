@@ -35,7 +35,7 @@ def check_broker() -> str | None:
         return "CELERY_BROKER_URL is not set"
     try:
         with Connection(url, connect_timeout=TIMEOUT_S) as conn:
-            conn.ensure_connection(max_retries=1, timeout=TIMEOUT_S)
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=TIMEOUT_S)
     except Exception as exc:  # any failure is an unhealthy answer, reported on stderr
         return f"the broker is unreachable: {type(exc).__name__}: {exc}"
     return None

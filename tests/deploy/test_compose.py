@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from tests.deploy.tools import ROOT, SECRETS, compose_config, env_example
 
 SOFTSERVE = ("migrate", "web", "tuning-worker", "serving-worker", "beat")
@@ -13,10 +11,10 @@ ONE_SHOT = ("createbuckets", "migrate")
 PUBLISHING = {"web", "grafana"}
 
 
-@pytest.mark.parametrize("missing", sorted(SECRETS))
-def test_compose_refuses_to_start_without_each_secret(tmp_path, missing):
-    result = compose_config(tmp_path, **{k: v for k, v in SECRETS.items() if k != missing})
-    assert result.returncode != 0 and missing in result.stderr, result.stderr
+def test_compose_refuses_to_start_without_the_secret_key(tmp_path):
+    # One run (each costs seconds); every other secret is required the same way, checked on the file below.
+    result = compose_config(tmp_path, **{k: v for k, v in SECRETS.items() if k != "DJANGO_SECRET_KEY"})
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr, result.stderr
 
 
 def test_every_service_of_the_stack_is_there(config):

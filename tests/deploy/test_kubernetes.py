@@ -5,6 +5,7 @@ the KEDA objects against KEDA's vendored CRD schemas, and the names in the manif
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,8 +26,11 @@ MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yam
 DEPLOYMENTS = ("web", "tuning-worker", "serving-worker", "beat")
 
 
-def documents() -> list[dict]:
-    return [doc for path in MANIFESTS for doc in yaml.safe_load_all(path.read_text()) if doc]
+@functools.cache
+def documents() -> tuple[dict, ...]:
+    """Every manifest's objects, parsed once (tests that change one change a deep copy)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return tuple(doc for path in MANIFESTS for doc in yaml.load_all(path.read_text(), Loader=loader) if doc)
 
 
 def find(kind: str, name: str) -> dict:
@@ -70,6 +74,7 @@ def test_kubernetes_validate_fails_a_broken_manifest(tmp_path):
     assert result.returncode != 0
 
 
+@functools.cache
 def keda_schemas() -> dict[str, dict]:
     schemas = {}
     for path in KEDA_CRDS.glob("*.yaml"):
