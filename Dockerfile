@@ -51,7 +51,7 @@ FROM nvidia/cuda:12.8.1-runtime-ubuntu24.04@sha256:ebef3c171eeef0298e4eb2e4be843
 # The shared libraries CPython's modules link against; versions follow the pinned base image.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         ca-certificates tzdata netbase libssl3t64 libffi8 libsqlite3-0 libexpat1 libbz2-1.0 liblzma5 \
         zlib1g libuuid1 libreadline8t64 libncursesw6 \
     && rm -rf /var/lib/apt/lists/*
