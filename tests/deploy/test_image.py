@@ -20,7 +20,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.deploy.tools import ROOT, looks_secret, run, tool
+from tests.deploy.tools import ROOT, env_example, looks_secret, run, tool
 from tests.net import free_port, redis_db_url
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -137,6 +137,10 @@ def test_runtime_is_non_root_with_healthcheck_static_files_and_the_converted_mod
     )
     assert envs["SOFTSERVE_MODEL_CACHE"] == "/opt/softserve/models"
     assert envs["HF_HUB_OFFLINE"] == "1"
+    # The image's settings are the code's: every project variable it sets is listed in .env.example.
+    python_own = {"PATH", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
+    unknown = set(envs) - python_own - {"DJANGO_SETTINGS_MODULE"} - set(env_example())
+    assert not unknown, f"ENV sets variables .env.example does not list: {sorted(unknown)}"
 
 
 def test_no_secret_in_env_or_arg():
