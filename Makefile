@@ -79,6 +79,7 @@ bench-quick: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
 
 fmt: setup
 	$(VENV)/bin/ruff check --fix .
