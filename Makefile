@@ -8,9 +8,16 @@ STAMP := $(VENV)/.softserve-installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup run demo test reliability bench bench-quick lint fmt compose-check migrations-check clean
+.PHONY: setup system-tools run demo test reliability bench bench-quick lint fmt compose-check migrations-check clean
 
-setup: $(STAMP)
+setup: $(STAMP) system-tools
+
+# Debian tools the tests run for real: Prometheus and promtool (the ops tests scrape and check rules).
+# CI runs as root on a fresh machine; elsewhere install them yourself (apt-get install prometheus).
+system-tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+		test "$$(id -u)" = 0 || { echo "Debian's prometheus package is missing: sudo apt-get install prometheus" >&2; exit 1; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 # Re-runs only when the venv is missing or the dependency list changed; otherwise does nothing.
 $(STAMP): pyproject.toml
