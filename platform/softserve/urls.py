@@ -16,4 +16,9 @@ urlpatterns = [
     path("api/v1/", include("softserve.serving.urls")),  # before prompts: `prompts/{name}:predict`
     path("api/v1/", include("softserve.prompts.urls")),
     path("api/v1/", include("softserve.jobs.urls")),
+    path("", include("webui.urls")),
 ]
+
+# Outages (database, Redis, broker) outside DRF views are 503s, other failures 500s: JSON under /api/,
+# a short page elsewhere, with the request id.
+handler500 = "softserve.api.errors.server_error"

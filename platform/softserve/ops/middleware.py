@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -17,8 +16,6 @@ logger = logging.getLogger("softserve.request")
 
 # No host check (a kubelet or Prometheus reaches a pod by IP), no session, CSRF or authentication.
 PROBES = {"/healthz": views.healthz, "/readyz": views.readyz, "/metrics": views.metrics}
-# A caller's own X-Request-ID is kept when it is short and plain; anything else gets a fresh id.
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class ProbeMiddleware:
@@ -33,16 +30,14 @@ class ProbeMiddleware:
 
 
 class RequestMiddleware:
-    """`request_id` on every log line of the request (echoed as X-Request-ID), one access line, and the
-    request metrics by the URL pattern's name."""
+    """After OutageMiddleware (which gives each request its id and echoes it as X-Request-ID): that id
+    on every log line of the request, one access line, and the request metrics by URL pattern name."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        request.request_id = request_id
+        request_id = getattr(request, "request_id", "") or uuid.uuid4().hex
         started = time.perf_counter()
         # Bound for the rest of this thread's request, so that Django's own error line (written after the
         # middleware returns) carries it too; the next request on the thread starts clean.
@@ -63,5 +58,4 @@ class RequestMiddleware:
                 "duration_ms": round(seconds * 1000, 1),
             },
         )
-        response["X-Request-ID"] = request_id
         return response
