@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.softserve-installed
 CHROMIUM := /usr/bin/chromium
-DEPLOY_TOOLS := /usr/bin/docker-compose /usr/bin/promtool
+DOCKER_COMPOSE := /usr/bin/docker-compose
 
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
@@ -13,18 +13,25 @@ export TOKENIZERS_PARALLELISM ?= false
 # 8000 when nothing listens there, else a port the OS picks.
 export FREE_PORT := import socket; s = socket.socket(); taken = s.connect_ex(("127.0.0.1", 8000)) == 0; t = socket.socket(); t.bind(("127.0.0.1", 0)); print(t.getsockname()[1] if taken else 8000)
 
-.PHONY: setup run demo test reliability bench bench-quick lint fmt compose-check migrations-check clean
+.PHONY: setup system-tools run demo test reliability bench bench-quick lint fmt compose-check migrations-check clean
 
-setup: $(STAMP) $(CHROMIUM) $(DEPLOY_TOOLS)
+setup: $(STAMP) $(CHROMIUM) system-tools $(DOCKER_COMPOSE)
 
 # The browser tests drive Debian's Chromium (Playwright never downloads one). CI runs as root.
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 # The deployment checks (tests/deploy, make compose-check) validate offline with Debian's docker-compose
-# and promtool; hadolint and kubernetes-validate come with the dev dependencies. CI runs as root.
-$(DEPLOY_TOOLS):
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose prometheus
+# (and promtool, above); hadolint and kubernetes-validate come with the dev dependencies. CI runs as root.
+$(DOCKER_COMPOSE):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose
+
+# Debian tools the tests run for real: Prometheus and promtool (the ops tests scrape and check rules).
+# CI runs as root on a fresh machine; elsewhere install them yourself (apt-get install prometheus).
+system-tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+		test "$$(id -u)" = 0 || { echo "Debian's prometheus package is missing: sudo apt-get install prometheus" >&2; exit 1; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 # Re-runs only when the venv is missing or the dependency list changed; otherwise does nothing.
 $(STAMP): pyproject.toml

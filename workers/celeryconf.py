@@ -8,14 +8,18 @@ and the reconciler's clock with `celery -A workers.celeryconf beat` (or `worker 
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
 from workers.contracts import QUEUE_DEFAULT, QUEUE_GPU, TASK_RECONCILE
 
+logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 VAR_DIR = Path(os.environ.get("SOFTSERVE_VAR_DIR", str(ROOT / "var")))
 
@@ -59,3 +63,80 @@ app.conf.update(
     beat_schedule={"reconcile-jobs": {"task": TASK_RECONCILE, "schedule": RECONCILE_EVERY_S}},
     beat_schedule_filename=str(VAR_DIR / "celerybeat-schedule"),
 )
+
+# --- operations: JSON logs, the metrics/health port, each pool process's heartbeat row ------------------
+# /metrics, /healthz and /readyz of this worker on this port (0: not served). Jobs run in pool processes,
+# so metrics are prometheus-client's multiprocess kind (PROMETHEUS_MULTIPROC_DIR, else a folder in VAR_DIR).
+METRICS_PORT = int(os.environ.get("SOFTSERVE_WORKER_METRICS_PORT", "0"))
+READY_TIMEOUT_S = _float("SOFTSERVE_READY_TIMEOUT_S", 2)
+FLEET_HEARTBEAT_S = _float("SOFTSERVE_HEARTBEAT_S", 5)
+
+
+@signals.setup_logging.connect
+def _configure_logging(**_: Any) -> None:
+    """Celery leaves logging to us when this signal has a receiver: the JSON lines of workers/logs.py."""
+    from workers import logs
+
+    logs.configure()
+
+
+@signals.celeryd_init.connect
+def _prepare_metrics_folder(**_: Any) -> None:
+    # Runs in the worker's parent before the task modules (and prometheus_client) are imported.
+    if not METRICS_PORT:
+        return
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or VAR_DIR / "worker-metrics" / str(os.getpid()))
+    if folder.exists():
+        shutil.rmtree(folder)  # values of a previous run would count twice
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
+def _checks() -> dict[str, Any]:
+    from workers.contracts import StorageLocation
+    from workers.health import broker_check, sqlalchemy_check, storage_check
+    from workers.jobdb import database_url
+
+    where = StorageLocation.from_env(os.environ, str(VAR_DIR / "storage"))
+    return {
+        "database": sqlalchemy_check(database_url(), READY_TIMEOUT_S),
+        "broker": broker_check(BROKER_URL, READY_TIMEOUT_S),
+        "storage": storage_check(where, READY_TIMEOUT_S),
+    }
+
+
+@signals.worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    if not METRICS_PORT:
+        return
+    from workers import metrics
+    from workers.fleet import DeviceProbe
+    from workers.health import serve_http
+
+    device = metrics.DeviceCollector(DeviceProbe())
+    serve_http(METRICS_PORT, lambda: metrics.exposition([device]), _checks, READY_TIMEOUT_S)
+    logger.info("worker metrics, /healthz and /readyz on port %d", METRICS_PORT)
+
+
+@signals.worker_process_init.connect
+def _start_fleet_heartbeat(**_: Any) -> None:
+    """Each pool process keeps its own row in ops_workerheartbeat (what /ops/ shows as a worker)."""
+    from workers import fleet
+    from workers.jobdb import default_db
+
+    # Only a thread starts here (Celery waits a few seconds at most for a pool process to come up); the
+    # database and the device are reached from that thread, and a failure there is logged and retried.
+    fleet.install(fleet.Fleet(lambda: default_db().engine, "gpu,default", FLEET_HEARTBEAT_S).start())
+
+
+@signals.worker_process_shutdown.connect
+def _stop_fleet_heartbeat(**_: Any) -> None:
+    from workers import fleet
+
+    if fleet._current is not None:
+        fleet._current.stop()
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid(), folder)

@@ -8,6 +8,7 @@ from pathlib import Path
 import dj_database_url
 
 from softserve.storage import storages_setting
+from workers.logs import logging_config
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = Path(os.environ.get("SOFTSERVE_VAR_DIR", ROOT / "var"))
@@ -52,6 +53,8 @@ MIDDLEWARE = [
     "softserve.ops.middleware.ProbeMiddleware",
     # Then a request id on every answer, and outages (database, Redis, broker) as 503s with Retry-After.
     "softserve.api.middleware.OutageMiddleware",
+    # That request id on every log line of the request, the access line and the request metrics.
+    "softserve.ops.middleware.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from the web process (gunicorn or runserver), compressed and cached.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -192,5 +195,9 @@ SERVING_MAX_INPUT_CHARS = int(os.environ.get("SERVING_MAX_INPUT_CHARS", 4000))
 # The serving workers' generation limit (the same variable they read): the most a request may ask for.
 SERVING_MAX_NEW_TOKENS = int(os.environ.get("SERVING_MAX_NEW_TOKENS", 32))
 
+# One JSON object per log line (SOFTSERVE_LOG_FORMAT, SOFTSERVE_LOG_LEVEL), the workers' format too.
+LOGGING = logging_config()
+# A tuning worker whose heartbeat is older than this is lost, its job stalled (the reconciler's setting).
+SOFTSERVE_HEARTBEAT_TIMEOUT_S = float(os.environ.get("SOFTSERVE_HEARTBEAT_TIMEOUT_S", 60))
 # Operations. /readyz: each dependency (database, broker, storage) must answer within this many seconds.
 SOFTSERVE_READY_TIMEOUT_S = float(os.environ.get("SOFTSERVE_READY_TIMEOUT_S", 2))

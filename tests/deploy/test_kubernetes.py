@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,6 +17,7 @@ import yaml
 from django.urls import Resolver404, resolve
 
 from tests.deploy.tools import ROOT, env_example, run, tool
+from tests.net import free_port
 from workers import contracts
 
 K8S = ROOT / "deploy" / "kubernetes"
@@ -190,6 +192,34 @@ def test_web_probes_are_the_url_conf_s_readyz_and_healthz():
     assert service["spec"]["ports"][0]["targetPort"] == "http"
     backend = find("Ingress", "web")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "web", "port": {"name": "http"}}
+
+
+@pytest.mark.parametrize(
+    ("name", "port_env"),
+    [
+        ("tuning-worker", "SOFTSERVE_WORKER_METRICS_PORT"),
+        ("serving-worker", "SERVING_METRICS_PORT"),
+    ],
+)
+def test_worker_probes_are_the_paths_their_metrics_port_serves(name, port_env):
+    container = containers(find("Deployment", name))[0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert container["ports"] == [{"name": "metrics", "containerPort": int(env[port_env])}]
+    probes = http_probes(container)
+    assert probes["readinessProbe"] == ("/readyz", "metrics")
+    assert probes["livenessProbe"] == ("/healthz", "metrics")
+    # The workers' own server (workers/health.py) answers exactly these paths.
+    from workers.health import serve_http
+
+    port = free_port()
+    server = serve_http(port, lambda: b"", dict, timeout_s=1.0)
+    try:
+        for path, _ in probes.values():
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+                assert answer.status == 200, path
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_commands_queues_and_ports_are_the_code_s():
