@@ -94,10 +94,11 @@ fmt: setup
 
 # docker-compose.yml stays valid (Debian's docker-compose v1 parses it, with deploy/compose/check.env's
 # placeholder secrets instead of a .env) and keeps its rules: published ports, required secrets,
-# healthchecks, healthy dependencies, one image (tests/deploy/test_compose.py).
+# healthchecks, healthy dependencies, one image, Prometheus wiring (tests/deploy/test_compose.py and
+# test_observability.py).
 compose-check: setup
 	docker-compose --env-file deploy/compose/check.env config -q
-	$(PY) -m pytest -q -p no:cacheprovider tests/deploy/test_compose.py
+	$(PY) -m pytest -q -p no:cacheprovider tests/deploy/test_compose.py tests/deploy/test_observability.py
 	@echo "docker-compose.yml is valid"
 
 # The Django schema arrives with the platform issue; until then there is nothing to check.
