@@ -222,9 +222,9 @@ def teams(now: datetime) -> list[dict[str, Any]]:
             filter=Q(started_at__isnull=False) & (Q(finished_at__isnull=True) | Q(finished_at__gte=start)),
         )
 
+    # Running jobs, or jobs that finished within the week: each arm on an index (status; finished_at).
     used = (
-        Job.objects.filter(started_at__isnull=False)
-        .filter(Q(finished_at__isnull=True) | Q(finished_at__gte=week))
+        Job.objects.filter(Q(status="running") | Q(finished_at__gte=week, started_at__isnull=False))
         .values("tenant__name")
         .annotate(today=hours_since(today), week=hours_since(week))
     )
