@@ -53,6 +53,7 @@ run: setup
 	$(PY) platform/manage.py ensuredemo; \
 	echo "Web UI:   http://127.0.0.1:$$port/app/  (sign in with the demo login above)"; \
 	echo "API docs: http://127.0.0.1:$$port/api/docs/"; \
+	echo "Operations: http://127.0.0.1:$$port/ops/  (sign in with the operator login above)"; \
 	trap 'kill 0' EXIT; \
 	$(PY) -m celery -A workers.celeryconf worker -B -Q gpu,default --loglevel INFO & \
 	$(PY) platform/manage.py runserver 127.0.0.1:$$port

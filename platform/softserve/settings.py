@@ -199,5 +199,7 @@ SERVING_MAX_NEW_TOKENS = int(os.environ.get("SERVING_MAX_NEW_TOKENS", 32))
 LOGGING = logging_config()
 # A tuning worker whose heartbeat is older than this is lost, its job stalled (the reconciler's setting).
 SOFTSERVE_HEARTBEAT_TIMEOUT_S = float(os.environ.get("SOFTSERVE_HEARTBEAT_TIMEOUT_S", 60))
+# /ops/ reads serving request rates, latencies and cache hit rates from this Prometheus (empty: not shown).
+PROMETHEUS_URL = os.environ.get("PROMETHEUS_URL", "")
 # Operations. /readyz: each dependency (database, broker, storage) must answer within this many seconds.
 SOFTSERVE_READY_TIMEOUT_S = float(os.environ.get("SOFTSERVE_READY_TIMEOUT_S", 2))
