@@ -70,6 +70,8 @@ def test_gpu_workers_reserve_gpus_and_stop_after_their_soft_shutdown(config):
     for name in ("tuning-worker", "serving-worker"):
         devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
         assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"], name
+        # docker-compose 1.29 `up` rejects a string count ("1" from a ${VAR}); `config` lets it through.
+        assert devices[0]["count"] == 1 and isinstance(devices[0]["count"], int), name
     tuning = services["tuning-worker"]
     soft_shutdown = float(tuning["environment"]["SOFTSERVE_SOFT_SHUTDOWN_S"])
     assert soft_shutdown == float(env_example()["SOFTSERVE_SOFT_SHUTDOWN_S"])
