@@ -8,6 +8,7 @@ from pathlib import Path
 import dj_database_url
 
 from softserve.storage import storages_setting
+from workers.contracts import JobPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = Path(os.environ.get("SOFTSERVE_VAR_DIR", ROOT / "var"))
@@ -171,6 +172,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# GPU jobs' time budget, attempt cap and heartbeat timeout (SOFTSERVE_JOB_*; shared with the workers).
+SOFTSERVE_JOB_POLICY = JobPolicy.from_env(os.environ)
 
 # Celery, as a producer only: the embedded default needs no broker service.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR / 'celery.sqlite3'}")

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from softserve.datasets.models import Dataset, DatasetVersion
 from softserve.datasets.validation import FORMATS
+from workers.contracts import TaskType, choices
 
 
 class DatasetVersionSerializer(serializers.ModelSerializer):
@@ -57,7 +58,7 @@ class UploadSerializer(serializers.Serializer):
     )
     label_column = serializers.CharField(required=False, default="label")
     split_column = serializers.CharField(required=False)
-    task_type = serializers.ChoiceField(choices=["classification", "generation"], required=False)
+    task_type = serializers.ChoiceField(choices=choices(TaskType), required=False)
     labels = serializers.CharField(
         required=False, help_text="comma-separated label set; other labels are errors"
     )

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from workers.contracts import TaskType
+
 FORMATS = ("csv", "tsv", "jsonl")
 SPLIT_ALIASES = {"train": "train", "dev": "dev", "validation": "dev", "valid": "dev"}
 MAX_PROBLEMS_LISTED = 100
@@ -227,11 +229,11 @@ def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> Normalised
     if sources is None and not problems:
         problems.add(None, "the file has no rows")
     task_type = spec.task_type or (
-        "classification"
+        TaskType.CLASSIFICATION
         if 2 <= len(label_counts) <= MAX_CLASSES and len(label_counts) * 2 <= rows
-        else "generation"
+        else TaskType.GENERATION
     )
-    if not problems and task_type == "classification":
+    if not problems and task_type == TaskType.CLASSIFICATION:
         if len(label_counts) < 2:
             problems.add(
                 None, f"a classification dataset needs two labels or more, found {sorted(label_counts)}"
@@ -251,7 +253,7 @@ def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> Normalised
         size_bytes=size,
         columns=dict(zip(fields, sources or [], strict=False)),
         task_type=task_type,
-        labels=sorted(label_counts) if task_type == "classification" else [],
+        labels=sorted(label_counts) if task_type == TaskType.CLASSIFICATION else [],
         label_counts=dict(label_counts),
         split_counts={"train": split_counts["train"], "dev": split_counts["dev"]},
         problems=list(problems),

@@ -4,7 +4,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from softserve.prompts.models import NAME_PATTERN, Alias, PromptVersion, TaskPrompt
-from workers.contracts import template_fields
+from workers.contracts import TaskType, template_fields
 
 NAME_ERROR = {"invalid": "Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."}
 
@@ -68,7 +68,7 @@ class PromptSerializer(serializers.ModelSerializer):
     def validate(self, data: dict) -> dict:
         data.setdefault("base_model", settings.SOFTSERVE_BASE_MODELS[0])
         labels, verbalizer = data.get("labels") or [], data.get("verbalizer") or {}
-        if data["task_type"] == "classification":
+        if data["task_type"] == TaskType.CLASSIFICATION:
             if (
                 len(labels) < 2
                 or len(set(labels)) != len(labels)
