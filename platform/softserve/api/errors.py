@@ -19,6 +19,7 @@ def exception_handler(exc, context):
     if response is None:
         return None
     fields = _flatten(exc.detail) if isinstance(exc, exceptions.ValidationError) else {}
+    fields = getattr(exc, "fields", None) or fields
     if isinstance(exc, exceptions.ValidationError):
         message = "The request has invalid fields." if fields else "The request is invalid."
         code = "invalid"
@@ -30,3 +31,15 @@ def exception_handler(exc, context):
         "error": {"status": response.status_code, "code": code, "message": message, "fields": fields}
     }
     return response
+
+
+class PayloadTooLarge(exceptions.APIException):
+    """A size limit of softserve.limits: bytes, rows or line length."""
+
+    status_code = 413
+    default_code = "too_large"
+    default_detail = "The request is over a size limit."
+
+    def __init__(self, detail: str | None = None, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(detail)
+        self.fields = fields or {}
