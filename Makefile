@@ -4,13 +4,21 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.softserve-installed
+CHROMIUM := /usr/bin/chromium
 
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
+# 8000 when nothing listens there, else a port the OS picks.
+export FREE_PORT := import socket; s = socket.socket(); taken = s.connect_ex(("127.0.0.1", 8000)) == 0; t = socket.socket(); t.bind(("127.0.0.1", 0)); print(t.getsockname()[1] if taken else 8000)
+
 .PHONY: setup run demo test reliability bench bench-quick lint fmt compose-check migrations-check clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(CHROMIUM)
+
+# The browser tests drive Debian's Chromium (Playwright never downloads one). CI runs as root.
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 # Re-runs only when the venv is missing or the dependency list changed; otherwise does nothing.
 $(STAMP): pyproject.toml
@@ -25,13 +33,16 @@ $(STAMP): pyproject.toml
 
 # The platform on its embedded defaults: SQLite, a local storage folder, no services to install.
 # The tuning worker (with the reconciler's beat) runs beside the web server and stops with it.
+# PORT (default 8000; another free one when 8000 is taken and PORT is unset) is printed with the login.
 run: setup
 	$(PY) platform/manage.py migrate --noinput
-	$(PY) platform/manage.py ensuredemo
-	@echo "API docs: http://127.0.0.1:8000/api/docs/"
-	@trap 'kill 0' EXIT; \
+	@port=$${PORT:-$$($(PY) -c "$$FREE_PORT")}; export PORT=$$port; \
+	$(PY) platform/manage.py ensuredemo; \
+	echo "Web UI:   http://127.0.0.1:$$port/app/  (sign in with the demo login above)"; \
+	echo "API docs: http://127.0.0.1:$$port/api/docs/"; \
+	trap 'kill 0' EXIT; \
 	$(PY) -m celery -A workers.celeryconf worker -B -Q gpu,default --loglevel INFO & \
-	$(PY) platform/manage.py runserver 127.0.0.1:$${PORT:-8000}
+	$(PY) platform/manage.py runserver 127.0.0.1:$$port
 
 # The engine alone: trains a prompt on the shared SST-2 data and predicts with it.
 demo: setup

@@ -38,18 +38,28 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served locally: /api/docs/ works offline
+    "django_htmx",
     "softserve.tenancy",
     "softserve.datasets",
     "softserve.prompts",
     "softserve.jobs",
     "softserve.serving",
+    "softserve.ops",
+    "webui",  # the team pages (/app/) and operator pages (/ops/); a top-level package beside platform/
 ]
 MIGRATION_MODULES = {
-    app: f"migrations.{app}" for app in ("tenancy", "datasets", "prompts", "jobs", "serving")
+    app: f"migrations.{app}" for app in ("tenancy", "datasets", "prompts", "jobs", "serving", "ops")
 }
 
 MIDDLEWARE = [
+    # /healthz and /readyz first: no host check, session or authentication in front of a probe.
+    "softserve.ops.middleware.ProbeMiddleware",
+    # Then a request id on every answer, and outages (database, Redis, broker) as 503s with Retry-After.
+    "softserve.api.middleware.OutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from the web process (gunicorn or runserver), compressed and cached.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # Refuses an over-sized request (413, the API's error shape) before anything reads its body.
     "softserve.api.middleware.RequestSizeLimit",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -57,6 +67,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 ROOT_URLCONF = "softserve.urls"
@@ -70,6 +81,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "webui.context.team",
             ]
         },
     }
@@ -78,24 +90,60 @@ WSGI_APPLICATION = "softserve.wsgi.application"
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR / 'softserve.sqlite3'}"), conn_max_age=60
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR / 'softserve.sqlite3'}"),
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE_S", 60)),
+        # A persistent connection is checked before a request reuses it, so a restarted database costs
+        # the requests made while it was down (503s), not every request of a stale connection afterwards.
+        conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # A database host that does not answer fails the request in this long instead of hanging its thread.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = int(
+        os.environ.get("DATABASE_CONNECT_TIMEOUT_S", 5)
+    )
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Concurrent writers (usage counts under prediction load) queue for SQLite's lock instead of failing
     # with "database is locked" when a read transaction tries to upgrade.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 30})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Every Redis client of the web process (the cache, Celery's producer) gives up after these many seconds
+# on connecting and on each reply: a Redis that accepts connections but never answers costs a request
+# this long, never a web thread for good.
+REDIS_CONNECT_TIMEOUT_S = float(os.environ.get("REDIS_CONNECT_TIMEOUT_S", 2))
+REDIS_SOCKET_TIMEOUT_S = float(os.environ.get("REDIS_SOCKET_TIMEOUT_S", 2))
+REDIS_CLIENT_OPTIONS = {
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
+    "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
+    "health_check_interval": 30,
+}
 # Rate-limit counters: Redis when REDIS_URL is set (shared by all web processes), else in-process.
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ["REDIS_URL"],
+        "OPTIONS": REDIS_CLIENT_OPTIONS,
+    }
     if os.environ.get("REDIS_URL")
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
+# When the rate-limit cache is down: 1 lets requests through unthrottled (a warning and the counter
+# softserve_rate_limit_unavailable_total), 0 answers 503. Open by default: the limit guards capacity that
+# has bounds of its own (SERVING_QUEUE_MAX, job quotas in the database), and a cache outage should not
+# take the whole API down with it.
+RATE_LIMIT_FAIL_OPEN = _bool("RATE_LIMIT_FAIL_OPEN", True)
+# A 503 for an outage (database, Redis, broker) tells the client to retry after this many seconds.
+OUTAGE_RETRY_AFTER_S = int(os.environ.get("OUTAGE_RETRY_AFTER_S", 5))
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
-LOGIN_REDIRECT_URL = "/api/docs/"
+# `collectstatic` (the image build) writes here; until then WhiteNoise serves the apps' static folders.
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR / "static"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+WHITENOISE_USE_FINDERS = True
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/app/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 STORAGES = storages_setting(VAR)
 # Every bound on tenant input (request and upload bytes, dataset rows and lines, labels, verbalizers,
 # templates, page sizes): softserve/limits.py, each from its own environment variable.
@@ -152,6 +200,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Soft prompts on one frozen model: datasets, prompts, jobs, predictions.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the drf-spectacular-sidecar package, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery, as a producer only: the embedded default needs no broker service.
@@ -173,3 +225,6 @@ SERVING_MAX_INPUTS = int(os.environ.get("SERVING_MAX_INPUTS", 64))
 SERVING_MAX_INPUT_CHARS = int(os.environ.get("SERVING_MAX_INPUT_CHARS", 4000))
 # The serving workers' generation limit (the same variable they read): the most a request may ask for.
 SERVING_MAX_NEW_TOKENS = int(os.environ.get("SERVING_MAX_NEW_TOKENS", 32))
+
+# Operations. /readyz: each dependency (database, broker, storage) must answer within this many seconds.
+SOFTSERVE_READY_TIMEOUT_S = float(os.environ.get("SOFTSERVE_READY_TIMEOUT_S", 2))

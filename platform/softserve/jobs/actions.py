@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import transaction
@@ -15,14 +16,28 @@ from softserve.tenancy.actions import record
 from softserve.tenancy.models import Quota
 from softserve.tenancy.permissions import Actor
 
+logger = logging.getLogger(__name__)
+
 
 class QuotaExceeded(Throttled):
     default_detail = "Too many jobs at once for this tenant."
 
 
+def _send_or_leave_to_reconciler(job_id: str, kind: str) -> None:
+    """The job row is committed: it is queued whatever happens here. A broker that is down (or any other
+    failure to send) must not turn the caller's 201 into a 500 after the fact; the reconciler re-sends
+    a queued job nobody claimed (SOFTSERVE_REQUEUE_UNCLAIMED_S, workers/runner.py: reconcile)."""
+    try:
+        send_job(job_id, kind)
+    except Exception:
+        logger.exception(
+            "job %s (%s) is queued but its task was not sent; the reconciler re-sends it", job_id, kind
+        )
+
+
 def _enqueue_after_commit(job: Job) -> None:
     job_id, kind = str(job.id), job.kind
-    transaction.on_commit(lambda: send_job(job_id, kind))
+    transaction.on_commit(lambda: _send_or_leave_to_reconciler(job_id, kind))
 
 
 def _check_quota(actor: Actor) -> None:
