@@ -42,7 +42,9 @@ def _enqueue_after_commit(job: Job) -> None:
 
 
 def _check_quota(actor: Actor) -> None:
-    quota = Quota.objects.filter(tenant=actor.tenant).first()
+    # The quota row stays locked until the caller's transaction commits: two requests at once count
+    # the active jobs one after the other, so they cannot both take the last free slot.
+    quota = Quota.objects.select_for_update().filter(tenant=actor.tenant).first()
     active = Job.objects.for_tenant(actor.tenant).filter(status__in=ACTIVE).count()
     if quota and active >= quota.concurrent_jobs:
         raise QuotaExceeded(
