@@ -78,12 +78,13 @@ def make_fleet(*tenants) -> Fleet:
     ] + [_job(second, p2, next(numbers), d2, "queued", queued_at=now - timedelta(minutes=1))]
     fleet.jobs["failed"] = [
         _job(
-            first, p1, next(numbers), d1, "failed", attempts=1, error=reason,
+            first, p1, next(numbers), d1, "failed", attempts=1, error=reason, error_code=code,
             queued_at=now - timedelta(hours=3), started_at=now - timedelta(hours=3) + timedelta(seconds=30),
             finished_at=now - timedelta(hours=2, minutes=m),
         )
-        for m, reason in ((1, "Out of memory at batch size 64"), (2, "Out of memory at batch size 64"),
-                          (3, "The dataset's stored rows are missing"))
+        for m, code, reason in ((1, "out_of_memory", "Out of memory at batch size 64"),
+                                (2, "out_of_memory", "Out of memory at batch size 64"),
+                                (3, "data_missing", "The dataset's stored rows are missing"))
     ]  # fmt: skip
     fleet.jobs["succeeded"] = [
         _job(

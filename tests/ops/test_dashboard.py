@@ -42,8 +42,8 @@ def test_summary_puts_each_job_and_worker_where_it_belongs(operator, fleet):
         assert {j["id"] for j in jobs[name]} == ids[name], name
     assert [j["team"] for j in jobs["queued"]] == ["acme", "acme", "globex"]  # oldest first
     assert jobs["failure_reasons"] == [
-        {"reason": "Out of memory at batch size 64", "jobs": 2},
-        {"reason": "The dataset's stored rows are missing", "jobs": 1},
+        {"reason": "out_of_memory", "jobs": 2, "example": "Out of memory at batch size 64"},
+        {"reason": "data_missing", "jobs": 1, "example": "The dataset's stored rows are missing"},
     ]
     workers = {w["worker"]: w for w in body["workers"]}
     assert workers["gpu-a:101"]["state"] == "online" and workers["gpu-a:101"]["job"]["step"] == 120

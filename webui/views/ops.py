@@ -119,7 +119,7 @@ def job_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
         elif action == "retry":
             actions.retry_job(actor, job)
         else:
-            actions.requeue_stalled_job(actor, job, settings.SOFTSERVE_HEARTBEAT_TIMEOUT_S)
+            actions.requeue_stalled_job(actor, job, settings.SOFTSERVE_JOB_POLICY.heartbeat_timeout_s)
     except ValidationError as exc:
         detail = exc.detail if isinstance(exc.detail, dict) else {"job": exc.detail}
         text = "; ".join(

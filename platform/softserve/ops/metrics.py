@@ -18,7 +18,7 @@ from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
-from workers.contracts import QUEUE_GPU
+from workers.contracts import QUEUE_GPU, JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +65,11 @@ class QueueCollector:
             "softserve_workers", "Tuning worker processes by state (from their heartbeats)", labels=["state"]
         )
         try:
-            queued = Job.objects.filter(status="queued").aggregate(n=Count("id"), first=Min("queued_at"))
-            running_now = Job.objects.filter(status="running").count()
-            timeout = settings.SOFTSERVE_HEARTBEAT_TIMEOUT_S
+            queued = Job.objects.filter(status=JobStatus.QUEUED).aggregate(
+                n=Count("id"), first=Min("queued_at")
+            )
+            running_now = Job.objects.filter(status=JobStatus.RUNNING).count()
+            timeout = settings.SOFTSERVE_JOB_POLICY.heartbeat_timeout_s
             online = WorkerHeartbeat.objects.online(timeout).count()
             lost = (
                 WorkerHeartbeat.objects.lost(timeout)

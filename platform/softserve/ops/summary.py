@@ -17,18 +17,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum, Value
-from django.db.models.functions import Coalesce, Greatest, Left
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, Q, Sum, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from softserve.jobs.models import Job
 from softserve.ops.models import WorkerHeartbeat
-from workers.contracts import QUEUE_GPU
+from workers.contracts import QUEUE_GPU, JobStatus
 
 logger = logging.getLogger(__name__)
 
 LIST_ROWS = 50  # rows per job list on the page (counts are exact; lists are the oldest/newest N)
-FAILURE_REASON_CHARS = 120
+FAILURE_EXAMPLE_CHARS = 200
 HOURS = 24
 
 
@@ -65,6 +65,7 @@ def _job_row(job: Job, now: datetime) -> dict[str, Any]:
         "finished_at": _iso(job.finished_at),
         "heartbeat_age_s": round(beat_age, 1) if beat_age is not None else None,
         "error": (job.error or "")[:500],
+        "error_code": job.error_code,
     }
 
 
@@ -85,12 +86,12 @@ def _per_hour(queryset, field: str, hours: list[datetime]) -> dict[str, int]:
 
 def queues(now: datetime) -> dict[str, Any]:
     day_ago, hour_ago = now - timedelta(hours=HOURS), now - timedelta(hours=1)
-    queued = Job.objects.filter(status="queued").aggregate(n=Count("id"), first=Min("queued_at"))
+    queued = Job.objects.filter(status=JobStatus.QUEUED).aggregate(n=Count("id"), first=Min("queued_at"))
     # Depth over the last 24 h, rebuilt from the rows of jobs alive in that window (one aggregate query):
     # at each hour t, a job was waiting when queued_at <= t and it had neither started nor finished.
     marks = [now - timedelta(hours=h) for h in range(HOURS, -1, -1)]
     alive = Job.objects.filter(queued_at__lte=now).filter(
-        Q(status="queued") | Q(started_at__gte=day_ago) | Q(finished_at__gte=day_ago)
+        Q(status=JobStatus.QUEUED) | Q(started_at__gte=day_ago) | Q(finished_at__gte=day_ago)
     )
     depth_at = alive.aggregate(
         **{
@@ -142,7 +143,7 @@ def queues(now: datetime) -> dict[str, Any]:
 
 
 def workers(now: datetime) -> list[dict[str, Any]]:
-    timeout = settings.SOFTSERVE_HEARTBEAT_TIMEOUT_S
+    timeout = settings.SOFTSERVE_JOB_POLICY.heartbeat_timeout_s
     rows = list(
         WorkerHeartbeat.objects.filter(
             seen_at__gte=now - timedelta(hours=HOURS), stopped_at__isnull=True
@@ -150,9 +151,9 @@ def workers(now: datetime) -> list[dict[str, Any]]:
     )
     running = {
         j.worker: j
-        for j in Job.objects.filter(status="running", worker__in=[r.worker for r in rows]).select_related(
-            "tenant", "prompt_version__prompt"
-        )
+        for j in Job.objects.filter(
+            status=JobStatus.RUNNING, worker__in=[r.worker for r in rows]
+        ).select_related("tenant", "prompt_version__prompt")
     }
     out = []
     for row in rows:
@@ -178,34 +179,41 @@ def workers(now: datetime) -> list[dict[str, Any]]:
 
 
 def jobs(now: datetime) -> dict[str, Any]:
-    timeout = timedelta(seconds=settings.SOFTSERVE_HEARTBEAT_TIMEOUT_S)
+    timeout = timedelta(seconds=settings.SOFTSERVE_JOB_POLICY.heartbeat_timeout_s)
     day_ago = now - timedelta(hours=HOURS)
-    stale = Q(status="running") & (Q(heartbeat_at__lt=now - timeout) | Q(heartbeat_at__isnull=True))
-    counts = Job.objects.filter(status__in=("queued", "running")).aggregate(
-        queued=Count("id", filter=Q(status="queued")),
-        running=Count("id", filter=Q(status="running") & ~stale),
+    stale = Q(status=JobStatus.RUNNING) & (Q(heartbeat_at__lt=now - timeout) | Q(heartbeat_at__isnull=True))
+    counts = Job.objects.filter(status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).aggregate(
+        queued=Count("id", filter=Q(status=JobStatus.QUEUED)),
+        running=Count("id", filter=Q(status=JobStatus.RUNNING) & ~stale),
         stalled=Count("id", filter=stale),
     )
-    failed = Job.objects.filter(status="failed", finished_at__gte=day_ago)
+    failed = Job.objects.filter(status=JobStatus.FAILED, finished_at__gte=day_ago)
+    # Grouped by the failure's category (FailureReason), with the latest message of each as an example.
     reasons = list(
-        failed.annotate(reason=Left("error", FAILURE_REASON_CHARS))
-        .values("reason")
-        .annotate(jobs=Count("id"))
-        .order_by("-jobs", "reason")[:20]
+        failed.values("error_code")
+        .annotate(jobs=Count("id"), example=Max("error"))
+        .order_by("-jobs", "error_code")
     )
-    counts["failed_24h"] = sum(r["jobs"] for r in reasons) if len(reasons) < 20 else failed.count()
+    counts["failed_24h"] = sum(r["jobs"] for r in reasons)
     return {
         "counts": counts,
         "running": [
             _job_row(j, now)
-            for j in _jobs(Job.objects.filter(status="running").exclude(stale).order_by("started_at"))
+            for j in _jobs(Job.objects.filter(status=JobStatus.RUNNING).exclude(stale).order_by("started_at"))
         ],
         "queued": [
-            _job_row(j, now) for j in _jobs(Job.objects.filter(status="queued").order_by("queued_at"))
+            _job_row(j, now) for j in _jobs(Job.objects.filter(status=JobStatus.QUEUED).order_by("queued_at"))
         ],
         "stalled": [_job_row(j, now) for j in _jobs(Job.objects.filter(stale).order_by("heartbeat_at"))],
         "failed": [_job_row(j, now) for j in _jobs(failed.order_by("-finished_at"))],
-        "failure_reasons": [{"reason": r["reason"] or "(no message)", "jobs": r["jobs"]} for r in reasons],
+        "failure_reasons": [
+            {
+                "reason": r["error_code"] or "unknown",
+                "jobs": r["jobs"],
+                "example": (r["example"] or "")[:FAILURE_EXAMPLE_CHARS],
+            }
+            for r in reasons
+        ],
     }
 
 
@@ -224,12 +232,12 @@ def teams(now: datetime) -> list[dict[str, Any]]:
 
     # Running jobs, or jobs that finished within the week: each arm on an index (status; finished_at).
     used = (
-        Job.objects.filter(Q(status="running") | Q(finished_at__gte=week, started_at__isnull=False))
+        Job.objects.filter(Q(status=JobStatus.RUNNING) | Q(finished_at__gte=week, started_at__isnull=False))
         .values("tenant__name")
         .annotate(today=hours_since(today), week=hours_since(week))
     )
     queued = dict(
-        Job.objects.filter(status="queued")
+        Job.objects.filter(status=JobStatus.QUEUED)
         .values_list("tenant__name")
         .annotate(n=Count("id"))
         .values_list("tenant__name", "n")
@@ -318,7 +326,7 @@ def summary() -> dict[str, Any]:
     now = timezone.now()
     return {
         "generated_at": _iso(now),
-        "heartbeat_timeout_s": settings.SOFTSERVE_HEARTBEAT_TIMEOUT_S,
+        "heartbeat_timeout_s": settings.SOFTSERVE_JOB_POLICY.heartbeat_timeout_s,
         **queues(now),
         "workers": workers(now),
         "jobs": jobs(now),
