@@ -163,6 +163,9 @@ def test_env_names_in_the_manifests_are_the_ones_the_code_reads():
             assert not names - listed, (container["name"], sorted(names - listed))
             refs = {next(iter(r.values()))["name"] for r in container["envFrom"]}
             assert refs == {"softserve-config", "softserve-secrets"}
+    # Behind the Ingress's TLS: Django's production mode (and it trusts the proxy's X-Forwarded-Proto).
+    assert config["DJANGO_SECURE"] == "1" and config["DJANGO_BEHIND_PROXY"] == "1"
+    assert find("Ingress", "web")["spec"]["tls"]
     # What the code needs to reach its services in production comes from the Secret.
     assert {"DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"} <= set(secret)
     assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(secret) and config["S3_ENDPOINT_URL"]
