@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import re
 import urllib.request
 from pathlib import Path
@@ -125,6 +126,21 @@ def test_keda_objects_match_the_vendored_crd_schemas():
     broken["spec"]["triggers"][0]["metdata"] = broken["spec"]["triggers"][0].pop("metadata")
     errors = keda_errors(broken, schemas)
     assert any("'one'" in e for e in errors) and any("metdata" in e for e in errors), errors
+
+
+def test_trigger_metadata_and_auth_parameters_are_the_scalers_own():
+    """KEDA ignores a metadata key it does not know (a typo scales on a default); check each against the
+    scaler's parameter names at the vendored version."""
+    known = json.loads((KEDA_CRDS / "scaler-parameters.json").read_text())
+    auth = {d["metadata"]["name"]: d for d in documents() if d["kind"] == "TriggerAuthentication"}
+    for scaled in (d for d in documents() if d["kind"] == "ScaledObject"):
+        for trigger in scaled["spec"]["triggers"]:
+            params = known[trigger["type"]]
+            metadata = set(trigger["metadata"])
+            assert metadata <= set(params["triggerMetadata"]), (trigger["name"], metadata)
+            assert set(params["required"]) <= metadata, (trigger["name"], params["required"])
+            refs = auth[trigger["authenticationRef"]["name"]]["spec"]["secretTargetRef"]
+            assert {r["parameter"] for r in refs} <= set(params["authParams"]), trigger["name"]
 
 
 def test_kustomization_lists_every_manifest_but_the_migration_job_and_the_secret_example():
@@ -321,6 +337,7 @@ def test_vendored_crds_are_the_tagged_keda_files():
         assert crd["kind"] == "CustomResourceDefinition" and crd["spec"]["group"] == "keda.sh"
     assert {p.name for p in KEDA_CRDS.iterdir()} == {
         "SOURCE",
+        "scaler-parameters.json",
         "keda.sh_scaledobjects.yaml",
         "keda.sh_triggerauthentications.yaml",
     }
