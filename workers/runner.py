@@ -9,6 +9,7 @@ logged with its traceback and kept in the operator-only `error_detail`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import logging
@@ -19,9 +20,14 @@ import threading
 import time
 import traceback
 from dataclasses import asdict
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+import structlog
+
+from workers import fleet
+from workers import metrics as prom  # `metrics` is the name of a job's figures here
 from workers.config import WorkerConfig, worker_config
 from workers.contracts import FailureReason, JobKind, JobStatus, VersionStatus
 from workers.engine.artifact import PromptArtifact, artifact_bytes, artifact_from_bytes
@@ -36,7 +42,7 @@ from workers.engine.trainer import Progress, TrainConfig
 from workers.jobdb import JobContext, JobDB
 from workers.storage import ObjectMissing, ObjectStore, prompt_key
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 CONFIG = worker_config()
 # The shortest time budget handed to the trainer: one more step, then it keeps its best prompt.
 _LAST_STEP_MINUTES = 1e-3
@@ -84,7 +90,12 @@ class Beat:
         self.pending_history: list[dict[str, Any]] = []
         self.cancelled = self.lost = False
         self._lock, self._done = threading.Lock(), threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{self.job_id}", daemon=True)
+        self.failures = 0
+        # The thread logs with the job's context (job_id, attempt, worker) bound by run_job.
+        thread_context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=thread_context.run, args=(self._loop,), name=f"heartbeat-{self.job_id}", daemon=True
+        )
 
     def __enter__(self) -> Beat:
         self._thread.start()
@@ -108,10 +119,14 @@ class Beat:
             progress, history, self.pending_history = self.progress, self.pending_history, []
         try:
             owned, cancel = self.db.heartbeat(self.job_id, self.worker, progress, history, self.gpu_seconds())
-        except Exception:  # a database blip: the next beat tries again; the reconciler has a margin
-            log.warning("heartbeat of job %s failed; retrying on the next beat", self.job_id, exc_info=True)
+        except Exception:
+            # A database blip: the next beat tries again and the reconciler allows a margin, but never
+            # silently: logged with its traceback and counted (softserve_worker_heartbeat_failures_total).
             with self._lock:
                 self.pending_history = history + self.pending_history
+            self.failures += 1
+            prom.HEARTBEAT_FAILURES.labels(kind="job").inc()
+            logger.warning("job heartbeat failed (%d so far)", self.failures, exc_info=True)
             return
         self.lost = self.lost or not owned
         self.cancelled = self.cancelled or cancel
@@ -133,7 +148,7 @@ def _examples(store: ObjectStore, context: JobContext) -> tuple[list[Example], l
     try:
         data = store.get_bytes(context.dataset["storage_key"])
     except ObjectMissing as exc:
-        log.error("job %s: dataset rows missing: %s", context.job["id"], exc)
+        logger.error("job %s: dataset rows missing: %s", context.job["id"], exc)
         raise JobFailed(
             "The dataset's stored rows are missing; upload the dataset again.", FailureReason.DATA_MISSING
         ) from exc
@@ -192,7 +207,7 @@ def _out_of_memory(exc: BaseException) -> bool:
 def _crash_if_poisoned(spec: dict[str, Any], config: WorkerConfig) -> None:
     """Tests only (SOFTSERVE_TEST_CRASH_SEED, off by default): die the way a native crash does."""
     if config.test_crash_seed >= 0 and spec.get("seed") == config.test_crash_seed:
-        log.error("SOFTSERVE_TEST_CRASH_SEED: this job kills its worker process (a test's poison job)")
+        logger.error("SOFTSERVE_TEST_CRASH_SEED: this job kills its worker process (a test's poison job)")
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -226,7 +241,14 @@ def run_training(
         beat.flush()  # the claim and the resume point are on record before the first step
         _crash_if_poisoned(context.job["spec"], config)
 
+        clock = {"step": start, "at": time.perf_counter()}
+
         def on_progress(p: Progress) -> None:
+            now = time.perf_counter()
+            if p.step > clock["step"]:
+                prom.STEP_SECONDS.observe((now - clock["at"]) / (p.step - clock["step"]))
+            clock.update(step=p.step, at=now)
+            prom.TOKENS_PER_SECOND.set(p.tokens_per_s)
             figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(p).items()}
             beat.update(
                 figures, {"step": p.step, "loss": figures["loss"], **(p.dev or {})} if p.dev else None
@@ -238,7 +260,8 @@ def run_training(
             beat.flush()
             if beat.lost:
                 return
-            store.put_bytes(checkpoint_key, state.to_bytes())
+            with prom.CHECKPOINT_SECONDS.time():
+                store.put_bytes(checkpoint_key, state.to_bytes())
             beat.update({"checkpoint_step": state.step})
 
         try:
@@ -366,6 +389,14 @@ def _fail(
     )
 
 
+def _waited_s(queued_at: datetime | None) -> float | None:
+    if queued_at is None:
+        return None
+    if queued_at.tzinfo is None:  # SQLite keeps naive UTC
+        queued_at = queued_at.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - queued_at).total_seconds())
+
+
 def run_job(
     db: JobDB,
     store: ObjectStore,
@@ -375,12 +406,13 @@ def run_job(
 ) -> str:
     """A job message is a wake-up: take over the named job if its worker died, else claim the next job in
     fair order (`JobDB.claim_next`), run it and record the outcome. Safe to deliver twice: a finished or
-    running job is left alone, a queued one that must wait for its tenant's quota is retried later."""
+    running job is left alone, a queued one that must wait for its tenant's quota is retried later.
+
+    While it runs, every log line of this process carries job_id, attempt and worker; the outcome is
+    counted in softserve_worker_jobs_finished_total."""
     worker = worker_id()
-    claimed: str | None = (
-        job_id if db.claim(job_id, worker, config.heartbeat_timeout_s, config.policy) else None
-    )
-    claimed = claimed or db.claim_next(worker)
+    taken_over = db.claim(job_id, worker, config.heartbeat_timeout_s, config.policy, queued=False)
+    claimed = job_id if taken_over else db.claim_next(worker)
     if claimed is None:
         job = db.job(job_id)
         if job is None:
@@ -388,11 +420,46 @@ def run_job(
         if job["status"] == JobStatus.QUEUED and not job["cancel_requested"]:
             raise NotClaimable(job_id)  # its tenant runs its quota's worth of jobs: wait for one to end
         return f"left alone ({job['status']})"
-    job_id, version_id = claimed, None
-    log.info("job %s claimed by %s", job_id, worker)
+    with structlog.contextvars.bound_contextvars(job_id=claimed, worker=worker):
+        outcome, kind = "error", "unknown"
+        prom.JOBS_RUNNING.inc()
+        fleet.set_job(claimed)
+        try:
+            context = db.context(claimed)
+            kind = context.job["kind"]
+            outcome = _run_claimed(db, store, context, transient, worker, config)
+            return outcome
+        except transient:
+            outcome = "retry"
+            try:  # hand it back to the queue; if that fails too, the heartbeat goes stale instead
+                db.release(claimed, worker)
+            except Exception:
+                logger.warning("could not hand job %s back to the queue", claimed, exc_info=True)
+            raise
+        finally:
+            prom.JOBS_RUNNING.dec()
+            prom.TOKENS_PER_SECOND.set(0)
+            fleet.set_job(None)
+            prom.JOBS_FINISHED.labels(kind=kind, outcome=outcome).inc()
+            logger.info("job ended: %s", outcome, extra={"outcome": outcome})
+            structlog.contextvars.unbind_contextvars("attempt")
+
+
+def _run_claimed(
+    db: JobDB,
+    store: ObjectStore,
+    context: JobContext,
+    transient: tuple[type[BaseException], ...],
+    worker: str,
+    config: WorkerConfig,
+) -> str:
+    job_id, kind, version_id = context.job["id"], context.job["kind"], None
     try:
-        context = db.context(job_id)
-        kind = context.job["kind"]
+        structlog.contextvars.bind_contextvars(attempt=context.job["attempts"], kind=kind)
+        waited = _waited_s(context.job["queued_at"])
+        if waited is not None and context.job["attempts"] == 1:
+            prom.QUEUE_WAIT.observe(waited)  # enqueue to first claim (a resume is not a queue wait)
+        logger.info("job claimed", extra={"waited_s": round(waited or 0, 3)})
         if kind == JobKind.EVALUATE:
             return run_evaluation(db, store, context, worker, config)
         version_id = context.version["id"]  # evaluate scores a version; only training owns its status
@@ -404,13 +471,10 @@ def run_job(
         _fail(db, version_id, job_id, worker, str(exc), FailureReason.BAD_INPUT)
         return JobStatus.FAILED
     except JobLost:
-        log.warning("job %s was taken from %s while it ran; its result is not recorded", job_id, worker)
+        logger.warning("job %s was taken from %s while it ran; its result is not recorded", job_id, worker)
         return "lost"
-    except transient:
-        db.release(job_id, worker)  # best effort; if it fails too, the heartbeat goes stale instead
-        raise
     except Exception:
-        log.exception("job %s failed on an internal error", job_id)
+        logger.exception("job failed with an internal error")
         detail = traceback.format_exc()
         _fail(db, version_id, job_id, worker, internal_error_message(job_id), FailureReason.INTERNAL, detail)
         return JobStatus.FAILED

@@ -44,7 +44,9 @@ def _enqueue_after_commit(job: Job) -> None:
 
 
 def _check_quota(actor: Actor) -> None:
-    quota = Quota.objects.filter(tenant=actor.tenant).first()
+    # The quota row stays locked until the caller's transaction commits: two requests at once count
+    # the active jobs one after the other, so they cannot both take the last free slot.
+    quota = Quota.objects.select_for_update().filter(tenant=actor.tenant).first()
     active = Job.objects.for_tenant(actor.tenant).filter(status__in=ACTIVE).count()
     if quota and active >= quota.concurrent_jobs:
         raise QuotaExceeded(
@@ -133,5 +135,25 @@ def retry_job(actor: Actor, job: Job) -> Job:
             status=VersionStatus.PENDING
         )
     record(actor, actor.tenant, "job.retry", job, after={"status": JobStatus.QUEUED})
+    _enqueue_after_commit(job)
+    return job
+
+
+@transaction.atomic
+def requeue_stalled_job(actor: Actor, job: Job, stale_after_s: float) -> Job:
+    """A running job whose heartbeat stopped goes back to the queue now (what the reconciler does on its
+    own clock); the next worker resumes it from its last checkpoint. A live job is refused."""
+    job = Job.objects.for_tenant(actor.tenant).select_for_update().get(pk=job.pk)
+    stale_before = timezone.now() - timedelta(seconds=stale_after_s)
+    if job.status != JobStatus.RUNNING or (job.heartbeat_at and job.heartbeat_at >= stale_before):
+        raise ValidationError(
+            {"status": [f"The job is {job.status} with a live heartbeat; only stalled jobs are re-queued."]}
+        )
+    if job.cancel_requested:  # asked to cancel: no worker is left to do it, so it ends here
+        return cancel_job(actor, job)
+    before = {"status": job.status, "worker": job.worker}
+    job.status, job.worker, job.queued_at = JobStatus.QUEUED, "", timezone.now()
+    job.save(update_fields=["status", "worker", "queued_at"])
+    record(actor, actor.tenant, "job.requeue", job, before=before, after={"status": JobStatus.QUEUED})
     _enqueue_after_commit(job)
     return job
