@@ -473,6 +473,8 @@ def _run_claimed(
     except JobLost:
         logger.warning("job %s was taken from %s while it ran; its result is not recorded", job_id, worker)
         return "lost"
+    except transient:
+        raise  # run_job hands the job back to the queue; Celery retries with backoff
     except Exception:
         logger.exception("job failed with an internal error")
         detail = traceback.format_exc()

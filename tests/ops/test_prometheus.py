@@ -61,7 +61,7 @@ def test_prometheus_scrapes_every_documented_metric(
     try:
         # Jobs wait: no tuning worker yet. Prometheus sees the depth through the web's /metrics.
         dataset = _setup(acme, tiny_model_dirs)
-        jobs = [_start(acme, dataset, steps=steps)["id"] for steps in (10, 6)]
+        jobs = [_start(acme, dataset, kind="tune", steps=steps)["id"] for steps in (10, 6)]
         depth = wait_for(
             lambda: [s for s in prom.query('softserve_queue_depth{queue="gpu"} > 0')],
             60,

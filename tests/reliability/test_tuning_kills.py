@@ -100,7 +100,8 @@ def test_jobs_survive_sigkills_and_a_poison_job_fails_after_the_attempt_cap(
     assert len(resumes) >= KILLS and all(e["step"] > 0 and e["step"] % 5 == 0 for e in resumes), resumes
     versions = PromptVersion.objects.filter(tenant=acme.tenant, prompt__name="sentiment")
     assert versions.count() == JOBS and all(v.status == "ready" and v.artifact_sha256 for v in versions)
-    assert all(job["progress"]["step"] == STEPS for job in finished.values())
+    # Each ran to its step count or stopped early on its dev metric, never on a kill.
+    assert all(job["result"]["stop_reason"] in ("steps", "early stopping") for job in finished.values())
     poison_version = PromptVersion.objects.get(pk=Job.objects.get(pk=poison).prompt_version_id)
     assert poison_version.status == "failed" and not poison_version.artifact_key
     figures = {
