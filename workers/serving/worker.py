@@ -46,6 +46,6 @@ def serve(config: ServingConfig, stop: threading.Event | None = None) -> None:
     serve_metrics(config.metrics_port)
     log.info("serving %s as %s", config.base_model, consumer)
     print(f"serving worker ready: {consumer}", flush=True)
-    run_loop(source, batcher, config, stop)
+    run_loop(source, batcher, config, stop, worker=consumer)
     source.leave()
     log.info("stopped cleanly")

@@ -4,7 +4,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from softserve.prompts.models import NAME_PATTERN, Alias, PromptVersion, TaskPrompt
-from workers.contracts import template_fields
+from workers.engine.task import template_fields
 
 NAME_ERROR = {"invalid": "Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."}
 
