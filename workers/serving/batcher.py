@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,14 @@ class _Row:
     model_rows: int = 1
 
 
+def _generates(row: _Row) -> bool:
+    return row.prompt.spec.task_type == "generation"
+
+
+# Called with (index in the batch, reply) as soon as a request is done.
+Send = Callable[[int, ServeReply], None]
+
+
 def _output(result: dict[str, Any]) -> dict[str, Any]:
     """The public shape: label and per-label probabilities (ensembles: votes too), or text."""
     if "text" in result:
@@ -80,11 +89,13 @@ class Batcher:
         self.config = config
         self.worker = worker
 
-    def process(self, batch: Sequence[Pending]) -> list[ServeReply]:
+    def process(self, batch: Sequence[Pending], send: Send | None = None) -> list[ServeReply]:
         """One reply per request, in order: outputs, `expired` (deadline passed before compute) or `error`.
 
         Whatever one request does (a prompt that cannot load, an input that breaks the forward pass, an
         exception nobody foresaw), it fails that request alone: its batch-mates are still answered.
+        With `send`, each reply also goes out as soon as its request is done (classification sub-batches
+        run first), so a short request does not wait for a batch-mate's long generation.
         """
         started = time.time()
         replies: list[ServeReply | None] = [None] * len(batch)
@@ -103,21 +114,38 @@ class Batcher:
             i: [None] * len(p.request["inputs"]) for i, p in enumerate(batch) if replies[i] is None
         }
         failures: dict[int, BaseException] = {}
+        done: set[int] = set()
+
+        def finish(i: int) -> None:
+            request = batch[i].request
+            if replies[i] is None:
+                if i in failures:
+                    replies[i] = self._failed(request, failures[i])
+                else:
+                    replies[i] = self._reply(request, "ok", outputs=outputs[i])
+            reply = replies[i]
+            reply["queue_ms"] = round(max(0.0, 1000 * (started - _enqueued_at(request))), 2)
+            reply["batch_ms"] = round(1000 * (time.time() - started), 2)
+            done.add(i)
+            if send is not None:
+                send(i, reply)
+
+        for i in range(len(batch)):
+            if replies[i] is not None:
+                finish(i)  # refused before compute: answered at once
         if rows:
             metrics.BATCH_ROWS.observe(sum(r.model_rows for r in rows))
             metrics.BATCH_PROMPTS.observe(len({r.version_id for r in rows}))
+        remaining = Counter(r.request for r in rows)
         for group in self.sub_batches(rows):
             self._forward(batch, group, outputs, failures)
-        for i, outs in outputs.items():
-            request = batch[i].request
-            if i in failures:
-                replies[i] = self._failed(request, failures[i])
-            else:
-                replies[i] = self._reply(request, "ok", outputs=outs)
-        batch_ms = round(1000 * (time.time() - started), 2)
-        for reply, pending in zip(replies, batch, strict=True):
-            reply["queue_ms"] = round(max(0.0, 1000 * (started - _enqueued_at(pending.request))), 2)
-            reply["batch_ms"] = batch_ms
+            for r in group:
+                remaining[r.request] -= 1
+                if not remaining[r.request]:
+                    finish(r.request)
+        for i in range(len(batch)):
+            if i not in done:
+                finish(i)
         return replies  # type: ignore[return-value]
 
     def _forward(
@@ -204,7 +232,13 @@ class Batcher:
     def sub_batches(self, rows: list[_Row]) -> list[list[_Row]]:
         """Length-sorted runs under the row and token budgets, counting each input's expanded model rows;
         the grouped baseline also cuts per prompt."""
-        key = (lambda r: (r.version_id, r.width)) if self.config.group_by_prompt else (lambda r: r.width)
+        # Classification first, and never in one pass with generation: its rows need one forward pass,
+        # not a decoding loop, and their replies go out as soon as that pass is done.
+        key = (
+            (lambda r: (r.version_id, r.width))
+            if self.config.group_by_prompt
+            else (lambda r: (_generates(r), r.width))
+        )
         groups: list[list[_Row]] = []
         current: list[_Row] = []
         used_rows = 0
@@ -214,6 +248,7 @@ class Batcher:
                 used_rows + k > self.config.max_batch_rows
                 or (used_rows + k) * max(row.width, current[-1].width) > self.config.max_batch_tokens
                 or (self.config.group_by_prompt and row.version_id != current[-1].version_id)
+                or _generates(row) != _generates(current[-1])
             )
             if cut:
                 groups.append(current)

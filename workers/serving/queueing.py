@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,8 +42,12 @@ class Source(Protocol):
     def holding(self) -> int: ...
 
 
+# Called with (index in the batch, reply) when a request is done before its whole batch is.
+Send = Callable[[int, ServeReply], None]
+
+
 class Processor(Protocol):
-    def process(self, batch: list[Pending]) -> list[ServeReply]: ...
+    def process(self, batch: list[Pending], send: Send | None = None) -> list[ServeReply]: ...
 
 
 def error_reply(
@@ -88,11 +92,13 @@ def fair_pick(backlog: Sequence[Pending], max_rows: int) -> tuple[list[Pending],
     return chosen, [p for p in backlog if id(p) not in taken]
 
 
-def answer(processor: Processor, batch: list[Pending], worker: str = "local") -> list[ServeReply]:
+def answer(
+    processor: Processor, batch: list[Pending], worker: str = "local", send: Send | None = None
+) -> list[ServeReply]:
     """The processor's replies; if it raises (a bug no request should reach), the batch is answered in
     halves, then one by one, so only the request that raises gets an error."""
     try:
-        replies = processor.process(batch)
+        replies = processor.process(batch, send)
         if len(replies) != len(batch):
             raise RuntimeError(f"{len(replies)} replies for a batch of {len(batch)}")
         return replies
@@ -101,7 +107,8 @@ def answer(processor: Processor, batch: list[Pending], worker: str = "local") ->
             return [error_reply(batch[0].request, "internal", worker, exc)]
         log.warning("a batch of %d failed (%r); answering it in halves", len(batch), exc)
         half = len(batch) // 2
-        return answer(processor, batch[:half], worker) + answer(processor, batch[half:], worker)
+        late = None if send is None else (lambda i, reply: send(half + i, reply))
+        return answer(processor, batch[:half], worker, send) + answer(processor, batch[half:], worker, late)
 
 
 def run_loop(
@@ -122,9 +129,17 @@ def run_loop(
             continue
         if not batch:
             continue
-        for pending, reply in zip(batch, answer(batcher, batch, worker), strict=True):
+        sent: set[int] = set()
+
+        def send(i: int, reply: ServeReply, batch: list[Pending] = batch, sent: set[int] = sent) -> None:
+            if i in sent:
+                return  # answered already (a batch re-run in halves after a failure)
+            sent.add(i)
             try:
-                source.reply(pending, reply)
+                source.reply(batch[i], reply)
             except Exception:
                 # Unanswered, it stays pending in the stream and is re-delivered (or given up) later.
                 log.exception("replying to %s failed", reply.get("request_id"))
+
+        for i, reply in enumerate(answer(batcher, batch, worker, send)):
+            send(i, reply)
