@@ -7,7 +7,9 @@ from pathlib import Path
 
 import dj_database_url
 
+from softserve.limits import Limits
 from softserve.storage import storages_setting
+from workers.contracts import JobPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = Path(os.environ.get("SOFTSERVE_VAR_DIR", ROOT / "var"))
@@ -19,8 +21,12 @@ def _bool(name: str, default: bool) -> bool:
 
 
 DEBUG = _bool("DJANGO_DEBUG", False)
-# The embedded default is for a laptop; production sets its own secret.
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "softserve-embedded-default-not-for-production")
+# Production mode: HTTPS only (secure cookies, HSTS, redirect to https) and a secret of its own. Off (the
+# embedded default, `make run` and the tests on plain http://127.0.0.1), the embedded secret is accepted;
+# on, the `softserve.E001` system check refuses it, so nothing starts with a secret everyone knows.
+SECURE = _bool("DJANGO_SECURE", False)
+EMBEDDED_SECRET_KEY = "softserve-embedded-default-not-for-production"
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", EMBEDDED_SECRET_KEY)
 ALLOWED_HOSTS = [
     h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver").split(",") if h
 ]
@@ -55,12 +61,15 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from the web process (gunicorn or runserver), compressed and cached.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Refuses an over-sized request (413, the API's error shape) before anything reads its body.
+    "softserve.api.middleware.RequestSizeLimit",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 ROOT_URLCONF = "softserve.urls"
 TEMPLATES = [
@@ -137,15 +146,41 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/app/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 STORAGES = storages_setting(VAR)
+# Every bound on tenant input (request and upload bytes, dataset rows and lines, labels, verbalizers,
+# templates, page sizes): softserve/limits.py, each from its own environment variable.
+LIMITS = Limits.from_env(os.environ)
 # Uploads above this many bytes stream to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 2**20
-DATA_UPLOAD_MAX_MEMORY_SIZE = None
+# A non-file body is read into memory: Django refuses one over this (the middleware answers first).
+DATA_UPLOAD_MAX_MEMORY_SIZE = LIMITS.body_max_bytes
 
-# Dataset limits (bytes, rows, characters per text, rows per label).
-DATASET_MAX_BYTES = int(os.environ.get("DATASET_MAX_BYTES", 512 * 2**20))
-DATASET_MAX_ROWS = int(os.environ.get("DATASET_MAX_ROWS", 2_000_000))
-DATASET_MAX_TEXT_CHARS = int(os.environ.get("DATASET_MAX_TEXT_CHARS", 20_000))
-DATASET_MIN_ROWS_PER_LABEL = int(os.environ.get("DATASET_MIN_ROWS_PER_LABEL", 2))
+# --- accounts and transport security ---------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Failed sign-ins per (username, client address) within the window; then that pair is locked out
+# for the window (429), whatever the password. Counted in the cache (Redis when REDIS_URL is set).
+LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", 5))
+LOGIN_LOCKOUT_S = int(os.environ.get("LOGIN_LOCKOUT_S", 900))
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = SECURE
+CSRF_COOKIE_SECURE = SECURE
+SECURE_SSL_REDIRECT = SECURE
+# Probes and scrapes reach the pods over plain HTTP inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", 31_536_000)) if SECURE else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
+SECURE_HSTS_PRELOAD = SECURE
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (the only way Django learns it was https).
+if _bool("DJANGO_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -157,8 +192,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["softserve.tenancy.throttling.TenantRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "softserve.api.errors.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
-    "PAGE_SIZE": 50,
+    "DEFAULT_PAGINATION_CLASS": "softserve.api.pagination.BoundedLimitOffsetPagination",
+    "PAGE_SIZE": LIMITS.page_default,
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -171,6 +206,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# GPU jobs' time budget, attempt cap and heartbeat timeout (SOFTSERVE_JOB_*; shared with the workers).
+SOFTSERVE_JOB_POLICY = JobPolicy.from_env(os.environ)
 
 # Celery, as a producer only: the embedded default needs no broker service.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR / 'celery.sqlite3'}")

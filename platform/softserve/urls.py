@@ -1,13 +1,17 @@
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from softserve.ops import views as ops_views
+from softserve.tenancy.accounts import ThrottledLoginView
 
 urlpatterns = [
     # Also answered by ProbeMiddleware before host checks; listed here so they resolve and reverse.
     path("healthz", ops_views.healthz, name="healthz"),
     path("readyz", ops_views.readyz, name="readyz"),
-    path("accounts/", include("django.contrib.auth.urls")),
+    # Sign in and out only: password reset needs a mail backend, and there is none.
+    path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/v1/", include("softserve.tenancy.urls")),

@@ -71,6 +71,7 @@ def exception_handler(exc, context):
     if response is None:
         return None
     fields = _flatten(exc.detail) if isinstance(exc, exceptions.ValidationError) else {}
+    fields = getattr(exc, "fields", None) or fields
     if isinstance(exc, exceptions.ValidationError):
         message = "The request has invalid fields." if fields else "The request is invalid."
         code = "invalid"
@@ -105,3 +106,15 @@ def failure_response(request: HttpRequest, exc: BaseException | None) -> HttpRes
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: Django calls it while handling the exception, so sys.exc_info() names it."""
     return failure_response(request, sys.exc_info()[1])
+
+
+class PayloadTooLarge(exceptions.APIException):
+    """A size limit of softserve.limits: bytes, rows or line length."""
+
+    status_code = 413
+    default_code = "too_large"
+    default_detail = "The request is over a size limit."
+
+    def __init__(self, detail: str | None = None, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(detail)
+        self.fields = fields or {}
