@@ -191,6 +191,11 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["softserve.tenancy.throttling.TenantRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "softserve.api.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "softserve.api.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "softserve.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": LIMITS.page_default,
     "UNAUTHENTICATED_USER": None,
