@@ -205,6 +205,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Soft prompts on one frozen model: datasets, prompts, jobs, predictions.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The error shape and statuses on every operation (softserve/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "softserve.api.schema.add_error_responses",
+    ],
     # Swagger UI from the drf-spectacular-sidecar package, never a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

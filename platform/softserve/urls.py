@@ -30,3 +30,5 @@ urlpatterns = [
 # Outages (database, Redis, broker) outside DRF views are 503s, other failures 500s: JSON under /api/,
 # a short page elsewhere, with the request id.
 handler500 = "softserve.api.errors.server_error"
+# A URL under /api/ that resolves to nothing: JSON in the error shape (a page elsewhere).
+handler404 = "softserve.api.errors.not_found"
