@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from webui.views import pages
+from webui.views import ops, pages
 
 app_name = "webui"
 
@@ -19,4 +19,9 @@ urlpatterns = [
     path("app/jobs/<uuid:pk>", pages.placeholder, name="job"),
     path("app/playground", pages.placeholder, name="playground"),
     path("app/settings", pages.placeholder, name="settings"),
+    # Operators (Django staff; anyone else: 404).
+    path("ops/", ops.dashboard, name="ops"),
+    path("ops/panel", ops.panel, name="ops-panel"),
+    path("ops/api/summary", ops.summary_json, name="ops-summary"),
+    path("ops/jobs/<uuid:pk>/<str:action>", ops.job_action, name="ops-job-action"),
 ]

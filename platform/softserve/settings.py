@@ -9,6 +9,8 @@ import dj_database_url
 
 from softserve.limits import Limits
 from softserve.storage import storages_setting
+from workers.contracts import JobPolicy
+from workers.logs import logging_config
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = Path(os.environ.get("SOFTSERVE_VAR_DIR", ROOT / "var"))
@@ -57,6 +59,8 @@ MIDDLEWARE = [
     "softserve.ops.middleware.ProbeMiddleware",
     # Then a request id on every answer, and outages (database, Redis, broker) as 503s with Retry-After.
     "softserve.api.middleware.OutageMiddleware",
+    # That request id on every log line of the request, the access line and the request metrics.
+    "softserve.ops.middleware.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from the web process (gunicorn or runserver), compressed and cached.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -216,6 +220,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# GPU jobs' time budget, attempt cap and heartbeat timeout (SOFTSERVE_JOB_*; shared with the workers).
+SOFTSERVE_JOB_POLICY = JobPolicy.from_env(os.environ)
+
 # Celery, as a producer only: the embedded default needs no broker service.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR / 'celery.sqlite3'}")
 
@@ -236,5 +243,9 @@ SERVING_MAX_INPUT_CHARS = int(os.environ.get("SERVING_MAX_INPUT_CHARS", 4000))
 # The serving workers' generation limit (the same variable they read): the most a request may ask for.
 SERVING_MAX_NEW_TOKENS = int(os.environ.get("SERVING_MAX_NEW_TOKENS", 32))
 
+# One JSON object per log line (SOFTSERVE_LOG_FORMAT, SOFTSERVE_LOG_LEVEL), the workers' format too.
+LOGGING = logging_config()
+# /ops/ reads serving request rates, latencies and cache hit rates from this Prometheus (empty: not shown).
+PROMETHEUS_URL = os.environ.get("PROMETHEUS_URL", "")
 # Operations. /readyz: each dependency (database, broker, storage) must answer within this many seconds.
 SOFTSERVE_READY_TIMEOUT_S = float(os.environ.get("SOFTSERVE_READY_TIMEOUT_S", 2))

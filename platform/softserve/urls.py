@@ -9,6 +9,7 @@ urlpatterns = [
     # Also answered by ProbeMiddleware before host checks; listed here so they resolve and reverse.
     path("healthz", ops_views.healthz, name="healthz"),
     path("readyz", ops_views.readyz, name="readyz"),
+    path("metrics", ops_views.metrics, name="metrics"),
     # Sign in and out only: password reset needs a mail backend, and there is none.
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

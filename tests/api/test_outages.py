@@ -179,12 +179,14 @@ def test_broker_down_when_a_job_is_created_still_answers_201_and_the_reconciler_
     broker.flushdb()
     settings.CELERY_BROKER_URL = redis_db_url(14)
     celery_app.cache_clear()
+    jobdb = JobDB(database_url({"DATABASE_URL": _database_url()}))
     try:
-        sent = reconcile(JobDB(database_url({"DATABASE_URL": _database_url()})), send_job, requeue_after_s=0)
+        sent = reconcile(jobdb, send_job, requeue_after_s=0)
         assert sent["resent"] == [str(job.pk)]
         messages = [json.loads(raw) for raw in broker.lrange(QUEUE_GPU, 0, -1)]
         assert [m["headers"]["task"] for m in messages] == [TASK_TUNE]
         assert [json.loads(base64.b64decode(m["body"]))[1] for m in messages] == [{"job_id": str(job.pk)}]
     finally:
+        jobdb.engine.dispose()  # else the test database cannot be dropped at the end of the run
         broker.flushdb()
         celery_app.cache_clear()

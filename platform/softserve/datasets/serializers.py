@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from softserve.datasets.models import Dataset, DatasetVersion
 from softserve.datasets.validation import FORMATS
+from workers.contracts import TaskType, choices
 
 
 class DatasetVersionSerializer(serializers.ModelSerializer):
@@ -58,7 +59,7 @@ class UploadSerializer(serializers.Serializer):
     )
     label_column = serializers.CharField(required=False, default="label", max_length=100)
     split_column = serializers.CharField(required=False, max_length=100)
-    task_type = serializers.ChoiceField(choices=["classification", "generation"], required=False)
+    task_type = serializers.ChoiceField(choices=choices(TaskType), required=False)
     labels = serializers.CharField(
         required=False,
         max_length=settings.LIMITS.max_labels * (settings.LIMITS.max_label_chars + 1),

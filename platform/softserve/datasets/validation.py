@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from softserve.limits import Limits
+from workers.contracts import TaskType
 
 FORMATS = ("csv", "tsv", "jsonl")
 SPLIT_ALIASES = {"train": "train", "dev": "dev", "validation": "dev", "valid": "dev"}
@@ -321,11 +322,11 @@ def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> Normalised
     if sources is None and not problems:
         problems.add(None, "the file has no rows")
     task_type = spec.task_type or (
-        "classification"
+        TaskType.CLASSIFICATION
         if not many_labels and 2 <= len(label_counts) <= limits.max_labels and len(label_counts) * 2 <= rows
-        else "generation"
+        else TaskType.GENERATION
     )
-    if not problems and task_type == "classification":
+    if not problems and task_type == TaskType.CLASSIFICATION:
         if many_labels or len(label_counts) > limits.max_labels:
             problems.add(None, f"more than {limits.max_labels} labels, the limit")
         elif any(len(label) > limits.max_label_chars for label in label_counts):
@@ -351,8 +352,8 @@ def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> Normalised
         size_bytes=size,
         columns=dict(zip(fields, sources or [], strict=False)),
         task_type=task_type,
-        labels=sorted(label_counts) if task_type == "classification" else [],
-        label_counts=dict(label_counts) if task_type == "classification" else {},
+        labels=sorted(label_counts) if task_type == TaskType.CLASSIFICATION else [],
+        label_counts=dict(label_counts) if task_type == TaskType.CLASSIFICATION else {},
         split_counts={"train": split_counts["train"], "dev": split_counts["dev"]},
         problems=list(problems),
         problems_not_listed=problems.not_listed,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -15,6 +16,7 @@ from softserve.prompts.models import PromptVersion, TaskPrompt, VersionStatus
 from softserve.tenancy.actions import record
 from softserve.tenancy.models import Quota
 from softserve.tenancy.permissions import Actor
+from workers.contracts import JobKind, JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def create_job(
     TaskPrompt.objects.for_tenant(actor.tenant).select_for_update().filter(
         pk=prompt.pk
     ).first()  # serialise numbering
-    if kind == "evaluate":
+    if kind == JobKind.EVALUATE:
         version = target
     else:
         version = PromptVersion.objects.create(
@@ -76,7 +78,7 @@ def create_job(
             method=spec["method"],
             hyperparameters=spec,
             dataset_version=dataset_version,
-            ensemble_size=spec.get("members", 1) if kind == "ensemble" else 1,
+            ensemble_size=spec.get("members", 1) if kind == JobKind.ENSEMBLE else 1,
         )
     job = Job.objects.create(
         tenant=actor.tenant, kind=kind, spec=spec, prompt_version=version, dataset_version=dataset_version
@@ -99,9 +101,9 @@ def cancel_job(actor: Actor, job: Job) -> Job:
     if not job.is_active:
         raise ValidationError({"status": [f"The job is {job.status}; only queued or running jobs cancel."]})
     job.cancel_requested = True
-    if job.status == "queued":
-        job.status, job.finished_at = "cancelled", timezone.now()
-        if job.kind != "evaluate":
+    if job.status == JobStatus.QUEUED:
+        job.status, job.finished_at = JobStatus.CANCELLED, timezone.now()
+        if job.kind != JobKind.EVALUATE:
             PromptVersion.objects.for_tenant(actor.tenant).filter(pk=job.prompt_version_id).update(
                 status=VersionStatus.CANCELLED
             )
@@ -113,16 +115,34 @@ def cancel_job(actor: Actor, job: Job) -> Job:
 @transaction.atomic
 def retry_job(actor: Actor, job: Job) -> Job:
     job = Job.objects.for_tenant(actor.tenant).select_for_update().get(pk=job.pk)
-    if job.status not in ("failed", "cancelled"):
+    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise ValidationError({"status": [f"The job is {job.status}; only failed or cancelled jobs retry."]})
     _check_quota(actor)
-    job.status, job.error, job.cancel_requested, job.finished_at = "queued", "", False, None
+    job.status, job.error, job.cancel_requested, job.finished_at = JobStatus.QUEUED, "", False, None
     job.queued_at = timezone.now()  # the reconciler's lost-message clock starts again
     job.save(update_fields=["status", "error", "cancel_requested", "finished_at", "queued_at"])
-    if job.kind != "evaluate":
+    if job.kind != JobKind.EVALUATE:
         PromptVersion.objects.for_tenant(actor.tenant).filter(pk=job.prompt_version_id).update(
             status=VersionStatus.PENDING
         )
-    record(actor, actor.tenant, "job.retry", job, after={"status": "queued"})
+    record(actor, actor.tenant, "job.retry", job, after={"status": JobStatus.QUEUED})
+    _enqueue_after_commit(job)
+    return job
+
+
+@transaction.atomic
+def requeue_stalled_job(actor: Actor, job: Job, stale_after_s: float) -> Job:
+    """A running job whose heartbeat stopped goes back to the queue now (what the reconciler does on its
+    own clock); the next worker resumes it from its last checkpoint. A live job is refused."""
+    job = Job.objects.for_tenant(actor.tenant).select_for_update().get(pk=job.pk)
+    stale_before = timezone.now() - timedelta(seconds=stale_after_s)
+    if job.status != JobStatus.RUNNING or (job.heartbeat_at and job.heartbeat_at >= stale_before):
+        raise ValidationError(
+            {"status": [f"The job is {job.status} with a live heartbeat; only stalled jobs are re-queued."]}
+        )
+    before = {"status": job.status, "worker": job.worker}
+    job.status, job.worker, job.queued_at = JobStatus.QUEUED, "", timezone.now()
+    job.save(update_fields=["status", "worker", "queued_at"])
+    record(actor, actor.tenant, "job.requeue", job, before=before, after={"status": "queued"})
     _enqueue_after_commit(job)
     return job

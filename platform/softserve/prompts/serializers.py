@@ -4,7 +4,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from softserve.prompts.models import NAME_PATTERN, Alias, PromptVersion, TaskPrompt
-from workers.contracts import template_fields
+from workers.contracts import TaskType, template_fields
 
 NAME_ERROR = {"invalid": "Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."}
 
@@ -99,8 +99,12 @@ class PromptSerializer(serializers.ModelSerializer):
     def validate(self, data: dict) -> dict:
         data.setdefault("base_model", settings.SOFTSERVE_BASE_MODELS[0])
         labels, verbalizer = data.get("labels") or [], data.get("verbalizer") or {}
-        if data["task_type"] == "classification":
-            if len(labels) < 2 or len(set(labels)) != len(labels) or not all(x.strip() for x in labels):
+        if data["task_type"] == TaskType.CLASSIFICATION:
+            if (
+                len(labels) < 2
+                or len(set(labels)) != len(labels)
+                or not all(isinstance(x, str) and x.strip() for x in labels)
+            ):
                 raise serializers.ValidationError({"labels": ["Two or more distinct, non-empty labels."]})
             unknown = sorted(set(verbalizer) - set(labels))
             if unknown:
