@@ -68,8 +68,3 @@ def server_error(request: HttpRequest) -> HttpResponse:
     """Readable, with the request id; rendered without context processors so it cannot fail again."""
     html = loader.get_template("500.html").render({"request_id": getattr(request, "request_id", "")})
     return HttpResponseServerError(html)
-
-
-@team_page()
-def placeholder(request: HttpRequest, **kwargs) -> HttpResponse:
-    return render(request, "webui/placeholder.html")

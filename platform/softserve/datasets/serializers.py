@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from softserve.datasets.models import Dataset, DatasetVersion
-from softserve.datasets.validation import FORMATS
+from softserve.datasets.validation import FORMATS, UploadSpec, detect_format
 
 
 class DatasetVersionSerializer(serializers.ModelSerializer):
@@ -74,3 +74,21 @@ class UploadSerializer(serializers.Serializer):
         if len(labels) < 2 or len(set(labels)) != len(labels):
             raise serializers.ValidationError("Give two or more distinct labels, comma-separated.")
         return labels
+
+    def upload_spec(self) -> UploadSpec:
+        """The validated request as the validator's spec (the API and the web UI share this)."""
+        data = self.validated_data
+        fmt = detect_format(data["file"].name, data.get("format"))
+        if fmt is None:
+            raise serializers.ValidationError(
+                {"format": ["Unknown file type; name the file .csv, .tsv or .jsonl or send format."]}
+            )
+        return UploadSpec(
+            format=fmt,
+            text_columns=data.get("text_columns"),
+            label_column=data["label_column"],
+            split_column=data.get("split_column"),
+            task_type=data.get("task_type"),
+            labels=data.get("labels"),
+            dev_fraction=data["dev_fraction"],
+        )
