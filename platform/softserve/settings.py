@@ -40,13 +40,16 @@ INSTALLED_APPS = [
     "softserve.prompts",
     "softserve.jobs",
     "softserve.serving",
+    "softserve.ops",
     "webui",  # the team pages (/app/) and operator pages (/ops/); a top-level package beside platform/
 ]
 MIGRATION_MODULES = {
-    app: f"migrations.{app}" for app in ("tenancy", "datasets", "prompts", "jobs", "serving")
+    app: f"migrations.{app}" for app in ("tenancy", "datasets", "prompts", "jobs", "serving", "ops")
 }
 
 MIDDLEWARE = [
+    # /healthz and /readyz first: no host check, session or authentication in front of a probe.
+    "softserve.ops.middleware.ProbeMiddleware",
     "webui.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from the web process (gunicorn or runserver), compressed and cached.
@@ -81,6 +84,9 @@ DATABASES = {
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR / 'softserve.sqlite3'}"), conn_max_age=60
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # A database that does not answer fails a request (and /readyz) in seconds, not the OS's minutes.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Concurrent writers (usage counts under prediction load) queue for SQLite's lock instead of failing
     # with "database is locked" when a read transaction tries to upgrade.
@@ -157,3 +163,6 @@ SERVING_MAX_INPUTS = int(os.environ.get("SERVING_MAX_INPUTS", 64))
 SERVING_MAX_INPUT_CHARS = int(os.environ.get("SERVING_MAX_INPUT_CHARS", 4000))
 # The serving workers' generation limit (the same variable they read): the most a request may ask for.
 SERVING_MAX_NEW_TOKENS = int(os.environ.get("SERVING_MAX_NEW_TOKENS", 32))
+
+# Operations. /readyz: each dependency (database, broker, storage) must answer within this many seconds.
+SOFTSERVE_READY_TIMEOUT_S = float(os.environ.get("SOFTSERVE_READY_TIMEOUT_S", 2))

@@ -209,3 +209,16 @@ def test_bad_input_exits_cleanly(trained, tiny_model_dirs, tmp_path):
     )
     _fails(run_cli("predict", "--prompt", str(trained["out"]), "--base-model", gpt2), "at least one input")
     assert not Path(out).exists()
+
+
+def test_template_escapes_typed_in_a_shell_are_the_characters_they_name():
+    from workers.engine.cli import _parser, template_argument
+
+    # What a shell passes for "Review: {text}\nSentiment:" is a backslash and an n.
+    typed = "Review: {text}" + "\\" + "nSentiment:" + "\\" + "t" + "\\" + "\\" + "x"
+    assert template_argument(typed) == "Review: {text}\nSentiment:\t\\x"
+    args = _parser().parse_args(
+        ["train", "--train", "t.csv", "--out", "o.safetensors", "--template", "Q: {text}\\nA:"]
+    )
+    assert args.template == "Q: {text}\nA:"
+    assert template_argument("no escapes {text}") == "no escapes {text}"

@@ -12,8 +12,8 @@ from softserve.producer import celery_app
 from softserve.prompts.models import PromptVersion
 from softserve.tenancy.models import ApiKey, Quota
 
-from tests.prompts.test_registry_api import ready_version
 from tests.net import redis_db_url
+from tests.prompts.test_registry_api import ready_version
 from tests.teams import bearer, make_dataset_version, make_prompt
 from workers.contracts import QUEUE_GPU, TASK_ENSEMBLE, TASK_EVALUATE, TASK_TUNE
 

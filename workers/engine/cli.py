@@ -18,6 +18,26 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+_TEMPLATE_ESCAPES = {"\\n": "\n", "\\t": "\t", "\\\\": "\\"}
+
+
+def template_argument(value: str) -> str:
+    """A template as typed in a shell: `\\n` and `\\t` are the newline and tab they name, `\\\\` a backslash.
+
+    A shell passes `"Review: {text}\\nSentiment:"` as a backslash and an `n`; a template means a newline.
+    """
+    out, i = [], 0
+    while i < len(value):
+        pair = value[i : i + 2]
+        if pair in _TEMPLATE_ESCAPES:
+            out.append(_TEMPLATE_ESCAPES[pair])
+            i += 2
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="softserve-engine", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
@@ -33,7 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     data = argparse.ArgumentParser(add_help=False)
     data.add_argument("--text-column", default=None, help="the single text column (default: text)")
     data.add_argument(
-        "--template", default=None, help='input template over columns, e.g. "{text_a} / {text_b}"'
+        "--template",
+        type=template_argument,
+        default=None,
+        help='input template over columns, e.g. "Review: {text}\\nSentiment:"; '
+        "\\n and \\t are a newline and a tab, \\\\ a backslash",
     )
     data.add_argument("--label-column", default="label")
     data.add_argument("--batch-size", type=int, default=32, help="rows per forward pass")
