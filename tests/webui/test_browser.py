@@ -94,6 +94,7 @@ def test_train_watch_cancel_promote_rollback_and_playground(page, stack):
     look(page, "prompt-new")
     page.get_by_role("button", name="Create prompt").click()
     page.wait_for_url("**/app/prompts/sentiment")
+    expect(page.locator("pre.code")).to_have_text("Review: {text}\nSentiment:")
 
     def start(steps: int) -> None:
         page.goto("/app/jobs/new?prompt=sentiment")
@@ -105,7 +106,7 @@ def test_train_watch_cancel_promote_rollback_and_playground(page, stack):
 
     page.goto("/app/jobs/new?prompt=sentiment")
     look(page, "job-new")
-    start(150)
+    start(60)
     page.evaluate("window.notReloaded = true")
     seen = set()
     for _ in range(600):
@@ -129,7 +130,7 @@ def test_train_watch_cancel_promote_rollback_and_playground(page, stack):
     expect(page.locator("#job-status")).to_have_text("cancelled", timeout=60_000)
     look(page, "job-cancelled")
 
-    start(20)  # v3
+    start(10)  # v3
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=120_000)
 
     page.goto("/app/prompts/sentiment")

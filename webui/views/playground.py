@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 
 from django.http import HttpRequest, HttpResponse
@@ -83,7 +84,7 @@ def playground(request: HttpRequest) -> HttpResponse:
         ),
         "curl": (
             f"curl -H 'Authorization: Bearer ss_…' -H 'Content-Type: application/json' \\\n"
-            f"     -d '{json.dumps(body)}' \\\n"
+            f"     -d {shlex.quote(json.dumps(body))} \\\n"
             f"     {url}"
         ),
         "python": (

@@ -68,7 +68,12 @@ def _datasets(request: HttpRequest) -> list[DatasetVersion]:
 
 @team_page()
 def prompt_new(request: HttpRequest) -> HttpResponse:
-    values = submitted(request) if request.method == "POST" else {"task_type": "classification"}
+    values = (
+        # Browsers send a textarea's line breaks as CRLF; the template means plain newlines.
+        {**submitted(request), "template": request.POST.get("template", "").replace("\r\n", "\n")}
+        if request.method == "POST"
+        else {"task_type": "classification", "template": "Review: {text}\nSentiment:"}
+    )
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         if not request.actor.may("train"):
@@ -78,7 +83,7 @@ def prompt_new(request: HttpRequest) -> HttpResponse:
             body = {
                 "name": values.get("name", ""),
                 "task_type": values.get("task_type", ""),
-                "template": request.POST.get("template", ""),  # kept verbatim: spaces and newlines matter
+                "template": values["template"],  # kept verbatim: spaces and newlines matter
                 "labels": labels,
                 "verbalizer": parse_verbalizer(values.get("verbalizer", "")),
             }

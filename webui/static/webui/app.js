@@ -39,6 +39,7 @@
       const existing = charts[id];
       if (existing && existing.canvas === canvas) {
         const next = chartConfig(spec);
+        existing.options = next.options;  // axis titles and the legend follow the series present now
         existing.data.labels = next.data.labels;
         next.data.datasets.forEach(function (d, i) {
           if (existing.data.datasets[i]) { existing.data.datasets[i].data = d.data; } else { existing.data.datasets.push(d); }
