@@ -36,8 +36,9 @@ def good_rows(rows: int = 120) -> bytes:
     return sst2_head(rows) + f'"{quoted}",positive\n'.encode()
 
 
-def upload(page, name: str, body: bytes, filename: str = "reviews.csv") -> None:
-    page.goto("/app/datasets")
+def upload(page, name: str, body: bytes, filename: str = "reviews.csv", navigate: bool = True) -> None:
+    if navigate:
+        page.goto("/app/datasets")
     page.get_by_label(re.compile("Data file")).set_input_files(csv_file(filename, body))
     expect(page.locator("#columns-found")).to_contain_text("Columns found: text, label")
     page.get_by_label("Dataset name").fill(name)
@@ -53,13 +54,17 @@ def test_upload_fix_report_and_label_chart(page, stack):
     sign_in(page, email, PASSWORD)
     look(page, "home-empty")
     broken = b"text,label\na fine film,positive\n,negative\nawful,\ngood,positive\n"
-    upload(page, "reviews", broken)
+    page.goto("/app/datasets")
+    record = "e => window.sent.push(e.detail.loaded)"
+    page.evaluate(f"window.sent = []; document.addEventListener('htmx:xhr:progress', {record})")
+    upload(page, "reviews", broken, navigate=False)
     report = page.locator("#upload-report")
     expect(report).to_contain_text("problem")
     rows = report.locator("tbody tr")
     expect(rows.first).to_contain_text("3")
     expect(rows.first).to_contain_text("text")
     expect(page.get_by_label("Dataset name")).to_have_value("reviews")  # the form kept its fields
+    assert page.evaluate("window.sent.length") > 0  # the progress bar was fed the bytes sent
     look(page, "datasets-upload-report")
     page.get_by_label(re.compile("Data file")).set_input_files(csv_file("reviews.csv", good_rows()))
     page.get_by_role("button", name="Upload and validate").click()

@@ -77,6 +77,10 @@ def test_another_teams_objects_answer_404(acme, globex, s3):
         if url.startswith(("/app/datasets/", "/app/prompts/", "/app/jobs/")) and not url.endswith("new"):
             assert client.get(url).status_code == 404, url
     assert client.get(f"/app/jobs/{job.pk}/live").status_code == 404
+    assert client.get(f"/app/playground?rows_from={dataset.pk}").status_code == 404
+    body = {"template": "{text}", "dataset_version": dataset.pk}
+    preview = client.post("/app/prompts/template-preview", body)
+    assert "No such dataset version." in preview.content.decode()
     assert client.post(f"/app/jobs/{job.pk}/cancel").status_code == 404
     assert client.get(f"/app/datasets/{dataset.dataset_id}/versions/1/download").status_code == 404
     assert client.post(f"/app/prompts/{main.name}/aliases", {"version": 1}).status_code == 404
@@ -225,3 +229,16 @@ def test_api_docs_serve_swagger_ui_locally(acme):
     html = browser(acme).get("/api/docs/").content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
     assert "cdn" not in html.lower()
+
+
+def test_playground_fills_inputs_from_a_dataset(acme, s3):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client = browser(acme)
+    make_prompt(acme)
+    upload = SimpleUploadedFile("r.csv", sst2_head(40))
+    client.post("/app/datasets/upload", {"name": "reviews", "file": upload}, HTTP_HX_REQUEST="true")
+    version = DatasetVersion.objects.for_tenant(acme.tenant).get()
+    page = client.get(f"/app/playground?prompt=sentiment&rows_from={version.pk}").content.decode()
+    box = page.split('id="id_inputs"')[1].split(">", 1)[1].split("</textarea>")[0]
+    assert len([line for line in box.splitlines() if line.strip()]) == 3

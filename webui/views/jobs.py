@@ -123,6 +123,8 @@ def job_new(request: HttpRequest) -> HttpResponse:
             **{k: v for k, v in request.GET.items() if k in ("prompt", "dataset_version")},
         }
     quota = Quota.objects.filter(tenant=tenant).first()
+    per_step = _estimate(tenant)
+    steps = values.get("steps", "")
     context = {
         "values": values,
         "errors": errors,
@@ -140,7 +142,8 @@ def job_new(request: HttpRequest) -> HttpResponse:
         "inits": INITS,
         "quota": quota,
         "active": Job.objects.for_tenant(tenant).filter(status__in=ACTIVE).count(),
-        "seconds_per_step": _estimate(tenant),
+        "seconds_per_step": per_step,
+        "estimate_s": per_step * int(steps) if per_step and steps.isdigit() else None,
     }
     return render(request, "webui/job_new.html", context, status=422 if errors else 200)
 

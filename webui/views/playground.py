@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 import shlex
 import time
+import uuid
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from rest_framework.exceptions import APIException, ValidationError
+from softserve.datasets.models import DatasetVersion
 from softserve.prompts.models import TaskPrompt
 from softserve.serving import actions
 
 from webui.forms import errors_of
+from webui.insights import preview_rows
 from webui.team import forbidden, team_page
 from workers.contracts import template_fields
 
 CHOICES = 200
+SAMPLE_ROWS = 3
 
 
 def _inputs(text: str, fields: list[str]) -> list:
@@ -30,6 +34,23 @@ def _inputs(text: str, fields: list[str]) -> list:
         raise ValidationError(
             {"inputs": [f"One JSON object per line with the fields {fields}: {exc.msg}."]}
         ) from exc
+
+
+def _dataset_rows(request: HttpRequest, version_id: str, prompt_name: str) -> str:
+    """A few rows of one of the team's dataset versions, as the inputs box expects them."""
+    try:
+        wanted = uuid.UUID(version_id)
+    except ValueError:
+        raise Http404("No such dataset version.") from None
+    version = DatasetVersion.objects.for_tenant(request.actor.tenant).filter(pk=wanted).first()
+    if version is None:
+        raise Http404("No such dataset version.")
+    prompt = TaskPrompt.objects.for_tenant(request.actor.tenant).filter(name=prompt_name).first()
+    fields = template_fields(prompt.template) if prompt else version.fields
+    rows = preview_rows(version, 1)[:SAMPLE_ROWS]
+    if len(fields) == 1:
+        return "\n".join(str(row.get(fields[0], "")) for row in rows)
+    return "\n".join(json.dumps({f: row.get(f, "") for f in fields}, ensure_ascii=False) for row in rows)
 
 
 def _ref(value: str) -> dict:
@@ -58,6 +79,9 @@ def playground(request: HttpRequest) -> HttpResponse:
     source = request.POST if request.method == "POST" else request.GET
     values = {k: source.get(k, "") for k in ("prompt", "ref", "ref_b", "inputs")}
     values["ref"] = values["ref"] or "production"
+    rows_from = request.GET.get("rows_from", "")
+    if request.method == "GET" and rows_from:
+        values["inputs"] = _dataset_rows(request, rows_from, values["prompt"])
     errors: dict[str, list[str]] = {}
     results = []
     if request.method == "POST":
@@ -79,6 +103,11 @@ def playground(request: HttpRequest) -> HttpResponse:
         "values": values,
         "errors": errors,
         "results": results,
+        "datasets": list(
+            DatasetVersion.objects.for_tenant(tenant)
+            .select_related("dataset")
+            .order_by("-created_at")[:CHOICES]
+        ),
         "prompts": list(
             TaskPrompt.objects.for_tenant(tenant).order_by("name").values_list("name", flat=True)[:CHOICES]
         ),

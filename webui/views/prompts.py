@@ -176,7 +176,6 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
     page = page_of(request, versions.select_related("dataset_version__dataset"), per_page=COMPARE)
     aliases = list(Alias.objects.for_tenant(tenant).filter(prompt=prompt).select_related("version"))
     history = alias_history(tenant, prompt)
-    ready = list(versions.filter(status="ready").values_list("number", flat=True)[:100])
     for version in page.object_list:
         version.alias_names = [a.name for a in aliases if a.version_id == version.pk]
         version.dev = (version.metrics or {}).get("dev") or {}
@@ -185,7 +184,6 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
         "page": page,
         "aliases": aliases,
         "history": history,
-        "ready": ready,
         "rollback": {a.name: _previous(history, a.name) for a in aliases},
         "may_move": request.actor.may("manage_aliases"),
     }
