@@ -15,11 +15,19 @@ from softserve.jobs.serializers import JobCreateSerializer
 from softserve.prompts.models import TaskPrompt
 from softserve.tenancy.models import Quota
 
-from webui.forms import errors_of, page_of, submitted
+from webui.forms import dataset_options, errors_of, name_options, page_of, submitted
 from webui.insights import thin
 from webui.team import forbidden, team_page
 from workers.contracts import INITS, JOB_KINDS, JOB_STATUSES, METHODS
 
+# A list shows status and step only: a long metric history (or result) is never decoded for it.
+LIST_DEFERRED = (
+    "metric_history",
+    "result",
+    "spec",
+    "prompt_version__hyperparameters",
+    "prompt_version__metrics",
+)
 CHOICES = 200  # prompts and dataset versions offered in the form's menus
 # One line per setting, shown beside it in the form.
 EXPLAINED = {
@@ -43,7 +51,11 @@ EXPLAINED = {
 
 @team_page()
 def job_list(request: HttpRequest) -> HttpResponse:
-    jobs = Job.objects.for_tenant(request.actor.tenant).select_related("prompt_version__prompt")
+    jobs = (
+        Job.objects.for_tenant(request.actor.tenant)
+        .select_related("prompt_version__prompt")
+        .defer(*LIST_DEFERRED)
+    )
     status, kind = request.GET.get("status", ""), request.GET.get("kind", "")
     if status in JOB_STATUSES:
         jobs = jobs.filter(status=status)
@@ -129,13 +141,15 @@ def job_new(request: HttpRequest) -> HttpResponse:
         "values": values,
         "errors": errors,
         "explained": EXPLAINED,
-        "prompts": list(
-            TaskPrompt.objects.for_tenant(tenant).order_by("name").values_list("name", flat=True)[:CHOICES]
+        "prompts": name_options(
+            TaskPrompt.objects.for_tenant(tenant).order_by("name").values_list("name", flat=True)[:CHOICES],
+            values.get("prompt", ""),
         ),
-        "datasets": list(
+        "datasets": dataset_options(
             DatasetVersion.objects.for_tenant(tenant)
             .select_related("dataset")
-            .order_by("-created_at")[:CHOICES]
+            .order_by("-created_at")[:CHOICES],
+            values.get("dataset_version", ""),
         ),
         "kinds": JOB_KINDS,
         "methods": METHODS,

@@ -17,6 +17,7 @@ from softserve.serving.models import Usage
 
 from webui import team
 from webui.team import team_page
+from webui.views.jobs import LIST_DEFERRED
 
 log = logging.getLogger(__name__)
 HOME_ROWS = 10
@@ -32,6 +33,7 @@ def home(request: HttpRequest) -> HttpResponse:
     jobs = list(
         Job.objects.for_tenant(tenant)
         .select_related("prompt_version__prompt")
+        .defer(*LIST_DEFERRED)
         .order_by("-created_at")[:HOME_ROWS]
     )
     prompts = list(TaskPrompt.objects.for_tenant(tenant).order_by("name")[:HOME_ROWS])

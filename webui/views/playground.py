@@ -14,7 +14,7 @@ from softserve.datasets.models import DatasetVersion
 from softserve.prompts.models import TaskPrompt
 from softserve.serving import actions
 
-from webui.forms import errors_of
+from webui.forms import dataset_options, errors_of, name_options
 from webui.insights import preview_rows
 from webui.team import forbidden, team_page
 from workers.contracts import template_fields
@@ -103,13 +103,14 @@ def playground(request: HttpRequest) -> HttpResponse:
         "values": values,
         "errors": errors,
         "results": results,
-        "datasets": list(
+        "datasets": dataset_options(
             DatasetVersion.objects.for_tenant(tenant)
             .select_related("dataset")
             .order_by("-created_at")[:CHOICES]
         ),
-        "prompts": list(
-            TaskPrompt.objects.for_tenant(tenant).order_by("name").values_list("name", flat=True)[:CHOICES]
+        "prompts": name_options(
+            TaskPrompt.objects.for_tenant(tenant).order_by("name").values_list("name", flat=True)[:CHOICES],
+            values["prompt"],
         ),
         "curl": (
             f"curl -H 'Authorization: Bearer ss_…' -H 'Content-Type: application/json' \\\n"

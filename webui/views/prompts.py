@@ -18,7 +18,7 @@ from softserve.prompts.serializers import PromptSerializer
 from softserve.prompts.views import ALIAS_PATTERN
 from softserve.tenancy.models import AuditEvent
 
-from webui.forms import FORM, errors_of, page_of, submitted
+from webui.forms import FORM, dataset_options, errors_of, page_of, submitted
 from webui.insights import preview_rows
 from webui.team import forbidden, team_page
 from workers.contracts import template_fields
@@ -58,8 +58,8 @@ def parse_verbalizer(text: str) -> dict[str, str]:
     return out
 
 
-def _datasets(request: HttpRequest) -> list[DatasetVersion]:
-    return list(
+def _datasets(request: HttpRequest) -> list[dict]:
+    return dataset_options(
         DatasetVersion.objects.for_tenant(request.actor.tenant)
         .select_related("dataset")
         .order_by("-created_at")[:DATASET_CHOICES]
