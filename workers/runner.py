@@ -15,6 +15,8 @@ from dataclasses import asdict
 from functools import cache
 from typing import Any
 
+from workers.config import worker_config
+from workers.contracts import JobKind, JobStatus, VersionStatus
 from workers.engine.artifact import PromptArtifact, artifact_bytes, artifact_from_bytes
 from workers.engine.base_model import FrozenModel, load_base_model
 from workers.engine.checkpoint import BankState
@@ -27,14 +29,10 @@ from workers.engine.trainer import Progress, TrainConfig
 from workers.jobdb import JobContext, JobDB
 from workers.storage import ObjectMissing, ObjectStore, prompt_key
 
-
-def _float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
-
-
-HEARTBEAT_S = _float("SOFTSERVE_HEARTBEAT_S", 5)
-STALE_AFTER_S = _float("SOFTSERVE_HEARTBEAT_TIMEOUT_S", 60)
-CHECKPOINT_EVERY = int(os.environ.get("SOFTSERVE_CHECKPOINT_EVERY", "50"))
+CONFIG = worker_config()
+HEARTBEAT_S = CONFIG.heartbeat_s
+STALE_AFTER_S = CONFIG.heartbeat_timeout_s
+CHECKPOINT_EVERY = CONFIG.checkpoint_every
 
 
 class JobFailed(Exception):
@@ -144,7 +142,7 @@ def _train_config(spec: dict[str, Any], kind: str) -> TrainConfig:
             steps=spec.get("steps", 300),
             eval_every=spec.get("eval_every", max(1, min(50, spec.get("steps", 300) // 6))),
             max_minutes=spec.get("max_minutes"),
-            ensemble_size=spec.get("members", 5) if kind == "ensemble" else 1,
+            ensemble_size=spec.get("members", 5) if kind == JobKind.ENSEMBLE else 1,
             seed=spec.get("seed", 0),
         )
     except (EngineError, TypeError, ValueError) as exc:
@@ -219,24 +217,24 @@ def run_training(db: JobDB, store: ObjectStore, context: JobContext, kind: str, 
         db.finish(
             job_id,
             worker,
-            "cancelled",
+            JobStatus.CANCELLED,
             {"stopped_at_step": artifact.metrics["steps_run"]},
-            version={"id": context.version["id"], "status": "cancelled"},
+            version={"id": context.version["id"], "status": VersionStatus.CANCELLED},
         )
-        return "cancelled"
+        return JobStatus.CANCELLED
     data = artifact_bytes(artifact)
     store.put_bytes(artifact_key, data)
     metrics = {**artifact.metrics, "train_rows": len(train), "dev_rows": len(dev)}
     version = {
         "id": context.version["id"],
-        "status": "ready",
+        "status": VersionStatus.READY,
         "artifact_key": artifact_key,
         "artifact_sha256": hashlib.sha256(data).hexdigest(),
         "metrics": metrics,
     }
-    if not db.finish(job_id, worker, "succeeded", metrics, version=version):
+    if not db.finish(job_id, worker, JobStatus.SUCCEEDED, metrics, version=version):
         raise JobLost(job_id)
-    return "succeeded"
+    return JobStatus.SUCCEEDED
 
 
 def run_evaluation(db: JobDB, store: ObjectStore, context: JobContext, worker: str) -> str:
@@ -266,15 +264,15 @@ def run_evaluation(db: JobDB, store: ObjectStore, context: JobContext, worker: s
     result = {**metrics, "dataset_version": context.dataset["id"], "evaluated_at": round(time.time())}
     if members:
         result["members"] = members
-    if not db.finish(job_id, worker, "succeeded", result):
+    if not db.finish(job_id, worker, JobStatus.SUCCEEDED, result):
         raise JobLost(job_id)
     db.merge_version_metrics(context.version["id"], context.dataset["id"], result)
-    return "succeeded"
+    return JobStatus.SUCCEEDED
 
 
 def _fail(db: JobDB, context_version: str | None, job_id: str, worker: str, message: str) -> None:
-    version = {"id": context_version, "status": "failed"} if context_version else None
-    db.finish(job_id, worker, "failed", error=message, version=version)
+    version = {"id": context_version, "status": VersionStatus.FAILED} if context_version else None
+    db.finish(job_id, worker, JobStatus.FAILED, error=message, version=version)
 
 
 def run_job(
@@ -287,10 +285,10 @@ def run_job(
         job = db.job(job_id)
         if job is None:
             return "missing"
-        if job["status"] == "running":
+        if job["status"] == JobStatus.RUNNING:
             raise NotClaimable(job_id)
         return f"left alone ({job['status']})"
-    trains, version_id = kind != "evaluate", None
+    trains, version_id = kind != JobKind.EVALUATE, None
     try:
         context = db.context(job_id)
         if not trains:
@@ -299,7 +297,7 @@ def run_job(
         return run_training(db, store, context, kind, worker)
     except (JobFailed, EngineError) as exc:  # EngineError: a base model that cannot load, a bad prompt
         _fail(db, version_id, job_id, worker, str(exc))
-        return "failed"
+        return JobStatus.FAILED
     except JobLost:
         return "lost"
     except transient:

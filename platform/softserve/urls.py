@@ -1,13 +1,17 @@
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from softserve.ops import views as ops_views
+from softserve.tenancy.accounts import ThrottledLoginView
 
 urlpatterns = [
     # Also answered by ProbeMiddleware before host checks; listed here so they resolve and reverse.
     path("healthz", ops_views.healthz, name="healthz"),
     path("readyz", ops_views.readyz, name="readyz"),
-    path("accounts/", include("django.contrib.auth.urls")),
+    # Sign in and out only: password reset needs a mail backend, and there is none.
+    path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/v1/", include("softserve.tenancy.urls")),
@@ -17,5 +21,7 @@ urlpatterns = [
     path("api/v1/", include("softserve.jobs.urls")),
     path("", include("webui.urls")),
 ]
-# A readable page with the request id instead of a bare 500 (API errors keep their JSON shape).
-handler500 = "webui.views.pages.server_error"
+
+# Outages (database, Redis, broker) outside DRF views are 503s, other failures 500s: JSON under /api/,
+# a short page elsewhere, with the request id.
+handler500 = "softserve.api.errors.server_error"

@@ -105,9 +105,9 @@ class WebServer:
             if self.proc.poll() is not None:
                 raise AssertionError(f"gunicorn exited with {self.proc.returncode}:\n{self.logs()}")
             try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or a busy CPU
                 pass
             time.sleep(0.2)
         raise AssertionError(f"gunicorn did not answer /healthz within {timeout}s:\n{self.logs()}")

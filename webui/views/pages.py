@@ -6,9 +6,8 @@ import logging
 from datetime import timedelta
 
 from django.db.models import Sum
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerError
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template import loader
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from softserve.jobs.models import Job
@@ -64,9 +63,3 @@ def switch_team(request: HttpRequest) -> HttpResponse:
     if response is None:
         raise Http404("Not a team of yours.")
     return response
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
-    """Readable, with the request id; rendered without context processors so it cannot fail again."""
-    html = loader.get_template("500.html").render({"request_id": getattr(request, "request_id", "")})
-    return HttpResponseServerError(html)

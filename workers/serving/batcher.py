@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workers.contracts import ServeReply, ServeRequest
+from workers.contracts import ServeReply, ServeRequest, ServingStatus
 from workers.engine.base_model import FrozenModel
 from workers.engine.errors import EngineError
 from workers.engine.inference import LoadedPrompt, predict_mixed
@@ -63,12 +63,14 @@ class Batcher:
             request = pending.request
             metrics.QUEUE_WAIT.observe(max(0.0, started - request["enqueued_at"]))
             if request["deadline"] <= started:
-                replies[i] = self._reply(request, "expired", error="The deadline passed before compute.")
+                replies[i] = self._reply(
+                    request, ServingStatus.EXPIRED, error="The deadline passed before compute."
+                )
                 continue
             try:
                 rows.extend(self._rows(i, request))
             except (EngineError, ObjectMissing) as exc:
-                replies[i] = self._reply(request, "error", error=str(exc))
+                replies[i] = self._reply(request, ServingStatus.ERROR, error=str(exc))
         outputs: dict[int, list[dict[str, Any] | None]] = {
             i: [None] * len(p.request["inputs"]) for i, p in enumerate(batch) if replies[i] is None
         }
@@ -93,9 +95,9 @@ class Batcher:
         for i, outs in outputs.items():
             request = batch[i].request
             if i in failures:
-                replies[i] = self._reply(request, "error", error=failures[i])
+                replies[i] = self._reply(request, ServingStatus.ERROR, error=failures[i])
             else:
-                replies[i] = self._reply(request, "ok", outputs=outs)
+                replies[i] = self._reply(request, ServingStatus.OK, outputs=outs)
         batch_ms = round(1000 * (time.time() - started), 2)
         for reply, pending in zip(replies, batch, strict=True):
             reply["queue_ms"] = round(max(0.0, 1000 * (started - pending.request["enqueued_at"])), 2)

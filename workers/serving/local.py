@@ -13,7 +13,7 @@ import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from workers.contracts import ServeReply, ServeRequest
+from workers.contracts import ServeReply, ServeRequest, ServingStatus
 from workers.serving.config import ServingConfig
 from workers.serving.queueing import Pending, run_loop
 
@@ -91,7 +91,7 @@ class LocalPool:
             for pending in self.source.take(self.config.max_batch_rows, 0, self.stop):
                 reply: ServeReply = {
                     "request_id": pending.request["request_id"],
-                    "status": "error",
+                    "status": ServingStatus.ERROR,
                     "error": message,
                 }
                 self.source.reply(pending, reply)

@@ -20,6 +20,7 @@ from workers.contracts import (
     SERVING_GROUP,
     SERVING_REPLY_TTL_S,
     ServeReply,
+    ServingStatus,
     serving_replied_key,
     serving_reply_key,
     serving_stream,
@@ -135,7 +136,9 @@ class RedisSource:
         log.error("giving up request %s after %d deliveries", request["request_id"], deliveries)
         metrics.GIVEN_UP.inc()
         error = f"{deliveries - 1} serving workers stopped while holding this request; it is not retried."
-        self.reply(pending, {"request_id": request["request_id"], "status": "error", "error": error})
+        self.reply(
+            pending, {"request_id": request["request_id"], "status": ServingStatus.ERROR, "error": error}
+        )
         return True
 
     def _decode(self, entries: list) -> list[Pending]:

@@ -15,7 +15,7 @@ from softserve.prompts.models import Alias, PromptVersion, TaskPrompt, VersionSt
 from softserve.serving import client
 from softserve.serving.models import Usage
 from softserve.tenancy.permissions import Actor
-from workers.contracts import ServeRequest, template_fields
+from workers.contracts import ServeRequest, ServingStatus, template_fields
 
 DEFAULT_ALIAS = "production"
 
@@ -154,9 +154,9 @@ def predict(
         raise Overloaded from None
     except client.NoReply:
         raise DeadlineExceeded from None
-    if reply.get("status") == "expired":
+    if reply.get("status") == ServingStatus.EXPIRED:
         raise DeadlineExceeded
-    if reply.get("status") != "ok":
+    if reply.get("status") != ServingStatus.OK:
         raise ServingFailed(f"The serving pool could not answer: {reply.get('error', 'unknown error')}")
     round_trip_ms = 1000 * (time.perf_counter() - sent)
     Usage.count(actor.tenant, prompt.name, len(rows))
