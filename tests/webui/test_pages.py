@@ -242,3 +242,19 @@ def test_playground_fills_inputs_from_a_dataset(acme, s3):
     page = client.get(f"/app/playground?prompt=sentiment&rows_from={version.pk}").content.decode()
     box = page.split('id="id_inputs"')[1].split(">", 1)[1].split("</textarea>")[0]
     assert len([line for line in box.splitlines() if line.strip()]) == 3
+
+
+def test_usage_chart_keeps_the_busiest_prompts_and_sums_the_rest(acme):
+    import json
+
+    from django.utils import timezone
+    from softserve.serving.models import Usage
+
+    today = timezone.now().date()
+    for i in range(10):
+        Usage.objects.create(tenant=acme.tenant, prompt_name=f"p{i}", day=today, requests=1, inputs=10 + i)
+    html = browser(acme).get("/app/settings").content.decode()
+    chart = json.loads(html.split('id="usage-chart-data" type="application/json">')[1].split("</script>")[0])
+    names = [d["label"] for d in chart["datasets"]]
+    assert names == [f"p{i}" for i in range(9, 1, -1)] + ["other"]
+    assert chart["datasets"][-1]["data"][-1] == 10 + 11  # p0 and p1, today

@@ -89,7 +89,7 @@ def _estimate(tenant) -> float | None:
     last = (
         Job.objects.for_tenant(tenant)
         .filter(status="succeeded", kind__in=("tune", "ensemble"))
-        .order_by("-finished_at")
+        .order_by("-created_at")  # the (tenant, -created_at) index: no sort of all the team's jobs
         .values_list("progress", flat=True)
         .first()
     )
