@@ -7,23 +7,135 @@ only: the database is the source of truth for a job's spec and state.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from enum import StrEnum
 from typing import NotRequired, TypedDict
+
+# Templates have one parser, the engine's (standard library only, so this stays torch-free); re-exported
+# here for the platform's imports.
+from workers.engine.task import template_fields as template_fields
+
+
+# --- the vocabulary: every state and kind, one StrEnum each (Django's choices derive from these) -------
+class JobKind(StrEnum):
+    TUNE = "tune"
+    ENSEMBLE = "ensemble"
+    EVALUATE = "evaluate"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# A job in one of these holds its tenant's concurrent-jobs quota.
+JOB_ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+JOB_FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class VersionStatus(StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class FailureReason(StrEnum):
+    """Why a job failed, as a category an operator can group by; the job's `error` says it in words."""
+
+    BAD_INPUT = "bad_input"  # data or hyper-parameters the engine refuses (the message says which)
+    DATA_MISSING = "data_missing"  # the dataset version or its stored rows are gone
+    OUT_OF_MEMORY = "out_of_memory"
+    WORKER_LOST = "worker_lost"  # the job stopped its worker too many times (JobPolicy.max_attempts)
+    INTERNAL = "internal"  # anything unexpected: details in the worker's log and `error_detail` only
+
+
+class Method(StrEnum):
+    PROMPT = "prompt"
+    PTUNING = "ptuning"
+    PREFIX = "prefix"
+
+
+class Init(StrEnum):
+    RANDOM = "random"
+    VOCAB = "vocab"
+    LABELS = "labels"
+    TEXT = "text"
+
+
+class TaskType(StrEnum):
+    CLASSIFICATION = "classification"
+    GENERATION = "generation"
+
+
+class ServingStatus(StrEnum):
+    """A serving reply's status."""
+
+    OK = "ok"
+    EXPIRED = "expired"
+    ERROR = "error"
+
+
+def choices(vocabulary: type[StrEnum], titled: bool = False) -> list[tuple[str, str]]:
+    """Django `choices` for a vocabulary (`titled`: labels as Django's TextChoices spell them)."""
+    return [(m.value, m.name.replace("_", " ").title() if titled else m.value) for m in vocabulary]
+
 
 TASK_TUNE = "softserve.jobs.tune"
 TASK_ENSEMBLE = "softserve.jobs.ensemble"
 TASK_EVALUATE = "softserve.jobs.evaluate"
-TASK_FOR_KIND = {"tune": TASK_TUNE, "ensemble": TASK_ENSEMBLE, "evaluate": TASK_EVALUATE}
+TASK_FOR_KIND = {JobKind.TUNE: TASK_TUNE, JobKind.ENSEMBLE: TASK_ENSEMBLE, JobKind.EVALUATE: TASK_EVALUATE}
 # Periodic (Celery beat): re-queue stalled jobs, re-send lost messages. Workers only.
 TASK_RECONCILE = "softserve.maintenance.reconcile"
 
 QUEUE_GPU = "gpu"
 QUEUE_DEFAULT = "default"
 
-JOB_KINDS = tuple(TASK_FOR_KIND)
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-METHODS = ("prompt", "ptuning", "prefix")
-INITS = ("random", "vocab", "labels", "text")
+JOB_KINDS = tuple(JobKind)
+JOB_STATUSES = tuple(JobStatus)
+METHODS = tuple(Method)
+INITS = tuple(Init)
+
+
+def _env_value(kind: type, raw: str) -> object:
+    return raw.lower() in ("1", "true", "yes", "on") if kind is bool else kind(raw)
+
+
+@dataclass(frozen=True)
+class JobPolicy:
+    """The GPU-time limits both sides enforce: the platform validates job requests and cancels against
+    them, the workers stop, fail and take over jobs by them. From SOFTSERVE_* variables (.env.example)."""
+
+    # Wall-clock budget of a job that names no max_minutes, and the most one may ask for. The budget
+    # counts every attempt (a resumed job does not start its clock again); when it runs out, training
+    # stops and the job keeps its best prompt so far.
+    job_default_minutes: float = 120.0
+    job_max_minutes: float = 24 * 60.0
+    # A job whose worker stops (killed, crashed) this many times in a row without the job reaching a new
+    # checkpoint ends failed instead of being handed to yet another worker.
+    job_max_attempts: int = 3
+    # A running job that has not written a heartbeat for this long has lost its worker.
+    heartbeat_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.job_default_minutes <= self.job_max_minutes:
+            raise ValueError("SOFTSERVE_JOB_DEFAULT_MINUTES must be > 0 and ≤ SOFTSERVE_JOB_MAX_MINUTES.")
+        if self.job_max_attempts < 1 or self.heartbeat_timeout_s <= 0:
+            raise ValueError(
+                "SOFTSERVE_JOB_MAX_ATTEMPTS ≥ 1 and SOFTSERVE_HEARTBEAT_TIMEOUT_S > 0 are required."
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> JobPolicy:
+        values = {}
+        for f in fields(cls):
+            raw = env.get(f"SOFTSERVE_{f.name.upper()}", "")
+            if raw != "":
+                values[f.name] = _env_value(type(f.default), raw)
+        return cls(**values)
 
 
 class JobPayload(TypedDict):
@@ -37,19 +149,32 @@ def job_payload(job_id: str) -> JobPayload:
 # --- serving: the request stream of each base model, and where a reply goes ---------------------
 SERVING_GROUP = "serving"
 SERVING_REPLY_TTL_S = 300
-SERVING_STATUSES = ("ok", "expired", "error")
-# Why a request failed (a reply's `code` when its status is "error"), and the one message a tenant is shown
-# for it: stable text, never an exception's. The detail stays in the worker's log under the request id.
-SERVING_ERRORS = {
-    "internal": "The serving pool failed on this request.",
-    "too_large": (
+SERVING_STATUSES = tuple(ServingStatus)
+
+
+class ServingError(StrEnum):
+    """Why a request failed: a reply's `code` when its status is "error"."""
+
+    INTERNAL = "internal"
+    TOO_LARGE = "too_large"
+    INVALID_INPUT = "invalid_input"
+    PROMPT_UNAVAILABLE = "prompt_unavailable"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    GIVEN_UP = "given_up"
+
+
+# The one message a tenant is shown for each code: stable text, never an exception's. The detail stays in
+# the worker's log under the request id.
+SERVING_ERRORS: dict[str, str] = {
+    ServingError.INTERNAL: "The serving pool failed on this request.",
+    ServingError.TOO_LARGE: (
         "An input needs more model positions than one batch holds (SERVING_MAX_BATCH_TOKENS / "
         "SERVING_MAX_BATCH_ROWS, counting a row per label for multi-token labels); shorten it."
     ),
-    "invalid_input": "The prompt cannot be applied to this input.",
-    "prompt_unavailable": "The prompt version cannot be loaded by the serving pool.",
-    "model_unavailable": "The serving pool cannot load this prompt's base model.",
-    "given_up": "Serving workers kept stopping while holding this request; it is not retried.",
+    ServingError.INVALID_INPUT: "The prompt cannot be applied to this input.",
+    ServingError.PROMPT_UNAVAILABLE: "The prompt version cannot be loaded by the serving pool.",
+    ServingError.MODEL_UNAVAILABLE: "The serving pool cannot load this prompt's base model.",
+    ServingError.GIVEN_UP: "Serving workers kept stopping while holding this request; it is not retried.",
 }
 
 

@@ -8,17 +8,16 @@ so a job re-queued behind a stalled worker's back is never written by two.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-ROOT = Path(__file__).resolve().parents[1]
+from workers.config import WorkerConfig, worker_config
+from workers.contracts import JobStatus
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "jobs_job": (
@@ -45,15 +44,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 _JSON = {"spec", "progress", "metric_history", "result", "metrics", "labels", "verbalizer", "columns"}
 
 
-def database_url(env: dict[str, str] | None = None) -> str:
+def database_url(env: dict[str, str]) -> str:
     """Django's DATABASE_URL (same default: SQLite under SOFTSERVE_VAR_DIR) in SQLAlchemy's spelling."""
-    env = dict(os.environ) if env is None else env
-    var_dir = Path(env.get("SOFTSERVE_VAR_DIR", str(ROOT / "var")))
-    url = env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'softserve.sqlite3'}"
-    for scheme in ("postgres://", "postgresql://", "pgsql://"):
-        if url.startswith(scheme):
-            return "postgresql+psycopg://" + url[len(scheme) :]
-    return url
+    return WorkerConfig.from_env(env).database_url
 
 
 @dataclass(frozen=True)
@@ -109,9 +102,9 @@ class JobDB:
         (its worker died) or that this same worker held (a retry after a transient error)."""
         jobs, now = self.jobs, self._now()
         claimable = sa.or_(
-            jobs.c.status == "queued",
+            jobs.c.status == JobStatus.QUEUED,
             sa.and_(
-                jobs.c.status == "running",
+                jobs.c.status == JobStatus.RUNNING,
                 sa.or_(jobs.c.heartbeat_at < now - timedelta(seconds=stale_after_s), jobs.c.worker == worker),
             ),
         )
@@ -119,7 +112,7 @@ class JobDB:
             jobs.update()
             .where(jobs.c.id == self._id(job_id), claimable, jobs.c.cancel_requested == sa.false())
             .values(
-                status="running",
+                status=JobStatus.RUNNING,
                 worker=worker,
                 attempts=jobs.c.attempts + 1,
                 started_at=sa.func.coalesce(jobs.c.started_at, now),
@@ -155,7 +148,9 @@ class JobDB:
 
     def _owned(self, job_id: str, worker: str) -> Any:
         return sa.and_(
-            self.jobs.c.id == self._id(job_id), self.jobs.c.worker == worker, self.jobs.c.status == "running"
+            self.jobs.c.id == self._id(job_id),
+            self.jobs.c.worker == worker,
+            self.jobs.c.status == JobStatus.RUNNING,
         )
 
     def heartbeat(
@@ -215,22 +210,22 @@ class JobDB:
             conn.execute(
                 self.jobs.update()
                 .where(self._owned(job_id, worker))
-                .values(status="queued", queued_at=self._now())
+                .values(status=JobStatus.QUEUED, queued_at=self._now())
             )
 
     def requeue_stalled(self, stale_after_s: float) -> list[tuple[str, str]]:
         """running jobs whose heartbeat stopped → queued again; returns (id, kind) of each to re-send."""
         now, jobs = self._now(), self.jobs
         stalled = sa.and_(
-            jobs.c.status == "running", jobs.c.heartbeat_at < now - timedelta(seconds=stale_after_s)
+            jobs.c.status == JobStatus.RUNNING, jobs.c.heartbeat_at < now - timedelta(seconds=stale_after_s)
         )
-        return self._requeue(stalled, {"status": "queued", "worker": "", "queued_at": now})
+        return self._requeue(stalled, {"status": JobStatus.QUEUED, "worker": "", "queued_at": now})
 
     def unclaimed(self, older_than_s: float) -> list[tuple[str, str]]:
         """queued jobs nobody claimed in time (a lost message); their clock restarts as they are re-sent."""
         now, jobs = self._now(), self.jobs
         lost = sa.and_(
-            jobs.c.status == "queued",
+            jobs.c.status == JobStatus.QUEUED,
             jobs.c.cancel_requested == sa.false(),
             jobs.c.queued_at < now - timedelta(seconds=older_than_s),
         )
@@ -268,4 +263,4 @@ class JobDB:
 @cache
 def default_db() -> JobDB:
     """The process's connection pool and reflected tables, built once from the environment."""
-    return JobDB(database_url())
+    return JobDB(worker_config().database_url)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as S3ConnectionError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from workers import runner
-from workers.celeryconf import app
+from workers.celeryconf import CONFIG, app
 from workers.contracts import (
     QUEUE_GPU,
     TASK_ENSEMBLE,
@@ -17,6 +15,7 @@ from workers.contracts import (
     TASK_FOR_KIND,
     TASK_RECONCILE,
     TASK_TUNE,
+    JobKind,
     job_payload,
 )
 from workers.jobdb import default_db
@@ -24,7 +23,6 @@ from workers.storage import default_store
 
 # Database or object-store outages: retry with exponential backoff; anything else fails the job.
 TRANSIENT = (OperationalError, InterfaceError, S3ConnectionError, ConnectionClosedError, ReadTimeoutError)
-REQUEUE_UNCLAIMED_AFTER_S = float(os.environ.get("SOFTSERVE_REQUEUE_UNCLAIMED_S", "600"))
 RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 5, "retry_backoff_max": 300, "max_retries": 10}
 
 
@@ -37,17 +35,17 @@ def _run(task, job_id: str, kind: str) -> str:
 
 @app.task(name=TASK_TUNE, bind=True, **RETRY)
 def tune(self, job_id: str) -> str:
-    return _run(self, job_id, "tune")
+    return _run(self, job_id, JobKind.TUNE)
 
 
 @app.task(name=TASK_ENSEMBLE, bind=True, **RETRY)
 def ensemble(self, job_id: str) -> str:
-    return _run(self, job_id, "ensemble")
+    return _run(self, job_id, JobKind.ENSEMBLE)
 
 
 @app.task(name=TASK_EVALUATE, bind=True, **RETRY)
 def evaluate(self, job_id: str) -> str:
-    return _run(self, job_id, "evaluate")
+    return _run(self, job_id, JobKind.EVALUATE)
 
 
 def send_job(job_id: str, kind: str) -> None:
@@ -56,4 +54,4 @@ def send_job(job_id: str, kind: str) -> None:
 
 @app.task(name=TASK_RECONCILE)
 def reconcile() -> dict[str, list[str]]:
-    return runner.reconcile(default_db(), send_job, REQUEUE_UNCLAIMED_AFTER_S)
+    return runner.reconcile(default_db(), send_job, CONFIG.requeue_unclaimed_s)

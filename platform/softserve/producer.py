@@ -13,11 +13,25 @@ from workers.contracts import QUEUE_GPU, TASK_FOR_KIND, job_payload
 @cache
 def celery_app() -> Celery:
     app = Celery("softserve-platform", broker=settings.CELERY_BROKER_URL)
+    # A broker that is down or never answers fails a send within seconds instead of holding a web thread:
+    # the job row is committed already and the reconciler re-sends it (see jobs/actions.py).
+    transport = (
+        {
+            "socket_connect_timeout": settings.REDIS_CONNECT_TIMEOUT_S,
+            "socket_timeout": settings.REDIS_SOCKET_TIMEOUT_S,
+        }
+        if settings.CELERY_BROKER_URL.startswith(("redis", "rediss"))
+        else {}
+    )
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
+        broker_connection_timeout=settings.REDIS_CONNECT_TIMEOUT_S,
+        broker_transport_options=transport,
+        # One quick retry (a connection the broker closed on restart), not a loop the client waits on.
+        task_publish_retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
     )
     return app
 

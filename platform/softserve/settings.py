@@ -7,7 +7,10 @@ from pathlib import Path
 
 import dj_database_url
 
+from softserve.limits import Limits
 from softserve.storage import storages_setting
+from workers.contracts import JobPolicy
+from workers.logs import logging_config
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = Path(os.environ.get("SOFTSERVE_VAR_DIR", ROOT / "var"))
@@ -19,8 +22,12 @@ def _bool(name: str, default: bool) -> bool:
 
 
 DEBUG = _bool("DJANGO_DEBUG", False)
-# The embedded default is for a laptop; production sets its own secret.
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "softserve-embedded-default-not-for-production")
+# Production mode: HTTPS only (secure cookies, HSTS, redirect to https) and a secret of its own. Off (the
+# embedded default, `make run` and the tests on plain http://127.0.0.1), the embedded secret is accepted;
+# on, the `softserve.E001` system check refuses it, so nothing starts with a secret everyone knows.
+SECURE = _bool("DJANGO_SECURE", False)
+EMBEDDED_SECRET_KEY = "softserve-embedded-default-not-for-production"
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", EMBEDDED_SECRET_KEY)
 ALLOWED_HOSTS = [
     h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver").split(",") if h
 ]
@@ -33,23 +40,39 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served locally: /api/docs/ works offline
+    "django_htmx",
     "softserve.tenancy",
     "softserve.datasets",
     "softserve.prompts",
     "softserve.jobs",
     "softserve.serving",
+    "softserve.ops",
+    "webui",  # the team pages (/app/) and operator pages (/ops/); a top-level package beside platform/
 ]
 MIGRATION_MODULES = {
-    app: f"migrations.{app}" for app in ("tenancy", "datasets", "prompts", "jobs", "serving")
+    app: f"migrations.{app}" for app in ("tenancy", "datasets", "prompts", "jobs", "serving", "ops")
 }
 
 MIDDLEWARE = [
+    # /healthz and /readyz first: no host check, session or authentication in front of a probe.
+    "softserve.ops.middleware.ProbeMiddleware",
+    # Then a request id on every answer, and outages (database, Redis, broker) as 503s with Retry-After.
+    "softserve.api.middleware.OutageMiddleware",
+    # That request id on every log line of the request, the access line and the request metrics.
+    "softserve.ops.middleware.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from the web process (gunicorn or runserver), compressed and cached.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Refuses an over-sized request (413, the API's error shape) before anything reads its body.
+    "softserve.api.middleware.RequestSizeLimit",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 ROOT_URLCONF = "softserve.urls"
 TEMPLATES = [
@@ -62,6 +85,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "webui.context.team",
             ]
         },
     }
@@ -70,34 +94,96 @@ WSGI_APPLICATION = "softserve.wsgi.application"
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR / 'softserve.sqlite3'}"), conn_max_age=60
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR / 'softserve.sqlite3'}"),
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE_S", 60)),
+        # A persistent connection is checked before a request reuses it, so a restarted database costs
+        # the requests made while it was down (503s), not every request of a stale connection afterwards.
+        conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # A database host that does not answer fails the request in this long instead of hanging its thread.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = int(
+        os.environ.get("DATABASE_CONNECT_TIMEOUT_S", 5)
+    )
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Concurrent writers (usage counts under prediction load) queue for SQLite's lock instead of failing
     # with "database is locked" when a read transaction tries to upgrade.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 30})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Every Redis client of the web process (the cache, Celery's producer) gives up after these many seconds
+# on connecting and on each reply: a Redis that accepts connections but never answers costs a request
+# this long, never a web thread for good.
+REDIS_CONNECT_TIMEOUT_S = float(os.environ.get("REDIS_CONNECT_TIMEOUT_S", 2))
+REDIS_SOCKET_TIMEOUT_S = float(os.environ.get("REDIS_SOCKET_TIMEOUT_S", 2))
+REDIS_CLIENT_OPTIONS = {
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
+    "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
+    "health_check_interval": 30,
+}
 # Rate-limit counters: Redis when REDIS_URL is set (shared by all web processes), else in-process.
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ["REDIS_URL"],
+        "OPTIONS": REDIS_CLIENT_OPTIONS,
+    }
     if os.environ.get("REDIS_URL")
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
+# When the rate-limit cache is down: 1 lets requests through unthrottled (a warning and the counter
+# softserve_rate_limit_unavailable_total), 0 answers 503. Open by default: the limit guards capacity that
+# has bounds of its own (SERVING_QUEUE_MAX, job quotas in the database), and a cache outage should not
+# take the whole API down with it.
+RATE_LIMIT_FAIL_OPEN = _bool("RATE_LIMIT_FAIL_OPEN", True)
+# A 503 for an outage (database, Redis, broker) tells the client to retry after this many seconds.
+OUTAGE_RETRY_AFTER_S = int(os.environ.get("OUTAGE_RETRY_AFTER_S", 5))
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
-LOGIN_REDIRECT_URL = "/api/docs/"
+# `collectstatic` (the image build) writes here; until then WhiteNoise serves the apps' static folders.
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR / "static"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+WHITENOISE_USE_FINDERS = True
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/app/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 STORAGES = storages_setting(VAR)
+# Every bound on tenant input (request and upload bytes, dataset rows and lines, labels, verbalizers,
+# templates, page sizes): softserve/limits.py, each from its own environment variable.
+LIMITS = Limits.from_env(os.environ)
 # Uploads above this many bytes stream to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 2**20
-DATA_UPLOAD_MAX_MEMORY_SIZE = None
+# A non-file body is read into memory: Django refuses one over this (the middleware answers first).
+DATA_UPLOAD_MAX_MEMORY_SIZE = LIMITS.body_max_bytes
 
-# Dataset limits (bytes, rows, characters per text, rows per label).
-DATASET_MAX_BYTES = int(os.environ.get("DATASET_MAX_BYTES", 512 * 2**20))
-DATASET_MAX_ROWS = int(os.environ.get("DATASET_MAX_ROWS", 2_000_000))
-DATASET_MAX_TEXT_CHARS = int(os.environ.get("DATASET_MAX_TEXT_CHARS", 20_000))
-DATASET_MIN_ROWS_PER_LABEL = int(os.environ.get("DATASET_MIN_ROWS_PER_LABEL", 2))
+# --- accounts and transport security ---------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Failed sign-ins per (username, client address) within the window; then that pair is locked out
+# for the window (429), whatever the password. Counted in the cache (Redis when REDIS_URL is set).
+LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", 5))
+LOGIN_LOCKOUT_S = int(os.environ.get("LOGIN_LOCKOUT_S", 900))
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = SECURE
+CSRF_COOKIE_SECURE = SECURE
+SECURE_SSL_REDIRECT = SECURE
+# Probes and scrapes reach the pods over plain HTTP inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", 31_536_000)) if SECURE else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
+SECURE_HSTS_PRELOAD = SECURE
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (the only way Django learns it was https).
+if _bool("DJANGO_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -109,8 +195,13 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["softserve.tenancy.throttling.TenantRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "softserve.api.errors.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
-    "PAGE_SIZE": 50,
+    "DEFAULT_PARSER_CLASSES": [
+        "softserve.api.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "softserve.api.pagination.BoundedLimitOffsetPagination",
+    "PAGE_SIZE": LIMITS.page_default,
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -118,7 +209,19 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Soft prompts on one frozen model: datasets, prompts, jobs, predictions.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The error shape and statuses on every operation (softserve/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "softserve.api.schema.add_error_responses",
+    ],
+    # Swagger UI from the drf-spectacular-sidecar package, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+
+# GPU jobs' time budget, attempt cap and heartbeat timeout (SOFTSERVE_JOB_*; shared with the workers).
+SOFTSERVE_JOB_POLICY = JobPolicy.from_env(os.environ)
 
 # Celery, as a producer only: the embedded default needs no broker service.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR / 'celery.sqlite3'}")
@@ -145,3 +248,10 @@ SERVING_MAX_INPUTS = int(os.environ.get("SERVING_MAX_INPUTS", 64))
 SERVING_MAX_INPUT_CHARS = int(os.environ.get("SERVING_MAX_INPUT_CHARS", 4000))
 # The serving workers' generation limit (the same variable they read): the most a request may ask for.
 SERVING_MAX_NEW_TOKENS = int(os.environ.get("SERVING_MAX_NEW_TOKENS", 32))
+
+# One JSON object per log line (SOFTSERVE_LOG_FORMAT, SOFTSERVE_LOG_LEVEL), the workers' format too.
+LOGGING = logging_config()
+# /ops/ reads serving request rates, latencies and cache hit rates from this Prometheus (empty: not shown).
+PROMETHEUS_URL = os.environ.get("PROMETHEUS_URL", "")
+# Operations. /readyz: each dependency (database, broker, storage) must answer within this many seconds.
+SOFTSERVE_READY_TIMEOUT_S = float(os.environ.get("SOFTSERVE_READY_TIMEOUT_S", 2))

@@ -37,3 +37,27 @@ def storages_setting(var_dir: Path) -> dict[str, Any]:
 
 def dataset_key(tenant_id, dataset_id, version: int, name: str = "data.jsonl") -> str:
     return f"tenants/{tenant_id}/datasets/{dataset_id}/{version}/{name}"
+
+
+def prompt_prefix(tenant_id, prompt_id) -> str:
+    """Every object of one prompt: each version's artifact and training checkpoint lie under it."""
+    return f"tenants/{tenant_id}/prompts/{prompt_id}/"
+
+
+def delete_tree(prefix: str) -> int:
+    """Delete every stored object under `prefix` (S3 or the local folder); returns how many."""
+    from django.core.files.storage import default_storage
+
+    deleted = 0
+    folders = [prefix.rstrip("/")]
+    while folders:
+        folder = folders.pop()
+        try:
+            subfolders, files = default_storage.listdir(folder)
+        except FileNotFoundError:
+            continue  # nothing was ever stored there (a local folder that does not exist)
+        folders.extend(f"{folder}/{sub}" for sub in subfolders)
+        for name in files:
+            default_storage.delete(f"{folder}/{name}")
+            deleted += 1
+    return deleted

@@ -86,6 +86,7 @@ def test_an_expired_key_gets_401_everywhere(acme, acme_objects):
         ["read", "write", "predict"],
         role="owner",
         expires_at=timezone.now() + timedelta(hours=1),
+        created_by=acme.owner,
     )
     ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     client = bearer(plaintext)

@@ -5,7 +5,7 @@ import tracemalloc
 
 from softserve.datasets.validation import Limits, UploadSpec, normalise
 
-LIMITS = Limits(max_bytes=2**31, max_rows=10**8, max_text_chars=20_000, min_rows_per_label=2)
+LIMITS = Limits(dataset_max_bytes=2**31, dataset_max_rows=10**8)
 
 
 class GeneratedCsv(io.RawIOBase):

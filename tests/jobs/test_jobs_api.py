@@ -219,7 +219,7 @@ def test_another_tenant_sees_no_job(acme, globex, setup, broker, django_capture_
     ]:
         assert getattr(globex.client, method)(path).status_code == 404, path
     assert globex.client.get("/api/v1/jobs").json()["results"] == []
-    _, viewer = ApiKey.mint(acme.tenant, "v", ["read", "write"], role="viewer")
+    _, viewer = ApiKey.mint(acme.tenant, "v", ["read", "write"], role="viewer", created_by=acme.owner)
     assert bearer(viewer).post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 403
     for client in (APIClient(), bearer("ss_deadbeef0000_nope")):
         assert client.get(f"/api/v1/jobs/{job['id']}").status_code == 401

@@ -85,7 +85,7 @@ def test_alias_moves_are_audited_with_history_and_rollback(acme):
     assert [(h["from"], h["to"]) for h in alias["history"]] == [(None, 1), (1, 2), (2, 1)]
     assert acme.client.get("/api/v1/prompts/sentiment").json()["aliases"] == {"production": 1}
     assert AuditEvent.objects.for_tenant(acme.tenant).filter(action="alias.move").count() == 3
-    _, member = ApiKey.mint(acme.tenant, "m", ["read", "write"], role="member")
+    _, member = ApiKey.mint(acme.tenant, "m", ["read", "write"], role="member", created_by=acme.owner)
     assert bearer(member).put(path, {"version": 2}, format="json").status_code == 403
     assert (
         acme.client.put(
@@ -113,7 +113,7 @@ def test_another_tenant_sees_no_prompt(acme, globex):
     assert globex.client.delete(paths[2]).status_code == 404
     assert globex.client.delete(paths[0]).status_code == 404
     assert [p["name"] for p in globex.client.get("/api/v1/prompts").json()["results"]] == ["other"]
-    key, plaintext = ApiKey.mint(acme.tenant, "old", ["read", "write"], role="owner")
+    key, plaintext = ApiKey.mint(acme.tenant, "old", ["read", "write"], role="owner", created_by=acme.owner)
     ApiKey.objects.filter(pk=key.pk).update(revoked_at="2000-01-01T00:00:00Z")
     for client in (bearer(plaintext), APIClient()):
         for path in [*paths, "/api/v1/prompts"]:

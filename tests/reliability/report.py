@@ -26,8 +26,8 @@ def render() -> str:
         run = json.loads(path.read_text(encoding="utf-8"))
         rows = "\n".join(f"| {name} | {_value(value)} |" for name, value in run["figures"].items())
         sections.append(
-            f"### {run['title']}\n\n"
-            f"`{run['scenario']}` — scale `{run['scale']}`, run {run['recorded_at']}\n\n"
+            f"### {run['title']}\n\n`{run['scenario']}` — scale `{run['scale']}`, "
+            f"run {run['recorded_at']}\n\n"
             f"| figure | value |\n|---|---|\n{rows}\n"
         )
     return "\n".join(sections) or "No scenario has recorded figures yet: run `make reliability`.\n"

@@ -226,8 +226,8 @@ def test_another_tenants_prompt_is_a_404_even_by_exact_name_and_version(served, 
 
 def test_predict_needs_the_predict_scope(served, acme, tiny_models):
     publish(served.store, acme.tenant, "sentiment", make_artifact(tiny_models["gpt2"]), str(served.model_dir))
-    _, read_only = ApiKey.mint(acme.tenant, "reader", ["read"], role="member")
-    _, predictor = ApiKey.mint(acme.tenant, "predictor", ["predict"], role="member")
+    _, read_only = ApiKey.mint(acme.tenant, "reader", ["read"], role="member", created_by=acme.owner)
+    _, predictor = ApiKey.mint(acme.tenant, "predictor", ["predict"], role="member", created_by=acme.owner)
     body = {"inputs": ["x"]}
     assert bearer(read_only).post(PREDICT.format("sentiment"), body, format="json").status_code == 403
     assert bearer(predictor).post(PREDICT.format("sentiment"), body, format="json").status_code == 200

@@ -66,16 +66,16 @@ def test_roles_and_scopes(acme):
         "/api/v1/members", {"email": "dev@acme.example", "role": "member"}, format="json"
     )
     assert member.status_code == 201
-    viewer_key, _ = ApiKey.mint(acme.tenant, "viewer", ["read"], role="viewer")
-    _, viewer_plain = viewer_key, ApiKey.mint(acme.tenant, "v2", ["read", "write"], role="viewer")[1]
+    ApiKey.mint(acme.tenant, "viewer", ["read"], role="viewer", created_by=acme.owner)
+    _, viewer_plain = ApiKey.mint(acme.tenant, "v2", ["read", "write"], role="viewer", created_by=acme.owner)
     forbidden = bearer(viewer_plain).post("/api/v1/keys", {"name": "x", "scopes": ["read"]}, format="json")
     assert forbidden.status_code == 403 and "admin" in forbidden.json()["error"]["message"]
-    _, read_only_owner = ApiKey.mint(acme.tenant, "ro", ["read"], role="owner")
+    _, read_only_owner = ApiKey.mint(acme.tenant, "ro", ["read"], role="owner", created_by=acme.owner)
     assert (
         bearer(read_only_owner).post("/api/v1/members", {"email": "x@y.example"}, format="json").status_code
         == 403
     )
-    _, admin_plain = ApiKey.mint(acme.tenant, "admin", ["read", "write"], role="admin")
+    _, admin_plain = ApiKey.mint(acme.tenant, "admin", ["read", "write"], role="admin", created_by=acme.owner)
     escalate = bearer(admin_plain).post(
         "/api/v1/keys", {"name": "x", "scopes": ["read"], "role": "owner"}, format="json"
     )
@@ -143,7 +143,9 @@ def test_another_tenant_sees_nothing(acme, globex):
 
 @pytest.mark.parametrize("credential", ["revoked", "expired", "none", "garbage"])
 def test_dead_credentials_get_401(acme, credential):
-    key, plaintext = ApiKey.mint(acme.tenant, "doomed", ["read", "write", "predict"], role="owner")
+    key, plaintext = ApiKey.mint(
+        acme.tenant, "doomed", ["read", "write", "predict"], role="owner", created_by=acme.owner
+    )
     client = bearer(plaintext)
     if credential == "revoked":
         ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workers.contracts import ServeReply, ServeRequest
+from workers.contracts import ServeReply, ServeRequest, ServingStatus
 from workers.engine.base_model import FrozenModel
 from workers.engine.errors import ArtifactError, EngineError
 from workers.engine.inference import LoadedPrompt, predict_mixed
@@ -105,7 +105,9 @@ class Batcher:
             try:
                 metrics.QUEUE_WAIT.observe(max(0.0, started - _enqueued_at(request)))
                 if request["deadline"] <= started:
-                    replies[i] = self._reply(request, "expired", error="The deadline passed before compute.")
+                    replies[i] = self._reply(
+                        request, ServingStatus.EXPIRED, error="The deadline passed before compute."
+                    )
                     continue
                 rows.extend(self._rows(i, request))
             except Exception as exc:
@@ -122,7 +124,7 @@ class Batcher:
                 if i in failures:
                     replies[i] = self._failed(request, failures[i])
                 else:
-                    replies[i] = self._reply(request, "ok", outputs=outputs[i])
+                    replies[i] = self._reply(request, ServingStatus.OK, outputs=outputs[i])
             reply = replies[i]
             reply["queue_ms"] = round(max(0.0, 1000 * (started - _enqueued_at(request))), 2)
             reply["batch_ms"] = round(1000 * (time.time() - started), 2)
@@ -186,7 +188,7 @@ class Batcher:
 
     def _failed(self, request: ServeRequest, exc: BaseException) -> ServeReply:
         code = failure_code(exc)
-        metrics.REQUESTS.labels(*self._labels(request), "error").inc()
+        metrics.REQUESTS.labels(*self._labels(request), ServingStatus.ERROR).inc()
         return error_reply(request, code, self.worker, exc)
 
     def _token_limit(self, request: ServeRequest) -> int:
@@ -260,7 +262,7 @@ class Batcher:
         return groups
 
     def _labels(self, request: ServeRequest) -> tuple[str, str]:
-        return str(request.get("tenant_id", "")), str(request.get("prompt", ""))
+        return metrics.prompt_labels(str(request.get("tenant_id", "")), str(request.get("prompt", "")))
 
     def _reply(self, request: ServeRequest, status: str, **fields: Any) -> ServeReply:
         metrics.REQUESTS.labels(*self._labels(request), status).inc()

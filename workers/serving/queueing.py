@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from workers.contracts import SERVING_ERRORS, ServeReply, ServeRequest
+from workers.contracts import SERVING_ERRORS, ServeReply, ServeRequest, ServingStatus
 from workers.serving.config import ServingConfig
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def error_reply(
             log.warning("request %s failed (%s): %s", request_id, code, exc)
     return {
         "request_id": request_id,
-        "status": "error",
+        "status": ServingStatus.ERROR,
         "code": code,
         "error": SERVING_ERRORS[code],
         "worker": worker,

@@ -21,11 +21,27 @@ from workers.serving.redis_queue import RedisSource
 from workers.storage import default_store
 
 log = logging.getLogger(__name__)
+# While Redis is down or restarting the worker waits this long between attempts instead of exiting.
+REDIS_RETRY_S = 1.0
 
 
 def consumer_name() -> str:
     """Unique per process: a restarted worker must not inherit a dead one's pending entries by name."""
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def _checks(config: ServingConfig) -> dict:
+    """The serving worker's /readyz: its Redis stream and the object storage its prompts come from."""
+    from workers.contracts import StorageLocation
+    from workers.health import redis_check, storage_check
+    from workers.storage import ROOT
+
+    timeout = float(os.environ.get("SOFTSERVE_READY_TIMEOUT_S", "2"))
+    var_dir = os.environ.get("SOFTSERVE_VAR_DIR", str(ROOT / "var"))
+    return {
+        "redis": redis_check(config.redis_url, timeout),
+        "storage": storage_check(StorageLocation.from_env(os.environ, f"{var_dir}/storage"), timeout),
+    }
 
 
 def serve(config: ServingConfig, stop: threading.Event | None = None) -> None:
@@ -43,9 +59,25 @@ def serve(config: ServingConfig, stop: threading.Event | None = None) -> None:
     )
     batcher = Batcher(fm, cache, config, worker=consumer)
     source = RedisSource(redis.Redis.from_url(config.redis_url), config, consumer)
-    serve_metrics(config.metrics_port)
+    serve_metrics(config.metrics_port, lambda: _checks(config))
     log.info("serving %s as %s", config.base_model, consumer)
     print(f"serving worker ready: {consumer}", flush=True)
-    run_loop(source, batcher, config, stop, worker=consumer)
+    _serve_through_outages(source, batcher, config, stop, consumer)
     source.leave()
     log.info("stopped cleanly")
+
+
+def _serve_through_outages(
+    source: RedisSource, batcher: Batcher, config: ServingConfig, stop: threading.Event, consumer: str
+) -> None:
+    """The loop until `stop`, carried over Redis restarts: a lost connection is retried, not fatal. A
+    batch whose replies could not be sent stays pending in the group and is delivered again after
+    SERVING_CLAIM_IDLE_MS, so its callers still get their answers once Redis is back."""
+    while not stop.is_set():
+        try:
+            run_loop(source, batcher, config, stop, worker=consumer)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.warning(
+                "Redis unavailable (%s: %s); retrying in %.0f s", type(exc).__name__, exc, REDIS_RETRY_S
+            )
+            stop.wait(REDIS_RETRY_S)

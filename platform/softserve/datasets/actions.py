@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 
 from django.conf import settings
 from django.core.files.base import File
@@ -10,43 +11,50 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
+from softserve.api.errors import PayloadTooLarge
 from softserve.datasets.models import Dataset, DatasetVersion
-from softserve.datasets.validation import Limits, UploadSpec, normalise
+from softserve.datasets.validation import UploadSpec, normalise
 from softserve.storage import dataset_key
 from softserve.tenancy.actions import record
 from softserve.tenancy.models import Quota
 from softserve.tenancy.permissions import Actor
 
 
-def limits() -> Limits:
-    return Limits(
-        max_bytes=settings.DATASET_MAX_BYTES,
-        max_rows=settings.DATASET_MAX_ROWS,
-        max_text_chars=settings.DATASET_MAX_TEXT_CHARS,
-        min_rows_per_label=settings.DATASET_MIN_ROWS_PER_LABEL,
-    )
+def safe_filename(filename: str) -> str:
+    """The upload's own name as shown back (never a storage path): its last path part, without control
+    characters (PostgreSQL refuses NUL), at most 255 characters."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    shown = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip()
+    return shown[:255] or "upload"
 
 
 def upload(actor: Actor, name: str, upload_file, filename: str, spec: UploadSpec) -> DatasetVersion:
     """Validate the whole file, then write the version row and its storage object together."""
-    normalised = normalise(upload_file, spec, limits())
+    normalised = normalise(upload_file, spec, settings.LIMITS)
     with normalised.file:
-        return _store(actor, name, filename, spec, normalised)
+        return _store(actor, name, safe_filename(filename), spec, normalised)
+
+
+def _check_storage_quota(actor: Actor, size_bytes: int) -> None:
+    """Inside the writing transaction: the quota row stays locked until commit, so two uploads at once
+    cannot both fit under the quota that only one of them fits."""
+    quota = Quota.objects.select_for_update().filter(tenant=actor.tenant).first()
+    if quota and DatasetVersion.stored_bytes(actor.tenant) + size_bytes > quota.storage_bytes:
+        raise PermissionDenied(
+            f"Storage quota exceeded: {quota.storage_bytes} bytes allowed for this tenant."
+        )
 
 
 def _store(actor: Actor, name: str, filename: str, spec: UploadSpec, normalised) -> DatasetVersion:
     if normalised.problems:
-        messages = [str(p) for p in normalised.problems]
-        shown = messages[:100] + ([f"… and {len(messages) - 100} more"] if len(messages) > 100 else [])
-        raise ValidationError({"file": shown})
-    quota = Quota.objects.filter(tenant=actor.tenant).first()
-    if quota and DatasetVersion.stored_bytes(actor.tenant) + normalised.size_bytes > quota.storage_bytes:
-        raise PermissionDenied(
-            f"Storage quota exceeded: {quota.storage_bytes} bytes allowed for this tenant."
-        )
+        if normalised.too_large:
+            too_large = [str(p) for p in normalised.problems if p.too_large]
+            raise PayloadTooLarge(too_large[0], fields={"file": normalised.messages()})
+        raise ValidationError({"file": normalised.messages()})
     key = None
     try:
         with transaction.atomic():
+            _check_storage_quota(actor, normalised.size_bytes)
             dataset, _ = (
                 Dataset.objects.for_tenant(actor.tenant)
                 .select_for_update()
@@ -62,7 +70,7 @@ def _store(actor: Actor, name: str, filename: str, spec: UploadSpec, normalised)
                 number=number,
                 storage_key=key,
                 source_format=spec.format,
-                source_filename=filename[:255],
+                source_filename=filename,
                 task_type=normalised.task_type,
                 columns=normalised.columns,
                 labels=normalised.labels,

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import random
+import re
 import sqlite3
 import tempfile
 from collections import Counter
@@ -19,19 +20,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from softserve.limits import Limits
+from workers.contracts import TaskType
+
 FORMATS = ("csv", "tsv", "jsonl")
 SPLIT_ALIASES = {"train": "train", "dev": "dev", "validation": "dev", "valid": "dev"}
-MAX_PROBLEMS_LISTED = 100
-MAX_CLASSES = 1000
 _EXTRA = "\0extra"  # where csv puts cells beyond the header
-
-
-@dataclass
-class Limits:
-    max_bytes: int
-    max_rows: int
-    max_text_chars: int
-    min_rows_per_label: int
+# A cell a spreadsheet would run as a formula (CSV injection: =HYPERLINK(…), @SUM(…), +cmd(…)); the data
+# goes back to tenants (preview, exports), so it is refused at the door. A leading apostrophe keeps it text.
+FORMULA = re.compile(r"^\s*(=|@|[+-]\s*[A-Za-z_][\w.]*\s*\()")
 
 
 @dataclass
@@ -50,6 +47,7 @@ class UploadSpec:
 class Problem:
     row: int | None
     message: str
+    too_large: bool = False  # a size limit (bytes, rows, line length): the answer is a 413
 
     def __str__(self) -> str:
         return f"row {self.row}: {self.message}" if self.row else self.message
@@ -66,6 +64,15 @@ class NormalisedDataset:
     label_counts: dict[str, int]
     split_counts: dict[str, int]
     problems: list[Problem] = field(default_factory=list)
+    problems_not_listed: int = 0  # beyond Limits.max_problems_listed: counted, not kept
+
+    @property
+    def too_large(self) -> bool:
+        return any(p.too_large for p in self.problems)
+
+    def messages(self) -> list[str]:
+        shown = [str(p) for p in self.problems]
+        return shown + ([f"… and {self.problems_not_listed} more"] if self.problems_not_listed else [])
 
 
 class _SeenTexts:
@@ -88,28 +95,77 @@ class _SeenTexts:
 
 
 class _Problems(list):
-    def add(self, row: int | None, message: str) -> None:
-        self.append(Problem(row, message))
+    """The first `listed` problems; later ones are only counted, so a file of a million bad rows costs
+    no more memory than one of a hundred. A size problem is always kept (it decides the status)."""
+
+    def __init__(self, listed: int) -> None:
+        super().__init__()
+        self.listed = listed
+        self.not_listed = 0
+
+    def add(self, row: int | None, message: str, too_large: bool = False) -> None:
+        if len(self) < self.listed or too_large:
+            self.append(Problem(row, message, too_large))
+        else:
+            self.not_listed += 1
 
 
-def _rows(stream: IO[bytes], fmt: str, problems: _Problems) -> Iterator[tuple[int, dict[str, Any]]]:
+class LineTooLong(Exception):
+    def __init__(self, line: int, limit: int) -> None:
+        super().__init__(f"line {line} is longer than {limit} characters, the limit")
+        self.line = line
+
+
+def _lines(text: IO[str], limit: int) -> Iterator[str]:
+    """The text's physical lines, none longer than `limit` characters: a line that has not ended by
+    then stops the reading (memory stays bounded by the limit, not by the file)."""
+    number = 0
+    while True:
+        line = text.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > limit and not (len(line) == limit + 1 and line.endswith("\n")):
+            raise LineTooLong(number, limit)
+        yield line
+
+
+def _rows(
+    stream: IO[bytes], fmt: str, problems: _Problems, limits: Limits
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """(row number as a person counts it, row) pairs; a header line is row 1 for CSV/TSV."""
-    text = io.TextIOWrapper(stream, encoding="utf-8", newline="", errors="strict")
+    # utf-8-sig: a UTF-8 byte-order mark (as spreadsheets write) is dropped, not taken for a column name.
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", errors="strict")
+    lines = _lines(text, limits.dataset_max_line_chars)
     if fmt == "jsonl":
-        for number, line in enumerate(text, start=1):
+        for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problems.add(number, f"not valid JSON ({exc.msg})")
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError, a huge integer, deep nesting
+                reason = (
+                    exc.msg if isinstance(exc, json.JSONDecodeError) else "too deep or too large a number"
+                )
+                problems.add(number, f"not valid JSON ({reason})")
                 continue
             if not isinstance(row, dict):
                 problems.add(number, "not a JSON object")
                 continue
             yield number, {str(k): v for k, v in row.items()}
         return
-    reader = csv.DictReader(text, delimiter="\t" if fmt == "tsv" else ",", restkey=_EXTRA)
+    reader = csv.DictReader(lines, delimiter="\t" if fmt == "tsv" else ",", restkey=_EXTRA)
+    header = reader.fieldnames or []
+    if len(header) > limits.dataset_max_columns:
+        problems.add(1, f"the header has {len(header)} columns, over {limits.dataset_max_columns}")
+        return
+    if any("\x00" in str(name) for name in header):
+        problems.add(1, "the header contains a NUL character")
+        return
+    twice = [name for name, n in Counter(header).items() if n > 1]
+    if twice:
+        problems.add(1, f"the header names {limits.echo(twice[:5])} more than once")
+        return
     for row in reader:
         number = reader.line_num
         if _EXTRA in row:
@@ -135,7 +191,7 @@ def _text_columns(header: list[str], spec: UploadSpec) -> list[str] | None:
 
 def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> NormalisedDataset:
     """Validate and normalise; on any problem, `.problems` is non-empty and the file is to be dropped."""
-    problems = _Problems()
+    problems = _Problems(limits.max_problems_listed)
     out = tempfile.SpooledTemporaryFile(max_size=2**20)  # noqa: SIM115 - the caller closes it
     digest = hashlib.sha256()
     offset = random.Random(spec.seed).random()
@@ -146,48 +202,76 @@ def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> Normalised
     fields: list[str] = []
     split_column = spec.split_column
     rows = 0
+    many_labels = False
     try:
-        for number, row in _rows(stream, spec.format, problems):
+        for number, row in _rows(stream, spec.format, problems, limits):
             if sources is None:
                 header = list(row)
                 sources = _text_columns(header, spec)
                 missing = [c for c in [*(sources or []), spec.label_column] if c not in header]
                 if sources is None:
-                    problems.add(None, f"no text column: name one (text_columns); the columns are {header}")
+                    problems.add(
+                        None,
+                        f"no text column: name one (text_columns); the columns are {limits.echo(header)}",
+                    )
                     break
                 if missing:
-                    problems.add(None, f"missing column(s) {missing}; the columns are {header}")
+                    problems.add(
+                        None,
+                        f"missing column(s) {limits.echo(missing)}; the columns are {limits.echo(header)}",
+                    )
                     break
                 fields = _canonical(sources)
                 if split_column is None and "split" in header:
                     split_column = "split"
             rows += 1
-            if rows > limits.max_rows:
-                problems.add(number, f"more than {limits.max_rows} rows, the limit")
+            if rows > limits.dataset_max_rows:
+                problems.add(number, f"more than {limits.dataset_max_rows} rows, the limit", too_large=True)
                 break
             texts = ["" if row.get(c) is None else str(row.get(c)) for c in sources]
             label = "" if row.get(spec.label_column) is None else str(row[spec.label_column]).strip()
             bad = False
+            if any("\x00" in value for value in (*texts, label)):
+                # PostgreSQL keeps no NUL in text or jsonb (labels are stored in rows).
+                problems.add(number, "contains a NUL character")
+                continue
+            if any(FORMULA.match(value) for value in (*texts, label)):
+                problems.add(
+                    number,
+                    "a cell starts like a spreadsheet formula (=, @, +f(…)); prefix it with ' to keep it",
+                )
+                continue
             for column, value in zip(sources, texts, strict=True):
                 if not value.strip():
-                    problems.add(number, f"empty text in column {column!r}")
+                    problems.add(number, f"empty text in column {limits.echo(column)}")
                     bad = True
-                elif len(value) > limits.max_text_chars:
+                elif len(value) > limits.dataset_max_text_chars:
                     problems.add(
-                        number, f"text in {column!r} is {len(value)} characters, over {limits.max_text_chars}"
+                        number,
+                        f"text in {limits.echo(column)} is {len(value)} characters, "
+                        f"over {limits.dataset_max_text_chars}",
                     )
                     bad = True
             if not label:
-                problems.add(number, f"empty label in column {spec.label_column!r}")
+                problems.add(number, f"empty label in column {limits.echo(spec.label_column)}")
+                bad = True
+            elif len(label) > limits.dataset_max_target_chars:
+                problems.add(
+                    number,
+                    f"label/target in {limits.echo(spec.label_column)} is {len(label)} characters, "
+                    f"over {limits.dataset_max_target_chars}",
+                )
                 bad = True
             elif spec.labels is not None and label not in spec.labels:
-                problems.add(number, f"unknown label {label!r}; the label set is {spec.labels}")
+                problems.add(
+                    number, f"unknown label {limits.echo(label)}; the label set is {limits.echo(spec.labels)}"
+                )
                 bad = True
             split = "train"
             if split_column:
                 raw = str(row.get(split_column) or "").strip().lower()
                 if raw not in SPLIT_ALIASES:
-                    problems.add(number, f"split {raw!r} is not train or dev")
+                    problems.add(number, f"split {limits.echo(raw)} is not train or dev")
                     bad = True
                 split = SPLIT_ALIASES.get(raw, "train")
             elif int(rows * spec.dev_fraction + offset) > int((rows - 1) * spec.dev_fraction + offset):
@@ -199,12 +283,21 @@ def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> Normalised
                 if earlier == label:
                     problems.add(number, "duplicates an earlier row")
                 else:
-                    problems.add(number, f"same text as an earlier row labelled {earlier!r}, here {label!r}")
+                    problems.add(
+                        number,
+                        f"same text as an earlier row labelled {limits.echo(earlier)}, "
+                        f"here {limits.echo(label)}",
+                    )
                 bad = True
             if bad:
                 continue
             seen.add(key, label)
-            label_counts[label] += 1
+            if label in label_counts or len(label_counts) <= limits.max_labels:
+                label_counts[label] += 1
+            else:
+                # Free-text targets: counting each would hold every target in memory; past the class
+                # limit this is a generation dataset (or too many classes), so counting stops here.
+                many_labels = True
             split_counts[split] += 1
             line = (
                 json.dumps(
@@ -215,31 +308,39 @@ def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> Normalised
             )
             digest.update(line)
             out.write(line)
-            if out.tell() > limits.max_bytes:
-                problems.add(number, f"the data is over {limits.max_bytes} bytes, the limit")
+            if out.tell() > limits.dataset_max_bytes:
+                problems.add(number, f"the data is over {limits.dataset_max_bytes} bytes, the limit", True)
                 break
+    except LineTooLong as exc:
+        problems.add(None, str(exc), too_large=True)
     except UnicodeDecodeError as exc:
         problems.add(None, f"the file is not UTF-8 text (byte {exc.start} of a chunk cannot be decoded)")
     except csv.Error as exc:
-        problems.add(None, f"the file is not valid {spec.format.upper()}: {exc}")
+        problems.add(None, f"the file is not valid {spec.format.upper()}: {limits.echo(str(exc))}")
     finally:
         seen.close()
     if sources is None and not problems:
         problems.add(None, "the file has no rows")
     task_type = spec.task_type or (
-        "classification"
-        if 2 <= len(label_counts) <= MAX_CLASSES and len(label_counts) * 2 <= rows
-        else "generation"
+        TaskType.CLASSIFICATION
+        if not many_labels and 2 <= len(label_counts) <= limits.max_labels and len(label_counts) * 2 <= rows
+        else TaskType.GENERATION
     )
-    if not problems and task_type == "classification":
+    if not problems and task_type == TaskType.CLASSIFICATION:
+        if many_labels or len(label_counts) > limits.max_labels:
+            problems.add(None, f"more than {limits.max_labels} labels, the limit")
+        elif any(len(label) > limits.max_label_chars for label in label_counts):
+            problems.add(None, f"a label is longer than {limits.max_label_chars} characters, the limit")
         if len(label_counts) < 2:
             problems.add(
                 None, f"a classification dataset needs two labels or more, found {sorted(label_counts)}"
             )
         for label, count in sorted(label_counts.items()):
-            if count < limits.min_rows_per_label:
+            if count < limits.dataset_min_rows_per_label:
                 problems.add(
-                    None, f"label {label!r} has {count} row(s), fewer than {limits.min_rows_per_label}"
+                    None,
+                    f"label {limits.echo(label)} has {count} row(s), "
+                    f"fewer than {limits.dataset_min_rows_per_label}",
                 )
     if not problems and not split_counts.get("dev"):
         problems.add(None, "no dev rows: add a split column with dev rows, or upload more rows")
@@ -251,10 +352,11 @@ def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> Normalised
         size_bytes=size,
         columns=dict(zip(fields, sources or [], strict=False)),
         task_type=task_type,
-        labels=sorted(label_counts) if task_type == "classification" else [],
-        label_counts=dict(label_counts),
+        labels=sorted(label_counts) if task_type == TaskType.CLASSIFICATION else [],
+        label_counts=dict(label_counts) if task_type == TaskType.CLASSIFICATION else {},
         split_counts={"train": split_counts["train"], "dev": split_counts["dev"]},
         problems=list(problems),
+        problems_not_listed=problems.not_listed,
     )
 
 

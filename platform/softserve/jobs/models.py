@@ -5,14 +5,15 @@ from __future__ import annotations
 from django.db import models
 
 from softserve.tenancy.models import TenantOwned
-from workers.contracts import JOB_KINDS, JOB_STATUSES
+from workers.contracts import JOB_ACTIVE, FailureReason, JobKind, JobStatus, choices
 
-ACTIVE = ("queued", "running")
+# Queued or running: the job holds one of its tenant's concurrent-jobs slots.
+ACTIVE = JOB_ACTIVE
 
 
 class Job(TenantOwned):
-    kind = models.CharField(max_length=12, choices=[(k, k) for k in JOB_KINDS])
-    status = models.CharField(max_length=12, choices=[(s, s) for s in JOB_STATUSES], default="queued")
+    kind = models.CharField(max_length=12, choices=choices(JobKind))
+    status = models.CharField(max_length=12, choices=choices(JobStatus), default=JobStatus.QUEUED)
     spec = models.JSONField(help_text="validated hyper-parameters and inputs")
     prompt_version = models.ForeignKey("prompts.PromptVersion", on_delete=models.CASCADE, related_name="jobs")
     dataset_version = models.ForeignKey(
@@ -22,9 +23,18 @@ class Job(TenantOwned):
     metric_history = models.JSONField(default=list)
     result = models.JSONField(default=dict)
     attempts = models.PositiveIntegerField(default=0)
+    # Attempts in a row that ended with the worker gone (killed, crashed) before the job reached a new
+    # checkpoint; at JobPolicy.job_max_attempts the job fails instead of going to another worker.
+    worker_losses = models.PositiveIntegerField(default=0)
+    # Seconds of worker time across all attempts: the wall-clock budget (max_minutes) counts them all.
+    gpu_seconds = models.FloatField(default=0.0)
     worker = models.CharField(max_length=200, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # What the tenant reads: a sentence, never an exception's text.
     error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=20, choices=choices(FailureReason), blank=True)
+    # Operators only (never in the API): the exception behind an internal failure.
+    error_detail = models.TextField(blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -32,7 +42,17 @@ class Job(TenantOwned):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "queued_at"], name="job_status_queued")]
+        indexes = [
+            models.Index(fields=["status", "queued_at"], name="job_status_queued"),
+            # The fair-share claim: each tenant's running jobs, and when it last started one.
+            models.Index(fields=["tenant", "status"], name="job_tenant_status"),
+            models.Index(fields=["tenant", "started_at"], name="job_tenant_started"),
+            # /ops/ (softserve/ops/summary.py): jobs started and finished in the last hours and days.
+            models.Index(fields=["started_at"], name="job_started"),
+            models.Index(fields=["finished_at"], name="job_finished"),
+            # A team's newest jobs first (its job list and home page), without sorting all its jobs.
+            models.Index(fields=["tenant", "-created_at"], name="job_tenant_recent"),
+        ]
 
     @property
     def is_active(self) -> bool:

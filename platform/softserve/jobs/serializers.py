@@ -5,7 +5,7 @@ from rest_framework import serializers
 from softserve.datasets.models import DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import PromptVersion, TaskPrompt, VersionStatus
-from workers.contracts import INITS, JOB_KINDS, METHODS
+from workers.contracts import INITS, JOB_KINDS, METHODS, Init, JobKind, Method, TaskType
 from workers.engine.task import template_fields
 
 
@@ -48,9 +48,9 @@ class JobCreateSerializer(serializers.Serializer):
     version = serializers.IntegerField(
         min_value=1, required=False, help_text="evaluate: the version to score"
     )
-    method = serializers.ChoiceField(choices=METHODS, default="prompt")
+    method = serializers.ChoiceField(choices=METHODS, default=Method.PROMPT)
     prompt_length = serializers.IntegerField(min_value=1, max_value=150, default=20)
-    init = serializers.ChoiceField(choices=INITS, default="labels")
+    init = serializers.ChoiceField(choices=INITS, default=Init.LABELS)
     init_text = serializers.CharField(
         max_length=2000, required=False, help_text="init text: the words the prompt starts from"
     )
@@ -96,18 +96,18 @@ class JobCreateSerializer(serializers.Serializer):
                 }
             )
         kind = data["kind"]
-        if kind == "ensemble":
+        if kind == JobKind.ENSEMBLE:
             data.setdefault("members", 5)
         elif "members" in data:
             raise serializers.ValidationError({"members": ["Only ensemble jobs have members."]})
-        if data["init"] == "text" and not data.get("init_text", "").strip():
+        if data["init"] == Init.TEXT and not data.get("init_text", "").strip():
             raise serializers.ValidationError({"init_text": ["The text init needs init_text to start from."]})
-        if data["init"] != "text" and "init_text" in data:
+        if data["init"] != Init.TEXT and "init_text" in data:
             raise serializers.ValidationError({"init_text": ["init_text goes with init 'text' only."]})
-        if data["init"] == "labels" and prompt.task_type != "classification":
+        if data["init"] == Init.LABELS and prompt.task_type != TaskType.CLASSIFICATION:
             raise serializers.ValidationError({"init": ["The labels init needs a classification prompt."]})
         target = None
-        if kind == "evaluate":
+        if kind == JobKind.EVALUATE:
             if "version" not in data:
                 raise serializers.ValidationError(
                     {"version": ["An evaluate job names the version to score."]}

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.db import transaction
 from rest_framework.exceptions import ValidationError
 
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt, VersionStatus
+from softserve.storage import delete_tree, prompt_prefix
 from softserve.tenancy.actions import record
 from softserve.tenancy.permissions import Actor
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -28,8 +33,21 @@ def delete_prompt(actor: Actor, prompt: TaskPrompt) -> None:
         prompt,
         before={"name": prompt.name, "versions": prompt.versions.count()},
     )
+    prefix = prompt_prefix(actor.tenant.pk, prompt.pk)
     prompt.aliases.all().delete()
     prompt.delete()
+    # Artifacts and checkpoints go once the rows are gone for good (a rollback keeps both).
+    transaction.on_commit(lambda: _delete_objects(prefix))
+
+
+def _delete_objects(prefix: str) -> None:
+    try:
+        count = delete_tree(prefix)
+    except Exception:
+        # The rows are deleted already; the orphaned objects are logged for an operator to sweep.
+        logger.exception("could not delete the stored objects under %s", prefix)
+        return
+    logger.info("deleted %d stored objects under %s", count, prefix)
 
 
 @transaction.atomic

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from softserve.tenancy.models import TenantOwned
+from workers.contracts import TaskType, VersionStatus, choices
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
@@ -13,9 +14,7 @@ class TaskPrompt(TenantOwned):
     """A task: its input template, labels and verbalizer, and the frozen base model it runs on."""
 
     name = models.CharField(max_length=100)
-    task_type = models.CharField(
-        max_length=20, choices=[("classification", "classification"), ("generation", "generation")]
-    )
+    task_type = models.CharField(max_length=20, choices=choices(TaskType))
     template = models.TextField()
     labels = models.JSONField(default=list)
     verbalizer = models.JSONField(default=dict)
@@ -30,13 +29,6 @@ class TaskPrompt(TenantOwned):
         return (latest or 0) + 1
 
 
-class VersionStatus(models.TextChoices):
-    PENDING = "pending"
-    READY = "ready"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
 class PromptVersion(TenantOwned):
     """One trained prompt (or ensemble); its hyper-parameters and data never change once created."""
 
@@ -48,7 +40,9 @@ class PromptVersion(TenantOwned):
         "datasets.DatasetVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     ensemble_size = models.PositiveIntegerField(default=1)
-    status = models.CharField(max_length=12, choices=VersionStatus.choices, default=VersionStatus.PENDING)
+    status = models.CharField(
+        max_length=12, choices=choices(VersionStatus, titled=True), default=VersionStatus.PENDING
+    )
     metrics = models.JSONField(default=dict)
     artifact_key = models.CharField(max_length=300, blank=True)
     artifact_sha256 = models.CharField(

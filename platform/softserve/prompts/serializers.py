@@ -4,6 +4,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from softserve.prompts.models import NAME_PATTERN, Alias, PromptVersion, TaskPrompt
+from workers.contracts import TaskType
 from workers.engine.task import template_fields
 
 NAME_ERROR = {"invalid": "Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."}
@@ -51,13 +52,44 @@ class PromptSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "aliases"]
 
     def get_aliases(self, prompt: TaskPrompt) -> dict[str, int]:
-        return {alias.name: alias.version.number for alias in prompt.aliases.select_related("version")}
+        # prompt.aliases.all(): the list view prefetches them with their versions (one query per page).
+        return {alias.name: alias.version.number for alias in prompt.aliases.all()}
 
     def validate_template(self, value: str) -> str:
+        most = settings.LIMITS.max_template_chars
+        if len(value) > most:
+            raise serializers.ValidationError(f"{len(value)} characters; at most {most}.")
         try:
             template_fields(value)
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from exc
+        return value
+
+    def validate_labels(self, value) -> list[str]:
+        limits = settings.LIMITS
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise serializers.ValidationError("A list of label strings.")
+        if len(value) > limits.max_labels:
+            raise serializers.ValidationError(f"{len(value)} labels; at most {limits.max_labels}.")
+        long = [i for i, x in enumerate(value) if len(x) > limits.max_label_chars]
+        if long:
+            raise serializers.ValidationError(
+                f"Label {long[0]} is {len(value[long[0]])} characters; at most {limits.max_label_chars}."
+            )
+        return value
+
+    def validate_verbalizer(self, value) -> dict[str, str]:
+        limits = settings.LIMITS
+        if not isinstance(value, dict) or not all(isinstance(w, str) for w in value.values()):
+            raise serializers.ValidationError("An object from label to its words (a string).")
+        if len(value) > limits.max_labels:
+            raise serializers.ValidationError(f"{len(value)} entries; at most {limits.max_labels}.")
+        for label, words in value.items():
+            if len(words) > limits.max_verbalizer_chars or len(words.split()) > limits.max_verbalizer_words:
+                raise serializers.ValidationError(
+                    f"The words for {limits.echo(label)} are over the limit: at most "
+                    f"{limits.max_verbalizer_words} words and {limits.max_verbalizer_chars} characters."
+                )
         return value
 
     def validate_base_model(self, value: str) -> str:
@@ -68,7 +100,7 @@ class PromptSerializer(serializers.ModelSerializer):
     def validate(self, data: dict) -> dict:
         data.setdefault("base_model", settings.SOFTSERVE_BASE_MODELS[0])
         labels, verbalizer = data.get("labels") or [], data.get("verbalizer") or {}
-        if data["task_type"] == "classification":
+        if data["task_type"] == TaskType.CLASSIFICATION:
             if (
                 len(labels) < 2
                 or len(set(labels)) != len(labels)
@@ -78,9 +110,9 @@ class PromptSerializer(serializers.ModelSerializer):
             unknown = sorted(set(verbalizer) - set(labels))
             if unknown:
                 raise serializers.ValidationError(
-                    {"verbalizer": [f"Labels {unknown} are not in the label set."]}
+                    {"verbalizer": [f"Labels {settings.LIMITS.echo(unknown)} are not in the label set."]}
                 )
-            words = [str(w).strip() for w in verbalizer.values()]
+            words = [w.strip() for w in verbalizer.values()]
             if not all(words) or len(set(words)) != len(words):
                 raise serializers.ValidationError({"verbalizer": ["Words must be non-empty and distinct."]})
         elif labels or verbalizer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
@@ -25,7 +26,14 @@ from softserve.tenancy.views import TenantScoped
 ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$")
 
 
-class PromptList(TenantScoped, generics.ListCreateAPIView):
+class WithAliases(TenantScoped):
+    def get_queryset(self):
+        # One query for every listed prompt's aliases and their versions, not one per prompt.
+        aliases = Prefetch("aliases", queryset=Alias.objects.select_related("version"))
+        return super().get_queryset().prefetch_related(aliases)
+
+
+class PromptList(WithAliases, generics.ListCreateAPIView):
     model = TaskPrompt
     serializer_class = PromptSerializer
     actions_by_method = {"GET": "read", "POST": "train"}
@@ -34,7 +42,7 @@ class PromptList(TenantScoped, generics.ListCreateAPIView):
         serializer.instance = actions.create_prompt(self.request.actor, **serializer.validated_data)
 
 
-class PromptDetail(TenantScoped, generics.RetrieveDestroyAPIView):
+class PromptDetail(WithAliases, generics.RetrieveDestroyAPIView):
     model = TaskPrompt
     serializer_class = PromptSerializer
     lookup_field = "name"

@@ -19,7 +19,7 @@ from softserve.prompts.models import Alias, PromptVersion, TaskPrompt, VersionSt
 from softserve.serving import client
 from softserve.serving.models import Usage
 from softserve.tenancy.permissions import Actor
-from workers.contracts import SERVING_ERRORS, ServeRequest
+from workers.contracts import SERVING_ERRORS, ServeRequest, ServingStatus
 from workers.engine.task import TemplateError, template_fields
 
 log = logging.getLogger(__name__)
@@ -221,9 +221,9 @@ def predict(
         raise DeadlineExceeded from None
     except client.Unavailable:
         raise ServingUnavailable from None
-    if reply.get("status") == "expired":
+    if reply.get("status") == ServingStatus.EXPIRED:
         raise DeadlineExceeded
-    if reply.get("status") != "ok":
+    if reply.get("status") != ServingStatus.OK:
         _refuse(request["request_id"], reply)
     round_trip_ms = 1000 * (time.perf_counter() - sent)
     Usage.count(actor.tenant, prompt.name, len(rows))

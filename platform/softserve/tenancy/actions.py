@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
 from softserve.tenancy.models import ROLE_RANK, ApiKey, AuditEvent, Membership, Quota, Role, Tenant
 from softserve.tenancy.permissions import Actor
@@ -48,9 +48,14 @@ def create_tenant(name: str, owner_email: str, password: str | None = None) -> t
         raise ValidationError({"name": [f"A tenant named {name!r} exists already."]})
     tenant = Tenant.objects.create(name=name)
     Quota.objects.create(tenant=tenant)
-    user, _ = get_user_model().objects.get_or_create(username=owner_email, defaults={"email": owner_email})
+    user, created = get_user_model().objects.get_or_create(
+        username=owner_email, defaults={"email": owner_email}
+    )
     if password:
         user.set_password(password)
+        user.save(update_fields=["password"])
+    elif created:
+        user.set_unusable_password()  # no password yet: nobody can sign in as them until one is set
         user.save(update_fields=["password"])
     Membership.objects.create(tenant=tenant, user=user, role=Role.OWNER)
     key, plaintext = ApiKey.mint(
@@ -68,8 +73,20 @@ def create_key(
     role = role or actor.role
     if ROLE_RANK[role] > ROLE_RANK[actor.role]:
         raise ValidationError({"role": [f"A key cannot have more than your own role ({actor.role})."]})
+    if actor.key is not None:
+        # A key minting a key: no scope it lacks, no life beyond its own.
+        extra = sorted(set(scopes) - set(actor.key.scopes))
+        if extra:
+            raise ValidationError({"scopes": [f"This key lacks the scope(s) {extra}; it cannot grant them."]})
+        own = actor.key.expires_at
+        if own is not None and (expires_at is None or expires_at > own):
+            raise ValidationError(
+                {"expires_at": [f"A key made by this key must expire by {own.isoformat()}, as it does."]}
+            )
+    # A key made by a key answers to the same person: it stops working when they leave.
+    creator = actor.user if actor.key is None else actor.key.created_by
     key, plaintext = ApiKey.mint(
-        actor.tenant, name, scopes, role=role, expires_at=expires_at, created_by=actor.user
+        actor.tenant, name, scopes, role=role, expires_at=expires_at, created_by=creator
     )
     record(actor, actor.tenant, "key.create", key, after=key_view(key))
     return key, plaintext
@@ -79,12 +96,24 @@ def create_key(
 def revoke_key(actor: Actor, key: ApiKey) -> ApiKey:
     from django.utils import timezone
 
+    if ROLE_RANK[key.role] > ROLE_RANK[actor.role]:
+        raise PermissionDenied(f"This key has the {key.role} role, above yours ({actor.role}).")
     before = key_view(key)
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
     record(actor, actor.tenant, "key.revoke", key, before=before, after=key_view(key))
     return key
+
+
+def _lock_tenant(tenant: Tenant, membership: Membership) -> None:
+    """Serialises membership changes of one tenant until commit (two owners demoting each other at once
+    must not both see the other still there), then re-reads the membership as of the lock."""
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+    try:
+        membership.refresh_from_db(fields=["role"])
+    except Membership.DoesNotExist:
+        raise NotFound("No such member.") from None
 
 
 def _guard_last_owner(membership: Membership, new_role: str | None) -> None:
@@ -103,7 +132,12 @@ def _guard_rank(actor: Actor, role: str) -> None:
 @transaction.atomic
 def add_member(actor: Actor, email: str, role: str) -> Membership:
     _guard_rank(actor, role)
-    user, _ = get_user_model().objects.get_or_create(username=email, defaults={"email": email})
+    user, created = get_user_model().objects.get_or_create(username=email, defaults={"email": email})
+    if created:
+        # Signing in needs a password the person sets themselves (e.g. `manage.py changepassword`);
+        # an empty one would be a password nobody chose.
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
     if Membership.objects.for_tenant(actor.tenant).filter(user=user).exists():
         raise ValidationError({"email": [f"{email} is a member already."]})
     membership = Membership.objects.create(tenant=actor.tenant, user=user, role=role)
@@ -113,6 +147,7 @@ def add_member(actor: Actor, email: str, role: str) -> Membership:
 
 @transaction.atomic
 def change_role(actor: Actor, membership: Membership, role: str) -> Membership:
+    _lock_tenant(actor.tenant, membership)
     _guard_rank(actor, role)
     _guard_rank(actor, membership.role)
     _guard_last_owner(membership, role)
@@ -125,6 +160,7 @@ def change_role(actor: Actor, membership: Membership, role: str) -> Membership:
 
 @transaction.atomic
 def remove_member(actor: Actor, membership: Membership) -> None:
+    _lock_tenant(actor.tenant, membership)
     _guard_rank(actor, membership.role)
     _guard_last_owner(membership, None)
     record(

@@ -7,4 +7,5 @@ class TenancyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        import softserve.api.schema  # noqa: F401 - registers the API-key scheme with drf-spectacular
+        import softserve.api.schema
+        import softserve.tenancy.checks  # noqa: F401 - registers the production secret-key check

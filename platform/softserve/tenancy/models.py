@@ -68,6 +68,8 @@ class Membership(TenantOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="one_membership_per_user")]
+        # Members in the order they joined (the settings page), without sorting all of them.
+        indexes = [models.Index(fields=["tenant", "created_at"], name="membership_tenant_joined")]
 
     def at_least(self, role: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
@@ -80,12 +82,17 @@ class ApiKey(TenantOwned):
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     secret_hash = models.CharField(max_length=64, editable=False)
     scopes = models.JSONField(default=list)
-    # A key acts with at most its creator's role, so a member cannot mint an admin's key.
+    # A key acts with at most its creator's role, so a member cannot mint an admin's key; and at most
+    # the creator's role of today (effective_role): demoting or removing a member demotes or ends their keys.
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # A team's newest keys first (the settings page), without sorting all of them.
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="apikey_tenant_recent")]
 
     @staticmethod
     def hash_secret(secret: str) -> str:
@@ -111,11 +118,32 @@ class ApiKey(TenantOwned):
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != KEY_PREFIX:
             return None
-        # The quota comes along: every API request's rate limit reads it.
-        key = cls.objects.select_related("tenant", "tenant__quota").filter(prefix=parts[1]).first()
+        # The quota comes along (every API request's rate limit reads it), and so does the creator's
+        # role in the key's tenant now: still one query per request.
+        creator_role = Membership.objects.filter(
+            tenant=models.OuterRef("tenant"), user=models.OuterRef("created_by")
+        ).values("role")[:1]
+        key = (
+            cls.objects.select_related("tenant", "tenant__quota")
+            .annotate(creator_role=models.Subquery(creator_role))
+            .filter(prefix=parts[1])
+            .first()
+        )
         if key is None or not hmac.compare_digest(key.secret_hash, cls.hash_secret(parts[2])):
             return None
-        return key if key.is_live else None
+        return key if key.is_live and key.effective_role is not None else None
+
+    @property
+    def effective_role(self) -> str | None:
+        """The role the key acts with: its own, bounded by its creator's current role in the tenant.
+        None when the creator is no longer a member (or gone): such a key no longer works."""
+        creator = getattr(self, "creator_role", None)
+        if creator is None and not hasattr(self, "creator_role") and self.created_by_id:
+            membership = Membership.objects.filter(tenant_id=self.tenant_id, user_id=self.created_by_id)
+            creator = membership.values_list("role", flat=True).first()
+        if creator is None:
+            return None
+        return min(self.role, creator, key=ROLE_RANK.__getitem__)
 
     @property
     def is_live(self) -> bool:

@@ -44,7 +44,7 @@ def resolve_actor(request) -> Actor:
     """The tenant and role behind a request, or 401 when there are no valid credentials."""
     if isinstance(request.auth, ApiKey):
         key = request.auth
-        return Actor(tenant=key.tenant, role=key.role, key=key)
+        return Actor(tenant=key.tenant, role=key.effective_role, key=key)
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         raise NotAuthenticated("Send an API key as `Authorization: Bearer ss_…` or log in.")
@@ -67,13 +67,29 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
+def action_for(view, method: str) -> str | None:
+    """The view's action for an HTTP method: its permission table's entry (HEAD as GET, OPTIONS, which
+    only describes the endpoint, as read), or None: a method the table does not name is refused."""
+    table = getattr(view, "actions_by_method", {})
+    if method == "HEAD":
+        method = "GET"
+    if method == "OPTIONS":
+        return "read"
+    return table.get(method)
+
+
 class TenantPermission(BasePermission):
-    """Resolves `request.actor` and checks the view's action for the request method."""
+    """Resolves `request.actor` and checks the view's action for the request method (fail closed)."""
 
     def has_permission(self, request, view) -> bool:
         actor = resolve_actor(request)
         request.actor = actor
-        action = view.actions_by_method.get(request.method, "read")
+        action = action_for(view, request.method)
+        if action is None:
+            method = request.method.lower()
+            if method not in view.http_method_names or getattr(view, method, None) is None:
+                return True  # a method the view does not take: DRF answers 405 and nothing runs
+            raise PermissionDenied(f"{request.method} is not allowed for any role here.")
         if not actor.may(action):
             needed = PERMISSIONS[action]
             detail = f"This needs the {needed} role" + (

@@ -2,6 +2,8 @@
 
 import secrets
 
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as PasswordRefused
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.exceptions import ValidationError
 
@@ -19,7 +21,12 @@ class Command(BaseCommand):
     def handle(self, *args, name: str, owner: str, password: str | None, **options) -> None:
         if "@" not in owner:
             raise CommandError(f"--owner must be an e-mail address, got {owner!r}.")
-        password = password or secrets.token_urlsafe(12)
+        if password is not None:
+            try:
+                validate_password(password)  # AUTH_PASSWORD_VALIDATORS
+            except PasswordRefused as exc:
+                raise CommandError(" ".join(exc.messages)) from exc
+        password = password or secrets.token_urlsafe(16)
         try:
             tenant, _, key = create_tenant(name.strip(), owner, password)
         except ValidationError as exc:

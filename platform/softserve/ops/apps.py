@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class OpsConfig(AppConfig):
+    """Operations: health probes, Prometheus metrics, worker heartbeats and the operators' summary."""
+
+    name = "softserve.ops"
+    label = "ops"
+    default_auto_field = "django.db.models.BigAutoField"

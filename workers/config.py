@@ -1,0 +1,99 @@
+"""The tuning workers' configuration: one frozen object from environment variables, each with an embedded
+default (see .env.example). Nothing else in the tuning workers reads the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from functools import cache
+from pathlib import Path
+
+from workers.contracts import JobPolicy, StorageLocation
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# field name → its environment variable, where that is not SOFTSERVE_<NAME>.
+_NAMES = {"broker_url": "CELERY_BROKER_URL", "database_url": "DATABASE_URL"}
+
+
+def sqlalchemy_url(url: str) -> str:
+    """A Django-style DATABASE_URL in SQLAlchemy's spelling (psycopg 3 for PostgreSQL)."""
+    for scheme in ("postgres://", "postgresql://", "pgsql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    # Where the embedded SQLite database, broker and storage folder live when nothing else is set.
+    var_dir: str = str(ROOT / "var")
+    # Django's DATABASE_URL (same default: SQLite under var_dir), in SQLAlchemy's spelling.
+    database_url: str = ""
+    # Empty: Celery over SQLAlchemy on SQLite under var_dir (the embedded default).
+    broker_url: str = ""
+    # Worker processes per machine: one per GPU.
+    worker_processes: int = 1
+    # On SIGTERM, running jobs get this long to reach a step boundary and checkpoint.
+    soft_shutdown_s: float = 60.0
+    # A running job writes its heartbeat and progress this often.
+    heartbeat_s: float = 5.0
+    # Training state goes to storage every this many steps.
+    checkpoint_every: int = 50
+    # The reconciler's period, and how long a queued job may wait unclaimed before its message is re-sent.
+    reconcile_every_s: float = 30.0
+    requeue_unclaimed_s: float = 600.0
+    # /metrics, /healthz and /readyz of this worker on this port (0: not served), and how long /readyz
+    # waits for each dependency (the web's SOFTSERVE_READY_TIMEOUT_S).
+    worker_metrics_port: int = 0
+    ready_timeout_s: float = 2.0
+    # Tests only (tests/reliability): a job whose seed equals this kills its own worker process at its
+    # first step, the way a native crash would. -1 (the default): off.
+    test_crash_seed: int = -1
+    policy: JobPolicy = field(default_factory=JobPolicy)
+    storage: StorageLocation = field(
+        default_factory=lambda: StorageLocation(folder=str(ROOT / "var" / "storage"))
+    )
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_s <= 0 or self.heartbeat_s >= self.policy.heartbeat_timeout_s:
+            raise ValueError("SOFTSERVE_HEARTBEAT_S must be > 0 and below SOFTSERVE_HEARTBEAT_TIMEOUT_S.")
+        if self.checkpoint_every < 1 or self.worker_processes < 1:
+            raise ValueError("SOFTSERVE_CHECKPOINT_EVERY and SOFTSERVE_WORKER_PROCESSES must be at least 1.")
+
+    @property
+    def heartbeat_timeout_s(self) -> float:
+        return self.policy.heartbeat_timeout_s
+
+    @property
+    def message_visibility_s(self) -> int:
+        """Redis re-delivers an unacknowledged job message after this: longer than any job may run."""
+        return int(self.policy.job_max_minutes * 60 + 3600)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> WorkerConfig:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name in ("policy", "storage"):
+                continue
+            raw = env.get(_NAMES.get(f.name, f"SOFTSERVE_{f.name.upper()}"), "")
+            if raw != "":
+                values[f.name] = int(raw) if f.type == "int" else float(raw) if f.type == "float" else raw
+        var_dir = Path(str(values.get("var_dir", cls.var_dir)))
+        values["var_dir"] = str(var_dir)
+        values["database_url"] = sqlalchemy_url(
+            str(values.get("database_url") or f"sqlite:///{var_dir / 'softserve.sqlite3'}")
+        )
+        values["broker_url"] = values.get("broker_url") or f"sqla+sqlite:///{var_dir / 'celery.sqlite3'}"
+        values["policy"] = JobPolicy.from_env(env)
+        values["storage"] = StorageLocation.from_env(env, str(var_dir / "storage"))
+        values.update(overrides)
+        return cls(**values)
+
+
+@cache
+def worker_config() -> WorkerConfig:
+    """This process's configuration, read once."""
+    return WorkerConfig.from_env()
