@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.softserve-installed
 CHROMIUM := /usr/bin/chromium
+DOCKER_COMPOSE := /usr/bin/docker-compose
 
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
@@ -12,13 +13,25 @@ export TOKENIZERS_PARALLELISM ?= false
 # 8000 when nothing listens there, else a port the OS picks.
 export FREE_PORT := import socket; s = socket.socket(); taken = s.connect_ex(("127.0.0.1", 8000)) == 0; t = socket.socket(); t.bind(("127.0.0.1", 0)); print(t.getsockname()[1] if taken else 8000)
 
-.PHONY: setup run demo test reliability bench bench-quick lint fmt compose-check migrations-check clean
+.PHONY: setup system-tools run demo test reliability bench bench-quick lint fmt compose-check migrations-check clean
 
-setup: $(STAMP) $(CHROMIUM)
+setup: $(STAMP) $(CHROMIUM) system-tools $(DOCKER_COMPOSE)
 
 # The browser tests drive Debian's Chromium (Playwright never downloads one). CI runs as root.
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+# The deployment checks (tests/deploy, make compose-check) validate offline with Debian's docker-compose
+# (and promtool, above); hadolint and kubernetes-validate come with the dev dependencies. CI runs as root.
+$(DOCKER_COMPOSE):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose
+
+# Debian tools the tests run for real: Prometheus and promtool (the ops tests scrape and check rules).
+# CI runs as root on a fresh machine; elsewhere install them yourself (apt-get install prometheus).
+system-tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+		test "$$(id -u)" = 0 || { echo "Debian's prometheus package is missing: sudo apt-get install prometheus" >&2; exit 1; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 # Re-runs only when the venv is missing or the dependency list changed; otherwise does nothing.
 $(STAMP): pyproject.toml
@@ -40,6 +53,7 @@ run: setup
 	$(PY) platform/manage.py ensuredemo; \
 	echo "Web UI:   http://127.0.0.1:$$port/app/  (sign in with the demo login above)"; \
 	echo "API docs: http://127.0.0.1:$$port/api/docs/"; \
+	echo "Operations: http://127.0.0.1:$$port/ops/  (sign in with the operator login above)"; \
 	trap 'kill 0' EXIT; \
 	$(PY) -m celery -A workers.celeryconf worker -B -Q gpu,default --loglevel INFO & \
 	$(PY) platform/manage.py runserver 127.0.0.1:$$port
@@ -73,15 +87,19 @@ bench-quick: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
 
 fmt: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# docker-compose.yml stays valid: Debian's docker-compose (v1) checks it offline.
-compose-check:
-	@command -v docker-compose >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
-	docker-compose config -q
+# docker-compose.yml stays valid (Debian's docker-compose v1 parses it, with deploy/compose/check.env's
+# placeholder secrets instead of a .env) and keeps its rules: published ports, required secrets,
+# healthchecks, healthy dependencies, one image, Prometheus wiring (tests/deploy/test_compose.py and
+# test_observability.py).
+compose-check: setup
+	docker-compose --env-file deploy/compose/check.env config -q
+	$(PY) -m pytest -q -p no:cacheprovider tests/deploy/test_compose.py tests/deploy/test_observability.py
 	@echo "docker-compose.yml is valid"
 
 # The Django schema arrives with the platform issue; until then there is nothing to check.

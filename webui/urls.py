@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from webui.views import datasets, jobs, pages, playground, prompts, team_settings
+from webui.views import datasets, jobs, ops, pages, playground, prompts, team_settings
 
 app_name = "webui"
 
@@ -36,4 +36,9 @@ urlpatterns = [
     path("app/settings/keys/<uuid:pk>/revoke", team_settings.key_revoke, name="key-revoke"),
     path("app/settings/members", team_settings.member_add, name="member-add"),
     path("app/settings/members/<uuid:pk>", team_settings.member_change, name="member-change"),
+    # Operators (Django staff; anyone else: 404).
+    path("ops/", ops.dashboard, name="ops"),
+    path("ops/panel", ops.panel, name="ops-panel"),
+    path("ops/api/summary", ops.summary_json, name="ops-summary"),
+    path("ops/jobs/<uuid:pk>/<str:action>", ops.job_action, name="ops-job-action"),
 ]

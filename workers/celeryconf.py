@@ -8,14 +8,19 @@ and the reconciler's clock with `celery -A workers.celeryconf beat` (or `worker 
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 from pathlib import Path
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
 from workers.config import worker_config
 from workers.contracts import QUEUE_DEFAULT, QUEUE_GPU, TASK_RECONCILE
 
+logger = logging.getLogger(__name__)
 CONFIG = worker_config()
 
 app = Celery("softserve-workers", include=["workers.tasks"], fixups=[])
@@ -46,3 +51,77 @@ app.conf.update(
     beat_schedule={"reconcile-jobs": {"task": TASK_RECONCILE, "schedule": CONFIG.reconcile_every_s}},
     beat_schedule_filename=str(Path(CONFIG.var_dir) / "celerybeat-schedule"),
 )
+
+# --- operations: JSON logs, the metrics/health port, each pool process's heartbeat row ------------------
+# /metrics, /healthz and /readyz of this worker on this port (0: not served). Jobs run in pool processes,
+# so metrics are prometheus-client's multiprocess kind (PROMETHEUS_MULTIPROC_DIR, else a folder in VAR_DIR).
+METRICS_PORT = CONFIG.worker_metrics_port
+READY_TIMEOUT_S = CONFIG.ready_timeout_s
+
+
+@signals.setup_logging.connect
+def _configure_logging(**_: Any) -> None:
+    """Celery leaves logging to us when this signal has a receiver: the JSON lines of workers/logs.py."""
+    from workers import logs
+
+    logs.configure()
+
+
+@signals.celeryd_init.connect
+def _prepare_metrics_folder(**_: Any) -> None:
+    # Runs in the worker's parent before the task modules (and prometheus_client) are imported.
+    if not METRICS_PORT:
+        return
+    default = Path(CONFIG.var_dir) / "worker-metrics" / str(os.getpid())
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or default)
+    if folder.exists():
+        shutil.rmtree(folder)  # values of a previous run would count twice
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
+def _checks() -> dict[str, Any]:
+    from workers.health import broker_check, sqlalchemy_check, storage_check
+
+    return {
+        "database": sqlalchemy_check(CONFIG.database_url, READY_TIMEOUT_S),
+        "broker": broker_check(CONFIG.broker_url, READY_TIMEOUT_S),
+        "storage": storage_check(CONFIG.storage, READY_TIMEOUT_S),
+    }
+
+
+@signals.worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    if not METRICS_PORT:
+        return
+    from workers import metrics
+    from workers.fleet import DeviceProbe
+    from workers.health import serve_http
+
+    device = metrics.DeviceCollector(DeviceProbe())
+    serve_http(METRICS_PORT, lambda: metrics.exposition([device]), _checks, READY_TIMEOUT_S)
+    logger.info("worker metrics, /healthz and /readyz on port %d", METRICS_PORT)
+
+
+@signals.worker_process_init.connect
+def _start_fleet_heartbeat(**_: Any) -> None:
+    """Each pool process keeps its own row in ops_workerheartbeat (what /ops/ shows as a worker)."""
+    from workers import fleet
+    from workers.jobdb import default_db
+
+    # Only a thread starts here (Celery waits a few seconds at most for a pool process to come up); the
+    # database and the device are reached from that thread, and a failure there is logged and retried.
+    fleet.install(fleet.Fleet(lambda: default_db().engine, "gpu,default", CONFIG.heartbeat_s).start())
+
+
+@signals.worker_process_shutdown.connect
+def _stop_fleet_heartbeat(**_: Any) -> None:
+    from workers import fleet
+
+    if fleet._current is not None:
+        fleet._current.stop()
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid(), folder)

@@ -44,6 +44,10 @@ class WorkerConfig:
     # The reconciler's period, and how long a queued job may wait unclaimed before its message is re-sent.
     reconcile_every_s: float = 30.0
     requeue_unclaimed_s: float = 600.0
+    # /metrics, /healthz and /readyz of this worker on this port (0: not served), and how long /readyz
+    # waits for each dependency (the web's SOFTSERVE_READY_TIMEOUT_S).
+    worker_metrics_port: int = 0
+    ready_timeout_s: float = 2.0
     # Tests only (tests/reliability): a job whose seed equals this kills its own worker process at its
     # first step, the way a native crash would. -1 (the default): off.
     test_crash_seed: int = -1

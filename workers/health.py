@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from typing import Any
 
 from workers.contracts import StorageLocation
 
@@ -147,3 +148,37 @@ def storage_check(where: StorageLocation, timeout_s: float) -> Check:
         client.head_bucket(Bucket=where.bucket)
 
     return check
+
+
+def serve_http(
+    port: int,
+    metrics: Callable[[], bytes],
+    checks: Callable[[], Mapping[str, Callable[[], None]]],
+    timeout_s: float,
+) -> Any:
+    """`/metrics`, `/healthz` and `/readyz` on `port` from daemon threads; returns the server."""
+    import json
+    import threading
+    from wsgiref.simple_server import make_server
+
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST, ThreadingWSGIServer, _SilentHandler
+
+    def app(environ: dict, start_response: Callable) -> list[bytes]:
+        path = environ.get("PATH_INFO", "/").rstrip("/")
+        if path == "/healthz":
+            body, status, kind = json.dumps({"status": "ok"}).encode(), "200 OK", "application/json"
+        elif path == "/readyz":
+            result = readiness(checks(), timeout_s)
+            body = json.dumps(result.body()).encode()
+            status = "200 OK" if result.ok else "503 Service Unavailable"
+            kind = "application/json"
+        elif path in ("/metrics", ""):
+            body, status, kind = metrics(), "200 OK", CONTENT_TYPE_LATEST
+        else:
+            body, status, kind = b"not found\n", "404 Not Found", "text/plain"
+        start_response(status, [("Content-Type", kind), ("Content-Length", str(len(body)))])
+        return [body]
+
+    server = make_server("0.0.0.0", port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
+    threading.Thread(target=server.serve_forever, name=f"metrics-{port}", daemon=True).start()
+    return server

@@ -5,16 +5,23 @@ to the job row. Called by the thin Celery tasks in `workers/tasks.py`; no Celery
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
+import logging
 import os
 import socket
 import threading
 import time
 from dataclasses import asdict
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+import structlog
+
+from workers import fleet
+from workers import metrics as prom  # `metrics` is the name of a job's figures here
 from workers.config import worker_config
 from workers.contracts import JobKind, JobStatus, VersionStatus
 from workers.engine.artifact import PromptArtifact, artifact_bytes, artifact_from_bytes
@@ -29,6 +36,7 @@ from workers.engine.trainer import Progress, TrainConfig
 from workers.jobdb import JobContext, JobDB
 from workers.storage import ObjectMissing, ObjectStore, prompt_key
 
+logger = logging.getLogger(__name__)
 CONFIG = worker_config()
 HEARTBEAT_S = CONFIG.heartbeat_s
 STALE_AFTER_S = CONFIG.heartbeat_timeout_s
@@ -69,7 +77,12 @@ class Beat:
         self.pending_history: list[dict[str, Any]] = []
         self.cancelled = self.lost = False
         self._lock, self._done = threading.Lock(), threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{job_id}", daemon=True)
+        self.failures = 0
+        # The thread logs with the job's context (job_id, attempt, worker) bound by run_job.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._loop,), name=f"heartbeat-{job_id}", daemon=True
+        )
 
     def __enter__(self) -> Beat:
         self._thread.start()
@@ -90,9 +103,14 @@ class Beat:
             progress, history, self.pending_history = self.progress, self.pending_history, []
         try:
             owned, cancel = self.db.heartbeat(self.job_id, self.worker, progress, history)
-        except Exception:  # a database blip: the next beat tries again; the reconciler has a margin
+        except Exception:
+            # A database blip: the next beat tries again and the reconciler allows a margin, but never
+            # silently: logged with its traceback and counted (softserve_worker_heartbeat_failures_total).
             with self._lock:
                 self.pending_history = history + self.pending_history
+            self.failures += 1
+            prom.HEARTBEAT_FAILURES.labels(kind="job").inc()
+            logger.warning("job heartbeat failed (%d so far)", self.failures, exc_info=True)
             return
         self.lost = self.lost or not owned
         self.cancelled = self.cancelled or cancel
@@ -178,14 +196,22 @@ def run_training(db: JobDB, store: ObjectStore, context: JobContext, kind: str, 
         )
         beat.flush()  # the claim and the resume point are on record before the first step
 
+        clock = {"step": start, "at": time.perf_counter()}
+
         def on_progress(p: Progress) -> None:
+            now = time.perf_counter()
+            if p.step > clock["step"]:
+                prom.STEP_SECONDS.observe((now - clock["at"]) / (p.step - clock["step"]))
+            clock.update(step=p.step, at=now)
+            prom.TOKENS_PER_SECOND.set(p.tokens_per_s)
             figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(p).items()}
             beat.update(
                 figures, {"step": p.step, "loss": figures["loss"], **(p.dev or {})} if p.dev else None
             )
 
         def on_checkpoint(state: BankState) -> None:
-            store.put_bytes(checkpoint_key, state.to_bytes())
+            with prom.CHECKPOINT_SECONDS.time():
+                store.put_bytes(checkpoint_key, state.to_bytes())
             beat.update({"checkpoint_step": state.step})
 
         try:
@@ -275,22 +301,65 @@ def _fail(db: JobDB, context_version: str | None, job_id: str, worker: str, mess
     db.finish(job_id, worker, JobStatus.FAILED, error=message, version=version)
 
 
+def _waited_s(queued_at: datetime | None) -> float | None:
+    if queued_at is None:
+        return None
+    if queued_at.tzinfo is None:  # SQLite keeps naive UTC
+        queued_at = queued_at.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - queued_at).total_seconds())
+
+
 def run_job(
     db: JobDB, store: ObjectStore, job_id: str, kind: str, transient: tuple[type[BaseException], ...]
 ) -> str:
     """Claim, run, record. Safe to deliver twice: a finished job is left alone, a live one is retried
-    later (NotClaimable), a stalled one is taken over and resumed from its checkpoint."""
+    later (NotClaimable), a stalled one is taken over and resumed from its checkpoint.
+
+    While it runs, every log line of this process carries job_id, attempt and worker; the outcome is
+    counted in softserve_worker_jobs_finished_total."""
     worker = worker_id()
-    if not db.claim(job_id, worker, STALE_AFTER_S):
-        job = db.job(job_id)
-        if job is None:
-            return "missing"
-        if job["status"] == JobStatus.RUNNING:
-            raise NotClaimable(job_id)
-        return f"left alone ({job['status']})"
+    with structlog.contextvars.bound_contextvars(job_id=str(job_id), worker=worker, kind=kind):
+        if not db.claim(job_id, worker, STALE_AFTER_S):
+            job = db.job(job_id)
+            if job is None:
+                return "missing"
+            if job["status"] == JobStatus.RUNNING:
+                raise NotClaimable(job_id)
+            return f"left alone ({job['status']})"
+        outcome = "error"
+        prom.JOBS_RUNNING.inc()
+        fleet.set_job(str(job_id))
+        try:
+            outcome = _run_claimed(db, store, job_id, kind, transient, worker)
+            return outcome
+        except transient:
+            outcome = "retry"
+            raise
+        finally:
+            prom.JOBS_RUNNING.dec()
+            prom.TOKENS_PER_SECOND.set(0)
+            fleet.set_job(None)
+            prom.JOBS_FINISHED.labels(kind=kind, outcome=outcome).inc()
+            logger.info("job ended: %s", outcome, extra={"outcome": outcome})
+            structlog.contextvars.unbind_contextvars("attempt")
+
+
+def _run_claimed(
+    db: JobDB,
+    store: ObjectStore,
+    job_id: str,
+    kind: str,
+    transient: tuple[type[BaseException], ...],
+    worker: str,
+) -> str:
     trains, version_id = kind != JobKind.EVALUATE, None
     try:
         context = db.context(job_id)
+        structlog.contextvars.bind_contextvars(attempt=context.job["attempts"])
+        waited = _waited_s(context.job["queued_at"])
+        if waited is not None and context.job["attempts"] == 1:
+            prom.QUEUE_WAIT.observe(waited)  # enqueue to first claim (a resume is not a queue wait)
+        logger.info("job claimed", extra={"waited_s": round(waited or 0, 3)})
         if not trains:
             return run_evaluation(db, store, context, worker)
         version_id = context.version["id"]  # evaluate scores a version; only training owns its status
@@ -304,6 +373,7 @@ def run_job(
         db.release(job_id, worker)  # best effort; if it fails too, the heartbeat goes stale instead
         raise
     except Exception as exc:
+        logger.exception("job failed with an internal error")
         _fail(db, version_id, job_id, worker, f"Internal error ({type(exc).__name__}): {exc}")
         raise
 

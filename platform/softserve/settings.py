@@ -10,6 +10,7 @@ import dj_database_url
 from softserve.limits import Limits
 from softserve.storage import storages_setting
 from workers.contracts import JobPolicy
+from workers.logs import logging_config
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = Path(os.environ.get("SOFTSERVE_VAR_DIR", ROOT / "var"))
@@ -58,6 +59,8 @@ MIDDLEWARE = [
     "softserve.ops.middleware.ProbeMiddleware",
     # Then a request id on every answer, and outages (database, Redis, broker) as 503s with Retry-After.
     "softserve.api.middleware.OutageMiddleware",
+    # That request id on every log line of the request, the access line and the request metrics.
+    "softserve.ops.middleware.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from the web process (gunicorn or runserver), compressed and cached.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -192,6 +195,11 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["softserve.tenancy.throttling.TenantRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "softserve.api.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "softserve.api.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "softserve.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": LIMITS.page_default,
     "UNAUTHENTICATED_USER": None,
@@ -201,6 +209,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Soft prompts on one frozen model: datasets, prompts, jobs, predictions.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The error shape and statuses on every operation (softserve/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "softserve.api.schema.add_error_responses",
+    ],
     # Swagger UI from the drf-spectacular-sidecar package, never a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -230,5 +243,9 @@ SERVING_MAX_INPUT_CHARS = int(os.environ.get("SERVING_MAX_INPUT_CHARS", 4000))
 # The serving workers' generation limit (the same variable they read): the most a request may ask for.
 SERVING_MAX_NEW_TOKENS = int(os.environ.get("SERVING_MAX_NEW_TOKENS", 32))
 
+# One JSON object per log line (SOFTSERVE_LOG_FORMAT, SOFTSERVE_LOG_LEVEL), the workers' format too.
+LOGGING = logging_config()
+# /ops/ reads serving request rates, latencies and cache hit rates from this Prometheus (empty: not shown).
+PROMETHEUS_URL = os.environ.get("PROMETHEUS_URL", "")
 # Operations. /readyz: each dependency (database, broker, storage) must answer within this many seconds.
 SOFTSERVE_READY_TIMEOUT_S = float(os.environ.get("SOFTSERVE_READY_TIMEOUT_S", 2))

@@ -123,3 +123,70 @@ class WebServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=20)
+
+
+class Prometheus:
+    """Debian's Prometheus on a free port, scraping the given targets every second (and loading the
+    alert rules, so the test also sees them evaluated)."""
+
+    def __init__(self, jobs: dict[str, list[str]], folder: Path, rule_files: list[Path] = ()):
+        binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+        if not Path(binary).exists():
+            raise AssertionError(
+                "prometheus is needed (Debian package `prometheus`; `make setup` installs it)"
+            )
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = ["global:", "  scrape_interval: 1s", "  evaluation_interval: 1s", "rule_files:"]
+        lines += [f"  - {path}" for path in rule_files] or ["  []"]
+        lines.append("scrape_configs:")
+        for job, targets in jobs.items():
+            lines += [f"  - job_name: {job}", "    static_configs:", f"      - targets: {list(targets)!r}"]
+        config = folder / "prometheus.yml"
+        config.write_text("\n".join(lines).replace("rule_files:\n  []", "rule_files: []") + "\n")
+        self.log_path = folder / "prometheus.log"
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={folder / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"prometheus exited {self.proc.returncode}:\n{self.logs()}")
+            try:
+                if requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"prometheus not ready in 60 s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def query(self, promql: str) -> list[dict]:
+        response = requests.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=10)
+        response.raise_for_status()
+        return response.json()["data"]["result"]
+
+    def get(self, path: str) -> dict:
+        response = requests.get(f"{self.url}{path}", timeout=10)
+        response.raise_for_status()
+        return response.json()["data"]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=20)

@@ -144,7 +144,7 @@ class Batcher:
         return groups
 
     def _reply(self, request: ServeRequest, status: str, **fields: Any) -> ServeReply:
-        tenant, prompt = request["tenant_id"], request["prompt"]
+        tenant, prompt = metrics.prompt_labels(request["tenant_id"], request["prompt"])
         metrics.REQUESTS.labels(tenant, prompt, status).inc()
         metrics.LATENCY.labels(tenant, prompt).observe(max(0.0, time.time() - request["enqueued_at"]))
         return {"request_id": request["request_id"], "status": status, "worker": self.worker, **fields}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, start_http_server
+import os
+import threading
+from collections.abc import Callable, Mapping
+
+from prometheus_client import Counter, Histogram
 
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _COUNTS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -16,6 +20,8 @@ BATCH_PROMPTS = Histogram(
 )
 FORWARD = Histogram("softserve_serving_forward_seconds", "Time in the model per sub-batch", buckets=_FAST)
 CACHE_HITS = Counter("softserve_serving_prompt_cache_hits", "Prompt cache hits", ["tier"])
+for _tier in ("device", "host"):
+    CACHE_HITS.labels(_tier)  # both tiers exported from the start (0), so a hit rate is defined
 CACHE_MISSES = Counter("softserve_serving_prompt_cache_misses", "Prompts loaded from object storage")
 REQUESTS = Counter(
     "softserve_serving_requests", "Requests answered, by outcome", ["tenant", "prompt", "status"]
@@ -35,7 +41,32 @@ GIVEN_UP = Counter(
 )
 
 
-def serve_metrics(port: int) -> None:
-    """Expose /metrics on `port` from a daemon thread (0: do nothing)."""
-    if port:
-        start_http_server(port)
+# Per-prompt series for the first this many (tenant, prompt) pairs a worker answers; `other` after that,
+# so a tenant making thousands of prompts cannot grow Prometheus' series without bound.
+READY_TIMEOUT_S = float(os.environ.get("SOFTSERVE_READY_TIMEOUT_S", "2"))
+TOP_PROMPTS = int(os.environ.get("SERVING_METRICS_TOP_PROMPTS", "50"))
+_labelled: set[tuple[str, str]] = set()
+_labelled_lock = threading.Lock()
+
+
+def prompt_labels(tenant: str, prompt: str) -> tuple[str, str]:
+    """(tenant, prompt) for a labelled pair, ("other", "other") once TOP_PROMPTS pairs have series."""
+    pair = (tenant, prompt)
+    with _labelled_lock:
+        if pair in _labelled:
+            return pair
+        if len(_labelled) < TOP_PROMPTS:
+            _labelled.add(pair)
+            return pair
+    return ("other", "other")
+
+
+def serve_metrics(port: int, checks: Callable[[], Mapping[str, Callable[[], None]]] | None = None) -> None:
+    """Expose /metrics (and /healthz, /readyz running `checks`) on `port` from daemon threads (0: nothing)."""
+    if not port:
+        return
+    from prometheus_client import REGISTRY, generate_latest
+
+    from workers.health import serve_http
+
+    serve_http(port, lambda: generate_latest(REGISTRY), checks or dict, READY_TIMEOUT_S)

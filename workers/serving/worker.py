@@ -30,6 +30,20 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+def _checks(config: ServingConfig) -> dict:
+    """The serving worker's /readyz: its Redis stream and the object storage its prompts come from."""
+    from workers.contracts import StorageLocation
+    from workers.health import redis_check, storage_check
+    from workers.storage import ROOT
+
+    timeout = float(os.environ.get("SOFTSERVE_READY_TIMEOUT_S", "2"))
+    var_dir = os.environ.get("SOFTSERVE_VAR_DIR", str(ROOT / "var"))
+    return {
+        "redis": redis_check(config.redis_url, timeout),
+        "storage": storage_check(StorageLocation.from_env(os.environ, f"{var_dir}/storage"), timeout),
+    }
+
+
 def serve(config: ServingConfig, stop: threading.Event | None = None) -> None:
     """Serve until `stop` is set (SIGTERM and SIGINT set it); the batch in hand is finished first."""
     if not config.redis_url:
@@ -45,7 +59,7 @@ def serve(config: ServingConfig, stop: threading.Event | None = None) -> None:
     )
     batcher = Batcher(fm, cache, config, worker=consumer)
     source = RedisSource(redis.Redis.from_url(config.redis_url), config, consumer)
-    serve_metrics(config.metrics_port)
+    serve_metrics(config.metrics_port, lambda: _checks(config))
     log.info("serving %s as %s", config.base_model, consumer)
     print(f"serving worker ready: {consumer}", flush=True)
     _serve_through_outages(source, batcher, config, stop)

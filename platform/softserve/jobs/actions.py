@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -125,5 +126,23 @@ def retry_job(actor: Actor, job: Job) -> Job:
             status=VersionStatus.PENDING
         )
     record(actor, actor.tenant, "job.retry", job, after={"status": JobStatus.QUEUED})
+    _enqueue_after_commit(job)
+    return job
+
+
+@transaction.atomic
+def requeue_stalled_job(actor: Actor, job: Job, stale_after_s: float) -> Job:
+    """A running job whose heartbeat stopped goes back to the queue now (what the reconciler does on its
+    own clock); the next worker resumes it from its last checkpoint. A live job is refused."""
+    job = Job.objects.for_tenant(actor.tenant).select_for_update().get(pk=job.pk)
+    stale_before = timezone.now() - timedelta(seconds=stale_after_s)
+    if job.status != JobStatus.RUNNING or (job.heartbeat_at and job.heartbeat_at >= stale_before):
+        raise ValidationError(
+            {"status": [f"The job is {job.status} with a live heartbeat; only stalled jobs are re-queued."]}
+        )
+    before = {"status": job.status, "worker": job.worker}
+    job.status, job.worker, job.queued_at = JobStatus.QUEUED, "", timezone.now()
+    job.save(update_fields=["status", "worker", "queued_at"])
+    record(actor, actor.tenant, "job.requeue", job, before=before, after={"status": "queued"})
     _enqueue_after_commit(job)
     return job

@@ -1,8 +1,10 @@
-"""`manage.py ensuredemo`: on first start, a demo tenant with its owner's login and an API key."""
+"""`manage.py ensuredemo`: on first start, a demo tenant with its owner's login and an API key, and an
+operator (Django staff) login for /ops/."""
 
 import os
 import secrets
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from softserve.tenancy.actions import create_tenant
@@ -10,12 +12,36 @@ from softserve.tenancy.models import Tenant
 
 DEMO_TENANT = os.environ.get("SOFTSERVE_DEMO_TENANT", "demo")
 DEMO_OWNER = os.environ.get("SOFTSERVE_DEMO_OWNER", "demo@softserve.local")
+DEMO_OPERATOR = os.environ.get("SOFTSERVE_DEMO_OPERATOR", "ops@softserve.local")
 
 
 class Command(BaseCommand):
     help = __doc__
 
     def handle(self, *args, **options) -> None:
+        self._tenant()
+        self._operator()
+
+    def _operator(self) -> None:
+        """A staff user (no team) who can open /ops/; its password is printed once, at creation."""
+        port = os.environ.get("PORT", "8000")
+        user, created = get_user_model().objects.get_or_create(
+            username=DEMO_OPERATOR, defaults={"email": DEMO_OPERATOR, "is_staff": True}
+        )
+        if not created:
+            self.stdout.write(
+                f"operator login: {DEMO_OPERATOR} with the password printed at first start "
+                f"(or `manage.py changepassword {DEMO_OPERATOR}`); http://127.0.0.1:{port}/ops/"
+            )
+            return
+        password = secrets.token_urlsafe(12)
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        self.stdout.write(
+            f"operator login: {DEMO_OPERATOR} / {password}  (then http://127.0.0.1:{port}/ops/)"
+        )
+
+    def _tenant(self) -> None:
         if Tenant.objects.filter(name=DEMO_TENANT).exists():
             self.stdout.write(
                 f"demo tenant {DEMO_TENANT!r}: sign in as {DEMO_OWNER} with the password printed at "
