@@ -195,6 +195,11 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["softserve.tenancy.throttling.TenantRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "softserve.api.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "softserve.api.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "softserve.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": LIMITS.page_default,
     "UNAUTHENTICATED_USER": None,
@@ -204,6 +209,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Soft prompts on one frozen model: datasets, prompts, jobs, predictions.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The error shape and statuses on every operation (softserve/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "softserve.api.schema.add_error_responses",
+    ],
     # Swagger UI from the drf-spectacular-sidecar package, never a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -231,6 +241,12 @@ WEB_CONCURRENCY = int(os.environ["WEB_CONCURRENCY"]) if os.environ.get("WEB_CONC
 # Default and longest deadline of a request; requests queued or in flight per model before a 503.
 SERVING_TIMEOUT_MS = int(os.environ.get("SERVING_TIMEOUT_MS", 30_000))
 SERVING_QUEUE_MAX = int(os.environ.get("SERVING_QUEUE_MAX", 1000))
+# Fair shares: requests one tenant may have queued or in flight per base model (above it: 429), and
+# predictions one tenant may have waiting in this web process's threads at once (above it: 429).
+SERVING_TENANT_QUEUE_MAX = int(os.environ.get("SERVING_TENANT_QUEUE_MAX", 250))
+SERVING_TENANT_MAX_CONCURRENT = int(os.environ.get("SERVING_TENANT_MAX_CONCURRENT", 8))
+# Seconds a Redis call of the predict path may take to connect or answer before the request gets a 503.
+SERVING_REDIS_TIMEOUT_S = float(os.environ.get("SERVING_REDIS_TIMEOUT_S", 2))
 # Inputs per request, and characters per input (all its fields together).
 SERVING_MAX_INPUTS = int(os.environ.get("SERVING_MAX_INPUTS", 64))
 SERVING_MAX_INPUT_CHARS = int(os.environ.get("SERVING_MAX_INPUT_CHARS", 4000))
