@@ -22,7 +22,10 @@ from tests.teams import make_dataset_version, make_prompt
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
 OPERATIONS = sum(1 for _ in schema.get_all_operations())
 EXAMPLES_PER_OPERATION = scaled(8, 170)  # ~30 operations: a few hundred cases in CI, > 5,000 in full
-STATEFUL_SEQUENCES = scaled(10, 200)
+# Sequences change the tenant's data as they go, which the test cannot reset between examples; beyond a
+# few derandomized sequences Hypothesis stops with FlakyStrategyDefinition (seen at 30), so the stateful
+# part runs this fixed count at both scales (known limit: see docs/reliability.md).
+STATEFUL_SEQUENCES = 10
 EXCLUDED = [positive_data_acceptance]
 # CI replays the same cases every run (a red build names a regression, not a new random find); the full
 # run explores afresh each time.
@@ -118,7 +121,7 @@ def test_stateful_sequences(seeded):
                 max_examples=STATEFUL_SEQUENCES,
                 deadline=None,
                 stateful_step_count=6,
-                derandomize=DERANDOMIZE,
+                derandomize=True,
                 suppress_health_check=list(HealthCheck),
             )
         )
