@@ -195,11 +195,10 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["softserve.tenancy.throttling.TenantRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "softserve.api.errors.exception_handler",
-    "DEFAULT_PARSER_CLASSES": [
-        "softserve.api.parsers.StrictJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON bodies only (the dataset upload takes multipart itself): form encodings would treat an empty
+    # field as an omitted one, so `role=` would quietly mean "the default role".
+    "DEFAULT_PARSER_CLASSES": ["softserve.api.parsers.StrictJSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_PAGINATION_CLASS": "softserve.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": LIMITS.page_default,
     "UNAUTHENTICATED_USER": None,

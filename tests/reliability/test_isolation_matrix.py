@@ -109,7 +109,9 @@ def expected(kind: str, scenario: str, method: str, handles: bool | None) -> set
         if not safe and scenario != "other_team_session":
             return {403}  # no CSRF token: refused before any view
         if scenario in ("other_team_session", "session_without_csrf"):
-            return {200, 302, 400, 404, 405}  # its own team's page, or not found
+            # Its own team's page or form answer (422: a form with errors; 286: htmx's "stop polling" on a
+            # finished job's live panel), or not found.
+            return {200, 204, 286, 302, 400, 404, 405, 422}
         return {302, 405}  # keys are not sessions: off to the sign-in page (or a POST-only page's 405)
     # ops: staff only; no team member is staff.
     if not safe and scenario != "other_team_session":

@@ -16,14 +16,20 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from softserve.wsgi import application
 
-from tests.reliability.figures import record_figures, scaled
+from tests.reliability.figures import FULL_SCALE, record_figures, scaled
 from tests.teams import make_dataset_version, make_prompt
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
 OPERATIONS = sum(1 for _ in schema.get_all_operations())
 EXAMPLES_PER_OPERATION = scaled(8, 170)  # ~30 operations: a few hundred cases in CI, > 5,000 in full
-STATEFUL_SEQUENCES = scaled(10, 200)
+# Sequences change the tenant's data as they go, which the test cannot reset between examples; beyond a
+# few derandomized sequences Hypothesis stops with FlakyStrategyDefinition (seen at 30), so the stateful
+# part runs this fixed count at both scales (known limit: see docs/reliability.md).
+STATEFUL_SEQUENCES = 10
 EXCLUDED = [positive_data_acceptance]
+# CI replays the same cases every run (a red build names a regression, not a new random find); the full
+# run explores afresh each time.
+DERANDOMIZE = not FULL_SCALE
 _run = {"cases": 0, "stateful_steps": 0}
 _current = {"key": ""}  # the running test's tenant key (each test has its own tenant)
 
@@ -88,7 +94,12 @@ def _record() -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    deadline=None,
+    derandomize=DERANDOMIZE,
+    suppress_health_check=list(HealthCheck),
+)
 def test_no_server_errors_and_responses_match_the_schema(case, seeded):
     with connection_kept():
         case.call_and_validate(excluded_checks=EXCLUDED)
@@ -110,6 +121,7 @@ def test_stateful_sequences(seeded):
                 max_examples=STATEFUL_SEQUENCES,
                 deadline=None,
                 stateful_step_count=6,
+                derandomize=True,
                 suppress_health_check=list(HealthCheck),
             )
         )

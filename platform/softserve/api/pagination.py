@@ -36,7 +36,9 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
             if parameter["name"] == self.limit_query_param:
-                parameter["schema"].update({"minimum": 1, "maximum": self.max_limit})
+                # No schema maximum: a larger limit is not an error, it is capped at PAGE_MAX.
+                parameter["schema"]["minimum"] = 1
+                parameter["description"] = f"Results per page, at most {self.max_limit} (more is capped)."
             elif parameter["name"] == self.offset_query_param:
                 parameter["schema"]["minimum"] = 0
         return parameters
