@@ -224,6 +224,11 @@ SOFTSERVE_BASE_MODELS = [
 # Serving (predictions). Redis: the base model's request stream, read by `python -m workers.serving`
 # workers; empty (and no REDIS_URL): the batching loop runs inside this web process (embedded default).
 SERVING_REDIS_URL = os.environ.get("SERVING_REDIS_URL") or os.environ.get("REDIS_URL", "")
+# "redis": requests go to the model's Redis stream (SERVING_REDIS_URL) for `python -m workers.serving`;
+# "embedded": the batching loop runs in this web process and loads the model here (one per process).
+# Empty: redis when a serving Redis URL is set, else embedded. A system check warns when embedded serving
+# would load a model in each of several gunicorn processes (WEB_CONCURRENCY > 1).
+SERVING_MODE = os.environ.get("SERVING_MODE", "").strip().lower()
 # Default and longest deadline of a request; requests queued or in flight per model before a 503.
 SERVING_TIMEOUT_MS = int(os.environ.get("SERVING_TIMEOUT_MS", 30_000))
 SERVING_QUEUE_MAX = int(os.environ.get("SERVING_QUEUE_MAX", 1000))

@@ -7,3 +7,6 @@ class OpsConfig(AppConfig):
     name = "softserve.ops"
     label = "ops"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from softserve.ops import checks  # noqa: F401  (registers the system checks)

@@ -288,7 +288,9 @@ def serving() -> dict[str, Any]:
 
     models: dict[str, dict[str, Any]] = {m: {"model": m} for m in settings.SOFTSERVE_BASE_MODELS}
     notes: list[str] = []
-    if settings.SERVING_REDIS_URL:
+    from softserve.serving.client import serving_mode
+
+    if serving_mode() == "redis":
         import redis
 
         client = redis.Redis.from_url(settings.SERVING_REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
@@ -305,7 +307,7 @@ def serving() -> dict[str, Any]:
             logger.warning("serving queue figures unavailable: %s", exc)
             notes.append("The serving Redis did not answer.")
     else:
-        notes.append("Embedded serving (no SERVING_REDIS_URL): the pool runs inside each web process.")
+        notes.append("Embedded serving (SERVING_MODE=embedded): the pool runs inside each web process.")
     if settings.PROMETHEUS_URL:
         try:
             for key, query in SERVING_QUERIES.items():

@@ -44,11 +44,16 @@ def _enqueue_script(url: str):
     return _redis(url).register_script(ENQUEUE_BOUNDED)
 
 
+def serving_mode() -> str:
+    """SERVING_MODE when set, else redis with a serving Redis URL and embedded without one."""
+    return settings.SERVING_MODE or ("redis" if settings.SERVING_REDIS_URL else "embedded")
+
+
 def submit(request: ServeRequest, timeout_s: float) -> ServeReply:
     """The worker's reply. Raises Overloaded (queue full) or NoReply (deadline passed)."""
-    url = settings.SERVING_REDIS_URL
-    if not url:
+    if serving_mode() == "embedded":
         return _submit_embedded(request, timeout_s)
+    url = settings.SERVING_REDIS_URL
     client = _redis(url)
     added = _enqueue_script(url)(
         keys=[serving_stream(request["base_model"])], args=[settings.SERVING_QUEUE_MAX, json.dumps(request)]
