@@ -167,12 +167,17 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     operator = get_user_model().objects.create_user("ops@bench.example", is_staff=True)
     client = Client()
     client.force_login(operator)
-    with CaptureQueriesContext(connection) as queries:
+    queries: list[str] = []
+
+    def count(execute, sql, params, many, context):
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
         client.get(PATHS["json"])
     indexed = _measure(client, requests)
     print(f"indexed: {indexed}", flush=True)
