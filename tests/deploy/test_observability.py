@@ -1,0 +1,56 @@
+"""The compose stack's Prometheus: its scrape config (promtool) reaches every Softserve service on the
+ports and paths the code serves, and loads the operations work's alert rules (deploy/prometheus/alerts.yml).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from django.urls import resolve
+
+from tests.deploy.tools import ROOT, run, tool
+
+
+def test_prometheus_scrapes_every_softserve_service_and_loads_the_alerts(config):
+    services = config["services"]
+    prom = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    assert any(str(ROOT / "deploy" / "prometheus") in v for v in services["prometheus"]["volumes"])
+    assert prom["rule_files"] == ["alerts.yml"] and (ROOT / "deploy" / "prometheus" / "alerts.yml").is_file()
+    targets = {
+        job["job_name"]: (sd["names"], sd["port"])
+        for job in prom["scrape_configs"]
+        for sd in job.get("dns_sd_configs", [])
+    }
+    serving_port = int(services["serving-worker"]["environment"]["SERVING_METRICS_PORT"])
+    tuning_port = int(services["tuning-worker"]["environment"]["SOFTSERVE_WORKER_METRICS_PORT"])
+    assert targets == {
+        "web": (["web"], 8000),
+        "tuning-worker": (["tuning-worker"], tuning_port),
+        "serving-worker": (["serving-worker"], serving_port),
+    }
+    paths = {job["job_name"]: job.get("metrics_path", "/metrics") for job in prom["scrape_configs"]}
+    assert resolve(paths["web"]).url_name == "metrics", "the web's /metrics is in the URL conf"
+    # The compose healthchecks probe the same ports' /healthz.
+    for name, port in (("tuning-worker", tuning_port), ("serving-worker", serving_port)):
+        assert services[name]["healthcheck"]["test"][-1] == f"http://127.0.0.1:{port}/healthz"
+    assert services["web"]["healthcheck"]["test"][-1] == "http://127.0.0.1:8000/healthz"
+    assert services["web"]["environment"]["PROMETHEUS_URL"] == "http://prometheus:9090"
+    result = run(tool("promtool"), "check", "config", str(ROOT / "deploy" / "prometheus" / "prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_grafana_is_provisioned_with_the_datasource_and_the_dashboard(config):
+    grafana = config["services"]["grafana"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"] if v.startswith("/")}
+    provisioning = Path(mounts["/etc/grafana/provisioning"])
+    source = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"][0]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    provider = yaml.safe_load((provisioning / "dashboards" / "softserve.yml").read_text())["providers"][0]
+    dashboards = Path(mounts[provider["options"]["path"]])
+    assert (dashboards / "softserve.json").is_file(), "the operations dashboard is mounted"
+    # The dashboard's panels take the default Prometheus datasource, which is the provisioned one.
+    dashboard = json.loads((dashboards / "softserve.json").read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["query"] == source["type"] and source["isDefault"] is True
