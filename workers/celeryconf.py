@@ -56,6 +56,9 @@ app.conf.update(
 # so metrics are prometheus-client's multiprocess kind (PROMETHEUS_MULTIPROC_DIR, else a folder in VAR_DIR).
 METRICS_PORT = CONFIG.worker_metrics_port
 READY_TIMEOUT_S = CONFIG.ready_timeout_s
+# A worker's own row: a third of the timeout after which /ops/ calls it lost, at most every 5 s and never
+# more often than a job's heartbeat (tests run with very short heartbeats; the row need not follow).
+FLEET_BEAT_S = max(CONFIG.heartbeat_s, min(5.0, CONFIG.heartbeat_timeout_s / 3))
 
 
 @signals.setup_logging.connect
@@ -121,7 +124,7 @@ def _start_fleet_heartbeat(**_: Any) -> None:
 
     # Only a thread starts here (Celery waits a few seconds at most for a pool process to come up); the
     # database and the device are reached from that thread, and a failure there is logged and retried.
-    fleet.install(fleet.Fleet(lambda: default_db().engine, "gpu,default", CONFIG.heartbeat_s).start())
+    fleet.install(fleet.Fleet(lambda: default_db().engine, "gpu,default", FLEET_BEAT_S).start())
 
 
 @signals.worker_process_shutdown.connect
