@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from webui.views import ops, pages
+from webui.views import datasets, jobs, ops, pages, playground, prompts, team_settings
 
 app_name = "webui"
 
@@ -10,15 +10,32 @@ urlpatterns = [
     path("", pages.front_door, name="front-door"),
     path("app/", pages.home, name="home"),
     path("app/team", pages.switch_team, name="switch-team"),
-    path("app/datasets", pages.placeholder, name="datasets"),
-    path("app/prompts", pages.placeholder, name="prompts"),
-    path("app/prompts/new", pages.placeholder, name="prompt-new"),
-    path("app/prompts/<str:name>", pages.placeholder, name="prompt"),
-    path("app/jobs", pages.placeholder, name="jobs"),
-    path("app/jobs/new", pages.placeholder, name="job-new"),
-    path("app/jobs/<uuid:pk>", pages.placeholder, name="job"),
-    path("app/playground", pages.placeholder, name="playground"),
-    path("app/settings", pages.placeholder, name="settings"),
+    path("app/datasets", datasets.dataset_list, name="datasets"),
+    path("app/datasets/upload", datasets.dataset_upload, name="dataset-upload"),
+    path("app/datasets/<uuid:pk>/versions/<int:number>", datasets.dataset_version, name="dataset-version"),
+    path(
+        "app/datasets/<uuid:pk>/versions/<int:number>/download",
+        datasets.dataset_download,
+        name="dataset-download",
+    ),
+    path("app/prompts", prompts.prompt_list, name="prompts"),
+    path("app/prompts/new", prompts.prompt_new, name="prompt-new"),
+    path("app/prompts/template-preview", prompts.template_preview, name="template-preview"),
+    path("app/prompts/<str:name>", prompts.prompt_detail, name="prompt"),
+    path("app/prompts/<str:name>/aliases", prompts.alias_move, name="alias-move"),
+    path("app/prompts/<str:name>/versions/<int:number>/artifact", prompts.artifact_download, name="artifact"),
+    path("app/jobs", jobs.job_list, name="jobs"),
+    path("app/jobs/new", jobs.job_new, name="job-new"),
+    path("app/jobs/<uuid:pk>", jobs.job_detail, name="job"),
+    path("app/jobs/<uuid:pk>/live", jobs.job_live, name="job-live"),
+    path("app/jobs/<uuid:pk>/cancel", jobs.job_transition, {"transition": "cancel"}, name="job-cancel"),
+    path("app/jobs/<uuid:pk>/retry", jobs.job_transition, {"transition": "retry"}, name="job-retry"),
+    path("app/playground", playground.playground, name="playground"),
+    path("app/settings", team_settings.settings_page, name="settings"),
+    path("app/settings/keys", team_settings.key_create, name="key-create"),
+    path("app/settings/keys/<uuid:pk>/revoke", team_settings.key_revoke, name="key-revoke"),
+    path("app/settings/members", team_settings.member_add, name="member-add"),
+    path("app/settings/members/<uuid:pk>", team_settings.member_change, name="member-change"),
     # Operators (Django staff; anyone else: 404).
     path("ops/", ops.dashboard, name="ops"),
     path("ops/panel", ops.panel, name="ops-panel"),

@@ -14,7 +14,12 @@ urlpatterns = [
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # GET only: OPTIONS would render the Swagger page's HTML renderer without a template (a 500).
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", http_method_names=["get", "head"]),
+        name="docs",
+    ),
     path("api/v1/", include("softserve.tenancy.urls")),
     path("api/v1/", include("softserve.datasets.urls")),
     path("api/v1/", include("softserve.serving.urls")),  # before prompts: `prompts/{name}:predict`
@@ -26,3 +31,5 @@ urlpatterns = [
 # Outages (database, Redis, broker) outside DRF views are 503s, other failures 500s: JSON under /api/,
 # a short page elsewhere, with the request id.
 handler500 = "softserve.api.errors.server_error"
+# A URL under /api/ that resolves to nothing: JSON in the error shape (a page elsewhere).
+handler404 = "softserve.api.errors.not_found"

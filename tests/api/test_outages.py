@@ -65,11 +65,12 @@ def test_database_down_is_a_json_503_for_keys_and_sessions_then_requests_work_ag
     assert acme.client.get("/api/v1/jobs").status_code == 200
 
 
-def test_database_down_on_a_page_is_a_short_html_503_with_the_request_id(acme):
+@pytest.mark.parametrize("method, path", [("post", "/accounts/logout/"), ("get", "/app/")])
+def test_database_down_on_a_page_is_a_short_html_503_with_the_request_id(acme, method, path):
     browser = Client(raise_request_exception=False)
     browser.force_login(acme.owner)
     with database_down():
-        response = browser.post("/accounts/logout/", HTTP_X_REQUEST_ID="req-outage-1")
+        response = getattr(browser, method)(path, HTTP_X_REQUEST_ID="req-outage-1")
     assert response.status_code == 503 and response["Retry-After"]
     assert response["Content-Type"].startswith("text/html") and response["X-Request-ID"] == "req-outage-1"
     page = response.content.decode()

@@ -25,15 +25,17 @@ def _database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def hanging():
     server = HangingServer()
     yield server
     server.close()
 
 
-@pytest.fixture
-def web(hanging, tmp_path):
+@pytest.fixture(scope="module")
+def web(hanging, django_db_setup, tmp_path_factory):
+    """One gunicorn for the module, on the test database (created by django_db_setup)."""
+    tmp_path = tmp_path_factory.mktemp("web")
     env = subprocess_env(
         {
             "DATABASE_URL": _database_url(),

@@ -47,8 +47,8 @@ RESTARTS = scaled(1, 3)  # restarts of each service
 CLIENTS = scaled(3, 6)  # threads sending API reads and predictions
 OUTAGE_S = scaled(3, 8)  # how long each service stays down
 STEADY_S = scaled(3, 8)  # load before, between and after the restarts
-JOB_STEPS = scaled(20, 100)
-JOB_EVERY_S = scaled(4, 2)  # the producer creates a tuning job this often
+JOB_STEPS = scaled(20, 60)
+JOB_EVERY_S = scaled(4, 5)  # the producer creates a tuning job this often
 TERMINAL = ("succeeded", "failed", "cancelled")
 RECOVERY_WINDOW_S = 30  # a 503 later than this after a service came back is a failure to recover
 SETUP_PYTHON = """
@@ -302,6 +302,7 @@ def _run(stack: Stack, port: int, key: str, dataset: str, setup_s: float) -> Non
     for thread in threads:
         thread.start()
     outages: list[dict] = []
+    during: list[tuple[str, Answer]] = []  # (service, answer) of the jobs created while it was down
     try:
         time.sleep(STEADY_S)
         for _ in range(RESTARTS):
@@ -309,7 +310,12 @@ def _run(stack: Stack, port: int, key: str, dataset: str, setup_s: float) -> Non
                 name = "redis" if service is stack.redis else "postgresql"
                 down = time.monotonic()
                 service.stop()
-                time.sleep(OUTAGE_S)
+                # A job created now: with Redis (the broker) down it is committed and answered 201, and
+                # the reconciler sends it later; with PostgreSQL down it is a 503.
+                at = time.monotonic()
+                during.append((name, _create_job(port, key, dataset, JOB_STEPS)))
+                record("job", at, during[-1][1])
+                time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down)))
                 service.start()
                 outages.append({"service": name, "down": down, "up": time.monotonic()})
                 time.sleep(STEADY_S)
@@ -364,6 +370,7 @@ def _run(stack: Stack, port: int, key: str, dataset: str, setup_s: float) -> Non
         "other_5xx_or_no_answer": len(unclean),
         "statuses": {str(code): n for code, n in sorted(statuses.items())},
         "jobs_accepted": len(accepted),
+        "jobs_accepted_while_broker_down": sum(1 for n, a in during if n == "redis" and a.status == 201),
         "jobs_completed": sum(1 for s in finished.values() if s == "succeeded"),
         "recovery_s_max": round(max(recovery), 2),
         "recovery_s": [round(r, 2) for r in recovery],
@@ -387,4 +394,5 @@ def _run(stack: Stack, port: int, key: str, dataset: str, setup_s: float) -> Non
     )
     assert all(status == "succeeded" for status in finished.values()), finished
     assert len(accepted) >= 2 + RESTARTS
+    assert [a.status for n, a in during] == [201 if n == "redis" else 503 for n, a in during], during
     assert max(recovery) < RECOVERY_WINDOW_S, recovery

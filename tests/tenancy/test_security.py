@@ -90,6 +90,7 @@ def test_a_method_missing_from_the_permission_table_is_refused(acme, rf):
 
     class Forgetful:
         actions_by_method = {"GET": "read"}
+        http_method_names = ["get", "put", "head", "options"]
 
         def get(self): ...
 

@@ -16,6 +16,7 @@ from softserve.serving.models import Usage
 
 from webui import team
 from webui.team import team_page
+from webui.views.jobs import LIST_DEFERRED
 
 log = logging.getLogger(__name__)
 HOME_ROWS = 10
@@ -31,6 +32,7 @@ def home(request: HttpRequest) -> HttpResponse:
     jobs = list(
         Job.objects.for_tenant(tenant)
         .select_related("prompt_version__prompt")
+        .defer(*LIST_DEFERRED)
         .order_by("-created_at")[:HOME_ROWS]
     )
     prompts = list(TaskPrompt.objects.for_tenant(tenant).order_by("name")[:HOME_ROWS])
@@ -61,8 +63,3 @@ def switch_team(request: HttpRequest) -> HttpResponse:
     if response is None:
         raise Http404("Not a team of yours.")
     return response
-
-
-@team_page()
-def placeholder(request: HttpRequest, **kwargs) -> HttpResponse:
-    return render(request, "webui/placeholder.html")

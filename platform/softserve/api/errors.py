@@ -118,3 +118,12 @@ class PayloadTooLarge(exceptions.APIException):
     def __init__(self, detail: str | None = None, fields: dict[str, list[str]] | None = None) -> None:
         super().__init__(detail)
         self.fields = fields or {}
+
+
+def not_found(request: HttpRequest, exception: BaseException | None = None) -> HttpResponse:
+    """handler404: a URL under /api/ that names no endpoint answers in the API's shape, not a page."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_body(404, "not_found", "No such endpoint."), status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)

@@ -4,7 +4,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from softserve.datasets.models import Dataset, DatasetVersion
-from softserve.datasets.validation import FORMATS
+from softserve.datasets.validation import FORMATS, UploadSpec, detect_format
 from workers.contracts import TaskType, choices
 
 
@@ -82,3 +82,21 @@ class UploadSerializer(serializers.Serializer):
                 f"At most {limits.max_labels} labels of at most {limits.max_label_chars} characters each."
             )
         return labels
+
+    def upload_spec(self) -> UploadSpec:
+        """The validated request as the validator's spec (the API and the web UI share this)."""
+        data = self.validated_data
+        fmt = detect_format(data["file"].name, data.get("format"))
+        if fmt is None:
+            raise serializers.ValidationError(
+                {"format": ["Unknown file type; name the file .csv, .tsv or .jsonl or send format."]}
+            )
+        return UploadSpec(
+            format=fmt,
+            text_columns=data.get("text_columns"),
+            label_column=data["label_column"],
+            split_column=data.get("split_column"),
+            task_type=data.get("task_type"),
+            labels=data.get("labels"),
+            dev_fraction=data["dev_fraction"],
+        )

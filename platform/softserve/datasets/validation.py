@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import random
+import re
 import sqlite3
 import tempfile
 from collections import Counter
@@ -25,6 +26,9 @@ from workers.contracts import TaskType
 FORMATS = ("csv", "tsv", "jsonl")
 SPLIT_ALIASES = {"train": "train", "dev": "dev", "validation": "dev", "valid": "dev"}
 _EXTRA = "\0extra"  # where csv puts cells beyond the header
+# A cell a spreadsheet would run as a formula (CSV injection: =HYPERLINK(…), @SUM(…), +cmd(…)); the data
+# goes back to tenants (preview, exports), so it is refused at the door. A leading apostrophe keeps it text.
+FORMULA = re.compile(r"^\s*(=|@|[+-]\s*[A-Za-z_][\w.]*\s*\()")
 
 
 @dataclass
@@ -130,7 +134,8 @@ def _rows(
     stream: IO[bytes], fmt: str, problems: _Problems, limits: Limits
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """(row number as a person counts it, row) pairs; a header line is row 1 for CSV/TSV."""
-    text = io.TextIOWrapper(stream, encoding="utf-8", newline="", errors="strict")
+    # utf-8-sig: a UTF-8 byte-order mark (as spreadsheets write) is dropped, not taken for a column name.
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", errors="strict")
     lines = _lines(text, limits.dataset_max_line_chars)
     if fmt == "jsonl":
         for number, line in enumerate(lines, start=1):
@@ -138,8 +143,11 @@ def _rows(
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problems.add(number, f"not valid JSON ({exc.msg})")
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError, a huge integer, deep nesting
+                reason = (
+                    exc.msg if isinstance(exc, json.JSONDecodeError) else "too deep or too large a number"
+                )
+                problems.add(number, f"not valid JSON ({reason})")
                 continue
             if not isinstance(row, dict):
                 problems.add(number, "not a JSON object")
@@ -150,6 +158,9 @@ def _rows(
     header = reader.fieldnames or []
     if len(header) > limits.dataset_max_columns:
         problems.add(1, f"the header has {len(header)} columns, over {limits.dataset_max_columns}")
+        return
+    if any("\x00" in str(name) for name in header):
+        problems.add(1, "the header contains a NUL character")
         return
     twice = [name for name, n in Counter(header).items() if n > 1]
     if twice:
@@ -220,6 +231,16 @@ def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> Normalised
             texts = ["" if row.get(c) is None else str(row.get(c)) for c in sources]
             label = "" if row.get(spec.label_column) is None else str(row[spec.label_column]).strip()
             bad = False
+            if any("\x00" in value for value in (*texts, label)):
+                # PostgreSQL keeps no NUL in text or jsonb (labels are stored in rows).
+                problems.add(number, "contains a NUL character")
+                continue
+            if any(FORMULA.match(value) for value in (*texts, label)):
+                problems.add(
+                    number,
+                    "a cell starts like a spreadsheet formula (=, @, +f(…)); prefix it with ' to keep it",
+                )
+                continue
             for column, value in zip(sources, texts, strict=True):
                 if not value.strip():
                     problems.add(number, f"empty text in column {limits.echo(column)}")
@@ -291,7 +312,7 @@ def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> Normalised
                 problems.add(number, f"the data is over {limits.dataset_max_bytes} bytes, the limit", True)
                 break
     except LineTooLong as exc:
-        problems.add(exc.line, str(exc).split(" ", 2)[2], too_large=True)
+        problems.add(None, str(exc), too_large=True)
     except UnicodeDecodeError as exc:
         problems.add(None, f"the file is not UTF-8 text (byte {exc.start} of a chunk cannot be decoded)")
     except csv.Error as exc:

@@ -13,7 +13,6 @@ from rest_framework.views import APIView
 from softserve.datasets import actions
 from softserve.datasets.models import Dataset, DatasetVersion
 from softserve.datasets.serializers import DatasetSerializer, DatasetVersionSerializer, UploadSerializer
-from softserve.datasets.validation import UploadSpec, detect_format
 from softserve.tenancy.views import TenantScoped
 
 
@@ -34,20 +33,7 @@ class DatasetList(TenantScoped, generics.ListAPIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         upload = data["file"]
-        fmt = detect_format(upload.name, data.get("format"))
-        if fmt is None:
-            raise ValidationError(
-                {"format": ["Unknown file type; name the file .csv, .tsv or .jsonl or send format."]}
-            )
-        spec = UploadSpec(
-            format=fmt,
-            text_columns=data.get("text_columns"),
-            label_column=data["label_column"],
-            split_column=data.get("split_column"),
-            task_type=data.get("task_type"),
-            labels=data.get("labels"),
-            dev_fraction=data["dev_fraction"],
-        )
+        spec = form.upload_spec()
         version = actions.upload(request.actor, data["name"], upload.file, upload.name, spec)
         return Response(DatasetVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 

@@ -50,6 +50,8 @@ class Job(TenantOwned):
             # /ops/ (softserve/ops/summary.py): jobs started and finished in the last hours and days.
             models.Index(fields=["started_at"], name="job_started"),
             models.Index(fields=["finished_at"], name="job_finished"),
+            # A team's newest jobs first (its job list and home page), without sorting all its jobs.
+            models.Index(fields=["tenant", "-created_at"], name="job_tenant_recent"),
         ]
 
     @property

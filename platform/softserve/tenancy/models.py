@@ -68,6 +68,8 @@ class Membership(TenantOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="one_membership_per_user")]
+        # Members in the order they joined (the settings page), without sorting all of them.
+        indexes = [models.Index(fields=["tenant", "created_at"], name="membership_tenant_joined")]
 
     def at_least(self, role: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
@@ -87,6 +89,10 @@ class ApiKey(TenantOwned):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # A team's newest keys first (the settings page), without sorting all of them.
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="apikey_tenant_recent")]
 
     @staticmethod
     def hash_secret(secret: str) -> str:

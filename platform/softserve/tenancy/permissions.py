@@ -86,8 +86,9 @@ class TenantPermission(BasePermission):
         request.actor = actor
         action = action_for(view, request.method)
         if action is None:
-            if getattr(view, request.method.lower(), None) is None:
-                return True  # no handler at all: DRF answers 405 and nothing runs
+            method = request.method.lower()
+            if method not in view.http_method_names or getattr(view, method, None) is None:
+                return True  # a method the view does not take: DRF answers 405 and nothing runs
             raise PermissionDenied(f"{request.method} is not allowed for any role here.")
         if not actor.may(action):
             needed = PERMISSIONS[action]

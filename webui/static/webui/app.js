@@ -18,6 +18,7 @@
       scales.x = { title: { display: !!spec.x, text: spec.x || "" } };
     }
     scales.y = { title: { display: !!spec.y, text: spec.y || "" }, beginAtZero: spec.type === "bar" };
+    if (spec.datasets.some(function (d) { return d.stack; })) { scales.x.stacked = true; scales.y.stacked = true; }
     if (spec.y2) { scales.y2 = { position: "right", title: { display: true, text: spec.y2 }, grid: { drawOnChartArea: false } }; }
     return {
       type: spec.type === "scatter" ? "line" : spec.type,
@@ -29,14 +30,16 @@
 
   function drawCharts(root) {
     if (!window.Chart) { return; }
-    root.querySelectorAll("script[data-chart-for]").forEach(function (island) {
-      const id = island.getAttribute("data-chart-for");
+    // Each chart's data is a json_script island named after its canvas: <canvas id=X> + <script id=X-data>.
+    root.querySelectorAll('script[type="application/json"][id$="-data"]').forEach(function (island) {
+      const id = island.id.slice(0, -5);
       const canvas = document.getElementById(id);
       if (!canvas) { return; }
       const spec = JSON.parse(island.textContent);
       const existing = charts[id];
       if (existing && existing.canvas === canvas) {
         const next = chartConfig(spec);
+        existing.options = next.options;  // axis titles and the legend follow the series present now
         existing.data.labels = next.data.labels;
         next.data.datasets.forEach(function (d, i) {
           if (existing.data.datasets[i]) { existing.data.datasets[i].data = d.data; } else { existing.data.datasets.push(d); }

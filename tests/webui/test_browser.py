@@ -1,0 +1,205 @@
+"""The team UI in Debian's Chromium: the flows of issue 12 against the live server, a real Celery worker
+(tiny GPT-2), S3 over HTTP and embedded serving. Each page passes axe-core and leaves a screenshot."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+from softserve.datasets.models import DatasetVersion
+from softserve.jobs.models import Job
+from softserve.tenancy.actions import create_tenant
+
+from tests.datasets.test_datasets_api import sst2_head
+from tests.webui.conftest import look, sign_in
+from tests.webui.fill import fill_team
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PASSWORD = "correct horse battery"
+HOSTILE = '<script>alert(1)</script>=HYPERLINK("http://evil.example","x")'
+
+
+def team(name: str):
+    tenant, user, _ = create_tenant(name, f"owner@{name}.example", PASSWORD)
+    return tenant, user.username
+
+
+def csv_file(name: str, body: bytes) -> dict:
+    return {"name": name, "mimeType": "text/csv", "buffer": body}
+
+
+def good_rows(rows: int = 120) -> bytes:
+    # The shared SST-2 rows plus one hostile row that must show as text.
+    quoted = HOSTILE.replace('"', '""')
+    return sst2_head(rows) + f'"{quoted}",positive\n'.encode()
+
+
+def upload(page, name: str, body: bytes, filename: str = "reviews.csv", navigate: bool = True) -> None:
+    if navigate:
+        page.goto("/app/datasets")
+    page.get_by_label(re.compile("Data file")).set_input_files(csv_file(filename, body))
+    expect(page.locator("#columns-found")).to_contain_text("Columns found: text, label")
+    page.get_by_label("Dataset name").fill(name)
+    page.get_by_role("button", name="Upload and validate").click()
+
+
+def step_of(page) -> int:
+    return int(page.locator("#job-step").inner_text().split("/")[0].strip() or 0)
+
+
+def test_upload_fix_report_and_label_chart(page, stack):
+    _, email = team("acme")
+    sign_in(page, email, PASSWORD)
+    look(page, "home-empty")
+    broken = b"text,label\na fine film,positive\n,negative\nawful,\ngood,positive\n"
+    page.goto("/app/datasets")
+    record = "e => window.sent.push(e.detail.loaded)"
+    page.evaluate(f"window.sent = []; document.addEventListener('htmx:xhr:progress', {record})")
+    upload(page, "reviews", broken, navigate=False)
+    report = page.locator("#upload-report")
+    expect(report).to_contain_text("problem")
+    rows = report.locator("tbody tr")
+    expect(rows.first).to_contain_text("3")
+    expect(rows.first).to_contain_text("text")
+    expect(page.get_by_label("Dataset name")).to_have_value("reviews")  # the form kept its fields
+    assert page.evaluate("window.sent.length") > 0  # the progress bar was fed the bytes sent
+    look(page, "datasets-upload-report")
+    page.get_by_label(re.compile("Data file")).set_input_files(csv_file("reviews.csv", good_rows()))
+    page.get_by_role("button", name="Upload and validate").click()
+    page.wait_for_url(re.compile(r"/app/datasets/[0-9a-f-]+/versions/1$"))
+    expect(page.locator("#upload-progress")).to_have_count(0)
+    chart = page.locator("#label-chart")
+    expect(chart).to_have_attribute("data-points", "2")
+    expect(page.locator("#train-rows")).not_to_have_text("0")
+    look(page, "dataset-version")
+    page.goto(page.url + "?page=7")  # the hostile row is the last one
+    cell = page.locator("#preview td", has_text="HYPERLINK")
+    expect(cell).to_have_text(re.compile(re.escape(HOSTILE)))
+
+
+def test_train_watch_cancel_promote_rollback_and_playground(page, stack):
+    tenant, email = team("acme")
+    sign_in(page, email, PASSWORD)
+    upload(page, "reviews", good_rows())
+    page.wait_for_url(re.compile(r"/versions/1$"))
+
+    page.goto("/app/prompts/new")
+    page.get_by_label("Name", exact=True).fill("<script>x")
+    page.get_by_label("Labels").fill("negative,positive")
+    page.get_by_label("Base model").select_option(stack["tiny"])
+    page.get_by_role("button", name="Create prompt").click()
+    expect(page.locator(".field-error").first).to_contain_text("Use 1-100 letters")
+    expect(page.get_by_label("Name", exact=True)).to_have_value("<script>x")
+    page.get_by_label("Name", exact=True).fill("sentiment")
+    page.get_by_label("Show an example row from").select_option(index=1)
+    expect(page.locator("#template-preview")).to_contain_text("Fields found: text")
+    expect(page.locator("#template-preview pre")).to_contain_text("Review: ")
+    look(page, "prompt-new")
+    page.get_by_role("button", name="Create prompt").click()
+    page.wait_for_url("**/app/prompts/sentiment")
+    expect(page.locator("pre.code")).to_have_text("Review: {text}\nSentiment:")
+
+    def start(steps: int) -> None:
+        page.goto("/app/jobs/new?prompt=sentiment")
+        page.get_by_label("Steps").fill(str(steps))
+        page.get_by_label("Prompt length").fill("4")
+        page.get_by_label("Batch size").fill("4")
+        page.get_by_role("button", name="Start job").click()
+        page.wait_for_url(re.compile(r"/app/jobs/[0-9a-f-]+$"))
+
+    page.goto("/app/jobs/new?prompt=sentiment")
+    look(page, "job-new")
+    start(60)
+    page.evaluate("window.notReloaded = true")
+    seen = set()
+    for _ in range(600):
+        seen.add(step_of(page))
+        if len([s for s in seen if s > 0]) >= 2:
+            break
+        page.wait_for_timeout(100)
+    assert len([s for s in seen if s > 0]) >= 2, f"the step counter did not move: {seen}"
+    points = int(page.locator("#curve-chart").get_attribute("data-points") or 0)
+    page.wait_for_function(
+        f"Number(document.getElementById('curve-chart').getAttribute('data-points')) > {points}",
+        timeout=60_000,
+    )
+    assert page.evaluate("window.notReloaded") is True  # moved by polling, never a reload
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=120_000)
+    look(page, "job-succeeded")
+
+    start(100_000)  # v2: cancelled while it runs
+    page.wait_for_function("Number(document.getElementById('job-step').innerText.split('/')[0]) > 0")
+    page.get_by_role("button", name="Cancel job").click()
+    expect(page.locator("#job-status")).to_have_text("cancelled", timeout=60_000)
+    look(page, "job-cancelled")
+
+    start(10)  # v3
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=120_000)
+
+    page.goto("/app/prompts/sentiment")
+    page.get_by_role("button", name="Promote v1 to production").click()
+    expect(page.locator("#alias-production")).to_have_text("production → v1")
+    page.get_by_role("button", name="Promote v3 to production").click()
+    expect(page.locator("#alias-production")).to_have_text("production → v3")
+    page.get_by_role("button", name="Roll back production to v1").click()
+    expect(page.locator("#alias-production")).to_have_text("production → v1")
+    expect(page.locator("#alias-history tbody tr")).to_have_count(3)
+    look(page, "prompt-detail")
+
+    page.goto("/app/jobs")
+    look(page, "jobs")
+    page.goto("/app/playground?prompt=sentiment")
+    page.get_by_label("Compare with (optional)").fill("3")
+    page.get_by_label("Inputs, one per line").fill("a gorgeous, funny film\nthe dullest hour of the year")
+    page.get_by_role("button", name="Run prediction").click()
+    results = page.locator("#results section")
+    expect(results).to_have_count(2, timeout=60_000)
+    expect(results.first.locator(".predicted-label")).to_have_count(2)
+    expect(results.first.locator(".bar")).to_have_count(4)
+    expect(page.locator("#curl")).to_contain_text("Bearer ss_…")
+    look(page, "playground")
+    page.goto("/app/")
+    look(page, "home")
+    assert Job.objects.for_tenant(tenant).filter(status="cancelled").count() == 1
+
+
+def test_keys_isolation_docs_and_small_screens(page, stack):
+    _, email = team("acme")
+    other, _ = team("globex")
+    fill_team(other, 3)
+    sign_in(page, email, PASSWORD)
+    page.goto("/app/settings")
+    page.get_by_label("Key name").fill("ci")
+    page.get_by_role("button", name="Create API key").click()
+    expect(page.locator("#new-key-value")).to_have_text(re.compile(r"^ss_[0-9a-f]+_"))
+    look(page, "settings-key-created")
+    page.get_by_role("button", name="Revoke ci").click()
+    expect(page.locator("#keys")).to_contain_text("revoked")
+    expect(page.locator("#new-key-value")).to_have_count(0)  # never shown again
+
+    version = DatasetVersion.objects.for_tenant(other).first()
+    job = Job.objects.for_tenant(other).first()
+    prompt = job.prompt_version.prompt
+    for url in (
+        f"/app/datasets/{version.dataset_id}/versions/{version.number}",
+        f"/app/prompts/{prompt.name}",
+        f"/app/jobs/{job.pk}",
+    ):
+        assert page.goto(url).status == 404, url
+    expect(page.locator("h1")).to_have_text("Not found")
+    look(page, "not-found")
+
+    page.goto("/api/docs/")
+    expect(page.locator(".opblock").first).to_be_visible()
+    assert page.locator(".opblock").count() > 10  # the API's operations, with no request leaving the host
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in ("/app/", "/app/datasets", "/app/settings"):
+        page.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} scrolls sideways at 390 px ({width})"
+    look(page, "settings-390px")
+    page.keyboard.press("Tab")
+    expect(page.locator(".skip")).to_be_focused()

@@ -1,0 +1,260 @@
+"""The team pages through Django's test client: scoping, bounded queries, escaping, forms, errors."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from softserve.datasets.models import DatasetVersion
+from softserve.jobs.models import Job
+from softserve.prompts.models import PromptVersion, TaskPrompt
+
+from tests.datasets.test_datasets_api import sst2_head
+from tests.teams import make_prompt
+from tests.webui.fill import fill_team
+
+pytestmark = pytest.mark.django_db
+
+HOSTILE = '<script>alert(1)</script>=HYPERLINK("http://evil.example","x")'
+
+
+def browser(team) -> Client:
+    client = Client()
+    client.force_login(team.owner)
+    return client
+
+
+def pages(prompt: str, job, dataset: DatasetVersion) -> list[str]:
+    return [
+        "/app/",
+        "/app/datasets",
+        f"/app/datasets/{dataset.dataset_id}/versions/{dataset.number}",
+        "/app/prompts",
+        f"/app/prompts/{prompt}",
+        "/app/jobs",
+        "/app/jobs/new",
+        f"/app/jobs/{job.pk}",
+        "/app/playground",
+        "/app/settings",
+    ]
+
+
+def test_front_door_and_login_redirects(acme):
+    anonymous = Client()
+    assert anonymous.get("/")["Location"] == "/accounts/login/"
+    assert anonymous.get("/app/jobs")["Location"].startswith("/accounts/login/?next=/app/jobs")
+    assert browser(acme).get("/")["Location"] == "/app/"
+
+
+def test_every_page_renders_in_the_same_number_of_queries_with_50_and_500_rows(acme, s3, settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    client = browser(acme)
+    counts = {}
+    for rows in (50, 500):
+        TaskPrompt.objects.for_tenant(acme.tenant).delete()
+        main = fill_team(acme.tenant, rows)
+        dataset = DatasetVersion.objects.for_tenant(acme.tenant).first()
+        s3.put_object(
+            Bucket=s3.bucket, Key=dataset.storage_key, Body=b'{"text": "a", "label": "x", "split": "dev"}\n'
+        )
+        job = Job.objects.for_tenant(acme.tenant).first()
+        for index, url in enumerate(pages(main.name, job, dataset)):
+            client.get(url)  # warm: session, caches
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(url)
+            assert response.status_code == 200, (url, response.content[:500])
+            counts.setdefault(index, []).append((url, len(queries)))
+    assert all(a[1] == b[1] for a, b in counts.values()), counts
+
+
+def test_another_teams_objects_answer_404(acme, globex, s3):
+    main = fill_team(globex.tenant, 2)
+    dataset = DatasetVersion.objects.for_tenant(globex.tenant).first()
+    job = Job.objects.for_tenant(globex.tenant).first()
+    client = browser(acme)
+    for url in pages(main.name, job, dataset)[2:]:
+        if url.startswith(("/app/datasets/", "/app/prompts/", "/app/jobs/")) and not url.endswith("new"):
+            assert client.get(url).status_code == 404, url
+    assert client.get(f"/app/jobs/{job.pk}/live").status_code == 404
+    assert client.get(f"/app/playground?rows_from={dataset.pk}").status_code == 404
+    body = {"template": "{text}", "dataset_version": dataset.pk}
+    preview = client.post("/app/prompts/template-preview", body)
+    assert "No such dataset version." in preview.content.decode()
+    assert client.post(f"/app/jobs/{job.pk}/cancel").status_code == 404
+    assert client.get(f"/app/datasets/{dataset.dataset_id}/versions/1/download").status_code == 404
+    assert client.post(f"/app/prompts/{main.name}/aliases", {"version": 1}).status_code == 404
+    switched = client.post("/app/team", {"tenant": str(globex.tenant.pk)})
+    assert switched.status_code == 404  # not a member: the session keeps its team
+
+
+def test_team_switcher_writes_the_session(acme, globex):
+    from softserve.tenancy.models import Membership
+
+    Membership.objects.create(tenant=globex.tenant, user=acme.owner, role="viewer")
+    client = browser(acme)
+    assert client.post("/app/team", {"tenant": str(globex.tenant.pk)}).status_code == 302
+    home = client.get("/app/").content.decode()
+    assert "<h1>globex</h1>" in home
+    assert client.get("/api/v1/members").json()["results"][0]["email"] == "owner@globex.example"
+
+
+def test_upload_with_problems_shows_the_report_and_keeps_the_form(acme, s3):
+    client = browser(acme)
+    bad = b"text,label\n,positive\nfine,\ngood,positive\n"
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = client.post(
+        "/app/datasets/upload",
+        {"name": "broken", "label_column": "label", "file": SimpleUploadedFile("b.csv", bad)},
+        HTTP_HX_REQUEST="true",
+    )
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert '<td class="num">2</td><td>text</td>' in html and "empty label" in html
+    assert 'value="broken"' in html  # the form keeps what was typed
+    good = SimpleUploadedFile("g.csv", sst2_head(60))
+    done = client.post("/app/datasets/upload", {"name": "broken", "file": good}, HTTP_HX_REQUEST="true")
+    version = DatasetVersion.objects.for_tenant(acme.tenant).get()
+    assert done["HX-Redirect"] == f"/app/datasets/{version.dataset_id}/versions/1"
+    page = client.get(done["HX-Redirect"]).content.decode()
+    assert 'id="label-chart"' in page and "label-chart-data" in page
+
+
+def test_hostile_text_shows_as_text(acme, s3):
+    client = browser(acme)
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    rows = "text,label\n" + "\n".join(
+        f'"{HOSTILE.replace(chr(34), chr(34) * 2)} {i}",{"ab"[i % 2]}' for i in range(30)
+    )
+    done = client.post(
+        "/app/datasets/upload",
+        {"name": "evil", "file": SimpleUploadedFile("e.csv", rows.encode())},
+        HTTP_HX_REQUEST="true",
+    )
+    assert done.status_code == 200, done.content
+    page = client.get(done["HX-Redirect"]).content.decode()
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;=HYPERLINK(" in page
+    created = client.post(
+        "/app/prompts/new",
+        {"name": "<script>x", "task_type": "classification", "template": "{text}", "labels": "a,b"},
+    )
+    assert created.status_code == 422 and "&lt;script&gt;x" in created.content.decode()
+
+
+def test_prompt_create_alias_promote_and_rollback(acme):
+    client = browser(acme)
+    bad = client.post(
+        "/app/prompts/new", {"name": "s", "task_type": "classification", "template": "{}", "labels": "a"}
+    )
+    assert bad.status_code == 422 and "field-error" in bad.content.decode()
+    made = client.post(
+        "/app/prompts/new",
+        {
+            "name": "sentiment",
+            "task_type": "classification",
+            "template": "Review: {text}\nSentiment:",
+            "labels": "negative, positive",
+            "verbalizer": "negative: bad\npositive: good",
+        },
+    )
+    assert made["Location"] == "/app/prompts/sentiment"
+    prompt = TaskPrompt.objects.for_tenant(acme.tenant).get()
+    assert prompt.verbalizer == {"negative": "bad", "positive": "good"}
+    for n in (1, 2):
+        PromptVersion.objects.create(
+            tenant=acme.tenant, prompt=prompt, number=n, method="prompt", status="ready"
+        )
+    client.post("/app/prompts/sentiment/aliases", {"alias": "production", "version": 1})
+    client.post("/app/prompts/sentiment/aliases", {"alias": "production", "version": 2})
+    page = client.get("/app/prompts/sentiment").content.decode()
+    assert "production → v2" in page and "Roll back production to v1" in page
+    client.post("/app/prompts/sentiment/aliases", {"alias": "production", "rollback": "1"})
+    assert acme.client.get("/api/v1/prompts/sentiment").json()["aliases"] == {"production": 1}
+    history = client.get("/app/prompts/sentiment").content.decode()
+    assert history.count("owner@acme.example") >= 3
+
+
+def test_job_form_validates_with_the_apis_serializer(acme):
+    make_prompt(acme)
+    client = browser(acme)
+    form = client.get("/app/jobs/new").content.decode()
+    assert 'value="300"' in form and 'value="20"' in form  # the serializer's defaults
+    refused = client.post("/app/jobs/new", {"kind": "tune", "prompt": "sentiment", "dataset_version": "nope"})
+    assert refused.status_code == 422 and "Must be a valid UUID." in refused.content.decode()
+
+
+def test_keys_are_shown_once_and_revoke(acme):
+    client = browser(acme)
+    created = client.post("/app/settings/keys", {"name": "ci", "scopes": ["read", "predict"]})
+    html = created.content.decode()
+    plaintext = html.split('id="new-key-value">')[1].split("<")[0]
+    assert plaintext.startswith("ss_")
+    assert plaintext not in client.get("/app/settings").content.decode()
+    from softserve.tenancy.models import ApiKey
+
+    key = ApiKey.objects.for_tenant(acme.tenant).get(name="ci")
+    client.post(f"/app/settings/keys/{key.pk}/revoke")
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+
+
+def test_last_owner_cannot_leave_and_roles_are_capped(acme):
+    from softserve.tenancy.models import Membership
+
+    client = browser(acme)
+    me = Membership.objects.for_tenant(acme.tenant).get()
+    response = client.post(f"/app/settings/members/{me.pk}", {"remove": "1"}, follow=True)
+    assert "last owner" in response.content.decode()
+    assert Membership.objects.for_tenant(acme.tenant).count() == 1
+
+
+def test_server_error_page_shows_the_request_id(acme, monkeypatch):
+    import webui.views.pages as pages_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pages_module, "render", broken)
+    client = browser(acme)
+    client.raise_request_exception = False
+    response = client.get("/app/", HTTP_X_REQUEST_ID="req-12345678")
+    assert response.status_code == 500
+    html = response.content.decode()
+    assert "req-12345678" in html and "Traceback" not in html and "boom" not in html
+
+
+def test_api_docs_serve_swagger_ui_locally(acme):
+    html = browser(acme).get("/api/docs/").content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+    assert "cdn" not in html.lower()
+
+
+def test_playground_fills_inputs_from_a_dataset(acme, s3):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client = browser(acme)
+    make_prompt(acme)
+    upload = SimpleUploadedFile("r.csv", sst2_head(40))
+    client.post("/app/datasets/upload", {"name": "reviews", "file": upload}, HTTP_HX_REQUEST="true")
+    version = DatasetVersion.objects.for_tenant(acme.tenant).get()
+    page = client.get(f"/app/playground?prompt=sentiment&rows_from={version.pk}").content.decode()
+    box = page.split('id="id_inputs"')[1].split(">", 1)[1].split("</textarea>")[0]
+    assert len([line for line in box.splitlines() if line.strip()]) == 3
+
+
+def test_usage_chart_keeps_the_busiest_prompts_and_sums_the_rest(acme):
+    import json
+
+    from django.utils import timezone
+    from softserve.serving.models import Usage
+
+    today = timezone.now().date()
+    for i in range(10):
+        Usage.objects.create(tenant=acme.tenant, prompt_name=f"p{i}", day=today, requests=1, inputs=10 + i)
+    html = browser(acme).get("/app/settings").content.decode()
+    chart = json.loads(html.split('id="usage-chart-data" type="application/json">')[1].split("</script>")[0])
+    names = [d["label"] for d in chart["datasets"]]
+    assert names == [f"p{i}" for i in range(9, 1, -1)] + ["other"]
+    assert chart["datasets"][-1]["data"][-1] == 10 + 11  # p0 and p1, today

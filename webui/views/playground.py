@@ -1,0 +1,127 @@
+"""The playground: a prompt's alias or version (or two side by side) on typed inputs, through serving."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+import uuid
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from rest_framework.exceptions import APIException, ValidationError
+from softserve.datasets.models import DatasetVersion
+from softserve.prompts.models import TaskPrompt
+from softserve.serving import actions
+
+from webui.forms import dataset_options, errors_of, name_options
+from webui.insights import preview_rows
+from webui.team import forbidden, team_page
+from workers.contracts import template_fields
+
+CHOICES = 200
+SAMPLE_ROWS = 3
+
+
+def _inputs(text: str, fields: list[str]) -> list:
+    """One input per line: plain text for a one-field template, else a JSON object per line."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(fields) == 1:
+        return lines
+    try:
+        return [json.loads(line) for line in lines]
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            {"inputs": [f"One JSON object per line with the fields {fields}: {exc.msg}."]}
+        ) from exc
+
+
+def _dataset_rows(request: HttpRequest, version_id: str, prompt_name: str) -> str:
+    """A few rows of one of the team's dataset versions, as the inputs box expects them."""
+    try:
+        wanted = uuid.UUID(version_id)
+    except ValueError:
+        raise Http404("No such dataset version.") from None
+    version = DatasetVersion.objects.for_tenant(request.actor.tenant).filter(pk=wanted).first()
+    if version is None:
+        raise Http404("No such dataset version.")
+    prompt = TaskPrompt.objects.for_tenant(request.actor.tenant).filter(name=prompt_name).first()
+    fields = template_fields(prompt.template) if prompt else version.fields
+    rows = preview_rows(version, 1)[:SAMPLE_ROWS]
+    if len(fields) == 1:
+        return "\n".join(str(row.get(fields[0], "")) for row in rows)
+    return "\n".join(json.dumps({f: row.get(f, "") for f in fields}, ensure_ascii=False) for row in rows)
+
+
+def _ref(value: str) -> dict:
+    value = value.strip()
+    if not value:
+        return {}
+    return {"version": int(value)} if value.isdigit() else {"alias": value}
+
+
+def _run(request: HttpRequest, name: str, ref: dict, text: str) -> dict:
+    prompt, version = actions.resolve(request.actor, name, ref.get("alias"), ref.get("version"))
+    rows = actions.validate_inputs(prompt, _inputs(text, template_fields(prompt.template)))
+    started = time.perf_counter()
+    prediction = actions.predict(request.actor, prompt, version, rows)
+    latency = 1000 * (time.perf_counter() - started)
+    outputs = []
+    for row, out in zip(rows, prediction.body["outputs"], strict=False):
+        scores = sorted((out.get("scores") or {}).items(), key=lambda kv: -kv[1])
+        outputs.append({"input": row, "label": out.get("label"), "text": out.get("text"), "scores": scores})
+    return {"version": version.number, "outputs": outputs, "latency_ms": round(latency, 1)}
+
+
+@team_page()
+def playground(request: HttpRequest) -> HttpResponse:
+    tenant = request.actor.tenant
+    source = request.POST if request.method == "POST" else request.GET
+    values = {k: source.get(k, "") for k in ("prompt", "ref", "ref_b", "inputs")}
+    values["ref"] = values["ref"] or "production"
+    rows_from = request.GET.get("rows_from", "")
+    if request.method == "GET" and rows_from:
+        values["inputs"] = _dataset_rows(request, rows_from, values["prompt"])
+    errors: dict[str, list[str]] = {}
+    results = []
+    if request.method == "POST":
+        if not request.actor.may("predict"):
+            return forbidden(request, request.actor, "predict")
+        refs = [("ref", values["ref"])] + ([("ref_b", values["ref_b"])] if values["ref_b"].strip() else [])
+        for field, ref in refs:
+            try:
+                results.append({"ref": ref, **_run(request, values["prompt"], _ref(ref), values["inputs"])})
+            except APIException as exc:
+                for key, messages in errors_of(exc).items():
+                    target = key if key.startswith("inputs") else field
+                    errors.setdefault(target, []).extend(messages)
+    body = {"inputs": [line for line in values["inputs"].splitlines() if line.strip()][:3] or ["…"]}
+    body.update(_ref(values["ref"]) or {"alias": "production"})
+    name = values["prompt"] or "<prompt>"
+    url = request.build_absolute_uri("/api/v1/prompts/") + name + ":predict"
+    context = {
+        "values": values,
+        "errors": errors,
+        "results": results,
+        "datasets": dataset_options(
+            DatasetVersion.objects.for_tenant(tenant)
+            .select_related("dataset")
+            .order_by("-created_at")[:CHOICES]
+        ),
+        "prompts": name_options(
+            TaskPrompt.objects.for_tenant(tenant).order_by("name").values_list("name", flat=True)[:CHOICES],
+            values["prompt"],
+        ),
+        "curl": (
+            f"curl -H 'Authorization: Bearer ss_…' -H 'Content-Type: application/json' \\\n"
+            f"     -d {shlex.quote(json.dumps(body))} \\\n"
+            f"     {url}"
+        ),
+        "python": (
+            "import requests\n\n"
+            f"response = requests.post(\n    {url!r},\n"
+            "    headers={'Authorization': 'Bearer ss_…'},  # your API key\n"
+            f"    json={body!r},\n)\nprint(response.json())"
+        ),
+    }
+    return render(request, "webui/playground.html", context, status=422 if errors else 200)

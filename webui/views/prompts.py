@@ -1,0 +1,245 @@
+"""Prompt pages: list, create (the API's serializer and action), a prompt's versions and aliases."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib import messages as flash
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from rest_framework.exceptions import APIException, ValidationError
+from softserve.datasets.models import DatasetVersion
+from softserve.prompts import actions
+from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
+from softserve.prompts.serializers import PromptSerializer
+from softserve.prompts.views import ALIAS_PATTERN
+from softserve.tenancy.models import AuditEvent
+
+from webui.forms import FORM, dataset_options, errors_of, page_of, submitted
+from webui.insights import preview_rows
+from webui.team import forbidden, team_page
+from workers.contracts import template_fields
+
+COMPARE = 6  # versions shown side by side
+DATASET_CHOICES = 200
+
+
+def _prompt(request: HttpRequest, name: str) -> TaskPrompt:
+    return get_object_or_404(TaskPrompt.objects.for_tenant(request.actor.tenant), name=name)
+
+
+@team_page()
+def prompt_list(request: HttpRequest) -> HttpResponse:
+    prompts = TaskPrompt.objects.for_tenant(request.actor.tenant).order_by("name")
+    page = page_of(request, prompts)
+    production = {
+        a.prompt_id: a.version
+        for a in Alias.objects.for_tenant(request.actor.tenant)
+        .filter(name="production", prompt__in=[p.pk for p in page.object_list])
+        .select_related("version")
+    }
+    rows = [(p, production.get(p.pk)) for p in page.object_list]
+    return render(request, "webui/prompts.html", {"page": page, "rows": rows})
+
+
+def parse_verbalizer(text: str) -> dict[str, str]:
+    """`label: words` per line -> {label: words}; a line without a colon is a field error."""
+    out: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        label, colon, words = line.partition(":")
+        if not colon:
+            raise ValidationError({"verbalizer": [f"Line {number}: write `label: words`."]})
+        out[label.strip()] = words.strip()
+    return out
+
+
+def _datasets(request: HttpRequest) -> list[dict]:
+    return dataset_options(
+        DatasetVersion.objects.for_tenant(request.actor.tenant)
+        .select_related("dataset")
+        .order_by("-created_at")[:DATASET_CHOICES]
+    )
+
+
+@team_page()
+def prompt_new(request: HttpRequest) -> HttpResponse:
+    values = (
+        # Browsers send a textarea's line breaks as CRLF; the template means plain newlines.
+        {**submitted(request), "template": request.POST.get("template", "").replace("\r\n", "\n")}
+        if request.method == "POST"
+        else {"task_type": "classification", "template": "Review: {text}\nSentiment:"}
+    )
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        if not request.actor.may("train"):
+            return forbidden(request, request.actor, "train")
+        try:
+            labels = [x.strip() for x in values.get("labels", "").split(",") if x.strip()]
+            body = {
+                "name": values.get("name", ""),
+                "task_type": values.get("task_type", ""),
+                "template": values["template"],  # kept verbatim: spaces and newlines matter
+                "labels": labels,
+                "verbalizer": parse_verbalizer(values.get("verbalizer", "")),
+            }
+            if values.get("base_model"):
+                body["base_model"] = values["base_model"]
+            form = PromptSerializer(data=body)
+            form.is_valid(raise_exception=True)
+            prompt = actions.create_prompt(request.actor, **form.validated_data)
+        except APIException as exc:
+            errors = errors_of(exc)
+        else:
+            return redirect("webui:prompt", prompt.name)
+    context = {
+        "values": values,
+        "errors": errors,
+        "datasets": _datasets(request),
+        "base_models": settings.SOFTSERVE_BASE_MODELS,
+    }
+    return render(request, "webui/prompt_new.html", context, status=422 if errors else 200)
+
+
+@team_page()
+def template_preview(request: HttpRequest) -> HttpResponse:
+    """The fields a template names, and one row of a chosen dataset rendered through it (htmx)."""
+    template = request.POST.get("template", "") or request.GET.get("template", "")
+    context: dict = {"template": template}
+    try:
+        context["fields"] = template_fields(template)
+    except ValueError as exc:
+        context["error"] = str(exc)
+        return render(request, "webui/_template_preview.html", context)
+    chosen = request.POST.get("dataset_version") or request.GET.get("dataset_version")
+    if chosen:
+        version = (
+            DatasetVersion.objects.for_tenant(request.actor.tenant).filter(pk=chosen).first()
+            if _is_uuid(chosen)
+            else None
+        )
+        if version is None:
+            context["error"] = "No such dataset version."
+        else:
+            row = next(iter(preview_rows(version, 1)), None)
+            missing = [f for f in context["fields"] if row is None or f not in row]
+            if missing:
+                context["error"] = f"The dataset has no field(s) {missing}; its fields are {version.fields}."
+            else:
+                context["example"] = template.format_map({f: row[f] for f in context["fields"]})
+                context["label"] = row.get("label")
+    return render(request, "webui/_template_preview.html", context)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def alias_history(tenant, prompt: TaskPrompt, limit: int = 20) -> list[dict]:
+    """Alias moves of this prompt, newest first: who, when, which alias, from and to."""
+    alias_ids = [
+        str(pk) for pk in Alias.objects.for_tenant(tenant).filter(prompt=prompt).values_list("pk", flat=True)
+    ]
+    events = (
+        AuditEvent.objects.for_tenant(tenant)
+        .filter(action="alias.move", target_id__in=alias_ids)
+        .select_related("actor_user", "actor_key")
+        .order_by("-created_at")[:limit]
+    )
+    return [
+        {
+            "at": e.created_at,
+            "who": (e.actor_user.email or e.actor_user.username)
+            if e.actor_user_id
+            else (f"key {e.actor_key.prefix}" if e.actor_key_id else "system"),
+            "alias": e.after.get("alias"),
+            "from": (e.before or {}).get("version"),
+            "to": e.after.get("version"),
+        }
+        for e in events
+    ]
+
+
+@team_page()
+def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
+    prompt = _prompt(request, name)
+    tenant = request.actor.tenant
+    versions = PromptVersion.objects.for_tenant(tenant).filter(prompt=prompt).order_by("-number")
+    page = page_of(request, versions.select_related("dataset_version__dataset"), per_page=COMPARE)
+    aliases = list(Alias.objects.for_tenant(tenant).filter(prompt=prompt).select_related("version"))
+    history = alias_history(tenant, prompt)
+    for version in page.object_list:
+        version.alias_names = [a.name for a in aliases if a.version_id == version.pk]
+        version.dev = (version.metrics or {}).get("dev") or {}
+    context = {
+        "prompt": prompt,
+        "page": page,
+        "aliases": aliases,
+        "history": history,
+        "rollback": {a.name: _previous(history, a.name) for a in aliases},
+        "may_move": request.actor.may("manage_aliases"),
+    }
+    return render(request, "webui/prompt_detail.html", context)
+
+
+def _previous(history: list[dict], alias: str) -> int | None:
+    """The version an alias pointed at before its latest move (what rollback returns to)."""
+    latest = next((h for h in history if h["alias"] == alias), None)
+    return latest["from"] if latest else None
+
+
+@require_POST
+@team_page()
+def alias_move(request: HttpRequest, name: str) -> HttpResponse:
+    """Promote (point an alias at a version) or roll back (point it where it was before its last move)."""
+    if not request.actor.may("manage_aliases"):
+        return forbidden(request, request.actor, "manage_aliases")
+    prompt = _prompt(request, name)
+    alias = request.POST.get("alias", "production").strip()
+    try:
+        if not ALIAS_PATTERN.match(alias):
+            raise ValidationError({"alias": ["Use 1-50 letters, digits, '.', '_' or '-'."]})
+        if request.POST.get("rollback"):
+            number = _previous(alias_history(request.actor.tenant, prompt), alias)
+            if number is None:
+                raise ValidationError({"alias": [f"{alias} has no earlier version to roll back to."]})
+        else:
+            number = int(request.POST.get("version", "0") or 0)
+        version = (
+            PromptVersion.objects.for_tenant(request.actor.tenant)
+            .filter(prompt=prompt, number=number)
+            .first()
+        )
+        if version is None:
+            raise ValidationError({"version": [f"{prompt.name} has no version {number}."]})
+        actions.move_alias(request.actor, prompt, alias, version)
+    except (APIException, ValueError) as exc:
+        messages = errors_of(exc) if isinstance(exc, APIException) else {FORM: ["Choose a version number."]}
+        for text in (m for ms in messages.values() for m in ms):
+            flash.error(request, text)
+    else:
+        flash.success(request, f"{alias} now points at version {version.number}.")
+    return redirect("webui:prompt", prompt.name)
+
+
+@team_page()
+def artifact_download(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    prompt = _prompt(request, name)
+    version = get_object_or_404(
+        PromptVersion.objects.for_tenant(request.actor.tenant), prompt=prompt, number=number
+    )
+    if not version.artifact_key:
+        raise Http404("This version has no artifact yet.")
+    try:
+        handle = default_storage.open(version.artifact_key, "rb")
+    except FileNotFoundError:
+        raise Http404("The artifact is missing from storage.") from None
+    return FileResponse(handle, as_attachment=True, filename=f"{prompt.name}-v{number}.safetensors")
