@@ -52,25 +52,21 @@ def _context(data: dict[str, Any]) -> dict[str, Any]:
         "s": data,
         "refresh_s": REFRESH_S,
         "job_actions": JOB_ACTIONS,
-        "depth_chart": (
-            {
-                "type": "line",
-                "labels": [t[11:16] for t in depth["at"]],
-                "datasets": [{"label": "queued jobs", "data": depth["depth"]}],
-                "y": "jobs",
-            }
-        ),
-        "hourly_chart": (
-            {
-                "type": "bar",
-                "labels": hours,
-                "datasets": [
-                    {"label": "started", "data": data["per_hour"]["started"]},
-                    {"label": "finished", "data": data["per_hour"]["finished"]},
-                ],
-                "y": "jobs per hour",
-            }
-        ),
+        "depth_chart": {
+            "type": "line",
+            "labels": [t[11:16] for t in depth["at"]],
+            "datasets": [{"label": "queued jobs", "data": depth["depth"]}],
+            "y": "jobs",
+        },
+        "hourly_chart": {
+            "type": "bar",
+            "labels": hours,
+            "datasets": [
+                {"label": "started", "data": data["per_hour"]["started"]},
+                {"label": "finished", "data": data["per_hour"]["finished"]},
+            ],
+            "y": "jobs per hour",
+        },
     }
 
 
