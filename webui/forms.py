@@ -55,6 +55,8 @@ def name_options(names, selected: str = "") -> list[dict[str, object]]:
     return [{"value": n, "label": n, "selected": n == selected} for n in names]
 
 
-def page_of(request: HttpRequest, queryset, per_page: int = PAGE_SIZE) -> Page:
+def page_of(request: HttpRequest, queryset, per_page: int = PAGE_SIZE, param: str = "page") -> Page:
     """One page of a list: a COUNT and one SELECT, whatever the number of rows."""
-    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
+    page = Paginator(queryset, per_page).get_page(request.GET.get(param))
+    page.param = param  # the pager's links name it
+    return page

@@ -24,6 +24,7 @@ from webui.forms import errors_of, page_of
 from webui.team import forbidden, team_page
 
 USAGE_DAYS = 30
+SETTINGS_PAGE = 25  # members and keys per page: each row carries its own small form
 USAGE_PROMPTS = 8  # the busiest prompts get their own series; the rest add up to "other"
 
 
@@ -61,9 +62,10 @@ def _render(request: HttpRequest, errors: dict | None = None, values: dict | Non
     tenant = request.actor.tenant
     members = Membership.objects.for_tenant(tenant).select_related("user").order_by("created_at")
     keys = ApiKey.objects.for_tenant(tenant).order_by("-created_at")
+    may_keys = request.actor.may("manage_keys")
     context = {
-        "members": page_of(request, members),
-        "keys": page_of(request, keys) if request.actor.may("manage_keys") else None,
+        "members": page_of(request, members, SETTINGS_PAGE, "members_page"),
+        "keys": page_of(request, keys, SETTINGS_PAGE, "keys_page") if may_keys else None,
         "roles": [r.value for r in Role],
         "scopes": SCOPES,
         "errors": errors or {},
