@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +56,9 @@ app.conf.update(
 # so metrics are prometheus-client's multiprocess kind (PROMETHEUS_MULTIPROC_DIR, else a folder in VAR_DIR).
 METRICS_PORT = CONFIG.worker_metrics_port
 READY_TIMEOUT_S = CONFIG.ready_timeout_s
+# A worker's own row: a third of the timeout after which /ops/ calls it lost, at most every 5 s and never
+# more often than a job's heartbeat (tests run with very short heartbeats; the row need not follow).
+FLEET_BEAT_S = max(CONFIG.heartbeat_s, min(5.0, CONFIG.heartbeat_timeout_s / 3))
 
 
 @signals.setup_logging.connect
@@ -67,17 +69,28 @@ def _configure_logging(**_: Any) -> None:
     logs.configure()
 
 
-@signals.celeryd_init.connect
-def _prepare_metrics_folder(**_: Any) -> None:
-    # Runs in the worker's parent before the task modules (and prometheus_client) are imported.
-    if not METRICS_PORT:
+def _multiprocess_folder() -> None:
+    """Jobs run in pool processes: their metrics are files under PROMETHEUS_MULTIPROC_DIR that the parent's
+    /metrics adds up. It must be set before prometheus_client is first imported (which happens before any
+    worker signal), so here, at import; without one, a fresh folder per worker under var_dir."""
+    if not METRICS_PORT or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return
-    default = Path(CONFIG.var_dir) / "worker-metrics" / str(os.getpid())
-    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or default)
-    if folder.exists():
-        shutil.rmtree(folder)  # values of a previous run would count twice
-    folder.mkdir(parents=True)
+    folder = Path(CONFIG.var_dir) / "worker-metrics" / str(os.getpid())
+    folder.mkdir(parents=True, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
+_multiprocess_folder()
+
+
+@signals.celeryd_init.connect
+def _empty_metrics_folder(**_: Any) -> None:
+    """A folder given in PROMETHEUS_MULTIPROC_DIR may hold a previous run's files: they would count twice."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if METRICS_PORT and folder and Path(folder).is_dir():
+        for item in Path(folder).glob("*.db"):
+            if not item.name.endswith(f"_{os.getpid()}.db"):  # this process's own files are live
+                item.unlink()
 
 
 def _checks() -> dict[str, Any]:
@@ -111,7 +124,7 @@ def _start_fleet_heartbeat(**_: Any) -> None:
 
     # Only a thread starts here (Celery waits a few seconds at most for a pool process to come up); the
     # database and the device are reached from that thread, and a failure there is logged and retried.
-    fleet.install(fleet.Fleet(lambda: default_db().engine, "gpu,default", CONFIG.heartbeat_s).start())
+    fleet.install(fleet.Fleet(lambda: default_db().engine, "gpu,default", FLEET_BEAT_S).start())
 
 
 @signals.worker_process_shutdown.connect

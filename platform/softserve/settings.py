@@ -233,8 +233,11 @@ SOFTSERVE_BASE_MODELS = [
 # Serving (predictions). Redis: the base model's request stream, read by `python -m workers.serving`
 # workers; empty (and no REDIS_URL): the batching loop runs inside this web process (embedded default).
 SERVING_REDIS_URL = os.environ.get("SERVING_REDIS_URL") or os.environ.get("REDIS_URL", "")
-# embedded | redis (workers/contracts.py's ServingMode); empty: redis when a serving Redis URL is set.
-SERVING_MODE = os.environ.get("SERVING_MODE", "")
+# "redis": requests go to the model's Redis stream (SERVING_REDIS_URL) for `python -m workers.serving`;
+# "embedded": the batching loop runs in this web process and loads the model here (one per process).
+# Empty: redis when a serving Redis URL is set, else embedded (workers/contracts.py's ServingMode). A system
+# check warns when embedded serving would load a model in each of several gunicorn processes.
+SERVING_MODE = os.environ.get("SERVING_MODE", "").strip().lower()
 # Gunicorn's processes (deploy/gunicorn.conf.py reads the same variable); None outside gunicorn's setup.
 WEB_CONCURRENCY = int(os.environ["WEB_CONCURRENCY"]) if os.environ.get("WEB_CONCURRENCY") else None
 # Default and longest deadline of a request; requests queued or in flight per model before a 503.

@@ -14,9 +14,11 @@ import subprocess
 import sys
 import time
 
+from workers import logs
 from workers.serving.config import ServingConfig
 from workers.serving.worker import serve
 
+logger = logging.getLogger(__name__)
 RESTART_DELAY_S = 2.0
 
 
@@ -42,7 +44,7 @@ def _supervise(config: ServingConfig) -> int:
         for i, child in list(children.items()):
             code = child.poll()
             if code is not None and not stopping:
-                logging.warning("serving worker %d exited with %s; restarting", i, code)
+                logger.warning("serving worker %d exited with %s; restarting", i, code)
                 time.sleep(RESTART_DELAY_S)
                 children[i] = start(i)
         if stopping and all(c.poll() is not None for c in children.values()):
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-model", help="overrides SERVING_BASE_MODEL")
     parser.add_argument("--workers", type=int, help="overrides SERVING_WORKERS")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure()  # one JSON object per line, like the web and the tuning workers
     overrides = {k: v for k, v in {"base_model": args.base_model, "workers": args.workers}.items() if v}
     config = ServingConfig.from_env(**overrides)
     if config.workers > 1:

@@ -8,6 +8,7 @@ import os
 from django.conf import settings
 from django.db import connections
 
+from softserve.serving.client import serving_mode
 from workers.contracts import StorageLocation
 from workers.health import Check, Readiness, broker_check, readiness, redis_check, storage_check
 
@@ -30,7 +31,7 @@ def checks() -> dict[str, Check]:
         "broker": broker_check(settings.CELERY_BROKER_URL, timeout),
         "storage": storage_check(where, timeout),
     }
-    if settings.SERVING_REDIS_URL:
+    if serving_mode() == "redis":
         out["serving_redis"] = redis_check(settings.SERVING_REDIS_URL, timeout)
     return out
 

@@ -27,7 +27,9 @@ from workers.contracts import QUEUE_GPU, JobStatus
 
 logger = logging.getLogger(__name__)
 
-LIST_ROWS = 50  # rows per job list on the page (counts are exact; lists are the oldest/newest N)
+# At most this many rows of the last 24 h are read for the queue figures (a day of a very busy fleet).
+MAX_WINDOW_ROWS = 50_000
+LIST_ROWS = 25  # rows per job list on the page (counts are exact; lists are the oldest/newest N)
 FAILURE_EXAMPLE_CHARS = 200
 HOURS = 24
 
@@ -44,91 +46,89 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 3)
 
 
-def _job_row(job: Job, now: datetime) -> dict[str, Any]:
-    progress = job.progress or {}
-    beat_age = (now - job.heartbeat_at).total_seconds() if job.heartbeat_at else None
+# The columns a job row on the page needs: plain values in one query (no model instances, no JSON columns
+# beyond progress), which keeps a 25-row list in a few milliseconds.
+_ROW_FIELDS = (
+    *("id", "tenant__name", "prompt_version__prompt__name", "prompt_version__number", "kind", "status"),
+    *("attempts", "worker", "progress", "queued_at", "started_at", "finished_at", "heartbeat_at", "error"),
+    "error_code",
+)
+
+
+def _job_row(job: dict[str, Any], now: datetime) -> dict[str, Any]:
+    progress = job["progress"] or {}
+    beat = job["heartbeat_at"]
     return {
-        "id": str(job.pk),
-        "team": job.tenant.name,
-        "prompt": job.prompt_version.prompt.name,
-        "version": job.prompt_version.number,
-        "kind": job.kind,
-        "status": job.status,
-        "attempts": job.attempts,
-        "worker": job.worker,
+        "id": str(job["id"]),
+        "team": job["tenant__name"],
+        "prompt": job["prompt_version__prompt__name"],
+        "version": job["prompt_version__number"],
+        "kind": job["kind"],
+        "status": job["status"],
+        "attempts": job["attempts"],
+        "worker": job["worker"],
         "step": progress.get("step"),
         "total_steps": progress.get("total_steps"),
         "eta_s": progress.get("eta_s"),
         "tokens_per_s": progress.get("tokens_per_s"),
-        "queued_at": _iso(job.queued_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        "heartbeat_age_s": round(beat_age, 1) if beat_age is not None else None,
-        "error": (job.error or "")[:500],
-        "error_code": job.error_code,
+        "queued_at": _iso(job["queued_at"]),
+        "started_at": _iso(job["started_at"]),
+        "finished_at": _iso(job["finished_at"]),
+        "heartbeat_age_s": round((now - beat).total_seconds(), 1) if beat else None,
+        "error": (job["error"] or "")[:500],
+        "error_code": job["error_code"],
     }
 
 
-def _jobs(queryset) -> list[Job]:
-    return list(queryset.select_related("tenant", "prompt_version__prompt")[:LIST_ROWS])
+def _rows(queryset, now: datetime, limit: int = LIST_ROWS) -> list[dict[str, Any]]:
+    return [_job_row(job, now) for job in queryset.values(*_ROW_FIELDS)[:limit]]
 
 
-def _per_hour(queryset, field: str, hours: list[datetime]) -> dict[str, int]:
-    """Jobs per hour starting at each of `hours`, in one aggregate query."""
-    hour = timedelta(hours=1)
-    return queryset.aggregate(
-        **{
-            f"h{i}": Count("id", filter=Q(**{f"{field}__gte": t, f"{field}__lt": t + hour}))
-            for i, t in enumerate(hours)
-        }
-    )
+def _bucket(times: list[datetime], start: datetime, hours: int) -> list[int]:
+    counts = [0] * hours
+    for t in times:
+        index = int((t - start).total_seconds() // 3600)
+        if 0 <= index < hours:
+            counts[index] += 1
+    return counts
 
 
 def queues(now: datetime) -> dict[str, Any]:
     day_ago, hour_ago = now - timedelta(hours=HOURS), now - timedelta(hours=1)
     queued = Job.objects.filter(status=JobStatus.QUEUED).aggregate(n=Count("id"), first=Min("queued_at"))
-    # Depth over the last 24 h, rebuilt from the rows of jobs alive in that window (one aggregate query):
-    # at each hour t, a job was waiting when queued_at <= t and it had neither started nor finished.
+    # One query for the jobs alive in the last 24 h (queued now, or started or finished since; each arm on an
+    # index), then in Python: the depth at each hour (queued by then, neither started nor finished), jobs
+    # started and finished per hour, and the wait from enqueue to claim.
+    alive = list(
+        Job.objects.filter(queued_at__lte=now)
+        .filter(Q(status=JobStatus.QUEUED) | Q(started_at__gte=day_ago) | Q(finished_at__gte=day_ago))
+        .values_list("queued_at", "started_at", "finished_at", "attempts")[:MAX_WINDOW_ROWS]
+    )
     marks = [now - timedelta(hours=h) for h in range(HOURS, -1, -1)]
-    alive = Job.objects.filter(queued_at__lte=now).filter(
-        Q(status=JobStatus.QUEUED) | Q(started_at__gte=day_ago) | Q(finished_at__gte=day_ago)
-    )
-    depth_at = alive.aggregate(
-        **{
-            f"d{i}": Count(
-                "id",
-                filter=Q(queued_at__lte=t)
-                & (Q(started_at__isnull=True) | Q(started_at__gt=t))
-                & (Q(finished_at__isnull=True) | Q(finished_at__gt=t)),
+    depth = []
+    for t in marks:
+        depth.append(
+            sum(
+                1
+                for queued_at, started, finished, _ in alive
+                if queued_at <= t and (started is None or started > t) and (finished is None or finished > t)
             )
-            for i, t in enumerate(marks)
-        }
-    )
-    waits = list(
-        Job.objects.filter(started_at__gte=day_ago, attempts__gte=1)
-        .annotate(wait=ExpressionWrapper(F("started_at") - F("queued_at"), output_field=DurationField()))
-        .values_list("started_at", "wait")[:20000]
-    )
-    day = [max(0.0, w.total_seconds()) for _, w in waits if w is not None]
-    hour = [max(0.0, w.total_seconds()) for s, w in waits if w is not None and s >= hour_ago]
-    started = Job.objects.filter(started_at__gte=day_ago).aggregate(
-        **{
-            f"h{i}": Count("id", filter=Q(started_at__gte=t, started_at__lt=t + timedelta(hours=1)))
-            for i, t in enumerate(marks[:-1])
-        }
-    )
-    finished = Job.objects.filter(finished_at__gte=day_ago).aggregate(
-        **{
-            f"h{i}": Count("id", filter=Q(finished_at__gte=t, finished_at__lt=t + timedelta(hours=1)))
-            for i, t in enumerate(marks[:-1])
-        }
-    )
+        )
+    starts = [started for _, started, _, _ in alive if started and started >= day_ago]
+    ends = [finished for _, _, finished, _ in alive if finished and finished >= day_ago]
+    waits = [
+        (started, max(0.0, (started - queued_at).total_seconds()))
+        for queued_at, started, _, attempts in alive
+        if started and started >= day_ago and attempts >= 1
+    ]
+    day = [w for _, w in waits]
+    hour = [w for s, w in waits if s >= hour_ago]
     oldest = (now - queued["first"]).total_seconds() if queued["first"] else 0.0
     return {
         "queues": [{"name": QUEUE_GPU, "depth": queued["n"], "oldest_age_s": round(max(oldest, 0.0), 1)}],
         "depth_24h": {
             "at": [_iso(t) for t in marks],
-            "depth": [depth_at[f"d{i}"] for i in range(len(marks))],
+            "depth": depth,
         },
         "wait_s": {
             "1h": {"p50": _percentile(hour, 50), "p95": _percentile(hour, 95), "jobs": len(hour)},
@@ -136,8 +136,8 @@ def queues(now: datetime) -> dict[str, Any]:
         },
         "per_hour": {
             "hour": [_iso(t) for t in marks[:-1]],
-            "started": [started[f"h{i}"] for i in range(HOURS)],
-            "finished": [finished[f"h{i}"] for i in range(HOURS)],
+            "started": _bucket(starts, marks[0], HOURS),
+            "finished": _bucket(ends, marks[0], HOURS),
         },
     }
 
@@ -149,16 +149,11 @@ def workers(now: datetime) -> list[dict[str, Any]]:
             seen_at__gte=now - timedelta(hours=HOURS), stopped_at__isnull=True
         ).order_by("host", "pid")[:200]
     )
-    running = {
-        j.worker: j
-        for j in Job.objects.filter(
-            status=JobStatus.RUNNING, worker__in=[r.worker for r in rows]
-        ).select_related("tenant", "prompt_version__prompt")
-    }
+    held = Job.objects.filter(status=JobStatus.RUNNING, worker__in=[r.worker for r in rows])
+    running = {job["worker"]: job for job in _rows(held, now, limit=len(rows))}
     out = []
     for row in rows:
         age = (now - row.seen_at).total_seconds()
-        job = running.get(row.worker)
         out.append(
             {
                 "worker": row.worker,
@@ -172,7 +167,7 @@ def workers(now: datetime) -> list[dict[str, Any]]:
                 "rss": row.rss,
                 "last_seen": _iso(row.seen_at),
                 "last_seen_age_s": round(age, 1),
-                "job": _job_row(job, now) if job else None,
+                "job": running.get(row.worker),
             }
         )
     return out
@@ -197,15 +192,12 @@ def jobs(now: datetime) -> dict[str, Any]:
     counts["failed_24h"] = sum(r["jobs"] for r in reasons)
     return {
         "counts": counts,
-        "running": [
-            _job_row(j, now)
-            for j in _jobs(Job.objects.filter(status=JobStatus.RUNNING).exclude(stale).order_by("started_at"))
-        ],
-        "queued": [
-            _job_row(j, now) for j in _jobs(Job.objects.filter(status=JobStatus.QUEUED).order_by("queued_at"))
-        ],
-        "stalled": [_job_row(j, now) for j in _jobs(Job.objects.filter(stale).order_by("heartbeat_at"))],
-        "failed": [_job_row(j, now) for j in _jobs(failed.order_by("-finished_at"))],
+        "running": _rows(
+            Job.objects.filter(status=JobStatus.RUNNING).exclude(stale).order_by("started_at"), now
+        ),
+        "queued": _rows(Job.objects.filter(status=JobStatus.QUEUED).order_by("queued_at"), now),
+        "stalled": _rows(Job.objects.filter(stale).order_by("heartbeat_at"), now),
+        "failed": _rows(failed.order_by("-finished_at"), now),
         "failure_reasons": [
             {
                 "reason": r["error_code"] or "unknown",
@@ -288,7 +280,9 @@ def serving() -> dict[str, Any]:
 
     models: dict[str, dict[str, Any]] = {m: {"model": m} for m in settings.SOFTSERVE_BASE_MODELS}
     notes: list[str] = []
-    if settings.SERVING_REDIS_URL:
+    from softserve.serving.client import serving_mode
+
+    if serving_mode() == "redis":
         import redis
 
         client = redis.Redis.from_url(settings.SERVING_REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
@@ -305,7 +299,7 @@ def serving() -> dict[str, Any]:
             logger.warning("serving queue figures unavailable: %s", exc)
             notes.append("The serving Redis did not answer.")
     else:
-        notes.append("Embedded serving (no SERVING_REDIS_URL): the pool runs inside each web process.")
+        notes.append("Embedded serving (SERVING_MODE=embedded): the pool runs inside each web process.")
     if settings.PROMETHEUS_URL:
         try:
             for key, query in SERVING_QUERIES.items():
