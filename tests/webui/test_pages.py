@@ -258,3 +258,29 @@ def test_usage_chart_keeps_the_busiest_prompts_and_sums_the_rest(acme):
     names = [d["label"] for d in chart["datasets"]]
     assert names == [f"p{i}" for i in range(9, 1, -1)] + ["other"]
     assert chart["datasets"][-1]["data"][-1] == 10 + 11  # p0 and p1, today
+
+
+def test_start_cancel_and_retry_a_job_from_the_pages(acme):
+    from tests.teams import make_dataset_version
+
+    make_prompt(acme)
+    dataset = make_dataset_version(acme.tenant)
+    client = browser(acme)
+    body = {"kind": "tune", "prompt": "sentiment", "dataset_version": str(dataset.pk), "steps": "40"}
+    started = client.post("/app/jobs/new", {**body, "members": "5", "version": ""})
+    job = Job.objects.for_tenant(acme.tenant).get()
+    assert started["Location"] == f"/app/jobs/{job.pk}" and job.spec["steps"] == 40
+    assert "members" not in job.spec  # the ensemble-only field is dropped for a tune job
+    page = client.get(started["Location"]).content.decode()
+    assert 'hx-trigger="every 1s"' in page and "Cancel job" in page
+    client.post(f"/app/jobs/{job.pk}/cancel")
+    job.refresh_from_db()
+    assert job.status == "cancelled"
+    live = client.get(f"/app/jobs/{job.pk}/live")
+    assert live.status_code == 286 and "hx-trigger" not in live.content.decode()  # polling stops
+    assert "Retry job" in live.content.decode()
+    client.post(f"/app/jobs/{job.pk}/retry")
+    job.refresh_from_db()
+    assert job.status == "queued"
+    again = client.post(f"/app/jobs/{job.pk}/retry", follow=True).content.decode()
+    assert "only failed or cancelled jobs retry" in again  # the action's refusal, shown as a message
