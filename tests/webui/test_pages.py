@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -174,6 +176,19 @@ def test_prompt_create_alias_promote_and_rollback(acme):
     assert acme.client.get("/api/v1/prompts/sentiment").json()["aliases"] == {"production": 1}
     history = client.get("/app/prompts/sentiment").content.decode()
     assert history.count("owner@acme.example") >= 3
+    members = {"members": [{"accuracy": 0.6}, {"accuracy": 0.8}], "member_best_accuracy": 0.8}
+    PromptVersion.objects.create(
+        tenant=acme.tenant,
+        prompt=prompt,
+        number=3,
+        method="prompt",
+        status="ready",
+        ensemble_size=2,
+        metrics={"dev": {"accuracy": 0.75, "member_avg_accuracy": 0.7, **members}},
+    )
+    ensemble = client.get("/app/prompts/sentiment").content.decode()
+    assert re.search(r"accuracy 0\.600\s*<br>accuracy 0\.800", ensemble)
+    assert "average 0.700, best 0.800" in ensemble
 
 
 def test_job_form_validates_with_the_apis_serializer(acme):
