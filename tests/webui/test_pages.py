@@ -121,6 +121,9 @@ def test_upload_with_problems_shows_the_report_and_keeps_the_form(acme, s3):
     assert done["HX-Redirect"] == f"/app/datasets/{version.dataset_id}/versions/1"
     page = client.get(done["HX-Redirect"]).content.decode()
     assert 'id="label-chart"' in page and "label-chart-data" in page
+    download = client.get(done["HX-Redirect"] + "/download")
+    assert download["Content-Disposition"] == 'attachment; filename="broken-v1.jsonl"'
+    assert len(b"".join(download.streaming_content).splitlines()) == version.row_count
 
 
 def test_hostile_text_shows_as_text(acme, s3):
