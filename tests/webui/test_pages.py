@@ -302,3 +302,18 @@ def test_start_cancel_and_retry_a_job_from_the_pages(acme):
     assert job.status == "queued"
     again = client.post(f"/app/jobs/{job.pk}/retry", follow=True).content.decode()
     assert "only failed or cancelled jobs retry" in again  # the action's refusal, shown as a message
+
+
+def test_long_histories_are_thinned_on_the_server(acme):
+    import json
+
+    fill_team(acme.tenant, 1)
+    job = Job.objects.for_tenant(acme.tenant).get()
+    job.metric_history = [{"step": s, "loss": 1 / (s + 1), "accuracy": s / 5000} for s in range(1, 5001)]
+    job.progress = {"step": 5000, "total_steps": 5000, "loss": 0.1}
+    job.save()
+    html = browser(acme).get(f"/app/jobs/{job.pk}/live").content.decode()
+    chart = json.loads(html.split('id="curve-chart-data" type="application/json">')[1].split("</script>")[0])
+    loss, metric = chart["datasets"]
+    assert len(loss["data"]) == 300 and len(metric["data"]) == 300
+    assert loss["data"][0]["x"] == 1 and loss["data"][-1]["x"] == 5000 and metric["label"] == "dev accuracy"
