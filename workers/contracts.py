@@ -6,11 +6,14 @@ only: the database is the source of truth for a job's spec and state.
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import NotRequired, TypedDict
+
+# Templates have one parser, the engine's (standard library only, so this stays torch-free); re-exported
+# here for the platform's imports.
+from workers.engine.task import template_fields as template_fields
 
 
 # --- the vocabulary: every state and kind, one StrEnum each (Django's choices derive from these) -------
@@ -143,39 +146,47 @@ def job_payload(job_id: str) -> JobPayload:
     return {"job_id": str(job_id)}
 
 
-def template_fields(template: str) -> list[str]:
-    """Names of the `{field}` placeholders of an input template, in order of first use.
-
-    Raises ValueError with a readable message for a malformed template or one without fields.
-    """
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise ValueError(f"The template {template!r} is not valid: {exc}.") from exc
-    names: list[str] = []
-    for _, name, _, _ in parsed:
-        if name is None:
-            continue
-        if not name.isidentifier():
-            raise ValueError(
-                f"The template {template!r} has a placeholder {{{name}}} that is not a column name."
-            )
-        if name not in names:
-            names.append(name)
-    if not names:
-        raise ValueError(f"The template {template!r} names no column; use placeholders such as {{text}}.")
-    return names
-
-
 # --- serving: the request stream of each base model, and where a reply goes ---------------------
 SERVING_GROUP = "serving"
 SERVING_REPLY_TTL_S = 300
 SERVING_STATUSES = tuple(ServingStatus)
 
 
+class ServingError(StrEnum):
+    """Why a request failed: a reply's `code` when its status is "error"."""
+
+    INTERNAL = "internal"
+    TOO_LARGE = "too_large"
+    INVALID_INPUT = "invalid_input"
+    PROMPT_UNAVAILABLE = "prompt_unavailable"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    GIVEN_UP = "given_up"
+
+
+# The one message a tenant is shown for each code: stable text, never an exception's. The detail stays in
+# the worker's log under the request id.
+SERVING_ERRORS: dict[str, str] = {
+    ServingError.INTERNAL: "The serving pool failed on this request.",
+    ServingError.TOO_LARGE: (
+        "An input needs more model positions than one batch holds (SERVING_MAX_BATCH_TOKENS / "
+        "SERVING_MAX_BATCH_ROWS, counting a row per label for multi-token labels); shorten it."
+    ),
+    ServingError.INVALID_INPUT: "The prompt cannot be applied to this input.",
+    ServingError.PROMPT_UNAVAILABLE: "The prompt version cannot be loaded by the serving pool.",
+    ServingError.MODEL_UNAVAILABLE: "The serving pool cannot load this prompt's base model.",
+    ServingError.GIVEN_UP: "Serving workers kept stopping while holding this request; it is not retried.",
+}
+
+
 def serving_stream(base_model: str) -> str:
     """The Redis stream of one base model's requests; every worker of that model reads it."""
     return f"softserve:serve:{base_model}"
+
+
+def serving_tenant_key(base_model: str, tenant_id: str) -> str:
+    """A sorted set of one tenant's requests queued or in flight for one base model (score: when the
+    entry lapses, so one a crashed web process never removed stops counting by itself)."""
+    return f"softserve:serve-tenant:{base_model}:{tenant_id}"
 
 
 def serving_reply_key(request_id: str) -> str:
@@ -207,7 +218,8 @@ class ServeReply(TypedDict, total=False):
     request_id: str
     status: str  # one of SERVING_STATUSES
     outputs: list[dict]
-    error: str
+    code: str  # status "error": a key of SERVING_ERRORS
+    error: str  # status "error": SERVING_ERRORS[code], never internal detail
     worker: str
     # Milliseconds: enqueue to the start of its batch, and the batch's own time (for Server-Timing).
     queue_ms: float

@@ -237,6 +237,12 @@ SERVING_REDIS_URL = os.environ.get("SERVING_REDIS_URL") or os.environ.get("REDIS
 # Default and longest deadline of a request; requests queued or in flight per model before a 503.
 SERVING_TIMEOUT_MS = int(os.environ.get("SERVING_TIMEOUT_MS", 30_000))
 SERVING_QUEUE_MAX = int(os.environ.get("SERVING_QUEUE_MAX", 1000))
+# Fair shares: requests one tenant may have queued or in flight per base model (above it: 429), and
+# predictions one tenant may have waiting in this web process's threads at once (above it: 429).
+SERVING_TENANT_QUEUE_MAX = int(os.environ.get("SERVING_TENANT_QUEUE_MAX", 250))
+SERVING_TENANT_MAX_CONCURRENT = int(os.environ.get("SERVING_TENANT_MAX_CONCURRENT", 8))
+# Seconds a Redis call of the predict path may take to connect or answer before the request gets a 503.
+SERVING_REDIS_TIMEOUT_S = float(os.environ.get("SERVING_REDIS_TIMEOUT_S", 2))
 # Inputs per request, and characters per input (all its fields together).
 SERVING_MAX_INPUTS = int(os.environ.get("SERVING_MAX_INPUTS", 64))
 SERVING_MAX_INPUT_CHARS = int(os.environ.get("SERVING_MAX_INPUT_CHARS", 4000))

@@ -45,7 +45,7 @@ SCENARIOS = (
 )
 DEAD = {"revoked_key", "expired_key", "removed_member_key", "no_credentials"}
 # Pages anyone may call, with or without credentials (the answer is the same for every team).
-PUBLIC = {"healthz", "readyz", "login", "logout", "schema", "docs", "webui:front-door"}
+PUBLIC = {"healthz", "readyz", "metrics", "login", "logout", "schema", "docs", "webui:front-door"}
 SECRET = "zq7-victim-secret"  # in the victim's template, dataset name and rows: a leak if ever answered
 
 
@@ -205,6 +205,8 @@ def fill(route: str, name: str, world) -> dict:
             values[param] = "sentiment"
         elif param == "alias":
             values[param] = "production"
+        elif param == "action":  # an operator's action on a job (/ops/jobs/<pk>/<action>)
+            values[param] = "cancel"
         else:
             pytest.fail(
                 f"{name}: no victim value for URL parameter <{param}>; add one to fill() in {__file__}."

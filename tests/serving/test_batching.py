@@ -19,6 +19,7 @@ from tests.serving.helpers import (
     same_output,
     stored,
 )
+from workers.contracts import SERVING_ERRORS
 from workers.engine.inference import LoadedPrompt, predict_mixed
 from workers.serving.batcher import Batcher
 from workers.serving.cache import PromptCache
@@ -139,12 +140,15 @@ def test_sub_batches_keep_the_budgets_and_the_grouped_baseline_splits_per_prompt
     batcher, store = _batcher(fm, tmp_path, model_dir, max_batch_rows=4, max_batch_tokens=10_000)
     requests = []
     for i in range(3):
-        artifact = make_artifact(fm, seed=10 + i)
+        artifact = make_artifact(fm, SINGLE_TOKEN, seed=10 + i)
         sha = stored(store, f"p/{i}", artifact)
         requests.append(_request(model_dir, f"v{i}", f"p/{i}", sha, [{"text": t} for t in TEXTS]))
     rows = [r for i, p in enumerate(requests) for r in batcher._rows(i, p.request)]
     groups = batcher.sub_batches(rows)
-    assert [len(g) for g in groups] == [4, 4, 4]
+    # Budgets count model rows: an input expands to one row per label when its labels take several tokens.
+    per_input = rows[0].model_rows
+    assert all(r.model_rows == per_input for r in rows) and 4 % per_input == 0
+    assert [sum(r.model_rows for r in g) for g in groups] == [4] * (12 * per_input // 4)
     assert all(g == sorted(g, key=lambda r: r.width) for g in groups)
     assert max(len({r.version_id for r in g}) for g in groups) > 1  # mixed prompts share passes
     batcher.config.group_by_prompt = True
@@ -170,7 +174,7 @@ def test_expired_requests_are_dropped_before_compute(tiny_models, tiny_model_dir
     assert late["status"] == "expired" and ok["status"] == "ok" and len(ok["outputs"]) == 1
 
 
-def test_prompt_cache_tiers_hashes_and_fingerprints(tiny_models, tiny_model_dirs, tmp_path):
+def test_prompt_cache_tiers_hashes_and_fingerprints(tiny_models, tiny_model_dirs, tmp_path, caplog):
     fm, model_dir = tiny_models["gpt2"], tiny_model_dirs["gpt2"]
     batcher, store = _batcher(fm, tmp_path, model_dir)
     misses = _sample("softserve_serving_prompt_cache_misses_total")
@@ -185,14 +189,21 @@ def test_prompt_cache_tiers_hashes_and_fingerprints(tiny_models, tiny_model_dirs
     sha_b = stored(store, "p/b", make_artifact(fm, seed=2))
     assert batcher.process([_request(model_dir, "b", "p/b", sha_b, row)])[0]["status"] == "ok"
     # Bytes that do not match the recorded hash, a prompt for another model, a missing object: errors.
-    bad = batcher.process([_request(model_dir, "c", "p/a", "0" * 64, row)])[0]
-    assert bad["status"] == "error" and "hash" in bad["error"]
-    other = make_artifact(tiny_models["llama"])
-    sha_o = stored(store, "p/o", other)
-    wrong = batcher.process([_request(model_dir, "o", "p/o", sha_o, row)])[0]
-    assert wrong["status"] == "error" and "fingerprint" in wrong["error"]
-    gone = batcher.process([_request(model_dir, "g", "p/none", "", row)])[0]
-    assert gone["status"] == "error" and "No stored object" in gone["error"]
+    # The tenant is told a stable message; the detail is in the worker's log under the request id.
+    for request, detail in [
+        (_request(model_dir, "c", "p/a", "0" * 64, row), "hash"),
+        (
+            _request(model_dir, "o", "p/o", stored(store, "p/o", make_artifact(tiny_models["llama"])), row),
+            "fingerprint",
+        ),
+        (_request(model_dir, "g", "p/none", "", row), "No stored object"),
+    ]:
+        caplog.clear()
+        reply = batcher.process([request])[0]
+        assert reply["status"] == "error" and reply["code"] == "prompt_unavailable", reply
+        assert reply["error"] == SERVING_ERRORS["prompt_unavailable"]
+        logged = [r.getMessage() for r in caplog.records if request.request["request_id"] in r.getMessage()]
+        assert any(detail in m for m in logged), caplog.text
     # An error for one request leaves its batch-mates answered.
     mixed = batcher.process(
         [_request(model_dir, "g", "p/none", "", row), _request(model_dir, "a", "p/a", sha, row)]

@@ -10,7 +10,13 @@ import time
 import uuid
 
 from tests.serving.helpers import REDIS_URL, make_artifact, start_worker, stored, worker_env
-from workers.contracts import SERVING_GROUP, serving_replied_key, serving_reply_key, serving_stream
+from workers.contracts import (
+    SERVING_ERRORS,
+    SERVING_GROUP,
+    serving_replied_key,
+    serving_reply_key,
+    serving_stream,
+)
 from workers.serving.config import ServingConfig
 from workers.serving.redis_queue import RedisSource
 
@@ -87,7 +93,8 @@ def test_a_request_that_keeps_stopping_workers_is_answered_with_an_error(redis_d
     third._last_claim = 0.0
     assert third.take(8, 0.01, threading.Event()) == []  # delivery 3 is over the limit: answered, not run
     reply = json.loads(redis_db.lpop(serving_reply_key(request["request_id"])))
-    assert reply["status"] == "error" and "2 serving workers stopped" in reply["error"]
+    assert reply["status"] == "error" and reply["code"] == "given_up"
+    assert reply["error"] == SERVING_ERRORS["given_up"]
     assert redis_db.xpending(serving_stream(MODEL), SERVING_GROUP)["pending"] == 0
 
 

@@ -10,21 +10,45 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from workers.contracts import ServeReply, ServeRequest, ServingStatus
 from workers.engine.base_model import FrozenModel
-from workers.engine.errors import EngineError
+from workers.engine.errors import ArtifactError, EngineError
 from workers.engine.inference import LoadedPrompt, predict_mixed
+from workers.engine.task import TemplateError
 from workers.serving import metrics
 from workers.serving.cache import PromptCache
 from workers.serving.config import ServingConfig
-from workers.serving.queueing import Pending
+from workers.serving.queueing import Pending, error_reply
 from workers.storage import ObjectMissing
 
 log = logging.getLogger(__name__)
+
+
+class TooLarge(EngineError):
+    """One input alone needs more model rows or positions than a batch may hold."""
+
+
+def failure_code(exc: BaseException) -> str:
+    """The SERVING_ERRORS code a tenant is told for an exception; anything unforeseen is `internal`."""
+    if isinstance(exc, TooLarge):
+        return "too_large"
+    if isinstance(exc, ArtifactError | TemplateError | ObjectMissing):
+        return "prompt_unavailable"  # a stored artifact or template the pool cannot use
+    if isinstance(exc, EngineError):
+        return "invalid_input"
+    return "internal"
+
+
+def _enqueued_at(request: ServeRequest) -> float:
+    try:
+        return float(request["enqueued_at"])
+    except (KeyError, TypeError, ValueError):
+        return time.time()  # a malformed request still gets its (error) reply
 
 
 @dataclass
@@ -34,7 +58,18 @@ class _Row:
     prompt: LoadedPrompt
     version_id: str
     fields: dict[str, str]
-    width: int  # positions this row takes in the forward pass
+    width: int  # positions one model row of this input takes in the forward pass
+    # Model rows this input expands to: K ensemble members × (rank classification over multi-token labels:
+    # one row per label).
+    model_rows: int = 1
+
+
+def _generates(row: _Row) -> bool:
+    return row.prompt.spec.task_type == "generation"
+
+
+# Called with (index in the batch, reply) as soon as a request is done.
+Send = Callable[[int, ServeReply], None]
 
 
 def _output(result: dict[str, Any]) -> dict[str, Any]:
@@ -54,55 +89,107 @@ class Batcher:
         self.config = config
         self.worker = worker
 
-    def process(self, batch: Sequence[Pending]) -> list[ServeReply]:
-        """One reply per request, in order: outputs, `expired` (deadline passed before compute) or `error`."""
+    def process(self, batch: Sequence[Pending], send: Send | None = None) -> list[ServeReply]:
+        """One reply per request, in order: outputs, `expired` (deadline passed before compute) or `error`.
+
+        Whatever one request does (a prompt that cannot load, an input that breaks the forward pass, an
+        exception nobody foresaw), it fails that request alone: its batch-mates are still answered.
+        With `send`, each reply also goes out as soon as its request is done (classification sub-batches
+        run first), so a short request does not wait for a batch-mate's long generation.
+        """
         started = time.time()
         replies: list[ServeReply | None] = [None] * len(batch)
         rows: list[_Row] = []
         for i, pending in enumerate(batch):
             request = pending.request
-            metrics.QUEUE_WAIT.observe(max(0.0, started - request["enqueued_at"]))
-            if request["deadline"] <= started:
-                replies[i] = self._reply(
-                    request, ServingStatus.EXPIRED, error="The deadline passed before compute."
-                )
-                continue
             try:
+                metrics.QUEUE_WAIT.observe(max(0.0, started - _enqueued_at(request)))
+                if request["deadline"] <= started:
+                    replies[i] = self._reply(
+                        request, ServingStatus.EXPIRED, error="The deadline passed before compute."
+                    )
+                    continue
                 rows.extend(self._rows(i, request))
-            except (EngineError, ObjectMissing) as exc:
-                replies[i] = self._reply(request, ServingStatus.ERROR, error=str(exc))
+            except Exception as exc:
+                replies[i] = self._failed(request, exc)
         outputs: dict[int, list[dict[str, Any] | None]] = {
             i: [None] * len(p.request["inputs"]) for i, p in enumerate(batch) if replies[i] is None
         }
-        failures: dict[int, str] = {}
-        if rows:
-            metrics.BATCH_ROWS.observe(sum(len(r.prompt.members) for r in rows))
-            metrics.BATCH_PROMPTS.observe(len({r.version_id for r in rows}))
-        for group in self.sub_batches(rows):
-            tick = time.perf_counter()
-            try:
-                limits = [self._token_limit(batch[r.request].request) for r in group]
-                results = predict_mixed(self.fm, [(r.prompt, r.fields) for r in group], limits)
-            except Exception as exc:  # one bad sub-batch must not take the worker (or its batch-mates) down
-                log.exception("forward pass failed")
-                for r in group:
-                    failures[r.request] = f"The model failed on this input: {exc}"
-                continue
-            finally:
-                metrics.FORWARD.observe(time.perf_counter() - tick)
-            for r, result in zip(group, results, strict=True):
-                outputs[r.request][r.position] = _output(result)
-        for i, outs in outputs.items():
+        failures: dict[int, BaseException] = {}
+        done: set[int] = set()
+
+        def finish(i: int) -> None:
             request = batch[i].request
-            if i in failures:
-                replies[i] = self._reply(request, ServingStatus.ERROR, error=failures[i])
-            else:
-                replies[i] = self._reply(request, ServingStatus.OK, outputs=outs)
-        batch_ms = round(1000 * (time.time() - started), 2)
-        for reply, pending in zip(replies, batch, strict=True):
-            reply["queue_ms"] = round(max(0.0, 1000 * (started - pending.request["enqueued_at"])), 2)
-            reply["batch_ms"] = batch_ms
+            if replies[i] is None:
+                if i in failures:
+                    replies[i] = self._failed(request, failures[i])
+                else:
+                    replies[i] = self._reply(request, ServingStatus.OK, outputs=outputs[i])
+            reply = replies[i]
+            reply["queue_ms"] = round(max(0.0, 1000 * (started - _enqueued_at(request))), 2)
+            reply["batch_ms"] = round(1000 * (time.time() - started), 2)
+            done.add(i)
+            if send is not None:
+                send(i, reply)
+
+        for i in range(len(batch)):
+            if replies[i] is not None:
+                finish(i)  # refused before compute: answered at once
+        if rows:
+            metrics.BATCH_ROWS.observe(sum(r.model_rows for r in rows))
+            metrics.BATCH_PROMPTS.observe(len({r.version_id for r in rows}))
+        remaining = Counter(r.request for r in rows)
+        for group in self.sub_batches(rows):
+            self._forward(batch, group, outputs, failures)
+            for r in group:
+                remaining[r.request] -= 1
+                if not remaining[r.request]:
+                    finish(r.request)
+        for i in range(len(batch)):
+            if i not in done:
+                finish(i)
         return replies  # type: ignore[return-value]
+
+    def _forward(
+        self,
+        batch: Sequence[Pending],
+        group: list[_Row],
+        outputs: dict[int, list[dict[str, Any] | None]],
+        failures: dict[int, BaseException],
+    ) -> None:
+        """Run one sub-batch; when it fails, run its requests again in halves until the failing ones are
+        alone, so a poison input fails its own request and no other tenant's."""
+        tick = time.perf_counter()
+        try:
+            limits = [self._token_limit(batch[r.request].request) for r in group]
+            results = predict_mixed(self.fm, [(r.prompt, r.fields) for r in group], limits)
+            answers = [_output(result) for result in results]
+            if len(answers) != len(group):
+                raise RuntimeError(f"{len(answers)} outputs for {len(group)} rows")
+        except Exception as exc:
+            error: Exception | None = exc
+        else:
+            error = None
+        finally:
+            metrics.FORWARD.observe(time.perf_counter() - tick)
+        if error is None:
+            for r, answer in zip(group, answers, strict=True):
+                outputs[r.request][r.position] = answer
+            return
+        requests = list(dict.fromkeys(r.request for r in group))
+        if len(requests) == 1:
+            failures[requests[0]] = error
+            return
+        log.warning("a sub-batch of %d requests failed (%r); isolating the cause", len(requests), error)
+        metrics.ISOLATION_RETRIES.inc()
+        first = set(requests[: len(requests) // 2])
+        self._forward(batch, [r for r in group if r.request in first], outputs, failures)
+        self._forward(batch, [r for r in group if r.request not in first], outputs, failures)
+
+    def _failed(self, request: ServeRequest, exc: BaseException) -> ServeReply:
+        code = failure_code(exc)
+        metrics.REQUESTS.labels(*self._labels(request), ServingStatus.ERROR).inc()
+        return error_reply(request, code, self.worker, exc)
 
     def _token_limit(self, request: ServeRequest) -> int:
         """The request's own generation limit, never above this worker's."""
@@ -116,23 +203,54 @@ class Batcher:
         prompt = self.cache.get(request["version_id"], request["artifact_key"], request["artifact_sha256"])
         # Vector prompts that are not served from cached states still take P positions per row.
         extra = max((m.shape[0] for m in prompt.members if m.dim() == 2), default=0)
-        return [
-            _Row(i, j, prompt, request["version_id"], fields, len(prompt.encoder.input_ids(fields)) + extra)
-            for j, fields in enumerate(request["inputs"])
-        ]
+        expand, tail = self._expansion(prompt, request)
+        model_rows = len(prompt.members) * expand
+        rows = []
+        for j, fields in enumerate(request["inputs"]):
+            width = len(prompt.encoder.input_ids(fields)) + extra + tail
+            if model_rows > self.config.max_batch_rows or model_rows * width > self.config.max_batch_tokens:
+                raise TooLarge(
+                    f"input {j} needs {model_rows} model rows of {width} positions; a batch holds "
+                    f"{self.config.max_batch_rows} rows and {self.config.max_batch_tokens} positions"
+                )
+            rows.append(_Row(i, j, prompt, request["version_id"], fields, width, model_rows))
+        return rows
+
+    def _expansion(self, prompt: LoadedPrompt, request: ServeRequest) -> tuple[int, int]:
+        """(model rows per member, positions added per row) of one input of this prompt in a forward pass.
+
+        Rank classification scores every label's tokens: with multi-token labels (or any encoder-decoder)
+        each input becomes one row per label, each as long as input + label. Generation grows each row by
+        up to its token limit.
+        """
+        if prompt.spec.task_type != "classification":
+            return 1, self._token_limit(request)
+        targets = prompt.encoder.class_targets
+        longest = max((len(t) for t in targets), default=1)
+        if self.fm.is_encoder_decoder or longest > 1:
+            return len(targets), longest
+        return 1, 0
 
     def sub_batches(self, rows: list[_Row]) -> list[list[_Row]]:
-        """Length-sorted runs under the row and token budgets; the grouped baseline also cuts per prompt."""
-        key = (lambda r: (r.version_id, r.width)) if self.config.group_by_prompt else (lambda r: r.width)
+        """Length-sorted runs under the row and token budgets, counting each input's expanded model rows;
+        the grouped baseline also cuts per prompt."""
+        # Classification first, and never in one pass with generation: its rows need one forward pass,
+        # not a decoding loop, and their replies go out as soon as that pass is done.
+        key = (
+            (lambda r: (r.version_id, r.width))
+            if self.config.group_by_prompt
+            else (lambda r: (_generates(r), r.width))
+        )
         groups: list[list[_Row]] = []
         current: list[_Row] = []
         used_rows = 0
         for row in sorted(rows, key=key):
-            k = len(row.prompt.members)
+            k = row.model_rows
             cut = current and (
                 used_rows + k > self.config.max_batch_rows
-                or (used_rows + k) * row.width > self.config.max_batch_tokens
+                or (used_rows + k) * max(row.width, current[-1].width) > self.config.max_batch_tokens
                 or (self.config.group_by_prompt and row.version_id != current[-1].version_id)
+                or _generates(row) != _generates(current[-1])
             )
             if cut:
                 groups.append(current)
@@ -143,8 +261,10 @@ class Batcher:
             groups.append(current)
         return groups
 
+    def _labels(self, request: ServeRequest) -> tuple[str, str]:
+        return metrics.prompt_labels(str(request.get("tenant_id", "")), str(request.get("prompt", "")))
+
     def _reply(self, request: ServeRequest, status: str, **fields: Any) -> ServeReply:
-        tenant, prompt = metrics.prompt_labels(request["tenant_id"], request["prompt"])
-        metrics.REQUESTS.labels(tenant, prompt, status).inc()
-        metrics.LATENCY.labels(tenant, prompt).observe(max(0.0, time.time() - request["enqueued_at"]))
+        metrics.REQUESTS.labels(*self._labels(request), status).inc()
+        metrics.LATENCY.labels(*self._labels(request)).observe(max(0.0, time.time() - _enqueued_at(request)))
         return {"request_id": request["request_id"], "status": status, "worker": self.worker, **fields}

@@ -13,9 +13,9 @@ import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from workers.contracts import ServeReply, ServeRequest, ServingStatus
+from workers.contracts import ServeReply, ServeRequest
 from workers.serving.config import ServingConfig
-from workers.serving.queueing import Pending, run_loop
+from workers.serving.queueing import Pending, error_reply, fair_pick, run_loop
 
 log = logging.getLogger(__name__)
 
@@ -24,33 +24,85 @@ class QueueFull(Exception):
     """More requests wait than the queue holds."""
 
 
+class TenantQueueFull(QueueFull):
+    """This tenant already has as many requests queued or in flight as one tenant may."""
+
+
+# A worker looks at up to this many batches' worth of queued requests to pick each batch fairly.
+LOOKAHEAD_BATCHES = 2
+
+
 class LocalSource:
     def __init__(self, queue_max: int):
         self.queue: queue.Queue[Pending] = queue.Queue(maxsize=queue_max)
+        self._backlog: list[Pending] = []  # taken from the queue, not yet batched (this thread only)
+        self._lock = threading.Lock()
+        self._per_tenant: dict[str, int] = {}  # queued or in flight, per tenant
 
-    def put(self, request: ServeRequest) -> Future:
+    def put(self, request: ServeRequest, tenant_max: int | None = None) -> Future:
+        """Queue the request; QueueFull when the pool is full, TenantQueueFull when its tenant's share is."""
+        tenant = str(request["tenant_id"])
+        with self._lock:
+            if tenant_max is not None and self._per_tenant.get(tenant, 0) >= tenant_max:
+                raise TenantQueueFull
+            self._per_tenant[tenant] = self._per_tenant.get(tenant, 0) + 1
         future: Future = Future()
         try:
             self.queue.put_nowait(Pending(request=request, handle=future))
         except queue.Full:
+            self._release(tenant)
             raise QueueFull from None
         return future
 
-    def take(self, max_rows: int, max_wait_s: float, stop: threading.Event) -> list[Pending]:
-        try:
-            batch = [self.queue.get(timeout=0.2)]
-        except queue.Empty:
-            return []
-        closes = time.monotonic() + max_wait_s
-        while sum(p.rows for p in batch) < max_rows:
-            left = closes - time.monotonic()
+    def queued(self, tenant: str) -> int:
+        with self._lock:
+            return self._per_tenant.get(tenant, 0)
+
+    def _release(self, tenant: str) -> None:
+        with self._lock:
+            left = self._per_tenant.get(tenant, 0) - 1
+            if left > 0:
+                self._per_tenant[tenant] = left
+            else:
+                self._per_tenant.pop(tenant, None)
+
+    def holding(self) -> int:
+        return len(self._backlog)
+
+    def _get(self, timeout: float | None) -> Pending | None:
+        """The next request whose caller still waits (a cancelled one is dropped), or None."""
+        while True:
             try:
-                batch.append(self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait())
+                pending = self.queue.get(timeout=timeout) if timeout else self.queue.get_nowait()
             except queue.Empty:
+                return None
+            if pending.handle.set_running_or_notify_cancel():
+                return pending
+            self._release(pending.tenant)  # its caller gave up: never compute it
+
+    def take(self, max_rows: int, max_wait_s: float, stop: threading.Event) -> list[Pending]:
+        if not self._backlog and not stop.is_set():
+            first = self._get(0.2)
+            if first is None:
+                return []
+            self._backlog.append(first)
+        closes = time.monotonic() + max_wait_s
+        while not stop.is_set() and sum(p.rows for p in self._backlog) < max_rows:
+            left = closes - time.monotonic()
+            more = self._get(left if left > 0 else None)
+            if more is None:
                 break
+            self._backlog.append(more)
+        while not stop.is_set() and len(self._backlog) < LOOKAHEAD_BATCHES * max_rows:
+            more = self._get(None)
+            if more is None:
+                break
+            self._backlog.append(more)
+        batch, self._backlog = fair_pick(self._backlog, max_rows)
         return batch
 
     def reply(self, pending: Pending, reply: ServeReply) -> bool:
+        self._release(pending.tenant)
         if pending.handle.done():
             return False
         pending.handle.set_result(reply)
@@ -77,28 +129,25 @@ class LocalPool:
         config = self.config
         try:
             fm = load_base_model(config.base_model, device=config.device or None)
-        except Exception as exc:  # answer every request with the reason rather than hang them
+        except Exception:  # answer every request (with an error) rather than hang them
             log.exception("cannot load %s", config.base_model)
-            self._refuse_all(f"The serving model {config.base_model!r} cannot be loaded: {exc}")
+            self._refuse_all()
             return
         cache = PromptCache(
             fm, default_store(), config.device_cache_prompts, config.host_cache_prompts, config.kv_cache
         )
-        run_loop(self.source, Batcher(fm, cache, config), config, self.stop)
+        run_loop(self.source, Batcher(fm, cache, config), config, self.stop, worker="local")
 
-    def _refuse_all(self, message: str) -> None:
+    def _refuse_all(self) -> None:
         while not self.stop.is_set():
             for pending in self.source.take(self.config.max_batch_rows, 0, self.stop):
-                reply: ServeReply = {
-                    "request_id": pending.request["request_id"],
-                    "status": ServingStatus.ERROR,
-                    "error": message,
-                }
-                self.source.reply(pending, reply)
+                self.source.reply(pending, error_reply(pending.request, "model_unavailable", "local"))
 
-    def submit(self, request: ServeRequest, timeout_s: float) -> ServeReply | None:
-        """The reply, or None when none came within `timeout_s`. Raises QueueFull."""
-        future = self.source.put(request)
+    def submit(
+        self, request: ServeRequest, timeout_s: float, tenant_max: int | None = None
+    ) -> ServeReply | None:
+        """The reply, or None when none came within `timeout_s`. Raises QueueFull (TenantQueueFull)."""
+        future = self.source.put(request, tenant_max)
         try:
             return future.result(timeout=max(0.0, timeout_s))
         except FutureTimeout:
@@ -114,14 +163,19 @@ _pools: dict[str, LocalPool] = {}
 _pools_lock = threading.Lock()
 
 
-def submit(request: ServeRequest, timeout_s: float, config: ServingConfig | None = None) -> ServeReply | None:
+def submit(
+    request: ServeRequest,
+    timeout_s: float,
+    config: ServingConfig | None = None,
+    tenant_max: int | None = None,
+) -> ServeReply | None:
     """Send one request to this process's pool for its base model (started on first use)."""
     with _pools_lock:
         pool = _pools.get(request["base_model"])
         if pool is None:
             pool = LocalPool(config or ServingConfig.from_env(base_model=request["base_model"]))
             _pools[request["base_model"]] = pool
-    return pool.submit(request, timeout_s)
+    return pool.submit(request, timeout_s, tenant_max)
 
 
 def close_pools() -> None:

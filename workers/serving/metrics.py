@@ -35,6 +35,10 @@ LATENCY = Histogram(
 DUPLICATES = Counter(
     "softserve_serving_duplicate_replies_suppressed", "Re-delivered requests answered already"
 )
+ISOLATION_RETRIES = Counter(
+    "softserve_serving_isolation_retries",
+    "Sub-batches that failed and were run again in halves to isolate the failing request",
+)
 RECLAIMED = Counter("softserve_serving_reclaimed", "Requests taken over from a stopped consumer")
 GIVEN_UP = Counter(
     "softserve_serving_given_up", "Requests answered with an error after too many workers stopped on them"

@@ -20,14 +20,13 @@ from workers.contracts import (
     SERVING_GROUP,
     SERVING_REPLY_TTL_S,
     ServeReply,
-    ServingStatus,
     serving_replied_key,
     serving_reply_key,
     serving_stream,
 )
 from workers.serving import metrics
 from workers.serving.config import ServingConfig
-from workers.serving.queueing import Pending
+from workers.serving.queueing import Pending, error_reply, fair_pick
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +47,9 @@ CLAIM_EVERY_S = 1.0
 # While a batch's window is open the worker polls without BLOCK: Redis ends a blocking read's timeout only
 # on its server tick (`hz`, 10 a second by default), so a 5 ms BLOCK can last 100 ms.
 WINDOW_POLL_S = 0.0005
+# A worker reads up to this many batches' worth of requests to pick each batch fairly across tenants
+# (more would see further past a burst, but hold entries that another idle worker of the pool could serve).
+LOOKAHEAD_BATCHES = 2
 
 
 def _stream_gone(exc: redis.ResponseError) -> bool:
@@ -63,6 +65,9 @@ class RedisSource:
         self.stream = serving_stream(config.base_model)
         self._reply_once = client.register_script(REPLY_ONCE)
         self._last_claim = 0.0
+        # Read but not yet batched (pending for this consumer): batches are picked round-robin by tenant
+        # from here, so a burst of one tenant does not push another's request back behind it all.
+        self._backlog: list[Pending] = []
         self.ensure_group()
 
     def ensure_group(self) -> None:
@@ -73,22 +78,35 @@ class RedisSource:
             if "BUSYGROUP" not in str(exc):
                 raise
 
+    def holding(self) -> int:
+        """Requests read from the stream and not yet batched (answered before a clean stop)."""
+        return len(self._backlog)
+
     def take(self, max_rows: int, max_wait_s: float, stop: threading.Event) -> list[Pending]:
-        batch = self._claim(max_rows)
-        if not batch:
-            batch = self._read(max_rows, READ_BLOCK_MS)
-            if not batch:
+        if stop.is_set():  # stopping: no new reads, only what this consumer already holds
+            batch, self._backlog = fair_pick(self._backlog, max_rows)
+            return batch
+        held = {p.handle for p in self._backlog}
+        self._backlog.extend(p for p in self._claim(max_rows) if p.handle not in held)
+        if not self._backlog:
+            self._backlog = self._read(max_rows, READ_BLOCK_MS)
+            if not self._backlog:
                 return []
         closes = time.monotonic() + max_wait_s
-        while (missing := max_rows - sum(p.rows for p in batch)) > 0:
+        while (missing := max_rows - sum(p.rows for p in self._backlog)) > 0:
             more = self._read(missing, None)
             if more:
-                batch.extend(more)
+                self._backlog.extend(more)
                 continue
             left = closes - time.monotonic()
             if left <= 0:
                 break
             time.sleep(min(WINDOW_POLL_S, left))
+        # Look past one batch (bounded: what is read waits here, pending, not in the stream for others).
+        room = LOOKAHEAD_BATCHES * max_rows - len(self._backlog)
+        if room > 0:
+            self._backlog.extend(self._read(room, None))
+        batch, self._backlog = fair_pick(self._backlog, max_rows)
         return batch
 
     def _read(self, count: int, block_ms: int | None) -> list[Pending]:
@@ -135,10 +153,7 @@ class RedisSource:
         request = pending.request
         log.error("giving up request %s after %d deliveries", request["request_id"], deliveries)
         metrics.GIVEN_UP.inc()
-        error = f"{deliveries - 1} serving workers stopped while holding this request; it is not retried."
-        self.reply(
-            pending, {"request_id": request["request_id"], "status": ServingStatus.ERROR, "error": error}
-        )
+        self.reply(pending, error_reply(request, "given_up", self.consumer))
         return True
 
     def _decode(self, entries: list) -> list[Pending]:
@@ -146,6 +161,8 @@ class RedisSource:
         for entry_id, fields in entries:
             try:
                 request = json.loads(fields[b"body"])
+                if not isinstance(request, dict):
+                    raise TypeError("not an object")
                 str(request["request_id"])  # a body without an id cannot be answered
             except (KeyError, TypeError, ValueError):
                 log.error("dropping a malformed serving entry %s", entry_id)

@@ -62,20 +62,20 @@ def serve(config: ServingConfig, stop: threading.Event | None = None) -> None:
     serve_metrics(config.metrics_port, lambda: _checks(config))
     log.info("serving %s as %s", config.base_model, consumer)
     print(f"serving worker ready: {consumer}", flush=True)
-    _serve_through_outages(source, batcher, config, stop)
+    _serve_through_outages(source, batcher, config, stop, consumer)
     source.leave()
     log.info("stopped cleanly")
 
 
 def _serve_through_outages(
-    source: RedisSource, batcher: Batcher, config: ServingConfig, stop: threading.Event
+    source: RedisSource, batcher: Batcher, config: ServingConfig, stop: threading.Event, consumer: str
 ) -> None:
     """The loop until `stop`, carried over Redis restarts: a lost connection is retried, not fatal. A
     batch whose replies could not be sent stays pending in the group and is delivered again after
     SERVING_CLAIM_IDLE_MS, so its callers still get their answers once Redis is back."""
     while not stop.is_set():
         try:
-            run_loop(source, batcher, config, stop)
+            run_loop(source, batcher, config, stop, worker=consumer)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             log.warning(
                 "Redis unavailable (%s: %s); retrying in %.0f s", type(exc).__name__, exc, REDIS_RETRY_S

@@ -5,7 +5,8 @@ from rest_framework import serializers
 from softserve.datasets.models import DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import PromptVersion, TaskPrompt, VersionStatus
-from workers.contracts import INITS, JOB_KINDS, METHODS, Init, JobKind, Method, TaskType, template_fields
+from workers.contracts import INITS, JOB_KINDS, METHODS, Init, JobKind, Method, TaskType
+from workers.engine.task import template_fields
 
 
 class JobSerializer(serializers.ModelSerializer):

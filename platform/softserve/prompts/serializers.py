@@ -4,7 +4,8 @@ from django.conf import settings
 from rest_framework import serializers
 
 from softserve.prompts.models import NAME_PATTERN, Alias, PromptVersion, TaskPrompt
-from workers.contracts import TaskType, template_fields
+from workers.contracts import TaskType
+from workers.engine.task import template_fields
 
 NAME_ERROR = {"invalid": "Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."}
 

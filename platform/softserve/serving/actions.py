@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from rest_framework import status
@@ -15,7 +19,10 @@ from softserve.prompts.models import Alias, PromptVersion, TaskPrompt, VersionSt
 from softserve.serving import client
 from softserve.serving.models import Usage
 from softserve.tenancy.permissions import Actor
-from workers.contracts import ServeRequest, ServingStatus, template_fields
+from workers.contracts import SERVING_ERRORS, ServeRequest, ServingStatus
+from workers.engine.task import TemplateError, template_fields
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ALIAS = "production"
 
@@ -38,9 +45,61 @@ class DeadlineExceeded(APIException):
     default_detail = "No prediction within the deadline."
 
 
+class TenantOverloaded(APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "tenant_queue_full"
+    default_detail = (
+        "Your team already has its share of the serving queue waiting (SERVING_TENANT_QUEUE_MAX); "
+        "retry shortly."
+    )
+    wait = 1
+
+
+class TooManyConcurrent(APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "too_many_concurrent"
+    default_detail = (
+        "Your team already has its share of predictions in progress here (SERVING_TENANT_MAX_CONCURRENT); "
+        "retry when one has finished."
+    )
+    wait = 1
+
+
+class ServingUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "serving_unavailable"
+    default_detail = "The serving queue cannot be reached; retry shortly."
+    wait = 2
+
+
 class ServingFailed(APIException):
     status_code = status.HTTP_502_BAD_GATEWAY
     default_code = "serving_failed"
+
+
+class _ThreadShares:
+    """Predictions each tenant has waiting in this process's threads; over the share: TooManyConcurrent."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, int] = {}
+
+    @contextmanager
+    def hold(self, tenant_id: str) -> Iterator[None]:
+        with self._lock:
+            if self._held.get(tenant_id, 0) >= settings.SERVING_TENANT_MAX_CONCURRENT:
+                raise TooManyConcurrent
+            self._held[tenant_id] = self._held.get(tenant_id, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held[tenant_id] -= 1
+                if not self._held[tenant_id]:
+                    del self._held[tenant_id]
+
+
+thread_shares = _ThreadShares()
 
 
 def resolve(
@@ -80,7 +139,10 @@ def resolve(
 
 def validate_inputs(prompt: TaskPrompt, inputs: Any) -> list[dict[str, str]]:
     """Rows of the template's fields; else a 400 whose fields say which input and why."""
-    fields = template_fields(prompt.template)
+    try:
+        fields = template_fields(prompt.template)
+    except TemplateError as exc:  # stored before templates were checked as they are now
+        raise NotReady(f"The prompt's template cannot be served: {exc} Recreate the prompt.") from None
     limit, most = settings.SERVING_MAX_INPUT_CHARS, settings.SERVING_MAX_INPUTS
     if not isinstance(inputs, list) or not inputs:
         raise ValidationError({"inputs": ["A non-empty list of inputs."]})
@@ -149,15 +211,20 @@ def predict(
         request["max_new_tokens"] = max_new_tokens
     sent = time.perf_counter()
     try:
-        reply = client.submit(request, timeout_s + client.REPLY_GRACE_S)
+        with thread_shares.hold(request["tenant_id"]):
+            reply = client.submit(request, timeout_s + client.REPLY_GRACE_S)
+    except client.TenantOverloaded:
+        raise TenantOverloaded from None
     except client.Overloaded:
         raise Overloaded from None
     except client.NoReply:
         raise DeadlineExceeded from None
+    except client.Unavailable:
+        raise ServingUnavailable from None
     if reply.get("status") == ServingStatus.EXPIRED:
         raise DeadlineExceeded
     if reply.get("status") != ServingStatus.OK:
-        raise ServingFailed(f"The serving pool could not answer: {reply.get('error', 'unknown error')}")
+        _refuse(request["request_id"], reply)
     round_trip_ms = 1000 * (time.perf_counter() - sent)
     Usage.count(actor.tenant, prompt.name, len(rows))
     timing = (
@@ -165,3 +232,14 @@ def predict(
         f"pool;dur={round_trip_ms:.1f}"
     )
     return Prediction({"version": version.number, "outputs": reply["outputs"]}, timing)
+
+
+def _refuse(request_id: str, reply: dict[str, Any]) -> NoReturn:
+    """A worker's error reply as the tenant sees it: a stable message for its code and the request id
+    (the worker logged the detail under that id); never the text of an exception."""
+    code = reply.get("code") if reply.get("code") in SERVING_ERRORS else "internal"
+    log.warning("prediction %s failed in the serving pool: %s", request_id, code)
+    message = f"{SERVING_ERRORS[code]} (request id {request_id})"
+    if code == "too_large":
+        raise ValidationError({"inputs": [message]})
+    raise ServingFailed(message, code=code)
