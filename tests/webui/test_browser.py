@@ -77,6 +77,9 @@ def test_upload_fix_report_and_label_chart(page, stack):
     page.goto(page.url + "?page=7")  # the hostile row is the last one
     cell = page.locator("#preview td", has_text="HYPERLINK")
     expect(cell).to_have_text(re.compile(re.escape(HOSTILE)))
+    page.goto("/app/datasets")
+    expect(page.locator("tbody tr")).to_have_count(1)
+    look(page, "datasets")
 
 
 def test_train_watch_cancel_promote_rollback_and_playground(page, stack):
@@ -150,6 +153,8 @@ def test_train_watch_cancel_promote_rollback_and_playground(page, stack):
 
     page.goto("/app/jobs")
     look(page, "jobs")
+    page.goto("/app/prompts")
+    look(page, "prompts")
     page.goto("/app/playground?prompt=sentiment")
     page.get_by_label("Compare with (optional)").fill("3")
     page.get_by_label("Inputs, one per line").fill("a gorgeous, funny film\nthe dullest hour of the year")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -119,6 +121,9 @@ def test_upload_with_problems_shows_the_report_and_keeps_the_form(acme, s3):
     assert done["HX-Redirect"] == f"/app/datasets/{version.dataset_id}/versions/1"
     page = client.get(done["HX-Redirect"]).content.decode()
     assert 'id="label-chart"' in page and "label-chart-data" in page
+    download = client.get(done["HX-Redirect"] + "/download")
+    assert download["Content-Disposition"] == 'attachment; filename="broken-v1.jsonl"'
+    assert len(b"".join(download.streaming_content).splitlines()) == version.row_count
 
 
 def test_hostile_text_shows_as_text(acme, s3):
@@ -174,6 +179,19 @@ def test_prompt_create_alias_promote_and_rollback(acme):
     assert acme.client.get("/api/v1/prompts/sentiment").json()["aliases"] == {"production": 1}
     history = client.get("/app/prompts/sentiment").content.decode()
     assert history.count("owner@acme.example") >= 3
+    members = {"members": [{"accuracy": 0.6}, {"accuracy": 0.8}], "member_best_accuracy": 0.8}
+    PromptVersion.objects.create(
+        tenant=acme.tenant,
+        prompt=prompt,
+        number=3,
+        method="prompt",
+        status="ready",
+        ensemble_size=2,
+        metrics={"dev": {"accuracy": 0.75, "member_avg_accuracy": 0.7, **members}},
+    )
+    ensemble = client.get("/app/prompts/sentiment").content.decode()
+    assert re.search(r"accuracy 0\.600\s*<br>accuracy 0\.800", ensemble)
+    assert "average 0.700, best 0.800" in ensemble
 
 
 def test_job_form_validates_with_the_apis_serializer(acme):
@@ -258,3 +276,44 @@ def test_usage_chart_keeps_the_busiest_prompts_and_sums_the_rest(acme):
     names = [d["label"] for d in chart["datasets"]]
     assert names == [f"p{i}" for i in range(9, 1, -1)] + ["other"]
     assert chart["datasets"][-1]["data"][-1] == 10 + 11  # p0 and p1, today
+
+
+def test_start_cancel_and_retry_a_job_from_the_pages(acme):
+    from tests.teams import make_dataset_version
+
+    make_prompt(acme)
+    dataset = make_dataset_version(acme.tenant)
+    client = browser(acme)
+    body = {"kind": "tune", "prompt": "sentiment", "dataset_version": str(dataset.pk), "steps": "40"}
+    started = client.post("/app/jobs/new", {**body, "members": "5", "version": ""})
+    job = Job.objects.for_tenant(acme.tenant).get()
+    assert started["Location"] == f"/app/jobs/{job.pk}" and job.spec["steps"] == 40
+    assert "members" not in job.spec  # the ensemble-only field is dropped for a tune job
+    page = client.get(started["Location"]).content.decode()
+    assert 'hx-trigger="every 1s"' in page and "Cancel job" in page
+    client.post(f"/app/jobs/{job.pk}/cancel")
+    job.refresh_from_db()
+    assert job.status == "cancelled"
+    live = client.get(f"/app/jobs/{job.pk}/live")
+    assert live.status_code == 286 and "hx-trigger" not in live.content.decode()  # polling stops
+    assert "Retry job" in live.content.decode()
+    client.post(f"/app/jobs/{job.pk}/retry")
+    job.refresh_from_db()
+    assert job.status == "queued"
+    again = client.post(f"/app/jobs/{job.pk}/retry", follow=True).content.decode()
+    assert "only failed or cancelled jobs retry" in again  # the action's refusal, shown as a message
+
+
+def test_long_histories_are_thinned_on_the_server(acme):
+    import json
+
+    fill_team(acme.tenant, 1)
+    job = Job.objects.for_tenant(acme.tenant).get()
+    job.metric_history = [{"step": s, "loss": 1 / (s + 1), "accuracy": s / 5000} for s in range(1, 5001)]
+    job.progress = {"step": 5000, "total_steps": 5000, "loss": 0.1}
+    job.save()
+    html = browser(acme).get(f"/app/jobs/{job.pk}/live").content.decode()
+    chart = json.loads(html.split('id="curve-chart-data" type="application/json">')[1].split("</script>")[0])
+    loss, metric = chart["datasets"]
+    assert len(loss["data"]) == 300 and len(metric["data"]) == 300
+    assert loss["data"][0]["x"] == 1 and loss["data"][-1]["x"] == 5000 and metric["label"] == "dev accuracy"
