@@ -28,6 +28,7 @@ from tests.serving.helpers import (
 from workers import storage
 from workers.contracts import SERVING_ERRORS, serving_reply_key, serving_stream
 from workers.engine.artifact import artifact_bytes
+from workers.engine.task import TaskSpec
 from workers.serving import local
 from workers.serving.batcher import Batcher
 from workers.serving.cache import PromptCache
@@ -226,3 +227,32 @@ def test_a_redis_worker_survives_poison_and_keeps_answering(
     finally:
         stop_worker(worker)
     assert redis_db.xlen(stream) == 0
+
+
+def test_budgets_count_class_expansion_and_an_oversized_input_fails_alone(
+    tiny_models, tiny_model_dirs, tmp_path
+):
+    fm, model_dir = tiny_models["gpt2"], tiny_model_dirs["gpt2"]
+    store = storage.LocalStore(tmp_path / "store")
+    f = Fixture(fm, model_dir, store)
+    labels = [f"label{k}" for k in range(12)]
+    wide = TaskSpec("classification", "{text}\nWhich?", labels, {x: f"the {x} class" for x in labels})
+    store.put_bytes("p/wide", artifact_bytes(make_artifact(fm, wide, seed=7)))
+    config = ServingConfig(base_model=str(model_dir), max_batch_rows=8, max_batch_tokens=600)
+    batcher = Batcher(fm, PromptCache(fm, store, 8, 16), config)
+    wide_request = serve_request(model_dir, "wide", "p/wide", "", "evil", "one input, twelve labels")
+    batch = [f.good("acme", f"fine film {i}") for i in range(6)]
+    batch.insert(3, wide_request)
+    # Every sub-batch keeps both budgets in expanded model rows (2 per input: multi-token labels).
+    rows = [r for i, request in enumerate(batch) if i != 3 for r in batcher._rows(i, request)]
+    assert {r.model_rows for r in rows} == {2}
+    for group in batcher.sub_batches(rows):
+        used = sum(r.model_rows for r in group)
+        assert used <= 8 and used * max(r.width for r in group) <= 600
+    replies = batcher.process([Pending(r) for r in batch])
+    # The input that alone needs 12 rows (over 8) is refused with a clear code; the others are answered.
+    assert replies[3]["status"] == "error" and replies[3]["code"] == "too_large", replies[3]
+    assert replies[3]["error"] == SERVING_ERRORS["too_large"]
+    for i, reply in enumerate(replies):
+        if i != 3:
+            assert reply["status"] == "ok" and same_output(reply["outputs"][0], f.expected(batch[i]))
