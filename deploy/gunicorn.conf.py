@@ -15,7 +15,8 @@ from pathlib import Path
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# The app's system check (softserve.serving.apps: check_serving_mode) reads it: embedded serving would load a model per process.
+# The serving-mode system check (softserve/serving/apps.py) reads it: embedded serving loads a
+# model per process.
 os.environ.setdefault("WEB_CONCURRENCY", str(workers))
 threads = int(os.environ.get("WEB_THREADS", "16"))
 # Logs are JSON lines from the application; gunicorn's own error log goes to stderr.
