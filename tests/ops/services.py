@@ -97,7 +97,11 @@ class WebServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.wait_until_up()
+        try:
+            self.wait_until_up()
+        except BaseException:
+            self.stop()  # a server that never came up must not outlive the test
+            raise
 
     def wait_until_up(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
