@@ -13,9 +13,13 @@ export TOKENIZERS_PARALLELISM ?= false
 # 8000 when nothing listens there, else a port the OS picks.
 export FREE_PORT := import socket; s = socket.socket(); taken = s.connect_ex(("127.0.0.1", 8000)) == 0; t = socket.socket(); t.bind(("127.0.0.1", 0)); print(t.getsockname()[1] if taken else 8000)
 
-.PHONY: setup system-tools run demo test reliability bench bench-quick lint fmt compose-check migrations-check clean
+.PHONY: setup test-tools system-tools run demo test reliability bench bench-quick lint fmt compose-check migrations-check clean
 
-setup: $(STAMP) $(CHROMIUM) system-tools $(DOCKER_COMPOSE)
+setup: $(STAMP)
+
+# What the tests run besides Python (Chromium, Prometheus, docker-compose): Debian packages, installed when
+# missing (as root: CI; elsewhere apt-get needs sudo). `make run` does not need them.
+test-tools: $(CHROMIUM) system-tools $(DOCKER_COMPOSE)
 
 # The browser tests drive Debian's Chromium (Playwright never downloads one). CI runs as root.
 $(CHROMIUM):
@@ -63,11 +67,11 @@ demo: setup
 	$(PY) -m workers.engine.demo
 
 # Tests run on the real PostgreSQL (DATABASE_URL); they fail, never skip, when it is unreachable.
-test: setup
+test: setup test-tools
 	DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/softserve} $(PY) -m pytest
 
 # The reliability scenarios at full scale (`make test` runs them at a reduced count), then the report.
-reliability: setup
+reliability: setup test-tools
 	RELIABILITY_SCALE=full DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/softserve} \
 		$(PY) -m pytest -q tests/reliability
 	$(PY) -m tests.reliability.report
@@ -97,7 +101,7 @@ fmt: setup
 # placeholder secrets instead of a .env) and keeps its rules: published ports, required secrets,
 # healthchecks, healthy dependencies, one image, Prometheus wiring (tests/deploy/test_compose.py and
 # test_observability.py).
-compose-check: setup
+compose-check: setup $(DOCKER_COMPOSE) system-tools
 	docker-compose --env-file deploy/compose/check.env config -q
 	$(PY) -m pytest -q -p no:cacheprovider tests/deploy/test_compose.py tests/deploy/test_observability.py
 	@echo "docker-compose.yml is valid"
