@@ -71,7 +71,8 @@ class _BrokenDB:
 
 def test_a_failed_job_heartbeat_is_logged_with_its_traceback_and_counted(caplog):
     before = prom.HEARTBEAT_FAILURES.labels("job")._value.get()
-    beat = runner.Beat(_BrokenDB(), "job-1", "host:1")
+    context = JobContext({"id": "job-1", "gpu_seconds": 0.0}, {}, {}, None)
+    beat = runner.Beat(_BrokenDB(), context, "host:1", runner.CONFIG)
     beat.update({"step": 3}, {"step": 3, "loss": 1.0})
     with caplog.at_level(logging.WARNING, logger="workers.runner"):
         beat.flush()
@@ -87,15 +88,22 @@ class _OneJobDB:
     def __init__(self):
         self.finished: list[tuple] = []
 
-    def claim(self, job_id, worker, stale_after_s):
-        return True
+    def claim(self, job_id, worker, stale_after_s, policy, queued=True):
+        return True  # this worker takes the job over
 
     def context(self, job_id):
-        job = {"id": job_id, "attempts": 2, "queued_at": datetime.now(UTC), "spec": {}}
+        job = {
+            "id": job_id,
+            "kind": "evaluate",
+            "attempts": 2,
+            "queued_at": datetime.now(UTC),
+            "spec": {},
+            "gpu_seconds": 0.0,
+        }
         prompt = {"base_model": "x", "task_type": "classification", "template": "{text}", "labels": []}
         return JobContext(job, {"id": "v1", "artifact_key": "k"}, {**prompt, "verbalizer": {}}, None)
 
-    def finish(self, job_id, worker, status, result=None, error="", version=None):
+    def finish(self, job_id, worker, status, result=None, error="", version=None, **codes):
         self.finished.append((job_id, status, error))
         return True
 
@@ -104,7 +112,7 @@ def test_worker_log_lines_carry_job_id_attempt_and_worker():
     stream, remove = _json_lines("workers.runner")
     db = _OneJobDB()
     try:
-        assert runner.run_job(db, None, "job-42", "evaluate", ()) == "failed"
+        assert runner.run_job(db, None, "job-42", ()) == "failed"
     finally:
         remove()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]

@@ -114,7 +114,7 @@ def test_train_watch_cancel_promote_rollback_and_playground(page, stack):
 
     page.goto("/app/jobs/new?prompt=sentiment")
     look(page, "job-new")
-    start(60)
+    start(400)  # long enough that the curve still grows after the counter has moved, on a fast CPU
     page.evaluate("window.notReloaded = true")
     seen = set()
     for _ in range(600):

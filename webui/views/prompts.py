@@ -22,6 +22,7 @@ from webui.forms import FORM, dataset_options, errors_of, page_of, submitted
 from webui.insights import preview_rows
 from webui.team import forbidden, team_page
 from workers.contracts import template_fields
+from workers.engine.task import Template
 
 COMPARE = 6  # versions shown side by side
 DATASET_CHOICES = 200
@@ -130,7 +131,7 @@ def template_preview(request: HttpRequest) -> HttpResponse:
             if missing:
                 context["error"] = f"The dataset has no field(s) {missing}; its fields are {version.fields}."
             else:
-                context["example"] = template.format_map({f: row[f] for f in context["fields"]})
+                context["example"] = Template.parse(template).render(row)
                 context["label"] = row.get("label")
     return render(request, "webui/_template_preview.html", context)
 
