@@ -14,8 +14,7 @@ from rest_framework.exceptions import APIException, ValidationError
 from softserve.datasets.models import DatasetVersion
 from softserve.prompts import actions
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
-from softserve.prompts.serializers import PromptSerializer
-from softserve.prompts.views import ALIAS_PATTERN
+from softserve.prompts.serializers import PromptSerializer, alias_target
 from softserve.tenancy.models import AuditEvent
 
 from webui.forms import FORM, dataset_options, errors_of, page_of, submitted
@@ -206,21 +205,13 @@ def alias_move(request: HttpRequest, name: str) -> HttpResponse:
     prompt = _prompt(request, name)
     alias = request.POST.get("alias", "production").strip()
     try:
-        if not ALIAS_PATTERN.match(alias):
-            raise ValidationError({"alias": ["Use 1-50 letters, digits, '.', '_' or '-'."]})
         if request.POST.get("rollback"):
             number = _previous(alias_history(request.actor.tenant, prompt), alias)
             if number is None:
                 raise ValidationError({"alias": [f"{alias} has no earlier version to roll back to."]})
         else:
             number = int(request.POST.get("version", "0") or 0)
-        version = (
-            PromptVersion.objects.for_tenant(request.actor.tenant)
-            .filter(prompt=prompt, number=number)
-            .first()
-        )
-        if version is None:
-            raise ValidationError({"version": [f"{prompt.name} has no version {number}."]})
+        version = alias_target(request.actor.tenant, prompt, alias, number)
         actions.move_alias(request.actor, prompt, alias, version)
     except (APIException, ValueError) as exc:
         messages = errors_of(exc) if isinstance(exc, APIException) else {FORM: ["Choose a version number."]}

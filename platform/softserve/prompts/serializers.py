@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -131,3 +133,16 @@ class AliasSerializer(serializers.ModelSerializer):
 
 class AliasMoveSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1)
+
+
+ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$")
+
+
+def alias_target(tenant, prompt: TaskPrompt, alias: str, number: int) -> PromptVersion:
+    """The version an alias of `prompt` may move to (API and web UI alike); field errors otherwise."""
+    if not ALIAS_PATTERN.match(alias):
+        raise serializers.ValidationError({"alias": ["Use 1-50 letters, digits, '.', '_' or '-'."]})
+    version = PromptVersion.objects.for_tenant(tenant).filter(prompt=prompt, number=number).first()
+    if version is None:
+        raise serializers.ValidationError({"version": [f"{prompt.name} has no version {number}."]})
+    return version

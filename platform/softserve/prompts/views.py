@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -19,11 +16,10 @@ from softserve.prompts.serializers import (
     AliasSerializer,
     PromptSerializer,
     PromptVersionSerializer,
+    alias_target,
 )
 from softserve.tenancy.models import AuditEvent
 from softserve.tenancy.views import TenantScoped
-
-ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$")
 
 
 class WithAliases(TenantScoped):
@@ -93,19 +89,10 @@ class AliasDetail(PromptScoped, APIView):
 
     @extend_schema(request=AliasMoveSerializer, responses={200: AliasSerializer})
     def put(self, request, name, alias):
-        if not ALIAS_PATTERN.match(alias):
-            raise ValidationError({"alias": ["Use 1-50 letters, digits, '.', '_' or '-'."]})
         form = AliasMoveSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         prompt = self.prompt()
-        number = form.validated_data["version"]
-        version = (
-            PromptVersion.objects.for_tenant(request.actor.tenant)
-            .filter(prompt=prompt, number=number)
-            .first()
-        )
-        if version is None:
-            raise ValidationError({"version": [f"{prompt.name} has no version {number}."]})
+        version = alias_target(request.actor.tenant, prompt, alias, form.validated_data["version"])
         moved = actions.move_alias(request.actor, prompt, alias, version)
         return Response(AliasSerializer(moved).data)
 
