@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from workers.engine.task import MAX_TEMPLATE_CHARS
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -30,8 +32,8 @@ class Limits:
     max_label_chars: int = 100
     max_verbalizer_words: int = 8
     max_verbalizer_chars: int = 100
-    # A prompt's template, in characters.
-    max_template_chars: int = 4_000
+    # A prompt's template, in characters: the engine's parser bound is the default (and its ceiling).
+    max_template_chars: int = MAX_TEMPLATE_CHARS
     # Problems listed in one refused upload (the rest are counted), and characters of a tenant's own
     # value quoted back in a message.
     max_problems_listed: int = 100
