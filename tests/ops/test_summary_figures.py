@@ -4,8 +4,12 @@ the hour marks, started before they were queued (a clock skew), and running for 
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import statistics
+import subprocess
+import sys
 import uuid
 from datetime import datetime, timedelta
 
@@ -15,6 +19,7 @@ from softserve.jobs.models import Job
 from softserve.ops import summary
 from softserve.prompts.models import PromptVersion, TaskPrompt
 
+from tests.conftest import ROOT
 from tests.teams import make_dataset_version
 
 pytestmark = pytest.mark.django_db
@@ -181,3 +186,21 @@ def test_gpu_hours_and_queue_share_match_a_plain_sum(acme, globex):
     }
     assert {n: r["queued"] for n, r in rows.items()} == queued
     assert sum(r["queue_share"] for r in rows.values()) == pytest.approx(1.0, abs=0.002)
+
+
+def test_the_same_figures_on_sqlite(tmp_path):
+    """`make run` uses SQLite: the same query text (no percentile_cont there) in a process of its own."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SERVING_REDIS_URL")}
+    env.update(
+        SOFTSERVE_VAR_DIR=str(tmp_path),
+        SOFTSERVE_LOG_LEVEL="WARNING",
+        PYTHONPATH=f"{ROOT / 'platform'}:{ROOT}",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.ops.sqlite_figures", f"sqlite:///{tmp_path / 'db.sqlite3'}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["vendor"] == "sqlite" and result["queues"] and result["teams"], result
+    assert "depth_24h" in result["summary_keys"]
