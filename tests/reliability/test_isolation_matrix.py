@@ -28,6 +28,7 @@ from softserve.tenancy.models import ApiKey, Membership, Quota
 
 from tests.reliability.figures import record_figures
 from tests.s3 import object_keys
+from tests.teams import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -155,6 +156,7 @@ def world(acme, globex, s3):
     )
     owner = Membership.objects.get(tenant=victim.tenant, user=victim.owner)
     # A member who made a key and then left; keys that are revoked, expired, or lack the scope.
+    make_user("leaver@acme.example")
     added = victim.client.post("/api/v1/members", {"email": "leaver@acme.example", "role": "admin"})
     leaver = Membership.objects.get(pk=added.json()["id"])
     _, removed_key = ApiKey.mint(victim.tenant, "left", ["read", "write", "predict"], created_by=leaver.user)
