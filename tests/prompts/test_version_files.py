@@ -68,7 +68,7 @@ def test_both_formats_download_from_storage(acme, s3):
     assert "inspection" not in listed  # the token view has its own endpoint
     softserve = acme.client.get(f"{BASE}/1/artifact/softserve")
     assert softserve.status_code == 200 and body(softserve) == b"softserve-bytes-1"
-    assert 'attachment; filename="sentiment-v1.safetensors"' == softserve["Content-Disposition"]
+    assert softserve["Content-Disposition"] == 'attachment; filename="sentiment-v1.safetensors"'
     peft = acme.client.get(f"{BASE}/1/artifact/peft")
     assert peft.status_code == 200 and body(peft) == b"PK-peft-zip-1"
     assert peft["Content-Type"] == "application/zip"
