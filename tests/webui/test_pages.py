@@ -352,7 +352,9 @@ def test_prompt_page_shows_per_label_scores_confusion_and_downloads(acme, s3):
     assert "made before PEFT export" in page  # v1
     assert "Nearest tokens of v2" in page and "Nearest tokens of v3" not in page
     assert "do not apply to prefix tuning" in page
-    panel = client.get("/app/prompts/sentiment/versions/2/tokens", HTTP_HX_REQUEST="true").content.decode()
+    fragment = client.get("/app/prompts/sentiment/versions/2/tokens", HTTP_HX_REQUEST="true")
+    assert "HX-Request" in fragment["Vary"]  # the same URL answers a page without htmx
+    panel = fragment.content.decode()
     assert "<html" not in panel and 'id="tokens-v2"' in panel and panel.count("<tr>") == 21
     assert "<code>tok0</code>" in panel
     full = client.get("/app/prompts/sentiment/versions/1/tokens").content.decode()

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib import messages as flash
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import APIException, ValidationError
 from softserve.datasets.models import DatasetVersion
@@ -41,6 +42,7 @@ def prompt_list(request: HttpRequest) -> HttpResponse:
         for a in Alias.objects.for_tenant(request.actor.tenant)
         .filter(name="production", prompt__in=[p.pk for p in page.object_list])
         .select_related("version")
+        .defer("version__inspection")
     }
     rows = [(p, production.get(p.pk)) for p in page.object_list]
     return render(request, "webui/prompts.html", {"page": page, "rows": rows})
@@ -219,7 +221,12 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
         .defer("inspection")  # the nearest-token panel loads it, one version at a time
     )
     page = page_of(request, versions.select_related("dataset_version__dataset"), per_page=COMPARE)
-    aliases = list(Alias.objects.for_tenant(tenant).filter(prompt=prompt).select_related("version"))
+    aliases = list(
+        Alias.objects.for_tenant(tenant)
+        .filter(prompt=prompt)
+        .select_related("version")
+        .defer("version__inspection")
+    )
     history = alias_history(tenant, prompt)
     for version in page.object_list:
         version.alias_names = [a.name for a in aliases if a.version_id == version.pk]
@@ -286,4 +293,6 @@ def version_tokens(request: HttpRequest, name: str, number: int) -> HttpResponse
     prompt, version = downloads.tenant_version(request.actor.tenant, name, number)
     context = {"prompt": prompt, "version": version, "view": downloads.inspection(version)}
     template = "webui/_tokens.html" if request.htmx else "webui/version_tokens.html"
-    return render(request, template, context)
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])  # one URL, two bodies: caches must keep them apart
+    return response

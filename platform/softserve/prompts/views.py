@@ -28,7 +28,9 @@ from softserve.tenancy.views import TenantScoped
 class WithAliases(TenantScoped):
     def get_queryset(self):
         # One query for every listed prompt's aliases and their versions, not one per prompt.
-        aliases = Prefetch("aliases", queryset=Alias.objects.select_related("version"))
+        aliases = Prefetch(
+            "aliases", queryset=Alias.objects.select_related("version").defer("version__inspection")
+        )
         return super().get_queryset().prefetch_related(aliases)
 
 
