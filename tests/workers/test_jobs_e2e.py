@@ -105,6 +105,18 @@ def test_tune_ensemble_and_evaluate_jobs_end_to_end(acme, workers, s3, tiny_mode
     assert set(done["result"]["per_label"]) == {"negative", "positive"}
     assert sum(map(sum, done["result"]["confusion"]["matrix"])) == done["result"]["n"]
 
+    # Prefix tuning: a Softserve file only, and the view says why it has no tokens.
+    prefix = _start(acme, dataset, kind="tune", method="prefix", steps=4)
+    done = wait_for(lambda: _finished(acme, prefix["id"]), 120, "the prefix job", workers)
+    assert done["status"] == "succeeded", done["error"]
+    third = PromptVersion.objects.get(pk=Job.objects.get(pk=prefix["id"]).prompt_version_id)
+    assert third.peft_key == "" and third.inspection["applies"] is False
+    shown = acme.client.get("/api/v1/prompts/sentiment/versions/3").json()
+    assert "Prefix-tuning versions have no PEFT download" in shown["downloads"]["peft"]["unavailable"]
+    assert acme.client.get("/api/v1/prompts/sentiment/versions/3/artifact/softserve").status_code == 200
+    tokens = acme.client.get(shown["nearest_tokens"]).json()
+    assert tokens["state"] == "not_applicable" and "prefix tuning" in tokens["reason"]
+
 
 def _check_version_report(team, s3, version: PromptVersion, fm) -> None:
     """What the tuning worker wrote beside the artifact: per-label figures and the confusion matrix in
