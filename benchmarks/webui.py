@@ -78,6 +78,7 @@ def _team(name: str, rows: int, versions: int, history: int):
         "prompts": "/app/prompts",
         "prompt_detail": f"/app/prompts/{prompt.name}",
         "prompt_detail_last_page": f"/app/prompts/{prompt.name}?page=last",
+        "version_tokens": f"/app/prompts/{prompt.name}/versions/1/tokens",
         "jobs": "/app/jobs",
         "jobs_filtered": "/app/jobs?status=succeeded&kind=tune&page=last",
         "job_new": "/app/jobs/new",

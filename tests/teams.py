@@ -24,6 +24,18 @@ def globex(db) -> Team:
     return Team("globex")
 
 
+def make_user(email: str, password: str | None = None):
+    """An account of its own (inviting a member never creates one): e-mail as username, as
+    `createtenant` makes them; without a password nobody can sign in as it."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user(username=email, email=email, password=password)
+    if password is None:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
 def bearer(key: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")

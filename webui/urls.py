@@ -23,7 +23,14 @@ urlpatterns = [
     path("app/prompts/template-preview", prompts.template_preview, name="template-preview"),
     path("app/prompts/<str:name>", prompts.prompt_detail, name="prompt"),
     path("app/prompts/<str:name>/aliases", prompts.alias_move, name="alias-move"),
-    path("app/prompts/<str:name>/versions/<int:number>/artifact", prompts.artifact_download, name="artifact"),
+    path(
+        "app/prompts/<str:name>/versions/<int:number>/artifact/<str:fmt>",
+        prompts.artifact_download,
+        name="artifact",
+    ),
+    path(
+        "app/prompts/<str:name>/versions/<int:number>/tokens", prompts.version_tokens, name="version-tokens"
+    ),
     path("app/jobs", jobs.job_list, name="jobs"),
     path("app/jobs/new", jobs.job_new, name="job-new"),
     path("app/jobs/<uuid:pk>", jobs.job_detail, name="job"),

@@ -35,7 +35,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "tenancy_quota": ("tenant_id", "concurrent_jobs"),
     "prompts_promptversion": (
         *("id", "tenant_id", "prompt_id", "number", "method", "status", "metrics", "ensemble_size"),
-        *("artifact_key", "artifact_sha256"),
+        *("artifact_key", "artifact_sha256", "peft_key", "inspection"),
     ),
     "prompts_taskprompt": (
         "id",
@@ -49,7 +49,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "datasets_datasetversion": ("id", "tenant_id", "storage_key", "task_type", "columns", "labels"),
 }
-_JSON = {"spec", "progress", "metric_history", "result", "metrics", "labels", "verbalizer", "columns"}
+_JSON = {
+    *("spec", "progress", "metric_history", "result", "metrics", "labels", "verbalizer", "columns"),
+    "inspection",
+}
 
 
 def database_url(env: dict[str, str]) -> str:
@@ -359,8 +362,8 @@ class JobDB:
             if version:
                 version = dict(version)
                 version_id = version.pop("id")
-                if "metrics" in version:
-                    version["metrics"] = self._json(version["metrics"])
+                for name in _JSON.intersection(version):
+                    version[name] = self._json(version[name])
                 conn.execute(
                     self.versions.update().where(self.versions.c.id == self._id(version_id)).values(**version)
                 )

@@ -35,7 +35,10 @@ from workers.engine.base_model import FrozenModel, load_base_model
 from workers.engine.checkpoint import BankState
 from workers.engine.errors import EngineError
 from workers.engine.evaluation import evaluate
+from workers.engine.formats import PEFT_ZIP, peft_unavailable
 from workers.engine.inference import LoadedPrompt
+from workers.engine.inspection import version_inspection
+from workers.engine.interop import export_peft_zip
 from workers.engine.pipeline import train_task
 from workers.engine.task import Example, TaskSpec
 from workers.engine.trainer import Progress, TrainConfig
@@ -302,12 +305,16 @@ def run_training(
         return JobStatus.CANCELLED
     data = artifact_bytes(artifact)
     store.put_bytes(artifact_key, data)
+    peft_key = _store_peft(store, context, artifact, fm)
     metrics = {**artifact.metrics, "train_rows": len(train), "dev_rows": len(dev)}
     version = {
         "id": context.version["id"],
         "status": VersionStatus.READY,
         "artifact_key": artifact_key,
         "artifact_sha256": hashlib.sha256(data).hexdigest(),
+        "peft_key": peft_key,
+        # Computed here, next to the model: the platform never imports torch.
+        "inspection": version_inspection(fm, artifact),
         "metrics": metrics,
     }
     outcome = db.finish(
@@ -316,9 +323,22 @@ def run_training(
     if outcome is None:
         raise JobLost(job_id)
     if outcome == JobStatus.CANCELLED:  # cancelled after the last heartbeat: cancel wins
-        with contextlib.suppress(ObjectMissing):
-            store.delete(artifact_key)
+        for key in filter(None, (artifact_key, peft_key)):
+            with contextlib.suppress(ObjectMissing):
+                store.delete(key)
     return outcome
+
+
+def _store_peft(store: ObjectStore, context: JobContext, artifact: PromptArtifact, fm: FrozenModel) -> str:
+    """The version's PEFT adapter zip next to its artifact; "" (no download) where PEFT cannot hold it
+    (a prefix, an ensemble: `peft_unavailable` says why, in the platform's words too)."""
+    method = "prefix" if artifact.is_prefix else artifact.method
+    if peft_unavailable(method, artifact.ensemble_size):
+        return ""
+    version = context.version
+    key = prompt_key(version["tenant_id"], version["prompt_id"], version["number"], PEFT_ZIP)
+    store.put_bytes(key, export_peft_zip(artifact, fm.is_encoder_decoder))
+    return key
 
 
 def run_evaluation(
@@ -338,7 +358,7 @@ def run_evaluation(
         try:
             artifact.check_fits(fm)
             prompt = LoadedPrompt.from_artifact(fm, artifact)
-            metrics = evaluate(fm, prompt, dev)
+            metrics = evaluate(fm, prompt, dev, detail=True)
             members = (
                 [evaluate(fm, prompt.member(k), dev) for k in range(len(prompt.members))]
                 if len(prompt.members) > 1

@@ -76,7 +76,8 @@ def test_train_writes_artifact_and_reports(trained):
     summary = trained["summary"]
     assert trained["out"].is_file()
     assert summary["labels"] == ["negative", "positive"] and summary["steps_run"] == 6
-    assert set(summary["dev"]) == {"accuracy", "macro_f1", "n"} and summary["dev"]["n"] == 10
+    assert set(summary["dev"]) == {"accuracy", "macro_f1", "n", "per_label", "confusion"}
+    assert summary["dev"]["n"] == 10 and sum(map(sum, summary["dev"]["confusion"]["matrix"])) == 10
     assert "step" in trained["stderr"]  # the tqdm bar
 
 

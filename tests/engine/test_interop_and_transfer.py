@@ -89,7 +89,7 @@ def test_export_refuses_prefix_and_ensembles(tiny_models, tmp_path):
         fingerprint=fm.fingerprint,
         spec=SPEC,
     )
-    with pytest.raises(ArtifactError, match="Only prompt-tuning"):
+    with pytest.raises(ArtifactError, match="Prefix-tuning versions have no PEFT download"):
         export_peft(prefix, tmp_path / "a")
     ensemble = PromptArtifact(
         tensors={"members": torch.zeros(2, 3, fm.embed_dim)},

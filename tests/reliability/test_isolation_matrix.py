@@ -28,6 +28,7 @@ from softserve.tenancy.models import ApiKey, Membership, Quota
 
 from tests.reliability.figures import record_figures
 from tests.s3 import object_keys
+from tests.teams import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -141,8 +142,17 @@ def world(acme, globex, s3):
         format="json",
     )
     prompt = TaskPrompt.objects.get(tenant=victim.tenant)
+    # The PEFT export is stored (holding the secret): the victim downloads it, nobody else does.
+    peft_key = f"tenants/{victim.tenant.pk}/prompts/{prompt.pk}/1/peft.zip"
+    s3.put_object(Bucket=s3.bucket, Key=peft_key, Body=f"{SECRET} adapter".encode())
     version = PromptVersion.objects.create(
-        tenant=victim.tenant, prompt=prompt, number=1, method="prompt", status="ready", artifact_key="a/1"
+        tenant=victim.tenant,
+        prompt=prompt,
+        number=1,
+        method="prompt",
+        status="ready",
+        artifact_key="a/1",
+        peft_key=peft_key,
     )
     Alias.objects.create(tenant=victim.tenant, prompt=prompt, name="production", version=version)
     job = Job.objects.create(
@@ -155,6 +165,7 @@ def world(acme, globex, s3):
     )
     owner = Membership.objects.get(tenant=victim.tenant, user=victim.owner)
     # A member who made a key and then left; keys that are revoked, expired, or lack the scope.
+    make_user("leaver@acme.example")
     added = victim.client.post("/api/v1/members", {"email": "leaver@acme.example", "role": "admin"})
     leaver = Membership.objects.get(pk=added.json()["id"])
     _, removed_key = ApiKey.mint(victim.tenant, "left", ["read", "write", "predict"], created_by=leaver.user)
@@ -209,6 +220,8 @@ def fill(route: str, name: str, world) -> dict:
             values[param] = "production"
         elif param == "action":  # an operator's action on a job (/ops/jobs/<pk>/<action>)
             values[param] = "cancel"
+        elif param == "fmt":  # a version's download format: the PEFT zip, the newer of the two
+            values[param] = "peft"
         else:
             pytest.fail(
                 f"{name}: no victim value for URL parameter <{param}>; add one to fill() in {__file__}."

@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from softserve.tenancy.models import ApiKey, AuditEvent, Membership, TenantRequired
 
-from tests.teams import bearer
+from tests.teams import bearer, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -62,6 +62,7 @@ def test_bad_key_input_gets_field_errors(acme):
 
 
 def test_roles_and_scopes(acme):
+    make_user("dev@acme.example")
     member = acme.client.post(
         "/api/v1/members", {"email": "dev@acme.example", "role": "member"}, format="json"
     )
@@ -128,6 +129,7 @@ def _endpoints(team):
 
 
 def test_another_tenant_sees_nothing(acme, globex):
+    make_user("z@z.example")  # the invited account exists: globex may add it to its own team
     before = {m: m.objects.for_tenant(acme.tenant).count() for m in (ApiKey, Membership)}
     for method, path, body in _endpoints(acme):
         response = getattr(globex.client, method)(path, body, format="json")

@@ -7,6 +7,7 @@ import sys
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -14,17 +15,19 @@ from django.test import Client
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
-from softserve.tenancy.models import ApiKey, Membership
+from softserve.tenancy.actions import NO_SUCH_USER
+from softserve.tenancy.models import ApiKey, AuditEvent, Membership
 from softserve.tenancy.permissions import TenantPermission
 
 from tests.conftest import ROOT
-from tests.teams import bearer
+from tests.teams import bearer, make_user
 
 pytestmark = pytest.mark.django_db
 
 
 def _admin_with_key(team, email="admin@acme.example"):
     """A second person added as admin, and a key that person made (through the API, signed in)."""
+    make_user(email)
     added = team.client.post("/api/v1/members", {"email": email, "role": "admin"}, format="json")
     assert added.status_code == 201, added.content
     membership = Membership.objects.get(pk=added.json()["id"])
@@ -108,11 +111,25 @@ def test_a_method_missing_from_the_permission_table_is_refused(acme, rf):
                 TenantPermission().has_permission(request, Forgetful())
 
 
-def test_added_members_have_an_unusable_password(acme):
-    added = acme.client.post("/api/v1/members", {"email": "new@acme.example"}, format="json")
-    user = Membership.objects.get(pk=added.json()["id"]).user
-    assert not user.has_usable_password() and user.password.startswith("!")
-    assert not Client().login(username="new@acme.example", password="")
+def test_inviting_an_email_without_an_account_creates_nothing(acme):
+    users = get_user_model().objects.count()
+    refused = acme.client.post("/api/v1/members", {"email": "new@acme.example"}, format="json")
+    assert refused.status_code == 400, refused.content
+    assert refused.json()["error"]["fields"]["email"] == [NO_SUCH_USER]
+    assert get_user_model().objects.count() == users  # no account made
+    assert Membership.objects.for_tenant(acme.tenant).count() == 1
+    assert not AuditEvent.objects.for_tenant(acme.tenant).filter(action="member.add").exists()
+
+
+def test_inviting_an_existing_account_by_email_in_any_case(acme):
+    person = make_user("Someone@Elsewhere.example", password="their own password")
+    added = acme.client.post("/api/v1/members", {"email": "someone@elsewhere.example"}, format="json")
+    assert added.status_code == 201, added.content
+    assert Membership.objects.get(pk=added.json()["id"]).user == person
+    person.refresh_from_db()
+    assert person.check_password("their own password")  # the invite changes nothing of the account
+    again = acme.client.post("/api/v1/members", {"email": "someone@elsewhere.example"}, format="json")
+    assert again.status_code == 400 and "member already" in again.json()["error"]["fields"]["email"][0]
 
 
 def test_password_reset_is_not_mounted():

@@ -13,6 +13,31 @@ from softserve.prompts.models import PromptVersion, TaskPrompt
 from softserve.serving.models import Usage
 from softserve.tenancy.models import ApiKey, Membership, Tenant
 
+# What a trained version carries since issue 12: per-label figures, a confusion matrix, the PEFT export
+# and the nearest-token view (20 positions of 5 tokens), so the pages are measured at their real size.
+REPORT = {
+    "per_label": {
+        "negative": {"precision": 0.5, "recall": 0.4, "f1": 0.444, "support": 5},
+        "positive": {"precision": 0.5, "recall": 0.6, "f1": 0.545, "support": 5},
+    },
+    "confusion": {"labels": ["negative", "positive"], "matrix": [[2, 3], [2, 3]], "folded": 0},
+}
+INSPECTION = {
+    "applies": True,
+    "member": 1,
+    "members": 1,
+    "top_k": 5,
+    "norms": {"min": 0.5, "mean": 0.6, "max": 0.7, "vocab_mean": 0.6},
+    "positions": [
+        {
+            "position": p,
+            "norm": 0.6,
+            "nearest": [{"token": f"tok{k}", "id": k, "cosine": 0.5 - k / 20} for k in range(5)],
+        }
+        for p in range(20)
+    ],
+}
+
 
 def fill_team(tenant: Tenant, rows: int, versions: int | None = None) -> TaskPrompt:
     """`rows` datasets, prompts, jobs, keys, members and usage rows; `versions` versions of one prompt."""
@@ -65,8 +90,10 @@ def fill_team(tenant: Tenant, rows: int, versions: int | None = None) -> TaskPro
                 hyperparameters={"steps": 300, "prompt_length": 20},
                 dataset_version=dvs[i % len(dvs)],
                 status="ready",
-                metrics={"dev": {"accuracy": 0.5 + i / (4 * max(versions, 1)), "macro_f1": 0.5}},
+                metrics={"dev": {"accuracy": 0.5 + i / (4 * max(versions, 1)), "macro_f1": 0.5, **REPORT}},
                 artifact_key=f"a/{i}",
+                peft_key=f"a/{i}.zip",
+                inspection=INSPECTION,
             )
             for i in range(versions)
         ]

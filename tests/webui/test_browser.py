@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import zipfile
 
 import pytest
 from playwright.sync_api import expect
@@ -150,6 +152,7 @@ def test_train_watch_cancel_promote_rollback_and_playground(page, stack):
     expect(page.locator("#alias-production")).to_have_text("production → v1")
     expect(page.locator("#alias-history tbody tr")).to_have_count(3)
     look(page, "prompt-detail")
+    check_version_views(page)
 
     page.goto("/app/jobs")
     look(page, "jobs")
@@ -170,6 +173,43 @@ def test_train_watch_cancel_promote_rollback_and_playground(page, stack):
     assert Job.objects.for_tenant(tenant).filter(status="cancelled").count() == 1
 
 
+def check_version_views(page) -> None:
+    """v1 (trained, 4 prompt positions): its per-label scores and confusion matrix on the prompt page,
+    the nearest-token panel swapped in without a reload, and both downloads as real files."""
+    per_label = page.locator("#per-label-v1")
+    expect(per_label.locator("tbody tr")).to_have_count(2)
+    expect(per_label).to_contain_text("negative")
+    matrix = page.locator("#confusion-v1")
+    expect(matrix.locator("tbody tr")).to_have_count(2)
+    expect(matrix.locator("thead th")).to_have_count(3)
+    cells = [int(c) for c in matrix.locator("tbody td").all_inner_texts()]
+    assert len(cells) == 4 and sum(cells) > 0  # every dev row of v1, gold by predicted
+    page.evaluate("window.notReloaded = true")
+    page.get_by_role("link", name="Nearest tokens of v1").click()
+    tokens = page.locator("#tokens-v1")
+    expect(tokens.locator("tbody tr")).to_have_count(4)  # prompt_length 4
+    expect(tokens.locator("tbody tr").first.locator("code")).to_have_count(5)  # top 5 tokens
+    assert page.evaluate("window.notReloaded") is True
+    page.locator("#tokens-panel").scroll_into_view_if_needed()
+    look(page, "prompt-detail-report-and-tokens")
+    expect(page.locator("#confusion-v2")).to_have_count(0)  # v2 was cancelled: nothing to show
+    expect(page.get_by_role("link", name=re.compile("^Download v2"))).to_have_count(0)
+    with page.expect_download() as got:
+        page.get_by_role("link", name="Download v1 Softserve (.safetensors)").click()
+    softserve = got.value
+    assert softserve.suggested_filename == "sentiment-v1.safetensors"
+    with open(softserve.path(), "rb") as handle:  # safetensors: 8-byte length, then a JSON header
+        header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
+    assert "prompt" in header  # a safetensors file: its JSON header names the prompt tensor
+    with page.expect_download() as got:
+        page.get_by_role("link", name="Download v1 PEFT adapter (.zip)").click()
+    peft = got.value
+    assert peft.suggested_filename == "sentiment-v1.peft.zip"
+    with zipfile.ZipFile(peft.path()) as archive:
+        assert sorted(archive.namelist()) == ["adapter_config.json", "adapter_model.safetensors"]
+        assert json.loads(archive.read("adapter_config.json"))["num_virtual_tokens"] == 4
+
+
 def test_keys_isolation_docs_and_small_screens(page, stack):
     _, email = team("acme")
     other, _ = team("globex")
@@ -184,6 +224,23 @@ def test_keys_isolation_docs_and_small_screens(page, stack):
     expect(page.locator("#keys")).to_contain_text("revoked")
     expect(page.locator("#new-key-value")).to_have_count(0)  # never shown again
 
+    # Inviting needs an account: the message is beside the field, the form keeps what was typed.
+    page.get_by_label("Invite by e-mail").fill("nobody@acme.example")
+    page.locator("#id_member_role").select_option("admin")
+    page.get_by_role("button", name="Add member").click()
+    error = page.locator("#id_member_email-error")
+    expect(error).to_contain_text("No user has this e-mail")
+    expect(page.get_by_label("Invite by e-mail")).to_have_value("nobody@acme.example")
+    expect(page.locator("#id_member_role")).to_have_value("admin")
+    expect(page.get_by_label("read")).to_be_checked()  # the key form keeps its defaults meanwhile
+    assert page.evaluate(
+        "document.getElementById('id_member_email').parentElement.contains("
+        "document.getElementById('id_member_email-error'))"
+    )
+    expect(page.locator("#members tbody tr")).to_have_count(1)
+    error.scroll_into_view_if_needed()
+    look(page, "settings-invite-unknown-email")
+
     version = DatasetVersion.objects.for_tenant(other).first()
     job = Job.objects.for_tenant(other).first()
     prompt = job.prompt_version.prompt
@@ -191,8 +248,12 @@ def test_keys_isolation_docs_and_small_screens(page, stack):
         f"/app/datasets/{version.dataset_id}/versions/{version.number}",
         f"/app/prompts/{prompt.name}",
         f"/app/jobs/{job.pk}",
+        f"/app/prompts/{prompt.name}/versions/1/tokens",
     ):
         assert page.goto(url).status == 404, url
+    for fmt in ("softserve", "peft"):
+        url = f"/app/prompts/{prompt.name}/versions/1/artifact/{fmt}"
+        assert page.request.get(url).status == 404, url
     expect(page.locator("h1")).to_have_text("Not found")
     look(page, "not-found")
 

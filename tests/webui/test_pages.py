@@ -34,6 +34,7 @@ def pages(prompt: str, job, dataset: DatasetVersion) -> list[str]:
         f"/app/datasets/{dataset.dataset_id}/versions/{dataset.number}",
         "/app/prompts",
         f"/app/prompts/{prompt}",
+        f"/app/prompts/{prompt}/versions/1/tokens",
         "/app/jobs",
         "/app/jobs/new",
         f"/app/jobs/{job.pk}",
@@ -86,6 +87,11 @@ def test_another_teams_objects_answer_404(acme, globex, s3):
     assert client.post(f"/app/jobs/{job.pk}/cancel").status_code == 404
     assert client.get(f"/app/datasets/{dataset.dataset_id}/versions/1/download").status_code == 404
     assert client.post(f"/app/prompts/{main.name}/aliases", {"version": 1}).status_code == 404
+    for fmt in ("softserve", "peft"):
+        assert client.get(f"/app/prompts/{main.name}/versions/1/artifact/{fmt}").status_code == 404
+    assert (
+        client.get(f"/app/prompts/{main.name}/versions/1/tokens", HTTP_HX_REQUEST="true").status_code == 404
+    )
     switched = client.post("/app/team", {"tenant": str(globex.tenant.pk)})
     assert switched.status_code == 404  # not a member: the session keeps its team
 
@@ -317,3 +323,72 @@ def test_long_histories_are_thinned_on_the_server(acme):
     loss, metric = chart["datasets"]
     assert len(loss["data"]) == 300 and len(metric["data"]) == 300
     assert loss["data"][0]["x"] == 1 and loss["data"][-1]["x"] == 5000 and metric["label"] == "dev accuracy"
+
+
+def _version(team, number: int, **fields) -> PromptVersion:
+    prompt = TaskPrompt.objects.for_tenant(team.tenant).get(name="sentiment")
+    values = {"method": "prompt", "status": "ready", "artifact_key": f"a/{number}", **fields}
+    return PromptVersion.objects.create(tenant=team.tenant, prompt=prompt, number=number, **values)
+
+
+def test_prompt_page_shows_per_label_scores_confusion_and_downloads(acme, s3):
+    from tests.webui.fill import INSPECTION, REPORT
+
+    make_prompt(acme)
+    _version(acme, 1, metrics={"dev": {"accuracy": 0.6}})  # from before per-label figures
+    _version(acme, 2, metrics={"dev": {"accuracy": 0.5, **REPORT}}, peft_key="p/2.zip", inspection=INSPECTION)
+    _version(acme, 3, method="prefix", metrics={"dev": {"accuracy": 0.5, **REPORT}})
+    client = browser(acme)
+    page = client.get("/app/prompts/sentiment").content.decode()
+    per_label = page.split('id="per-label-v2"')[1].split("</table>")[0]
+    assert re.search(r"negative</th><td>0\.500</td><td>0\.400</td><td>0\.444</td><td>5</td>", per_label)
+    confusion = page.split('id="confusion-v2"')[1].split("</table>")[0]
+    assert re.search(r'negative</th><td class="diag"[^>]*>2</td><td class=""[^>]*>3</td>', confusion)
+    assert 'id="per-label-v1"' not in page and page.count("not computed") == 2  # v1: both rows
+    assert "/app/prompts/sentiment/versions/2/artifact/softserve" in page
+    assert "/app/prompts/sentiment/versions/2/artifact/peft" in page
+    assert "/app/prompts/sentiment/versions/3/artifact/peft" not in page  # prefix: the reason instead
+    assert "Prefix-tuning versions have no PEFT download" in page
+    assert "made before PEFT export" in page  # v1
+    assert "Nearest tokens of v2" in page and "Nearest tokens of v3" not in page
+    assert "do not apply to prefix tuning" in page
+    fragment = client.get("/app/prompts/sentiment/versions/2/tokens", HTTP_HX_REQUEST="true")
+    assert "HX-Request" in fragment["Vary"]  # the same URL answers a page without htmx
+    panel = fragment.content.decode()
+    assert "<html" not in panel and 'id="tokens-v2"' in panel and panel.count("<tr>") == 21
+    assert "<code>tok0</code>" in panel
+    full = client.get("/app/prompts/sentiment/versions/1/tokens").content.decode()
+    assert "<html" in full and "Not computed" in full
+
+
+def test_generation_prompts_show_their_metric_instead(acme):
+    make_prompt(acme, task_type="generation", labels=[], verbalizer={}, template="Q: {text}\nA:")
+    _version(acme, 1, metrics={"dev": {"exact_match": 0.25, "n": 4}})
+    page = browser(acme).get("/app/prompts/sentiment").content.decode()
+    assert "exact match 0.250" in page and "does not apply to generation" in page
+
+
+def test_inviting_an_email_without_an_account_shows_the_error_beside_the_field(acme):
+    from django.contrib.auth import get_user_model
+    from softserve.tenancy.actions import NO_SUCH_USER
+    from softserve.tenancy.models import Membership
+
+    from tests.teams import make_user
+
+    client = browser(acme)
+    users = get_user_model().objects.count()
+    refused = client.post("/app/settings/members", {"email": "nobody@acme.example", "role": "admin"})
+    html = refused.content.decode()
+    assert refused.status_code == 422
+    field = html.split('id="id_member_email"')[1].split('id="id_member_role"')[0]
+    assert (
+        NO_SUCH_USER in field and 'value="nobody@acme.example"' in field  # beside it, form kept
+    )
+    role = html.split('id="id_member_role"')[1].split("</select>")[0]
+    assert '<option value="admin" selected>' in role  # the chosen role is kept too
+    assert (
+        get_user_model().objects.count() == users and Membership.objects.for_tenant(acme.tenant).count() == 1
+    )
+    make_user("dev@acme.example")
+    added = client.post("/app/settings/members", {"email": "dev@acme.example", "role": "member"}, follow=True)
+    assert "dev@acme.example is now a member." in added.content.decode()

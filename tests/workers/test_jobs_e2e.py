@@ -6,7 +6,9 @@ and `celery worker -B` subprocesses on the tiny GPT-2.
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 
 import pytest
 from softserve.datasets.models import DatasetVersion
@@ -76,6 +78,7 @@ def test_tune_ensemble_and_evaluate_jobs_end_to_end(acme, workers, s3, tiny_mode
     fm = load_base_model(str(tiny_model_dirs["gpt2"]))
     outputs = _predicts(s3, version, fm)
     assert [set(o["scores"]) for o in outputs] == [{"negative", "positive"}] * 2
+    _check_version_report(acme, s3, version, fm)
 
     ensemble = _start(acme, dataset, kind="ensemble", steps=6, members=3)
     done = wait_for(lambda: _finished(acme, ensemble["id"]), 240, "the ensemble job", workers)
@@ -84,6 +87,12 @@ def test_tune_ensemble_and_evaluate_jobs_end_to_end(acme, workers, s3, tiny_mode
     assert members.status == "ready" and members.ensemble_size == 3
     stored = s3.get_object(Bucket=s3.bucket, Key=members.artifact_key)["Body"].read()
     assert artifact_from_bytes(stored).ensemble_size == 3
+    # PEFT has no ensembles: no export, and the API says why; the token view shows member 1 of 3.
+    assert members.peft_key == "" and members.inspection["members"] == 3
+    listed = acme.client.get("/api/v1/prompts/sentiment/versions").json()["results"]
+    peft = next(v for v in listed if v["number"] == 2)["downloads"]["peft"]
+    assert peft["url"] is None and "PEFT has no ensembles" in peft["unavailable"]
+    assert acme.client.get("/api/v1/prompts/sentiment/versions/2/artifact/peft").status_code == 404
 
     other = upload(acme.client, "sst2-other", "other.csv", sst2_head(60)).json()["id"]
     evaluate = _start(acme, other, kind="evaluate", version=2)
@@ -92,6 +101,53 @@ def test_tune_ensemble_and_evaluate_jobs_end_to_end(acme, workers, s3, tiny_mode
     assert done["result"]["n"] > 0 and len(done["result"]["members"]) == 3
     members.refresh_from_db()
     assert members.metrics["evaluations"][other]["accuracy"] == done["result"]["accuracy"]
+    # An evaluation keeps the same per-label figures and confusion matrix as training's dev score.
+    assert set(done["result"]["per_label"]) == {"negative", "positive"}
+    assert sum(map(sum, done["result"]["confusion"]["matrix"])) == done["result"]["n"]
+
+    # Prefix tuning: a Softserve file only, and the view says why it has no tokens.
+    prefix = _start(acme, dataset, kind="tune", method="prefix", steps=4)
+    done = wait_for(lambda: _finished(acme, prefix["id"]), 120, "the prefix job", workers)
+    assert done["status"] == "succeeded", done["error"]
+    third = PromptVersion.objects.get(pk=Job.objects.get(pk=prefix["id"]).prompt_version_id)
+    assert third.peft_key == "" and third.inspection["applies"] is False
+    shown = acme.client.get("/api/v1/prompts/sentiment/versions/3").json()
+    assert "Prefix-tuning versions have no PEFT download" in shown["downloads"]["peft"]["unavailable"]
+    assert acme.client.get("/api/v1/prompts/sentiment/versions/3/artifact/softserve").status_code == 200
+    tokens = acme.client.get(shown["nearest_tokens"]).json()
+    assert tokens["state"] == "not_applicable" and "prefix tuning" in tokens["reason"]
+
+
+def _check_version_report(team, s3, version: PromptVersion, fm) -> None:
+    """What the tuning worker wrote beside the artifact: per-label figures and the confusion matrix in
+    the dev metrics, the nearest-token view in the row, the PEFT zip in storage; and how the API serves
+    them (both downloads byte for byte from storage)."""
+    dev = version.metrics["dev"]
+    assert set(dev["per_label"]) == {"negative", "positive"}
+    assert dev["confusion"]["labels"] == ["negative", "positive"]
+    assert sum(map(sum, dev["confusion"]["matrix"])) == dev["n"]
+    assert version.inspection["applies"] and len(version.inspection["positions"]) == 4  # prompt_length
+    assert all(len(row["nearest"]) == 5 for row in version.inspection["positions"])
+    assert version.peft_key.endswith("/1/peft.zip")
+    stored_zip = s3.get_object(Bucket=s3.bucket, Key=version.peft_key)["Body"].read()
+    with zipfile.ZipFile(io.BytesIO(stored_zip)) as archive:
+        assert sorted(archive.namelist()) == ["adapter_config.json", "adapter_model.safetensors"]
+        assert json.loads(archive.read("adapter_config.json"))["num_virtual_tokens"] == 4
+
+    base = "/api/v1/prompts/sentiment/versions/1"
+    listed = team.client.get(base).json()
+    assert listed["metrics"]["dev"]["per_label"] == dev["per_label"]
+    assert listed["downloads"]["peft"]["url"] == f"{base}/artifact/peft"
+    softserve = team.client.get(listed["downloads"]["softserve"]["url"])
+    assert softserve.status_code == 200 and softserve["Content-Type"] == "application/octet-stream"
+    assert 'filename="sentiment-v1.safetensors"' in softserve["Content-Disposition"]
+    artifact = s3.get_object(Bucket=s3.bucket, Key=version.artifact_key)["Body"].read()
+    assert b"".join(softserve.streaming_content) == artifact
+    peft = team.client.get(f"{base}/artifact/peft")
+    assert peft.status_code == 200 and peft["Content-Type"] == "application/zip"
+    assert b"".join(peft.streaming_content) == stored_zip
+    tokens = team.client.get(listed["nearest_tokens"]).json()
+    assert tokens["state"] == "computed" and tokens["positions"] == version.inspection["positions"]
 
 
 def test_bad_data_or_an_unloadable_base_model_fails_at_once_with_a_readable_message(

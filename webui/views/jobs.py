@@ -27,6 +27,7 @@ LIST_DEFERRED = (
     "spec",
     "prompt_version__hyperparameters",
     "prompt_version__metrics",
+    "prompt_version__inspection",
 )
 CHOICES = 200  # prompts and dataset versions offered in the form's menus
 # One line per setting, shown beside it in the form.
@@ -164,9 +165,9 @@ def job_new(request: HttpRequest) -> HttpResponse:
 
 def _job(request: HttpRequest, pk) -> Job:
     return get_object_or_404(
-        Job.objects.for_tenant(request.actor.tenant).select_related(
-            "prompt_version__prompt", "dataset_version__dataset"
-        ),
+        Job.objects.for_tenant(request.actor.tenant)
+        .select_related("prompt_version__prompt", "dataset_version__dataset")
+        .defer("prompt_version__inspection"),  # the live fragment polls this every second
         pk=pk,
     )
 

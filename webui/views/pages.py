@@ -41,6 +41,7 @@ def home(request: HttpRequest) -> HttpResponse:
         for a in Alias.objects.for_tenant(tenant)
         .filter(name="production", prompt__in=[p.pk for p in prompts])
         .select_related("version")
+        .defer("version__inspection")  # the nearest-token JSON: only its own panel reads it
     }
     rows = [(p, production.get(p.pk)) for p in prompts]
     since = timezone.now().date() - timedelta(days=6)

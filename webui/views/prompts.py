@@ -6,13 +6,13 @@ import uuid
 
 from django.conf import settings
 from django.contrib import messages as flash
-from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import APIException, ValidationError
 from softserve.datasets.models import DatasetVersion
-from softserve.prompts import actions
+from softserve.prompts import actions, downloads
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.prompts.serializers import PromptSerializer, alias_target
 from softserve.tenancy.models import AuditEvent
@@ -20,10 +20,12 @@ from softserve.tenancy.models import AuditEvent
 from webui.forms import FORM, dataset_options, errors_of, page_of, submitted
 from webui.insights import preview_rows
 from webui.team import forbidden, team_page
-from workers.contracts import template_fields
+from workers.contracts import TaskType, template_fields
+from workers.engine.formats import nearest_tokens_unavailable
 from workers.engine.task import Template
 
 COMPARE = 6  # versions shown side by side
+LABELS_SHOWN = 20  # per-label rows in a version's column (all of them are in the API)
 DATASET_CHOICES = 200
 
 
@@ -40,6 +42,7 @@ def prompt_list(request: HttpRequest) -> HttpResponse:
         for a in Alias.objects.for_tenant(request.actor.tenant)
         .filter(name="production", prompt__in=[p.pk for p in page.object_list])
         .select_related("version")
+        .defer("version__inspection")
     }
     rows = [(p, production.get(p.pk)) for p in page.object_list]
     return render(request, "webui/prompts.html", {"page": page, "rows": rows})
@@ -168,17 +171,69 @@ def alias_history(tenant, prompt: TaskPrompt, limit: int = 20) -> list[dict]:
     ]
 
 
+def label_report(dev: dict, task_type: str) -> dict:
+    """What the version column shows of its dev figures: a classification's per-label table and
+    confusion matrix, a generation's metric, or why there is nothing (versions from before these were
+    computed say "not computed"). Built here: template lookups per cell cost more than a loop."""
+    if task_type != TaskType.CLASSIFICATION:
+        return {"kind": "generation", "exact_match": dev.get("exact_match")}
+    labels = dev.get("per_label")
+    matrix = dev.get("confusion")
+    if not isinstance(labels, dict) or not isinstance(matrix, dict):
+        return {"kind": "not computed"}
+    names = matrix.get("labels") or []
+    counts = matrix.get("matrix") or []
+    # The per-label rows follow the matrix's labels (the ones with most dev rows, at most
+    # CONFUSION_MAX_LABELS); the rest of a large label set is counted and stays in the API.
+    shown = [n for n in names if n in labels][:LABELS_SHOWN] or list(labels)[:LABELS_SHOWN]
+    rows = [(n, labels[n]) for n in shown]
+    grid = []
+    for i, (name, row) in enumerate(zip(names, counts, strict=False)):
+        total = sum(row) or 1  # shade by the share of the true label's rows
+        grid.append(
+            (name, [{"n": n, "share": round(n / total, 2), "diagonal": i == j} for j, n in enumerate(row)])
+        )
+    return {
+        "kind": "classification",
+        "rows": rows,
+        "more": len(labels) - len(rows),
+        "labels": names,
+        "grid": grid,
+        "folded": matrix.get("folded", 0),
+    }
+
+
+def _downloads(version: PromptVersion) -> list[dict]:
+    return [
+        {"format": fmt, "unavailable": downloads.unavailable(version, fmt)}
+        for fmt in downloads.FORMATS.values()
+    ]
+
+
 @team_page()
 def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
     prompt = _prompt(request, name)
     tenant = request.actor.tenant
-    versions = PromptVersion.objects.for_tenant(tenant).filter(prompt=prompt).order_by("-number")
+    versions = (
+        PromptVersion.objects.for_tenant(tenant)
+        .filter(prompt=prompt)
+        .order_by("-number")
+        .defer("inspection")  # the nearest-token panel loads it, one version at a time
+    )
     page = page_of(request, versions.select_related("dataset_version__dataset"), per_page=COMPARE)
-    aliases = list(Alias.objects.for_tenant(tenant).filter(prompt=prompt).select_related("version"))
+    aliases = list(
+        Alias.objects.for_tenant(tenant)
+        .filter(prompt=prompt)
+        .select_related("version")
+        .defer("version__inspection")
+    )
     history = alias_history(tenant, prompt)
     for version in page.object_list:
         version.alias_names = [a.name for a in aliases if a.version_id == version.pk]
         version.dev = (version.metrics or {}).get("dev") or {}
+        version.report = label_report(version.dev, prompt.task_type)
+        version.downloads = _downloads(version)
+        version.tokens_unavailable = nearest_tokens_unavailable(version.method)
     context = {
         "prompt": prompt,
         "page": page,
@@ -223,15 +278,21 @@ def alias_move(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @team_page()
-def artifact_download(request: HttpRequest, name: str, number: int) -> HttpResponse:
-    prompt = _prompt(request, name)
-    version = get_object_or_404(
-        PromptVersion.objects.for_tenant(request.actor.tenant), prompt=prompt, number=number
-    )
-    if not version.artifact_key:
-        raise Http404("This version has no artifact yet.")
-    try:
-        handle = default_storage.open(version.artifact_key, "rb")
-    except FileNotFoundError:
-        raise Http404("The artifact is missing from storage.") from None
-    return FileResponse(handle, as_attachment=True, filename=f"{prompt.name}-v{number}.safetensors")
+def artifact_download(request: HttpRequest, name: str, number: int, fmt: str) -> HttpResponse:
+    """The version's file in `fmt` (softserve or peft): the API's lookup and response, the team's own."""
+    chosen = downloads.FORMATS.get(fmt)
+    if chosen is None:
+        raise Http404("No such format.")
+    prompt, version = downloads.tenant_version(request.actor.tenant, name, number)
+    return downloads.file_response(prompt, version, chosen)
+
+
+@team_page()
+def version_tokens(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    """The nearest-vocabulary-token view of one version: a panel of the prompt page (htmx), or a page."""
+    prompt, version = downloads.tenant_version(request.actor.tenant, name, number)
+    context = {"prompt": prompt, "version": version, "view": downloads.inspection(version)}
+    template = "webui/_tokens.html" if request.htmx else "webui/version_tokens.html"
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])  # one URL, two bodies: caches must keep them apart
+    return response

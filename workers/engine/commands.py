@@ -127,10 +127,15 @@ def cmd_train(args: argparse.Namespace) -> None:
         args,
         summary,
         [
-            f"saved {args.out}: dev {metrics['dev']} (best step {metrics['best_step']}, "
+            f"saved {args.out}: dev {_headline(metrics['dev'])} (best step {metrics['best_step']}, "
             f"{metrics['steps_run']} steps, stopped by {metrics['stop_reason']})"
         ],
     )
+
+
+def _headline(dev: dict[str, Any]) -> dict[str, Any]:
+    """The dev figures for the one-line message; per-label figures and the matrix stay in the JSON."""
+    return {k: v for k, v in dev.items() if k not in ("per_label", "confusion")}
 
 
 def cmd_eval(args: argparse.Namespace) -> None:

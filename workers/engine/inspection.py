@@ -7,7 +7,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from workers.engine.artifact import PromptArtifact
 from workers.engine.base_model import FrozenModel
+from workers.engine.formats import nearest_tokens_unavailable
 
 
 @torch.no_grad()
@@ -38,4 +40,24 @@ def norm_stats(fm: FrozenModel, prompt: torch.Tensor) -> dict[str, float]:
         "mean": round(float(norms.mean()), 4),
         "max": round(float(norms.max()), 4),
         "vocab_mean": round(float(vocab_norms.mean()), 4),
+    }
+
+
+def version_inspection(fm: FrozenModel, artifact: PromptArtifact, top_k: int = 5) -> dict[str, Any]:
+    """What a version keeps for its nearest-token view: per position of its (first) member the vector's
+    norm and its `top_k` tokens by cosine, with the norms' summary; or, for a prefix, why not.
+
+    Bounded: prompt_length (at most 150) rows of `top_k` tokens. An ensemble shows its first member:
+    K members would multiply the size for a view a person reads one prompt at a time."""
+    reason = nearest_tokens_unavailable("prefix" if artifact.is_prefix else artifact.method)
+    if reason:
+        return {"applies": False, "reason": reason}
+    prompt = artifact.prompt
+    return {
+        "applies": True,
+        "member": 1,
+        "members": artifact.ensemble_size,
+        "top_k": top_k,
+        "norms": norm_stats(fm, prompt),
+        "positions": nearest_tokens(fm, prompt, top_k),
     }

@@ -7,7 +7,10 @@ Prefix-tuning artifacts stay Softserve-only: PEFT stores prefixes un-folded per 
 
 from __future__ import annotations
 
+import io
 import json
+import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -16,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from workers.engine.artifact import PromptArtifact
 from workers.engine.base_model import FrozenModel
 from workers.engine.errors import ArtifactError
+from workers.engine.formats import peft_unavailable
 from workers.engine.task import TaskSpec
 
 PEFT_WEIGHTS = "adapter_model.safetensors"
@@ -25,12 +29,9 @@ _PEFT_TYPES = {"prompt": "PROMPT_TUNING", "ptuning": "PROMPT_TUNING"}
 
 def export_peft(artifact: PromptArtifact, folder: str | Path, is_encoder_decoder: bool = False) -> Path:
     """Write `folder/adapter_model.safetensors` and `folder/adapter_config.json` for PEFT to load."""
-    if artifact.is_prefix or artifact.method not in _PEFT_TYPES:
-        raise ArtifactError(
-            f"Only prompt-tuning and P-tuning prompts export to PEFT, not {artifact.method!r}."
-        )
-    if artifact.ensemble_size > 1:
-        raise ArtifactError("PEFT has no ensembles; export one member at a time.")
+    reason = peft_unavailable("prefix" if artifact.is_prefix else artifact.method, artifact.ensemble_size)
+    if reason:
+        raise ArtifactError(reason)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_file(
@@ -50,6 +51,18 @@ def export_peft(artifact: PromptArtifact, folder: str | Path, is_encoder_decoder
     }
     (folder / PEFT_CONFIG).write_text(json.dumps(config, indent=2))
     return folder
+
+
+def export_peft_zip(artifact: PromptArtifact, is_encoder_decoder: bool = False) -> bytes:
+    """The PEFT adapter folder as one zip (its two files at the top level): what a version's PEFT
+    download serves. Raises ArtifactError for what PEFT cannot hold (prefixes, ensembles)."""
+    with tempfile.TemporaryDirectory(prefix="softserve-peft-") as folder:
+        export_peft(artifact, folder, is_encoder_decoder)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name in (PEFT_CONFIG, PEFT_WEIGHTS):
+                archive.write(Path(folder) / name, arcname=name)
+    return buffer.getvalue()
 
 
 def import_peft(folder: str | Path, fm: FrozenModel, spec: TaskSpec) -> PromptArtifact:

@@ -70,7 +70,11 @@ def train_task(
         lead.best_dev
         if lead.stop_reason == "stopped"
         else evaluate(
-            fm, LoadedPrompt.build(fm, prompts, spec, config.max_input_tokens), dev, config.eval_batch_size
+            fm,
+            LoadedPrompt.build(fm, prompts, spec, config.max_input_tokens),
+            dev,
+            config.eval_batch_size,
+            detail=True,  # the version keeps per-label figures and the confusion matrix
         )
     )
     return PromptArtifact(

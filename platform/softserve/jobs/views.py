@@ -20,7 +20,13 @@ class JobList(TenantScoped, generics.ListAPIView):
     actions_by_method = {"GET": "read", "POST": "train"}
 
     def get_queryset(self):
-        return super().get_queryset().select_related("prompt_version__prompt")
+        # The version's nearest-token JSON is never part of a job: not read for a list of them.
+        return (
+            super()
+            .get_queryset()
+            .select_related("prompt_version__prompt")
+            .defer("prompt_version__inspection")
+        )
 
     @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
     def post(self, request):

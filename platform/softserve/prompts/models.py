@@ -48,6 +48,13 @@ class PromptVersion(TenantOwned):
     artifact_sha256 = models.CharField(
         max_length=64, blank=True, help_text="hash of the artifact's bytes: the serving cache's key"
     )
+    # Written by the tuning worker with the artifact (Django never loads torch to compute them):
+    # the PEFT adapter zip next to the artifact (blank where PEFT cannot hold the version), and the
+    # nearest-vocabulary-token view, a bounded JSON (prompt_length rows of 5 tokens) kept in the row so
+    # the page and the API read it under the tenant's own query, with no storage round trip; list
+    # queries defer it.
+    peft_key = models.CharField(max_length=300, blank=True)
+    inspection = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [

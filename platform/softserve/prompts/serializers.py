@@ -3,8 +3,10 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
+from django.urls import reverse
 from rest_framework import serializers
 
+from softserve.prompts import downloads
 from softserve.prompts.models import NAME_PATTERN, Alias, PromptVersion, TaskPrompt
 from workers.contracts import TaskType
 from workers.engine.task import template_fields
@@ -13,7 +15,16 @@ NAME_ERROR = {"invalid": "Use 1-100 letters, digits, '.', '_' or '-', starting w
 
 
 class PromptVersionSerializer(serializers.ModelSerializer):
+    """A version; `metrics.dev` holds its dev figures: for classification accuracy, macro_f1, n and (for
+    versions trained or evaluated since they were added) per_label {label: precision, recall, f1,
+    support} and confusion {labels, matrix (rows gold, columns predicted), folded}; for generation
+    exact_match. The list reads prompt names from the joined prompt (`select_related("prompt")`)."""
+
     dataset_version = serializers.UUIDField(source="dataset_version_id", read_only=True)
+    downloads = serializers.SerializerMethodField(
+        help_text="Per format (softserve, peft): its URL, or null and the reason it has none."
+    )
+    nearest_tokens = serializers.SerializerMethodField(help_text="URL of the nearest-vocabulary-token view.")
 
     class Meta:
         model = PromptVersion
@@ -29,8 +40,24 @@ class PromptVersionSerializer(serializers.ModelSerializer):
             "metrics",
             "artifact_key",
             "artifact_sha256",
+            "downloads",
+            "nearest_tokens",
         ]
         read_only_fields = fields
+
+    def _url(self, version: PromptVersion, name: str, **extra) -> str:
+        return reverse(name, kwargs={"name": version.prompt.name, "number": version.number, **extra})
+
+    def get_downloads(self, version: PromptVersion) -> dict[str, dict[str, str | None]]:
+        out = {}
+        for fmt in downloads.FORMATS.values():
+            reason = downloads.unavailable(version, fmt)
+            url = None if reason else self._url(version, "prompt-version-artifact", fmt=fmt.name)
+            out[fmt.name] = {"url": url, "unavailable": reason}
+        return out
+
+    def get_nearest_tokens(self, version: PromptVersion) -> str:
+        return self._url(version, "prompt-version-tokens")
 
 
 class PromptSerializer(serializers.ModelSerializer):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from softserve.prompts import actions
+from softserve.prompts import actions, downloads
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.prompts.serializers import (
     AliasMoveSerializer,
@@ -25,7 +28,9 @@ from softserve.tenancy.views import TenantScoped
 class WithAliases(TenantScoped):
     def get_queryset(self):
         # One query for every listed prompt's aliases and their versions, not one per prompt.
-        aliases = Prefetch("aliases", queryset=Alias.objects.select_related("version"))
+        aliases = Prefetch(
+            "aliases", queryset=Alias.objects.select_related("version").defer("version__inspection")
+        )
         return super().get_queryset().prefetch_related(aliases)
 
 
@@ -60,7 +65,51 @@ class VersionList(PromptScoped, generics.ListAPIView):
     serializer_class = PromptVersionSerializer
 
     def get_queryset(self):
-        return super().get_queryset().filter(prompt=self.prompt())
+        # The nearest-token JSON has its own endpoint: lists do not carry it.
+        return (
+            super().get_queryset().filter(prompt=self.prompt()).select_related("prompt").defer("inspection")
+        )
+
+
+class VersionDetail(PromptScoped, generics.RetrieveAPIView):
+    model = PromptVersion
+    serializer_class = PromptVersionSerializer
+
+    def get_object(self) -> PromptVersion:
+        return downloads.tenant_version(
+            self.request.actor.tenant, self.kwargs["name"], self.kwargs["number"]
+        )[1]
+
+
+class VersionArtifact(PromptScoped, APIView):
+    """The version's artifact as a file: `softserve` (the .safetensors the platform serves) or `peft`
+    (a zip of adapter_config.json and adapter_model.safetensors for PEFT). 404 with the reason where
+    the version has none in that format (PEFT of a prefix-tuning version, an unfinished version)."""
+
+    model = PromptVersion
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    def get(self, request, name: str, number: int, fmt: str):
+        chosen = downloads.FORMATS.get(fmt)
+        if chosen is None:
+            raise NotFound(f"No format {settings.LIMITS.echo(fmt)}; formats: {sorted(downloads.FORMATS)}.")
+        prompt, version = downloads.tenant_version(request.actor.tenant, name, number)
+        return downloads.file_response(prompt, version, chosen)
+
+
+class VersionTokens(PromptScoped, APIView):
+    """Per position of the version's prompt (its first member, for an ensemble): the vector's norm and
+    the nearest vocabulary tokens by cosine, as the tuning worker computed them. `state` says whether
+    it is computed, does not apply (prefix tuning) or was not computed (older versions)."""
+
+    model = PromptVersion
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, name: str, number: int):
+        _, version = downloads.tenant_version(request.actor.tenant, name, number)
+        return Response(
+            {"version": version.number, "method": version.method, **downloads.inspection(version)}
+        )
 
 
 class AliasDetail(PromptScoped, APIView):

@@ -113,6 +113,7 @@ def resolve(
         chosen = (
             PromptVersion.objects.for_tenant(actor.tenant)
             .select_related("prompt")
+            .defer("inspection")  # a prediction never reads the nearest-token JSON
             .filter(prompt__name=name, number=version)
             .first()
         )
@@ -121,6 +122,7 @@ def resolve(
         pointer = (
             Alias.objects.for_tenant(actor.tenant)
             .select_related("prompt", "version")
+            .defer("version__inspection")
             .filter(prompt__name=name, name=alias)
             .first()
         )

@@ -129,15 +129,26 @@ def _guard_rank(actor: Actor, role: str) -> None:
         raise ValidationError({"role": [f"You cannot grant more than your own role ({actor.role})."]})
 
 
+NO_SUCH_USER = "No user has this e-mail; ask them to get an account first, then invite them again."
+
+
+def existing_user(email: str):
+    """The active account with this e-mail (case-insensitive; the username is the e-mail for accounts
+    made by `createtenant`), or a field error: inviting never creates an account."""
+    users = get_user_model().objects.filter(is_active=True)
+    user = users.filter(email__iexact=email).order_by("pk").first() or (
+        users.filter(username__iexact=email).order_by("pk").first()
+    )
+    if user is None:
+        raise ValidationError({"email": [NO_SUCH_USER]})
+    return user
+
+
 @transaction.atomic
 def add_member(actor: Actor, email: str, role: str) -> Membership:
+    """Invite an existing user by e-mail, with a role no higher than the actor's own."""
     _guard_rank(actor, role)
-    user, created = get_user_model().objects.get_or_create(username=email, defaults={"email": email})
-    if created:
-        # Signing in needs a password the person sets themselves (e.g. `manage.py changepassword`);
-        # an empty one would be a password nobody chose.
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
+    user = existing_user(email)
     if Membership.objects.for_tenant(actor.tenant).filter(user=user).exists():
         raise ValidationError({"email": [f"{email} is a member already."]})
     membership = Membership.objects.create(tenant=actor.tenant, user=user, role=role)
