@@ -153,8 +153,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
         )
     examples = to_examples(rows, artifact.spec.template, args.label_column, source=args.data)
     check_labels(examples, artifact.spec, args.data)
-    metrics = evaluate(fm, prompt, examples, args.batch_size)
-    lines = [f"{k}: {v}" for k, v in metrics.items() if k != "members"]
+    # The same detail a version keeps (per-label figures, confusion matrix): in the JSON, not the lines.
+    metrics = evaluate(fm, prompt, examples, args.batch_size, detail=True)
+    lines = [f"{k}: {v}" for k, v in _headline(metrics).items() if k != "members"]
     _emit(args, metrics, lines)
 
 
