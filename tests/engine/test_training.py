@@ -5,10 +5,10 @@ from dataclasses import replace
 import pytest
 import torch
 
+from workers.engine.defaults import DEFAULTS
 from workers.engine.errors import EngineError
 from workers.engine.prompt_tuning import init_prompt
 from workers.engine.task import Example, TaskSpec
-from workers.engine.defaults import DEFAULTS
 from workers.engine.trainer import TrainConfig, train_prompt
 
 SPEC = TaskSpec("classification", "{text}\nAnswer:", ["negative", "positive"])

@@ -40,7 +40,8 @@ class MethodDefaults:
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}.")
-        if not (self.learning_rate > 0 and self.max_minutes > 0 and self.prompt_length > 0 and self.steps > 0):
+        positive = (self.learning_rate, self.max_minutes, self.prompt_length, self.steps)
+        if not all(value > 0 for value in positive):
             raise ValueError("A default learning rate, budget, prompt length and step count are positive.")
         if not self.reason or "\n" in self.reason:
             raise ValueError("Every default carries a one-line reason.")
@@ -111,7 +112,7 @@ def defaults_table() -> str:
     ]
     for method, d in DEFAULTS.items():
         lines.append(
-            f"| {method} | {d.optimizer} {rate_text(d.learning_rate)} | {d.init} | {d.prompt_length} | {d.steps} "
-            f"| {d.max_minutes:g} min | {d.reason} |"
+            f"| {method} | {d.optimizer} {rate_text(d.learning_rate)} | {d.init} | {d.prompt_length} "
+            f"| {d.steps} | {d.max_minutes:g} min | {d.reason} |"
         )
     return "\n".join(lines)
