@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 OPTIMIZERS = ("adafactor", "adamw")
-# The key of the ensemble row: an ensemble job trains K members of a method (prompt tuning by default).
+# The key of the ensemble row: an ensemble job trains K members of a method, prompt tuning by default
+# (the row holds prompt tuning's settings).
 ENSEMBLE = "ensemble"
+_ENSEMBLE_MEMBERS = "prompt"
 # Every method's measurements used these; a method with its own would need TrainConfig to resolve them.
 PROMPT_LENGTH = 20
 STEPS = 300
@@ -99,9 +101,11 @@ def defaults_for(method: str, ensemble: bool = False) -> MethodDefaults:
         chosen = DEFAULTS[method]
     except KeyError:
         raise ValueError(f"Unknown method {method!r}; use one of prompt, ptuning, prefix.") from None
-    if ensemble and method != ENSEMBLE:
-        return replace(chosen, max_minutes=DEFAULTS[ENSEMBLE].max_minutes)
-    return chosen
+    if not ensemble or method == ENSEMBLE:
+        return chosen
+    if method == _ENSEMBLE_MEMBERS:
+        return DEFAULTS[ENSEMBLE]
+    return replace(chosen, max_minutes=DEFAULTS[ENSEMBLE].max_minutes)
 
 
 def defaults_table() -> str:
