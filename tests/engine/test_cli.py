@@ -28,7 +28,8 @@ def _write_csv(path: Path, n: int, offset: int = 0) -> Path:
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     script = Path(sys.executable).with_name("softserve-engine")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "workers.engine.cli"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    # PYTHONPATH: the checkout under test, not wherever the shared virtualenv's editable install points.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
 
 
