@@ -11,6 +11,9 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import NotRequired, TypedDict
 
+# Each method's default settings and time budget (standard library only too).
+from workers.engine.defaults import DEFAULTS, defaults_for
+
 # Templates have one parser, the engine's (standard library only, so this stays torch-free); re-exported
 # here for the platform's imports.
 from workers.engine.task import template_fields as template_fields
@@ -111,15 +114,21 @@ def _env_value(kind: type, raw: str) -> object:
     return raw.lower() in ("1", "true", "yes", "on") if kind is bool else kind(raw)
 
 
+def _env_kind(default: object) -> type:
+    return float if default is None else type(default)  # an optional field of JobPolicy is a float
+
+
 @dataclass(frozen=True)
 class JobPolicy:
     """The GPU-time limits both sides enforce: the platform validates job requests and cancels against
     them, the workers stop, fail and take over jobs by them. From SOFTSERVE_* variables (.env.example)."""
 
-    # Wall-clock budget of a job that names no max_minutes, and the most one may ask for. The budget
-    # counts every attempt (a resumed job does not start its clock again); when it runs out, training
-    # stops and the job keeps its best prompt so far.
-    job_default_minutes: float = 120.0
+    # Wall-clock budget of a job that names no max_minutes, and the most one may ask for. The default is
+    # the method's (workers/engine/defaults.py: DEFAULTS, from measurements); an operator who sets
+    # SOFTSERVE_JOB_DEFAULT_MINUTES replaces it for every method. The budget counts every attempt (a
+    # resumed job does not start its clock again); when it runs out, training stops and the job keeps its
+    # best prompt so far.
+    job_default_minutes: float | None = None
     job_max_minutes: float = 24 * 60.0
     # A job whose worker stops (killed, crashed) this many times in a row without the job reaching a new
     # checkpoint ends failed instead of being handed to yet another worker.
@@ -128,12 +137,27 @@ class JobPolicy:
     heartbeat_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
-        if not 0 < self.job_default_minutes <= self.job_max_minutes:
-            raise ValueError("SOFTSERVE_JOB_DEFAULT_MINUTES must be > 0 and ≤ SOFTSERVE_JOB_MAX_MINUTES.")
+        if self.job_default_minutes is not None:
+            if not 0 < self.job_default_minutes <= self.job_max_minutes:
+                raise ValueError("SOFTSERVE_JOB_DEFAULT_MINUTES must be > 0 and ≤ SOFTSERVE_JOB_MAX_MINUTES.")
+        else:
+            over = {m: d.max_minutes for m, d in DEFAULTS.items() if d.max_minutes > self.job_max_minutes}
+            if over:
+                raise ValueError(
+                    f"SOFTSERVE_JOB_MAX_MINUTES={self.job_max_minutes:g} is below the default budget of "
+                    f"{', '.join(f'{m} ({v:g} min)' for m, v in over.items())}; raise it, or set "
+                    "SOFTSERVE_JOB_DEFAULT_MINUTES to a budget for every method."
+                )
         if self.job_max_attempts < 1 or self.heartbeat_timeout_s <= 0:
             raise ValueError(
                 "SOFTSERVE_JOB_MAX_ATTEMPTS ≥ 1 and SOFTSERVE_HEARTBEAT_TIMEOUT_S > 0 are required."
             )
+
+    def default_minutes(self, method: str, kind: str) -> float:
+        """The budget of a training job that names no max_minutes (an ensemble job: the ensemble's)."""
+        if self.job_default_minutes is not None:
+            return self.job_default_minutes
+        return defaults_for(method, ensemble=kind == JobKind.ENSEMBLE).max_minutes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> JobPolicy:
@@ -141,7 +165,7 @@ class JobPolicy:
         for f in fields(cls):
             raw = env.get(f"SOFTSERVE_{f.name.upper()}", "")
             if raw != "":
-                values[f.name] = _env_value(type(f.default), raw)
+                values[f.name] = _env_value(_env_kind(f.default), raw)
         return cls(**values)
 
 

@@ -33,6 +33,7 @@ from workers.contracts import FailureReason, JobKind, JobStatus, VersionStatus
 from workers.engine.artifact import PromptArtifact, artifact_bytes, artifact_from_bytes
 from workers.engine.base_model import FrozenModel, load_base_model
 from workers.engine.checkpoint import BankState
+from workers.engine.defaults import PROMPT_LENGTH, STEPS
 from workers.engine.errors import EngineError
 from workers.engine.evaluation import evaluate
 from workers.engine.formats import PEFT_ZIP, peft_unavailable
@@ -170,23 +171,27 @@ def _spec(context: JobContext) -> TaskSpec:
     )
 
 
-def budget_minutes(spec: dict[str, Any], config: WorkerConfig) -> float:
-    """The job's wall-clock budget: its own max_minutes, else the default; never above the maximum."""
+def budget_minutes(spec: dict[str, Any], kind: str, config: WorkerConfig) -> float:
+    """The job's wall-clock budget: its own max_minutes (the platform writes one into every training
+    job's spec), else its method's default; never above the maximum."""
     policy = config.policy
-    return min(float(spec.get("max_minutes") or policy.job_default_minutes), policy.job_max_minutes)
+    default = policy.default_minutes(spec.get("method", "prompt"), kind)
+    return min(float(spec.get("max_minutes") or default), policy.job_max_minutes)
 
 
 def _train_config(spec: dict[str, Any], kind: str, max_minutes: float) -> TrainConfig:
     try:
         return TrainConfig(
             method=spec.get("method", "prompt"),
-            prompt_length=spec.get("prompt_length", 20),
-            init=spec.get("init", "labels"),
+            prompt_length=spec.get("prompt_length", PROMPT_LENGTH),
+            # Missing (a spec written before the platform recorded them): the method's defaults.
+            init=spec.get("init"),
             init_text=spec.get("init_text"),
+            optimizer=spec.get("optimizer"),
             learning_rate=spec.get("learning_rate"),
             batch_size=spec.get("batch_size", 16),
-            steps=spec.get("steps", 300),
-            eval_every=spec.get("eval_every", max(1, min(50, spec.get("steps", 300) // 6))),
+            steps=spec.get("steps", STEPS),
+            eval_every=spec.get("eval_every", max(1, min(50, spec.get("steps", STEPS) // 6))),
             max_minutes=max_minutes,
             ensemble_size=spec.get("members", 5) if kind == JobKind.ENSEMBLE else 1,
             seed=spec.get("seed", 0),
@@ -231,7 +236,7 @@ def run_training(
         # The budget counts every attempt. The trainer counts the time up to its checkpoint itself
         # (resume.elapsed_s); what the earlier attempts spent beyond that (loading, steps lost to a crash)
         # comes off the top, so a resumed job never gets its clock back.
-        budget_s = 60 * budget_minutes(context.job["spec"], config)
+        budget_s = 60 * budget_minutes(context.job["spec"], kind, config)
         lost_s = max(0.0, beat.gpu_seconds_before - (resume.elapsed_s if resume else 0.0))
         left_minutes = max((budget_s - lost_s) / 60, _LAST_STEP_MINUTES)
         train_config = _train_config(context.job["spec"], kind, left_minutes)

@@ -28,7 +28,8 @@ def _write_csv(path: Path, n: int, offset: int = 0) -> Path:
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     script = Path(sys.executable).with_name("softserve-engine")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "workers.engine.cli"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    # PYTHONPATH: the checkout under test, not wherever the shared virtualenv's editable install points.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
 
 
@@ -79,6 +80,22 @@ def test_train_writes_artifact_and_reports(trained):
     assert set(summary["dev"]) == {"accuracy", "macro_f1", "n", "per_label", "confusion"}
     assert summary["dev"]["n"] == 10 and sum(map(sum, summary["dev"]["confusion"]["matrix"])) == 10
     assert "step" in trained["stderr"]  # the tqdm bar
+    assert 1 <= summary["best_step"] <= 6  # early stopping's pick, reported
+
+
+def test_train_without_optimizer_flags_trains_with_the_methods_defaults(trained):
+    """The `trained` run names no --optimizer, --lr, --init or --max-minutes."""
+    from workers.engine.artifact import load_artifact
+    from workers.engine.defaults import DEFAULTS
+
+    config = load_artifact(str(trained["out"])).train_config
+    prompt = DEFAULTS["prompt"]
+    assert (config["optimizer"], config["learning_rate"], config["init"]) == (
+        prompt.optimizer,
+        prompt.learning_rate,
+        prompt.init,
+    )
+    assert config["max_minutes"] == prompt.max_minutes
 
 
 def test_train_without_dev_uses_a_split(tmp_path, tiny_model_dirs):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from workers.engine.errors import EngineError
-from workers.engine.prompt_tuning import common_token_ids, init_prompt
+from workers.engine.prompt_tuning import common_token_ids, control_token_ids, init_prompt, pool_ids
 
 
 def test_random_init_is_uniform_half(tiny):
@@ -44,3 +44,38 @@ def test_prompt_length_out_of_range(tiny_models, length):
 def test_labels_init_needs_labels(tiny_models):
     with pytest.raises(EngineError, match="label"):
         init_prompt(tiny_models["gpt2"], 4, "labels")
+
+
+def test_the_vocab_pool_leaves_out_added_control_tokens(tiny_model_dirs):
+    """SmolLM2 marks only <|endoftext|>, <|im_start|>, <|im_end|> special; <repo_name>, <file_sep> … were
+    added as control tokens without being "special", and sampled-vocabulary init drew from them."""
+    from tokenizers import AddedToken
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dirs["gpt2"])
+    tokenizer.add_tokens([AddedToken("<file_sep>", special=True), AddedToken("<|tool_call|>")])
+    tokenizer.add_tokens(["<repo_name>", "ordinaryword"])
+    ids = {text: tokenizer.convert_tokens_to_ids(text) for text in ("<file_sep>", "<|tool_call|>")}
+    ids["<repo_name>"] = tokenizer.convert_tokens_to_ids("<repo_name>")
+    word = tokenizer.convert_tokens_to_ids("ordinaryword")
+    assert not set(ids.values()) & set(tokenizer.all_special_ids)  # what the old pool excluded
+    pool = pool_ids(tokenizer, len(tokenizer), count=len(tokenizer))
+    assert not set(ids.values()) & set(pool), ids
+    assert not set(tokenizer.all_special_ids) & set(pool)
+    assert word in pool  # an added word that is not markup stays
+    assert set(ids.values()) <= control_token_ids(tokenizer)
+
+
+@pytest.mark.real_model
+def test_smollm2_vocab_pool_starts_after_its_control_tokens():
+    from transformers import AutoTokenizer
+
+    from workers.engine.base_model import default_model_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(default_model_dir())
+    assert sorted(tokenizer.all_special_ids) == [0, 1, 2]
+    assert control_token_ids(tokenizer) >= set(range(17))  # <|endoftext|> … <empty_output>
+    pool = pool_ids(tokenizer, len(tokenizer))
+    assert pool[0] == 17 and len(pool) == 5000
+    tokens = tokenizer.convert_ids_to_tokens(pool)
+    assert not [t for t in tokens if len(t) > 2 and t.startswith("<") and t.endswith(">")]

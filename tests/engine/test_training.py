@@ -5,10 +5,11 @@ from dataclasses import replace
 import pytest
 import torch
 
+from workers.engine.defaults import DEFAULTS
 from workers.engine.errors import EngineError
 from workers.engine.prompt_tuning import init_prompt
 from workers.engine.task import Example, TaskSpec
-from workers.engine.trainer import METHOD_OPTIMIZER, TrainConfig, train_prompt
+from workers.engine.trainer import TrainConfig, train_prompt
 
 SPEC = TaskSpec("classification", "{text}\nAnswer:", ["negative", "positive"])
 GOOD = ["good", "great", "lovely", "fine", "superb"]
@@ -99,8 +100,16 @@ def test_a_config_copied_for_another_method_takes_that_methods_optimiser():
     prompt tuning's Adafactor at 0.3 this way); an explicit choice is kept."""
     prompt = TrainConfig()
     prefix = replace(prompt, method="prefix")
-    assert (prompt.effective_optimizer, prompt.effective_learning_rate) == METHOD_OPTIMIZER["prompt"]
-    assert (prefix.effective_optimizer, prefix.effective_learning_rate) == METHOD_OPTIMIZER["prefix"]
-    assert prefix.to_dict()["optimizer"] == METHOD_OPTIMIZER["prefix"][0]
+    for config, method in ((prompt, "prompt"), (prefix, "prefix")):
+        expected = DEFAULTS[method]
+        resolved = (config.effective_optimizer, config.effective_learning_rate, config.effective_init)
+        assert resolved == (expected.optimizer, expected.learning_rate, expected.init)
+    assert (prompt.effective_optimizer, prompt.effective_learning_rate, prompt.effective_init) == (
+        "adamw",
+        3e-2,
+        "labels",
+    )
+    assert prefix.to_dict()["optimizer"] == "adamw" and prefix.to_dict()["init"] == "vocab"
+    assert prefix.to_dict()["learning_rate"] == 5e-4
     chosen = replace(TrainConfig(optimizer="adamw", learning_rate=0.01), method="ptuning")
     assert (chosen.effective_optimizer, chosen.effective_learning_rate) == ("adamw", 0.01)

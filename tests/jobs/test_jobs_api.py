@@ -242,3 +242,67 @@ def test_every_training_job_has_a_time_budget_within_the_maximum(
     error = response.json()["error"]
     assert response.status_code == 400 and "90 minutes" in error["fields"]["max_minutes"][0], error
     assert Job.objects.count() == 2 and len(broker()) == 2  # nothing written or sent for the refused one
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"kind": "tune"}, ("prompt", "adamw", 3e-2, "labels", 30)),
+        ({"kind": "tune", "method": "prefix"}, ("prefix", "adamw", 5e-4, "vocab", 15)),
+        ({"kind": "tune", "method": "ptuning"}, ("ptuning", "adamw", 3e-3, "labels", 20)),
+        ({"kind": "ensemble"}, ("prompt", "adamw", 3e-2, "labels", 120)),
+    ],
+)
+def test_a_job_that_names_no_settings_records_its_methods_defaults(
+    acme, setup, broker, django_capture_on_commit_callbacks, body, expected
+):
+    """The spec (and the version's hyper-parameters) says what the job trains with, from defaults.py."""
+    response = post_job(
+        acme, django_capture_on_commit_callbacks, prompt="sentiment", dataset_version=str(setup.id), **body
+    )
+    assert response.status_code == 201, response.content
+    spec = response.json()["spec"]
+    keys = ("method", "optimizer", "learning_rate", "init", "max_minutes")
+    assert tuple(spec[k] for k in keys) == expected
+    assert (spec["prompt_length"], spec["steps"]) == (20, 300)
+    assert PromptVersion.objects.get(prompt__name="sentiment").hyperparameters["optimizer"] == "adamw"
+
+
+def test_settings_a_job_names_replace_the_defaults(acme, setup, broker, django_capture_on_commit_callbacks):
+    body = {"kind": "tune", "prompt": "sentiment", "dataset_version": str(setup.id)}
+    chosen = {"optimizer": "adafactor", "learning_rate": 0.3, "init": "vocab", "max_minutes": 5}
+    response = post_job(acme, django_capture_on_commit_callbacks, **body, **chosen)
+    assert response.status_code == 201, response.content
+    assert {k: response.json()["spec"][k] for k in chosen} == chosen
+    response = post_job(acme, django_capture_on_commit_callbacks, **body, optimizer="sgd")
+    assert response.status_code == 400 and "optimizer" in response.json()["error"]["fields"]
+
+
+def test_a_generation_prompt_is_told_its_methods_default_init_does_not_fit(
+    acme, broker, django_capture_on_commit_callbacks
+):
+    make_prompt(acme, name="qa", task_type="generation", labels=[], verbalizer={}, template="Q: {text}\nA:")
+    dataset = make_dataset_version(acme.tenant, name="qa", task_type="generation", labels=())
+    body = {"kind": "tune", "prompt": "qa", "dataset_version": str(dataset.id)}
+    response = post_job(acme, django_capture_on_commit_callbacks, **body)
+    assert response.status_code == 400
+    assert "default init is labels" in response.json()["error"]["fields"]["init"][0]
+    response = post_job(acme, django_capture_on_commit_callbacks, **body, init="vocab")
+    assert response.status_code == 201, response.content
+
+
+def test_the_schema_shows_each_default_with_its_reason_and_best_step(acme):
+    from workers.engine.defaults import DEFAULTS
+
+    schema = acme.client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    request = next(s for n, s in schema["components"]["schemas"].items() if n.startswith("JobCreate"))
+    props = request["properties"]
+    for method, d in DEFAULTS.items():
+        assert d.reason in props["method"]["description"], method
+        assert f"{method} {d.max_minutes:g}" in props["max_minutes"]["description"]
+    assert "prefix vocab" in props["init"]["description"]
+    assert "prompt 3e-2" in props["learning_rate"]["description"]
+    ref = json.dumps(props["optimizer"]).split('"#/components/schemas/')[1].split('"')[0]
+    assert set(schema["components"]["schemas"][ref]["enum"]) == {"adamw", "adafactor"}
+    version = schema["components"]["schemas"]["PromptVersion"]["properties"]
+    assert "best metric on the job's dev split" in version["best_step"]["description"]

@@ -209,6 +209,44 @@ def test_job_form_validates_with_the_apis_serializer(acme):
     assert refused.status_code == 422 and "Must be a valid UUID." in refused.content.decode()
 
 
+def test_job_form_shows_each_methods_defaults_with_its_reason(acme):
+    from html import unescape
+
+    from workers.engine.defaults import DEFAULTS, rate_text
+
+    make_prompt(acme)
+    form = unescape(browser(acme).get("/app/jobs/new").content.decode())
+    table = form.split('id="method-defaults"')[1].split("</table>")[0]
+    for method, d in DEFAULTS.items():
+        row = table.split(f'<th scope="row">{method}</th>')[1].split("</tr>")[0]
+        assert f"{d.optimizer} {rate_text(d.learning_rate)}" in row and f"{d.max_minutes:g} min" in row
+        assert d.init in row and d.reason in row
+    # Init, optimizer, learning rate and budget start empty: the chosen method's default applies.
+    init = form.split('id="id_init"')[1].split("</select>")[0]
+    assert '<option value="">method\'s default</option>' in init and "selected" not in init
+    assert 'id="id_optimizer"' in form
+    budget = form.split('id="id_max_minutes"')[1].split(">")[0]
+    assert 'value=""' in budget and 'placeholder="method\'s default"' in budget
+
+
+def test_a_job_started_from_the_form_with_empty_settings_gets_its_methods_defaults(acme):
+    from tests.teams import make_dataset_version
+
+    make_prompt(acme)
+    dataset = make_dataset_version(acme.tenant)
+    empty = {"init": "", "optimizer": "", "learning_rate": "", "max_minutes": "", "version": ""}
+    body = {"kind": "tune", "method": "prefix", "prompt": "sentiment", "dataset_version": str(dataset.pk)}
+    started = browser(acme).post("/app/jobs/new", {**body, **empty})
+    assert started.status_code == 302, started.content.decode()[-2000:]
+    spec = Job.objects.for_tenant(acme.tenant).get().spec
+    assert (spec["optimizer"], spec["learning_rate"], spec["init"], spec["max_minutes"]) == (
+        "adamw",
+        5e-4,
+        "vocab",
+        15,
+    )
+
+
 def test_keys_are_shown_once_and_revoke(acme):
     client = browser(acme)
     created = client.post("/app/settings/keys", {"name": "ci", "scopes": ["read", "predict"]})
@@ -359,6 +397,20 @@ def test_prompt_page_shows_per_label_scores_confusion_and_downloads(acme, s3):
     assert "<code>tok0</code>" in panel
     full = client.get("/app/prompts/sentiment/versions/1/tokens").content.decode()
     assert "<html" in full and "Not computed" in full
+
+
+def test_prompt_page_says_which_step_each_version_keeps(acme):
+    make_prompt(acme)
+    _version(acme, 1, metrics={"dev": {"accuracy": 0.8}, "best_step": 200, "steps_run": 300})
+    ensemble = {"best_step": [300, 200], "steps_run": 300, "stop_reason": "steps"}
+    _version(acme, 2, ensemble_size=2, metrics={"dev": {"accuracy": 0.9}, **ensemble})
+    _version(acme, 3, metrics={"dev": {"accuracy": 0.7}})  # from before best_step was shown
+    page = browser(acme).get("/app/prompts/sentiment").content.decode()
+    row = page.split('<th scope="row">Best checkpoint</th>')[1].split("</tr>")[0]
+    cells = re.findall(r'<td class="best-step">(.*?)</td>', row)
+    assert cells == ["–", "steps 300, 200 of 300 run, stopped by steps", "step 200 of 300 run"]  # v3, v2, v1
+    api = acme.client.get("/api/v1/prompts/sentiment/versions").json()["results"]
+    assert {v["number"]: v["best_step"] for v in api} == {1: 200, 2: [300, 200], 3: None}
 
 
 def test_generation_prompts_show_their_metric_instead(acme):

@@ -223,3 +223,32 @@ def test_the_time_budget_applies_without_max_minutes_and_counts_earlier_attempts
     assert job.result["steps_run"] < 100_000 and job.prompt_version.status == VersionStatus.READY
     assert 3.0 <= job.gpu_seconds < 3.0 + 10, job.gpu_seconds  # all attempts, and stopped near the budget
     assert store.exists(job.prompt_version.artifact_key)
+
+
+def test_a_finished_job_keeps_its_best_dev_checkpoint_and_says_at_which_step(
+    jobdb, acme, tmp_path, settings, tiny_model_dirs
+):
+    """Early stopping on the job's dev split: the version's metrics name the step of the best evaluation
+    (the first to reach the best dev accuracy) and the spec's missing settings train as the method's."""
+    model = str(tiny_model_dirs["gpt2"])
+    settings.SOFTSERVE_BASE_MODELS = [model, *settings.SOFTSERVE_BASE_MODELS]
+    store = LocalStore(tmp_path)
+    spec = {"steps": 12, "eval_every": 3, "batch_size": 4, "prompt_length": 2, "learning_rate": 0.5}
+    job = _queued(acme, spec, base_model=model)
+    _store_rows(store, job, _rows(24))
+    config = WorkerConfig.from_env({"SOFTSERVE_VAR_DIR": str(tmp_path), "SOFTSERVE_HEARTBEAT_S": "0.2"})
+    assert runner.run_job(jobdb, store, str(job.id), (), config) == JobStatus.SUCCEEDED
+    job.refresh_from_db()
+    version = job.prompt_version
+    evals = [p for p in job.metric_history if "event" not in p and "accuracy" in p]
+    assert len(evals) >= 2  # several evaluations to choose from
+    best = max(p["accuracy"] for p in evals)
+    first_best = next(p["step"] for p in evals if p["accuracy"] == best)
+    assert version.metrics["best_step"] == job.result["best_step"] == first_best
+    assert version.metrics["steps_run"] == job.result["steps_run"]
+    from workers.engine.artifact import artifact_from_bytes
+
+    artifact = artifact_from_bytes(store.get_bytes(version.artifact_key), "the stored prompt")
+    assert artifact.metrics["best_step"] == first_best
+    trained = artifact.train_config  # the spec named no optimizer or init: prompt tuning's defaults
+    assert (trained["optimizer"], trained["init"], trained["learning_rate"]) == ("adamw", "labels", 0.5)

@@ -19,6 +19,7 @@ from webui.forms import dataset_options, errors_of, name_options, page_of, submi
 from webui.insights import thin
 from webui.team import forbidden, team_page
 from workers.contracts import INITS, JOB_KINDS, JOB_STATUSES, METHODS
+from workers.engine.defaults import DEFAULTS, OPTIMIZERS, rate_text
 
 # A list shows status and step only: a long metric history (or result) is never decoded for it.
 LIST_DEFERRED = (
@@ -38,16 +39,34 @@ EXPLAINED = {
     "ptuning: virtual tokens from a small encoder.",
     "prompt_length": "How many soft-prompt vectors (1-150); 20 is the paper's default.",
     "init": "Where the vectors start: labels = the label words' embeddings, vocab = common tokens, "
-    "random, or text = your own words.",
+    "random, or text = your own words. Empty: the method's default (table below).",
     "init_text": "For the text init only: the words the prompt starts from.",
     "steps": "Optimiser steps; training stops early when the dev metric stops improving.",
-    "learning_rate": "Empty: the method's default (0.3 with Adafactor for prompt tuning).",
+    "optimizer": "Empty: the method's default (table below).",
+    "learning_rate": "Empty: the method's default (table below).",
     "batch_size": "Rows per step; smaller uses less GPU memory.",
     "members": "Ensemble only: how many prompts vote (2-32).",
-    "max_minutes": "Time budget: the job stops (keeping its best checkpoint) after this long.",
+    "max_minutes": "Time budget: the job stops (keeping its best checkpoint) after this long. "
+    "Empty: the method's default (table below).",
     "seed": "Same seed, same data, same settings: the same prompt.",
     "version": "Evaluate only: the ready version to score.",
 }
+
+
+# The defaults table under the form: each method's settings and the measurement behind them.
+METHOD_DEFAULTS = [
+    {
+        "method": method,
+        "optimizer": d.optimizer,
+        "learning_rate": rate_text(d.learning_rate),
+        "init": d.init,
+        "prompt_length": d.prompt_length,
+        "steps": d.steps,
+        "max_minutes": f"{d.max_minutes:g}",
+        "reason": d.reason,
+    }
+    for method, d in DEFAULTS.items()
+]
 
 
 @team_page()
@@ -155,6 +174,8 @@ def job_new(request: HttpRequest) -> HttpResponse:
         "kinds": JOB_KINDS,
         "methods": METHODS,
         "inits": INITS,
+        "optimizers": OPTIMIZERS,
+        "method_defaults": METHOD_DEFAULTS,
         "quota": quota,
         "active": Job.objects.for_tenant(tenant).filter(status__in=ACTIVE).count(),
         "seconds_per_step": per_step,

@@ -234,6 +234,7 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
         version.report = label_report(version.dev, prompt.task_type)
         version.downloads = _downloads(version)
         version.tokens_unavailable = nearest_tokens_unavailable(version.method)
+        version.checkpoint = best_checkpoint(version.metrics or {})
     context = {
         "prompt": prompt,
         "page": page,
@@ -243,6 +244,19 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
         "may_move": request.actor.may("manage_aliases"),
     }
     return render(request, "webui/prompt_detail.html", context)
+
+
+def best_checkpoint(metrics: dict) -> str:
+    """Which checkpoint a trained version keeps, in words: early stopping's pick on the dev split."""
+    best = metrics.get("best_step")
+    if best is None:
+        return ""
+    steps = ", ".join(str(b) for b in best) if isinstance(best, list) else str(best)
+    label = "steps" if isinstance(best, list) else "step"
+    ran = metrics.get("steps_run")
+    tail = f" of {ran} run" if ran is not None else ""
+    reason = metrics.get("stop_reason")
+    return f"{label} {steps}{tail}" + (f", stopped by {reason}" if reason else "")
 
 
 def _previous(history: list[dict], alias: str) -> int | None:

@@ -12,6 +12,7 @@ import os
 import sys
 import warnings
 
+from workers.engine.defaults import DEFAULTS, PROMPT_LENGTH, STEPS, rate_text
 from workers.engine.errors import EngineError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -36,6 +37,15 @@ def template_argument(value: str) -> str:
             out.append(value[i])
             i += 1
     return "".join(out)
+
+
+def _defaults_epilog() -> str:
+    """`train --help`'s closing section: each method's defaults and the measurement behind them."""
+    lines = ["defaults by method (an option you give replaces its default):"]
+    for method, d in DEFAULTS.items():
+        lines.append(f"  {method}: {d.describe()}")
+        lines.append(f"    why: {d.reason}")
+    return "\n".join(lines)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,7 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--batch-size", type=int, default=32, help="rows per forward pass")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", parents=[common, data], help="train a prompt on labelled data")
+    train = sub.add_parser(
+        "train",
+        parents=[common, data],
+        help="train a prompt on labelled data",
+        epilog=_defaults_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog's lines as written
+    )
     train.add_argument("--train", required=True, help="CSV, TSV or JSONL file")
     train.add_argument("--dev", default=None, help="dev file; default: a seeded 10%% split of --train")
     train.add_argument("--out", required=True, help="the .safetensors artifact to write")
@@ -74,23 +90,48 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="K",
-        help="train K prompts (seeds seed..seed+K-1) in one bank; predict by majority vote",
+        help="train K prompts (seeds seed..seed+K-1) in one bank; predict by majority vote "
+        f"(K > 1: the ensemble's time budget, {DEFAULTS['ensemble'].max_minutes:g} min)",
     )
     train.add_argument("--task-type", choices=("classification", "generation"), default=None)
     train.add_argument("--verbalizer", action="append", default=[], metavar="LABEL=WORDS")
-    train.add_argument("--prompt-length", type=int, default=20)
-    train.add_argument("--init", default="labels", help="random, vocab, labels, text or file")
+    train.add_argument("--prompt-length", type=int, default=PROMPT_LENGTH)
+    train.add_argument(
+        "--init",
+        default=None,
+        help="random, vocab, labels, text or file (default: the method's, "
+        + ", ".join(f"{m} {d.init}" for m, d in DEFAULTS.items() if m != "ensemble")
+        + ")",
+    )
     train.add_argument("--init-text", default=None)
     train.add_argument("--init-file", default=None, help="a saved prompt to continue from")
-    train.add_argument("--optimizer", default=None, help="adafactor or adamw (default: the method's)")
     train.add_argument(
-        "--lr", type=float, default=None, help="default: 0.3 for prompt tuning, 3e-3 P-tuning, 5e-4 prefix"
+        "--optimizer",
+        default=None,
+        help="adafactor or adamw (default: the method's, "
+        + ", ".join(f"{m} {d.optimizer}" for m, d in DEFAULTS.items() if m != "ensemble")
+        + ")",
+    )
+    train.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate (default: the method's, "
+        + ", ".join(f"{m} {rate_text(d.learning_rate)}" for m, d in DEFAULTS.items() if m != "ensemble")
+        + ")",
     )
     train.add_argument("--weight-decay", type=float, default=1e-5)
     train.add_argument("--train-batch-size", type=int, default=16)
     train.add_argument("--grad-accum", type=int, default=1)
-    train.add_argument("--steps", type=int, default=300)
-    train.add_argument("--max-minutes", type=float, default=None)
+    train.add_argument("--steps", type=int, default=STEPS)
+    train.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="wall-clock budget; training stops there keeping its best checkpoint (default: the method's, "
+        + ", ".join(f"{m} {d.max_minutes:g}" for m, d in DEFAULTS.items())
+        + ")",
+    )
     train.add_argument("--eval-every", type=int, default=50)
     train.add_argument("--patience", type=int, default=5, help="evaluations without gain before stopping")
     train.add_argument("--dev-eval-limit", type=int, default=500, help="dev rows scored at each evaluation")

@@ -76,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         batch_size=args.train_batch_size,
         grad_accum=args.grad_accum,
         steps=args.steps,
-        max_minutes=args.max_minutes,
+        max_minutes=args.max_minutes,  # None: resolved to the method's budget below
         eval_every=args.eval_every,
         patience=args.patience,
         dev_eval_limit=args.dev_eval_limit,
@@ -85,6 +85,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         precision=args.precision,
         seed=args.seed,
     )
+    if config.max_minutes is None:  # the method's budget, as a platform job gets it
+        config.max_minutes = config.defaults.max_minutes
     train, template = _load_examples(args.train, args)
     if args.dev:
         dev, _ = _load_examples(args.dev, args, template)

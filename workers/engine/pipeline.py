@@ -18,7 +18,7 @@ from workers.engine.trainer import Member, Progress, TrainConfig, build_module, 
 
 def initial_prompts(fm: FrozenModel, spec: TaskSpec, config: TrainConfig) -> list[torch.Tensor]:
     """A starting (P, E) prompt per member; member k draws with seed `seed + k`."""
-    if config.init == "file":
+    if config.effective_init == "file":
         start = load_artifact(config.init_file)
         start.check_fits(fm)
         config.prompt_length = start.prompt_length
@@ -29,7 +29,7 @@ def initial_prompts(fm: FrozenModel, spec: TaskSpec, config: TrainConfig) -> lis
         init_prompt(
             fm,
             config.prompt_length,
-            config.init,
+            config.effective_init,
             label_words=words,
             text=config.init_text,
             seed=config.seed + k,

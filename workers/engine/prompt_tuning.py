@@ -6,7 +6,9 @@ Only the P×E numbers train; the model stays frozen. The initialisations are the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,12 +29,30 @@ def check_prompt_length(length: int) -> None:
         )
 
 
+# Markup a tokenizer adds for chat, code or tool formats: <|im_start|>, <file_sep>, <jupyter_code>.
+_CONTROL_TOKEN = re.compile(r"^<\|?[^<>\s]+\|?>$")
+
+
+def control_token_ids(tokenizer: Any) -> set[int]:
+    """The tokenizer's special ids plus the control tokens it added. SmolLM2 lists only ids 0-2 as
+    special, yet ids 3-16 (<repo_name>, <file_sep>, <jupyter_code>…) are format markup too: starting
+    a prompt vector there starts it at an embedding trained for a code-file boundary, not a word."""
+    ids = set(tokenizer.all_special_ids)
+    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    ids.update(i for i, token in added.items() if token.special or _CONTROL_TOKEN.match(token.content))
+    return ids
+
+
+def pool_ids(tokenizer: Any, vocab: int, count: int = COMMON_VOCAB_SIZE) -> list[int]:
+    """The `count` lowest ids of a vocabulary of `vocab` rows that are not control tokens."""
+    control = control_token_ids(tokenizer)
+    return [i for i in range(vocab) if i not in control][:count]
+
+
 def common_token_ids(fm: FrozenModel, count: int = COMMON_VOCAB_SIZE) -> torch.Tensor:
     """Ids of the `count` most common tokens: BPE and SentencePiece vocabularies are ordered by
-    frequency, so these are the lowest ids that are not special tokens."""
-    special = set(fm.tokenizer.all_special_ids)
-    vocab = fm.model.get_input_embeddings().num_embeddings
-    ids = [i for i in range(vocab) if i not in special][:count]
+    frequency, so these are the lowest ids that are not special or control tokens."""
+    ids = pool_ids(fm.tokenizer, fm.model.get_input_embeddings().num_embeddings, count)
     return torch.tensor(ids, dtype=torch.long)
 
 
@@ -65,7 +85,7 @@ def init_prompt(
     if strategy == "labels":
         if not label_words:
             raise EngineError("The labels init needs a classification task with label words.")
-        special = set(fm.tokenizer.all_special_ids)
+        special = control_token_ids(fm.tokenizer)
         for word in label_words[:length]:
             ids = fm.encode_target(word)
             ids = [i for i in ids if i not in special] or ids

@@ -16,6 +16,7 @@ from workers.engine.bank import Member, MemberRun, autocast
 from workers.engine.base_model import FrozenModel
 from workers.engine.batching import PromptSet
 from workers.engine.checkpoint import BankState
+from workers.engine.defaults import OPTIMIZERS, PROMPT_LENGTH, STEPS, MethodDefaults, defaults_for
 from workers.engine.encoding import DEFAULT_MAX_INPUT_TOKENS
 from workers.engine.errors import EngineError
 from workers.engine.p_tuning import PromptEncoder, PTuningConfig
@@ -25,20 +26,18 @@ from workers.engine.scoring import target_nll
 from workers.engine.task import Example, TaskSpec
 
 METHODS = ("prompt", "ptuning", "prefix")
-OPTIMIZERS = ("adafactor", "adamw")
 PRECISIONS = ("fp32", "bf16")
-# Prompt tuning uses the paper's Adafactor at 0.3; an MLP/LSTM encoder needs a gentler AdamW.
-METHOD_OPTIMIZER = {"prompt": ("adafactor", 0.3), "ptuning": ("adamw", 3e-3), "prefix": ("adamw", 5e-4)}
 
 
 @dataclass
 class TrainConfig:
     method: str = "prompt"
-    prompt_length: int = 20
-    init: str = "labels"
+    prompt_length: int = PROMPT_LENGTH
+    # None in `init`, `optimizer`, `learning_rate`: the method's default (workers/engine/defaults.py)
+    init: str | None = None
     init_text: str | None = None
     init_file: str | None = None
-    optimizer: str | None = None  # None: the method's default (METHOD_OPTIMIZER)
+    optimizer: str | None = None
     learning_rate: float | None = None
     ptuning_encoder: str = "mlp"
     prefix_reparameterize: bool = True
@@ -46,8 +45,8 @@ class TrainConfig:
     weight_decay: float = 1e-5
     batch_size: int = 16
     grad_accum: int = 1
-    steps: int = 300
-    max_minutes: float | None = None
+    steps: int = STEPS
+    max_minutes: float | None = None  # None: no wall-clock limit (the CLI and the platform set one)
     eval_every: int = 50
     patience: int = 5
     dev_eval_limit: int | None = 500
@@ -63,9 +62,11 @@ class TrainConfig:
         PTuningConfig(encoder=self.ptuning_encoder)
         if not 1 <= self.ensemble_size <= 32:
             raise EngineError(f"An ensemble has 1 to 32 members, got {self.ensemble_size}.")
-        if self.init not in INIT_STRATEGIES:
-            raise EngineError(f"Unknown init {self.init!r}; use one of {', '.join(INIT_STRATEGIES)}.")
-        if self.init == "file" and not self.init_file:
+        if self.effective_init not in INIT_STRATEGIES:
+            raise EngineError(
+                f"Unknown init {self.effective_init!r}; use one of {', '.join(INIT_STRATEGIES)}."
+            )
+        if self.effective_init == "file" and not self.init_file:
             raise EngineError("The file init needs --init-file, a saved prompt to continue from.")
         if self.effective_optimizer not in OPTIMIZERS:
             raise EngineError(
@@ -91,20 +92,29 @@ class TrainConfig:
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise EngineError(f"--max-minutes must be positive, got {self.max_minutes}.")
 
-    # None in `optimizer` / `learning_rate` means the method's default, resolved on use rather than written
-    # back: `dataclasses.replace(config, method=...)` must not keep the previous method's optimiser.
+    # None means the method's default, resolved on use rather than written back:
+    # `dataclasses.replace(config, method=...)` must not keep the previous method's optimiser or init.
+    @property
+    def defaults(self) -> MethodDefaults:
+        return defaults_for(self.method, ensemble=self.ensemble_size > 1)
+
     @property
     def effective_optimizer(self) -> str:
-        return self.optimizer or METHOD_OPTIMIZER[self.method][0]
+        return self.optimizer or self.defaults.optimizer
 
     @property
     def effective_learning_rate(self) -> float:
-        return METHOD_OPTIMIZER[self.method][1] if self.learning_rate is None else self.learning_rate
+        return self.defaults.learning_rate if self.learning_rate is None else self.learning_rate
+
+    @property
+    def effective_init(self) -> str:
+        return self.init or self.defaults.init
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as trained (defaults resolved), for the artifact's metadata."""
         return {
             **asdict(self),
+            "init": self.effective_init,
             "optimizer": self.effective_optimizer,
             "learning_rate": self.effective_learning_rate,
         }

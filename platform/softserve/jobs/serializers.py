@@ -7,7 +7,19 @@ from softserve.datasets.models import DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import PromptVersion, TaskPrompt, VersionStatus
 from workers.contracts import INITS, JOB_KINDS, METHODS, Init, JobKind, Method, TaskType
+from workers.engine.defaults import DEFAULTS, OPTIMIZERS, PROMPT_LENGTH, STEPS, defaults_for, rate_text
 from workers.engine.task import template_fields
+
+
+def _per_method(what: str, value) -> str:
+    """ "default: the method's (prompt labels, prefix vocab, …)" for one setting's help text."""
+    return f"default: the method's ({', '.join(f'{m} {value(d)}' for m, d in DEFAULTS.items())})"
+
+
+# Each method's defaults with the measurement behind them: the `method` field's description in the schema.
+METHOD_HELP = "Defaults by method (a setting the request gives replaces its default): " + " ".join(
+    f"{m}: {d.describe()}; why: {d.reason}" for m, d in DEFAULTS.items()
+)
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -51,21 +63,38 @@ class JobCreateSerializer(serializers.Serializer):
     version = serializers.IntegerField(
         min_value=1, required=False, help_text="evaluate: the version to score"
     )
-    method = serializers.ChoiceField(choices=METHODS, default=Method.PROMPT)
-    prompt_length = serializers.IntegerField(min_value=1, max_value=150, default=20)
-    init = serializers.ChoiceField(choices=INITS, default=Init.LABELS)
+    method = serializers.ChoiceField(choices=METHODS, default=Method.PROMPT, help_text=METHOD_HELP)
+    prompt_length = serializers.IntegerField(min_value=1, max_value=150, default=PROMPT_LENGTH)
+    init = serializers.ChoiceField(
+        choices=INITS, required=False, help_text=_per_method("init", lambda d: d.init)
+    )
     init_text = serializers.CharField(
         max_length=2000, required=False, help_text="init text: the words the prompt starts from"
     )
-    steps = serializers.IntegerField(min_value=1, max_value=100_000, default=300)
-    learning_rate = serializers.FloatField(min_value=1e-6, max_value=10, required=False)
+    steps = serializers.IntegerField(
+        min_value=1,
+        max_value=100_000,
+        default=STEPS,
+        help_text="optimiser steps; early stopping keeps the step with the best dev metric (best_step)",
+    )
+    optimizer = serializers.ChoiceField(
+        choices=OPTIMIZERS, required=False, help_text=_per_method("optimizer", lambda d: d.optimizer)
+    )
+    learning_rate = serializers.FloatField(
+        min_value=1e-6,
+        max_value=10,
+        required=False,
+        help_text=_per_method("learning rate", lambda d: rate_text(d.learning_rate)),
+    )
     batch_size = serializers.IntegerField(min_value=1, max_value=512, default=16)
     members = serializers.IntegerField(min_value=2, max_value=32, required=False)
     max_minutes = serializers.FloatField(
         min_value=0.1,
         required=False,
-        help_text="wall-clock budget across all attempts (default SOFTSERVE_JOB_DEFAULT_MINUTES, "
-        "at most SOFTSERVE_JOB_MAX_MINUTES); when it runs out the job keeps its best prompt so far",
+        help_text="wall-clock budget in minutes across all attempts, at most SOFTSERVE_JOB_MAX_MINUTES; "
+        "when it runs out the job keeps its best prompt so far ("
+        + _per_method("budget", lambda d: f"{d.max_minutes:g}")
+        + ", or SOFTSERVE_JOB_DEFAULT_MINUTES where the operator set it)",
     )
     seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
 
@@ -114,12 +143,27 @@ class JobCreateSerializer(serializers.Serializer):
             data.setdefault("members", 5)
         elif "members" in data:
             raise serializers.ValidationError({"members": ["Only ensemble jobs have members."]})
-        if data["init"] == Init.TEXT and not data.get("init_text", "").strip():
+        init_given = "init" in data
+        if kind != JobKind.EVALUATE:
+            # The method's defaults, written into the spec: the job trains as it was asked even if the
+            # platform's defaults change while it waits.
+            defaults = defaults_for(data["method"], ensemble=kind == JobKind.ENSEMBLE)
+            data.setdefault("init", defaults.init)
+            data.setdefault("optimizer", defaults.optimizer)
+            data.setdefault("learning_rate", defaults.learning_rate)
+        init = data.get("init")
+        if init == Init.TEXT and not data.get("init_text", "").strip():
             raise serializers.ValidationError({"init_text": ["The text init needs init_text to start from."]})
-        if data["init"] != Init.TEXT and "init_text" in data:
+        if init != Init.TEXT and "init_text" in data:
             raise serializers.ValidationError({"init_text": ["init_text goes with init 'text' only."]})
-        if data["init"] == Init.LABELS and prompt.task_type != TaskType.CLASSIFICATION:
-            raise serializers.ValidationError({"init": ["The labels init needs a classification prompt."]})
+        if init == Init.LABELS and prompt.task_type != TaskType.CLASSIFICATION:
+            message = "The labels init needs a classification prompt."
+            if not init_given:
+                message = (
+                    f"The {data['method']} method's default init is labels, which needs a classification "
+                    "prompt; choose init vocab, random or text."
+                )
+            raise serializers.ValidationError({"init": [message]})
         target = None
         if kind == JobKind.EVALUATE:
             if "version" not in data:
@@ -146,6 +190,7 @@ class JobCreateSerializer(serializers.Serializer):
             "init",
             "init_text",
             "steps",
+            "optimizer",
             "learning_rate",
             "batch_size",
             "members",
@@ -156,5 +201,6 @@ class JobCreateSerializer(serializers.Serializer):
         spec = {key: data[key] for key in keys if key in data}
         spec["dataset_version"] = str(data["dataset_version"])
         if data["kind"] != JobKind.EVALUATE:  # the budget the job runs under, on record from the start
-            spec.setdefault("max_minutes", settings.SOFTSERVE_JOB_POLICY.job_default_minutes)
+            policy = settings.SOFTSERVE_JOB_POLICY
+            spec.setdefault("max_minutes", policy.default_minutes(data["method"], data["kind"]))
         return spec

@@ -4,6 +4,7 @@ import re
 
 from django.conf import settings
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from softserve.prompts import downloads
@@ -18,13 +19,20 @@ class PromptVersionSerializer(serializers.ModelSerializer):
     """A version; `metrics.dev` holds its dev figures: for classification accuracy, macro_f1, n and (for
     versions trained or evaluated since they were added) per_label {label: precision, recall, f1,
     support} and confusion {labels, matrix (rows gold, columns predicted), folded}; for generation
-    exact_match. The list reads prompt names from the joined prompt (`select_related("prompt")`)."""
+    exact_match. A trained version's metrics also say which checkpoint it keeps: best_step (see the
+    field), steps_run and stop_reason. The list reads prompt names from the joined prompt
+    (`select_related("prompt")`)."""
 
     dataset_version = serializers.UUIDField(source="dataset_version_id", read_only=True)
     downloads = serializers.SerializerMethodField(
         help_text="Per format (softserve, peft): its URL, or null and the reason it has none."
     )
     nearest_tokens = serializers.SerializerMethodField(help_text="URL of the nearest-vocabulary-token view.")
+    best_step = serializers.SerializerMethodField(
+        help_text="The training step of the checkpoint this version keeps: early stopping keeps the one "
+        "with the best metric on the job's dev split (an ensemble: one step per member). Null until "
+        "training ends. Also in metrics.best_step, beside steps_run and stop_reason."
+    )
 
     class Meta:
         model = PromptVersion
@@ -38,6 +46,7 @@ class PromptVersionSerializer(serializers.ModelSerializer):
             "ensemble_size",
             "status",
             "metrics",
+            "best_step",
             "artifact_key",
             "artifact_sha256",
             "downloads",
@@ -55,6 +64,15 @@ class PromptVersionSerializer(serializers.ModelSerializer):
             url = None if reason else self._url(version, "prompt-version-artifact", fmt=fmt.name)
             out[fmt.name] = {"url": url, "unavailable": reason}
         return out
+
+    @extend_schema_field(
+        {
+            "oneOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}}],
+            "nullable": True,
+        }
+    )
+    def get_best_step(self, version: PromptVersion) -> int | list[int] | None:
+        return (version.metrics or {}).get("best_step")
 
     def get_nearest_tokens(self, version: PromptVersion) -> str:
         return self._url(version, "prompt-version-tokens")
