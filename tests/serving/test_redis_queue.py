@@ -9,6 +9,8 @@ import threading
 import time
 import uuid
 
+import pytest
+
 from tests.serving.helpers import REDIS_URL, make_artifact, start_worker, stored, worker_env
 from workers.contracts import (
     SERVING_ERRORS,
@@ -195,4 +197,13 @@ def test_worker_finishes_the_batch_in_hand_on_sigterm(
     assert redis_db.xpending(stream, SERVING_GROUP)["pending"] == 0
     assert redis_db.xlen(stream) == len(requests) - len(done)
     assert redis_db.xinfo_consumers(stream, SERVING_GROUP) == []
-    assert "stopped cleanly" in (tmp_path / "w.log").read_text()
+    log = (tmp_path / "w.log").read_text()
+    assert "stopped cleanly" in log
+    assert "(torch threads: 1)" in log  # SERVING_TORCH_THREADS=1 (worker_env) applied at start
+
+
+def test_torch_threads_come_from_the_environment_and_default_to_torchs_own():
+    assert ServingConfig.from_env({}).torch_threads == 0
+    assert ServingConfig.from_env({"SERVING_TORCH_THREADS": "1"}).torch_threads == 1
+    with pytest.raises(ValueError):
+        ServingConfig.from_env({"SERVING_TORCH_THREADS": "-1"})
