@@ -318,6 +318,9 @@ def main() -> None:
         grouped = run_loads(True, (max(PROMPT_COUNTS),))
     finally:
         _stop(server)
+    # The reference forward runs with the worker's thread count: with one per core on a busy box its
+    # threads spin waiting on each other and it measured 1.2 s for a 0.1 s forward.
+    torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     prompt = with_cached_states(fm, LoadedPrompt.from_artifact(fm, artifacts[names[0]]))
     bare = []
     for text in texts[:OVERHEAD_SAMPLES]:
