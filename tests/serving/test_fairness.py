@@ -162,21 +162,25 @@ def test_a_team_over_its_share_is_refused_before_any_work(settings, idle_prompt)
     settings.SERVING_TENANT_MAX_CONCURRENT = 1
     acme, globex = idle_prompt["acme"], idle_prompt["globex"]
     api = bearer(acme.key)
-    assert api.post(PREDICT.format("no-such-prompt"), {"inputs": []}, format="json").status_code == 404
+
+    def prompt_queries(context: CaptureQueriesContext) -> list[str]:
+        return [q["sql"] for q in context.captured_queries if '"prompts_' in q["sql"]]
+
+    with CaptureQueriesContext(connection) as admitted:
+        assert api.post(PREDICT.format("no-such-prompt"), {"inputs": []}, format="json").status_code == 404
+    assert prompt_queries(admitted)  # admitted, the request looks its prompt up
     with actions.thread_shares.hold(str(acme.tenant.pk)):
         with CaptureQueriesContext(connection) as refused_queries:
             refused = api.post(PREDICT.format("no-such-prompt"), {"inputs": []}, format="json")
         assert refused.status_code == 429 and refused["Retry-After"] == "1", refused.content
         assert refused.json()["error"]["code"] == "too_many_concurrent"
-        with CaptureQueriesContext(connection) as looked_up:
-            api.post("/api/v1/completions", {"model": "no-such-prompt", "prompt": "x"}, format="json")
-        completions = api.post(
-            "/api/v1/completions", {"model": "no-such-prompt", "prompt": "x"}, format="json"
-        )
-        assert completions.status_code == 429, completions.content
+        with CaptureQueriesContext(connection) as completion_queries:
+            completion = api.post(
+                "/api/v1/completions", {"model": "no-such-prompt", "prompt": "x"}, format="json"
+            )
+        assert completion.status_code == 429, completion.content
         # Only the key's own authentication reads the database; nothing of the prompt.
-        assert not [q for q in refused_queries.captured_queries if "prompts_" in q["sql"]]
-        assert not [q for q in looked_up.captured_queries if "prompts_" in q["sql"]]
+        assert not prompt_queries(refused_queries) and not prompt_queries(completion_queries)
         # Another team is not affected.
         other = globex.client.post(PREDICT.format("no-such-prompt"), {"inputs": ["x"]}, format="json")
         assert other.status_code == 404
