@@ -9,8 +9,13 @@ C client threads each send one SST-2 input at a time to a prompt drawn uniformly
 Baselines: (a) the same load on one prompt (the limit); (b) the worker restarted with
 SERVING_GROUP_BY_PROMPT=1, which batches only requests of the same prompt, as a PEFT model with one
 active prompt must (both use the soft-prompt KV cache). Also the REST overhead at p50: one client, one
-prompt, REST latency minus a bare in-process forward pass of the same row. Last line: one JSON object
-for the 64-prompt load.
+prompt; per request, the client's latency minus the queue and model time the platform reports for that
+same request (its Server-Timing header), so the figure is paired and the model's own jitter cancels out.
+Last line: one JSON object for the 64-prompt load.
+
+`--quick` differs from the full run only in how long each load lasts (and so in sampling noise): the
+same clients (CLIENTS), the same worker settings (SERVING_TORCH_THREADS=TORCH_THREADS) and the same
+counting, which takes only requests that start after a warm-up and end before the window closes.
 """
 
 from __future__ import annotations
@@ -38,6 +43,16 @@ from benchmarks.common import SST2_TEMPLATE, dataset_path  # noqa: E402
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/softserve_bench")
 PROMPT_COUNTS = (1, 16, 64)
+# One default for the quick and the full run: quick once ran 32 clients against a full run's 8, and its
+# figures (latency, batching ratios) were not comparable.
+CLIENTS = 8
+# The serving worker's torch threads. Its default (one per core) has it fight gunicorn and the clients for
+# this 2-core box's cores: latency then swings with the scheduler, and quick and full runs disagreed.
+TORCH_THREADS = 1
+# Each load's first seconds (clients starting, batches filling) are not counted, nor the drain at its end.
+WARMUP_S = 3.0
+# Single-client requests behind the REST overhead figure (the same in quick and full runs).
+OVERHEAD_SAMPLES = 100
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -77,31 +92,34 @@ def _post(port: int, key: str, name: str, text: str) -> tuple[int, float, dict[s
 def closed_loop(
     port: int, key: str, names: list[str], texts: list[str], clients: int, seconds: float
 ) -> dict:
+    """`seconds` of measurement after WARMUP_S: only requests that start and end inside the window count,
+    so neither the ramp-up nor the requests still draining when the clients stop skew req/s or latency."""
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
-    stop_at = time.monotonic() + seconds
+    opens = time.monotonic() + WARMUP_S
+    closes = opens + seconds
 
     def client(seed: int) -> None:
         nonlocal errors
         rng = random.Random(seed)
-        while time.monotonic() < stop_at:
+        while (started := time.monotonic()) < closes:
             status, latency, _ = _post(port, key, rng.choice(names), rng.choice(texts))
+            if started < opens or started + latency > closes:
+                continue
             with lock:
                 if status == 200:
                     latencies.append(latency)
                 else:
                     errors += 1
 
-    started = time.monotonic()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.monotonic() - started
     return {
-        "rps": len(latencies) / elapsed,
+        "rps": len(latencies) / seconds,
         "p50_ms": 1000 * _percentile(latencies, 0.5),
         "p99_ms": 1000 * _percentile(latencies, 0.99),
         "errors": errors,
@@ -145,7 +163,10 @@ def _fresh_database(url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a run of a minute or two")
-    parser.add_argument("--clients", type=int, default=32, help="concurrent closed-loop clients")
+    parser.add_argument("--clients", type=int, default=CLIENTS, help="concurrent closed-loop clients")
+    parser.add_argument(
+        "--torch-threads", type=int, default=TORCH_THREADS, help="the worker's SERVING_TORCH_THREADS"
+    )
     parser.add_argument("--seconds", type=float, default=None, help="per load (default 15 quick, 60 full)")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
@@ -159,6 +180,7 @@ def main() -> None:
         "STORAGE_DIR": str(scratch / "storage"),
         "SERVING_REDIS_URL": REDIS_URL,
         "SERVING_MAX_BATCH_ROWS": str(args.clients),
+        "SERVING_TORCH_THREADS": str(args.torch_threads),
         "SERVING_TIMEOUT_MS": "120000",
         # One tenant sends all the load here: the per-tenant fair shares are not what is measured.
         "SERVING_TENANT_MAX_CONCURRENT": str(args.clients + 4),
@@ -265,39 +287,58 @@ def main() -> None:
                     ),
                     flush=True,
                 )
-            if not grouped:  # REST overhead: one client, one prompt, vs a bare forward of the same rows
-                sample = [_post(args.port, key, names[0], t) for t in texts[:40]]
-                out["rest_single_p50_ms"] = 1000 * statistics.median(latency for _, latency, _ in sample)
-                # Where a single request's time goes, by the platform's Server-Timing header (p50 of each).
+            if not grouped:  # REST overhead: one client, one prompt, paired per request
+                sample = [_post(args.port, key, names[0], t) for t in texts[:OVERHEAD_SAMPLES]]
+                sample = [(1000 * latency, timing) for status, latency, timing in sample if status == 200]
+                out["rest_single_p50_ms"] = statistics.median(ms for ms, _ in sample)
+                # Per request: what the client waited beyond the queue and the model time the platform
+                # reports for that very request (Server-Timing), i.e. HTTP, Django, the database, Redis.
+                out["overhead_p50_ms"] = statistics.median(
+                    ms - t.get("queue", 0.0) - t.get("model", 0.0) for ms, t in sample
+                )
+                out["web_p50_ms"] = statistics.median(ms - t.get("pool", 0.0) for ms, t in sample)
+                out["redis_and_reply_p50_ms"] = statistics.median(
+                    t.get("pool", 0.0) - t.get("queue", 0.0) - t.get("model", 0.0) for _, t in sample
+                )
                 for part in ("queue", "model", "pool"):
-                    out[f"{part}_p50_ms"] = statistics.median(timing.get(part, 0.0) for *_, timing in sample)
+                    out[f"{part}_p50_ms"] = statistics.median(t.get(part, 0.0) for _, t in sample)
             return out
         finally:
             _stop(worker)
 
-    print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores; other jobs share them)", flush=True)
+    load_at_start = os.getloadavg()[0]
+    print(
+        f"load average at start: {load_at_start:.2f} (2 cores; other jobs share them); "
+        f"{args.clients} clients, {seconds:.0f} s per load after {WARMUP_S:.0f} s warm-up, "
+        f"worker torch threads {args.torch_threads}",
+        flush=True,
+    )
     try:
         mixed = run_loads(False, PROMPT_COUNTS)
         grouped = run_loads(True, (max(PROMPT_COUNTS),))
     finally:
         _stop(server)
+    # The reference forward runs with the worker's thread count: with one per core on a busy box its
+    # threads spin waiting on each other and it measured 1.2 s for a 0.1 s forward.
+    torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     prompt = with_cached_states(fm, LoadedPrompt.from_artifact(fm, artifacts[names[0]]))
     bare = []
-    for text in texts[:40]:
+    for text in texts[:OVERHEAD_SAMPLES]:
         started = time.perf_counter()
         predict_mixed(fm, [(prompt, {"text": text})])
         bare.append(time.perf_counter() - started)
     bare_p50 = 1000 * statistics.median(bare)
-    overhead = mixed["rest_single_p50_ms"] - bare_p50
+    overhead = mixed["overhead_p50_ms"]
     parts = {
-        "web": mixed["rest_single_p50_ms"] - mixed["pool_p50_ms"],
-        "redis_and_reply": mixed["pool_p50_ms"] - mixed["model_p50_ms"] - mixed["queue_p50_ms"],
+        "web": mixed["web_p50_ms"],
+        "redis_and_reply": mixed["redis_and_reply_p50_ms"],
         "queue": mixed["queue_p50_ms"],
-        "worker_batch_over_bare": mixed["model_p50_ms"] - bare_p50,
+        "model": mixed["model_p50_ms"],
     }
     print(
-        f"REST p50 {mixed['rest_single_p50_ms']:.1f} ms, bare forward p50 {bare_p50:.1f} ms, "
-        f"overhead {overhead:.1f} ms; by part (p50s): "
+        f"REST p50 {mixed['rest_single_p50_ms']:.1f} ms; overhead (latency - queue - model, paired) "
+        f"p50 {overhead:.1f} ms; bare in-process forward p50 {bare_p50:.1f} ms (the benchmark process, "
+        f"{torch.get_num_threads()} threads, for reference); by part (p50s): "
         + ", ".join(f"{name} {ms:.1f}" for name, ms in parts.items())
     )
     top = mixed[max(PROMPT_COUNTS)]
@@ -316,6 +357,12 @@ def main() -> None:
                 "p50_ms": round(top["p50_ms"], 1),
                 "p99_ms": round(top["p99_ms"], 1),
                 "overhead_p50_ms": round(overhead, 1),
+                "rest_single_p50_ms": round(mixed["rest_single_p50_ms"], 1),
+                "bare_forward_p50_ms": round(bare_p50, 1),
+                "clients": args.clients,
+                "seconds_per_load": seconds,
+                "worker_torch_threads": args.torch_threads,
+                "load_average_at_start": round(load_at_start, 2),
                 "overhead_parts_ms": {name: round(ms, 1) for name, ms in parts.items()},
                 "errors": top["errors"] + mixed[1]["errors"] + grouped[max(PROMPT_COUNTS)]["errors"],
             }

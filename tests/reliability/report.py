@@ -1,12 +1,14 @@
-"""Regenerate the figures section of docs/reliability.md from the scenarios' last recorded run."""
+"""Regenerate the figures section of docs/reliability.md from each scenario's last recorded runs: per
+scenario, the last full-scale run and the last CI-scale run side by side, each with its date and commit."""
 
 from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from tests.conftest import ROOT
-from tests.reliability.figures import FIGURES_DIR
+from tests.reliability.figures import SCALES, load_runs
 
 DOC = ROOT / "docs" / "reliability.md"
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
@@ -17,19 +19,33 @@ def _value(value: object) -> str:
         return f"{value:.4g}"
     if isinstance(value, list | dict):
         return f"`{json.dumps(value)}`"
-    return str(value)
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _section(scenario: str, by_scale: dict[str, dict[str, Any]]) -> str:
+    scales = [scale for scale in SCALES if scale in by_scale]
+    title = by_scale[scales[0]]["title"]
+    names: list[str] = []
+    for scale in scales:
+        names += [name for name in by_scale[scale]["figures"] if name not in names]
+    head = " | ".join(
+        f"{scale} scale: {run['recorded_at']}, commit `{run.get('commit', 'unknown')}`"
+        for scale, run in ((scale, by_scale[scale]) for scale in scales)
+    )
+    rows = "\n".join(
+        f"| {name} | "
+        + " | ".join(_value(by_scale[scale]["figures"].get(name, "—")) for scale in scales)
+        + " |"
+        for name in names
+    )
+    missing = [scale for scale in SCALES if scale not in by_scale]
+    note = f"\n\nNo {missing[0]}-scale run recorded yet." if missing else ""
+    return f"### {title}\n\n`{scenario}`{note}\n\n| figure | {head} |\n|---|{'---|' * len(scales)}\n{rows}\n"
 
 
 def render() -> str:
-    sections = []
-    for path in sorted(FIGURES_DIR.glob("*.json")):
-        run = json.loads(path.read_text(encoding="utf-8"))
-        rows = "\n".join(f"| {name} | {_value(value)} |" for name, value in run["figures"].items())
-        sections.append(
-            f"### {run['title']}\n\n`{run['scenario']}` — scale `{run['scale']}`, "
-            f"run {run['recorded_at']}\n\n"
-            f"| figure | value |\n|---|---|\n{rows}\n"
-        )
+    runs = load_runs()
+    sections = [_section(scenario, runs[scenario]) for scenario in sorted(runs)]
     return "\n".join(sections) or "No scenario has recorded figures yet: run `make reliability`.\n"
 
 
@@ -41,7 +57,7 @@ def main() -> int:
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     DOC.write_text(f"{head}{START}\n{render()}{END}{tail}", encoding="utf-8")
-    print(f"wrote the figures of {len(list(FIGURES_DIR.glob('*.json')))} scenarios into {DOC}")
+    print(f"wrote the figures of {len(load_runs())} scenarios into {DOC}")
     return 0
 
 

@@ -2,7 +2,7 @@
 serving_load.py) against gunicorn with a real serving worker, mixed prompts of three teams. Figures:
 requests/s, p50/p99 per team, errors (0). A noisy team pushing far past its share
 (SERVING_TENANT_MAX_CONCURRENT) gets 429s while a quiet team's p99 stays within 1.5x of its p99 without
-the noisy team."""
+the noisy team (2.0x at CI scale, where p99 is one request or two) and its p50 within 1.5x at any scale."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from softserve.tenancy.models import Quota
 
 from tests.conftest import ROOT
 from tests.net import free_port
-from tests.reliability.figures import record_figures, scaled
+from tests.reliability.figures import FULL_SCALE, record_figures, scaled
 from tests.serving.helpers import (
     ANSWER,
     REDIS_URL,
@@ -39,6 +39,11 @@ from workers.storage import LocalStore
 ALONE_S = scaled(10, 60)
 LOADED_S = scaled(15, 60)
 TENANT_MAX_CONCURRENT = 1
+# The quiet team's p99 with the noisy team over its share, over its p99 without it: the target is 1.5x.
+# A CI-scale run has ~150 quiet requests per phase, so its p99 is its 2nd-slowest request: one scheduler
+# hiccup on this shared CPU moves it, hence the looser bound there. The p50 ratio holds at 1.5x at any scale.
+P99_RATIO_MAX = 1.5 if FULL_SCALE else 2.0
+P50_RATIO_MAX = 1.5
 
 
 def _database_url() -> str:
@@ -125,6 +130,7 @@ def test_load_and_fairness_across_teams(redis_db, tiny_models, tiny_model_dirs, 
         }
 
     host = f"http://127.0.0.1:{port}"
+    load_at_start = round(os.getloadavg()[0], 2)  # this CPU is shared: the figures say how busy it was
     try:
         # The quiet teams' own load, then the same with a noisy team pushing far past its share.
         # Each within its share: one prediction at a time.
@@ -158,7 +164,11 @@ def test_load_and_fairness_across_teams(redis_db, tiny_models, tiny_model_dirs, 
         "quiet_loaded_ok_per_s": quiet["ok_per_s"],
         "quiet_loaded_p50_ms": quiet["p50_ms"],
         "quiet_loaded_p99_ms": quiet["p99_ms"],
+        "quiet_after_p50_ms": after["quiet"]["p50_ms"],
         "quiet_after_p99_ms": after["quiet"]["p99_ms"],
+        "quiet_p50_ratio": round(
+            quiet["p50_ms"] / max(alone["quiet"]["p50_ms"], after["quiet"]["p50_ms"], 1e-9), 2
+        ),
         "quiet_p99_ratio": round(
             quiet["p99_ms"] / max(alone["quiet"]["p99_ms"], after["quiet"]["p99_ms"], 1e-9), 2
         ),
@@ -173,6 +183,8 @@ def test_load_and_fairness_across_teams(redis_db, tiny_models, tiny_model_dirs, 
         + initech["errors"]
         + noisy["errors"],
         "tenant_max_concurrent": TENANT_MAX_CONCURRENT,
+        "p99_ratio_max_asserted": P99_RATIO_MAX,
+        "load_average_at_start": load_at_start,
     }
     record_figures(
         "serving_load", "Load and fairness over REST (Locust, gunicorn, one serving worker)", figures
@@ -180,7 +192,8 @@ def test_load_and_fairness_across_teams(redis_db, tiny_models, tiny_model_dirs, 
     assert figures["errors"] == 0, loaded
     assert figures["noisy_429"] > 0, loaded
     assert quiet["statuses"].get("429", 0) == 0 and initech["statuses"].get("429", 0) == 0, loaded
-    # The target is 1.5x. On this 2-core CPU the pool is CPU-bound: the noisy team's one allowed prediction
-    # at a time costs as much CPU as the quiet team's own, and the quiet p99 measured 1.4-2.0x (figures in
-    # the report). Asserted here: far below what 8 unbounded noisy users cause (they would hold 8 at once).
-    assert figures["quiet_p99_ratio"] <= 3.0, figures
+    # It holds because a noisy request over the share is refused before any work (actions.admit: no body
+    # parsing, prompt lookup or validation), and the serving worker keeps to one torch thread
+    # (SERVING_TORCH_THREADS) instead of fighting gunicorn for both cores.
+    assert figures["quiet_p99_ratio"] <= P99_RATIO_MAX, figures
+    assert figures["quiet_p50_ratio"] <= P50_RATIO_MAX, figures

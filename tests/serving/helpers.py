@@ -70,7 +70,7 @@ def worker_env(model_dir: Path | str, extra: dict[str, str] | None = None) -> di
         "PYTHONUNBUFFERED": "1",
         # One torch thread per worker: on a shared CPU, a forward pass whose threads wait on each other at
         # every barrier while one is descheduled took 0.1-1.3 s instead of ~5 ms (tiny model, load 10).
-        "OMP_NUM_THREADS": "1",
+        "SERVING_TORCH_THREADS": "1",
         **(extra or {}),
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)

@@ -152,6 +152,41 @@ def test_one_tenant_cannot_hold_every_web_thread(settings, redis_db, idle_prompt
 
 
 @pytest.mark.django_db
+def test_a_team_over_its_share_is_refused_before_any_work(settings, idle_prompt):
+    """The refusal comes first: no body parsing, prompt lookup or input check is spent on a request of a
+    team whose share of this process is taken (else a noisy team's flood costs the CPU and database time
+    that a quiet team's predictions need). A nonexistent prompt and a malformed body still get the 429."""
+    from django.test.utils import CaptureQueriesContext
+    from softserve.serving import actions
+
+    settings.SERVING_TENANT_MAX_CONCURRENT = 1
+    acme, globex = idle_prompt["acme"], idle_prompt["globex"]
+    api = bearer(acme.key)
+
+    def prompt_queries(context: CaptureQueriesContext) -> list[str]:
+        return [q["sql"] for q in context.captured_queries if '"prompts_' in q["sql"]]
+
+    with CaptureQueriesContext(connection) as admitted:
+        assert api.post(PREDICT.format("no-such-prompt"), {"inputs": []}, format="json").status_code == 404
+    assert prompt_queries(admitted)  # admitted, the request looks its prompt up
+    with actions.thread_shares.hold(str(acme.tenant.pk)):
+        with CaptureQueriesContext(connection) as refused_queries:
+            refused = api.post(PREDICT.format("no-such-prompt"), {"inputs": []}, format="json")
+        assert refused.status_code == 429 and refused["Retry-After"] == "1", refused.content
+        assert refused.json()["error"]["code"] == "too_many_concurrent"
+        with CaptureQueriesContext(connection) as completion_queries:
+            completion = api.post(
+                "/api/v1/completions", {"model": "no-such-prompt", "prompt": "x"}, format="json"
+            )
+        assert completion.status_code == 429, completion.content
+        # Only the key's own authentication reads the database; nothing of the prompt.
+        assert not prompt_queries(refused_queries) and not prompt_queries(completion_queries)
+        # Another team is not affected.
+        other = globex.client.post(PREDICT.format("no-such-prompt"), {"inputs": ["x"]}, format="json")
+        assert other.status_code == 404
+
+
+@pytest.mark.django_db
 def test_redis_down_or_hanging_is_a_json_503_not_a_500_nor_a_hang(settings, idle_prompt):
     acme = idle_prompt["acme"]
     settings.SERVING_REDIS_TIMEOUT_S = 0.5

@@ -9,6 +9,8 @@ import threading
 import time
 import uuid
 
+import pytest
+
 from tests.serving.helpers import REDIS_URL, make_artifact, start_worker, stored, worker_env
 from workers.contracts import (
     SERVING_ERRORS,
@@ -98,6 +100,48 @@ def test_a_request_that_keeps_stopping_workers_is_answered_with_an_error(redis_d
     assert redis_db.xpending(serving_stream(MODEL), SERVING_GROUP)["pending"] == 0
 
 
+def test_requests_waiting_in_a_live_workers_backlog_are_not_taken_over_nor_given_up(redis_db):
+    """A worker reads ahead (LOOKAHEAD_BATCHES) to pick batches fairly; what waits there is pending and
+    may be idle past claim_idle_ms behind a burst. Its own take-over pass once claimed those again, a
+    delivery each time: after max_deliveries they were answered `given_up` (no worker had stopped), and
+    then answered a second time from the backlog."""
+    source = _source(redis_db, "busy", claim_idle_ms=100, max_deliveries=2)
+    requests = [_request() for _ in range(6)]
+    for request in requests:
+        _add(redis_db, request)
+    stream, stop = serving_stream(MODEL), threading.Event()
+    answered = []
+    while len(answered) < len(requests):
+        [pending] = source.take(1, 0.0, stop)
+        pending_list = redis_db.xpending_range(stream, SERVING_GROUP, "-", "+", 10)
+        assert {int(entry["times_delivered"]) for entry in pending_list} == {1}, pending_list
+        ok = {"request_id": pending.request["request_id"], "status": "ok", "outputs": []}
+        assert source.reply(pending, ok), "answered already (given up while it waited in the backlog)"
+        answered.append(pending.request["request_id"])
+        time.sleep(0.15)  # the batch took longer than claim_idle_ms: what waits behind it is idle
+        source._last_claim = 0.0
+    assert sorted(answered) == sorted(r["request_id"] for r in requests)
+    for request in requests:
+        [reply] = redis_db.lrange(serving_reply_key(request["request_id"]), 0, -1)
+        assert json.loads(reply)["status"] == "ok"
+    assert redis_db.xpending(stream, SERVING_GROUP)["pending"] == 0
+
+
+def test_a_request_whose_reply_was_not_sent_is_delivered_again_even_to_the_same_worker(redis_db):
+    """A batch whose replies could not be sent (Redis restarting) stays pending; with one worker in the
+    pool, that worker itself must take it again, or it would stay pending for good."""
+    source = _source(redis_db, "only", claim_idle_ms=100)
+    request = _request()
+    _add(redis_db, request)
+    [taken] = source.take(8, 0.01, threading.Event())  # ... and its reply is lost
+    time.sleep(0.15)
+    source._last_claim = 0.0
+    [again] = source.take(8, 0.01, threading.Event())
+    assert again.handle == taken.handle
+    assert source.reply(again, {"request_id": request["request_id"], "status": "ok", "outputs": []})
+    assert redis_db.xpending(serving_stream(MODEL), SERVING_GROUP)["pending"] == 0
+
+
 def test_a_batch_closes_at_max_rows_or_max_wait(redis_db):
     source = _source(redis_db, "a")
     for _ in range(5):
@@ -153,4 +197,13 @@ def test_worker_finishes_the_batch_in_hand_on_sigterm(
     assert redis_db.xpending(stream, SERVING_GROUP)["pending"] == 0
     assert redis_db.xlen(stream) == len(requests) - len(done)
     assert redis_db.xinfo_consumers(stream, SERVING_GROUP) == []
-    assert "stopped cleanly" in (tmp_path / "w.log").read_text()
+    log = (tmp_path / "w.log").read_text()
+    assert "stopped cleanly" in log
+    assert "(torch threads: 1)" in log  # SERVING_TORCH_THREADS=1 (worker_env) applied at start
+
+
+def test_torch_threads_come_from_the_environment_and_default_to_torchs_own():
+    assert ServingConfig.from_env({}).torch_threads == 0
+    assert ServingConfig.from_env({"SERVING_TORCH_THREADS": "1"}).torch_threads == 1
+    with pytest.raises(ValueError):
+        ServingConfig.from_env({"SERVING_TORCH_THREADS": "-1"})

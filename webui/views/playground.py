@@ -61,6 +61,11 @@ def _ref(value: str) -> dict:
 
 
 def _run(request: HttpRequest, name: str, ref: dict, text: str) -> dict:
+    with actions.admit(request.actor):
+        return _predict(request, name, ref, text)
+
+
+def _predict(request: HttpRequest, name: str, ref: dict, text: str) -> dict:
     prompt, version = actions.resolve(request.actor, name, ref.get("alias"), ref.get("version"))
     rows = actions.validate_inputs(prompt, _inputs(text, template_fields(prompt.template)))
     started = time.perf_counter()

@@ -36,6 +36,11 @@ class ServingConfig:
     workers: int = 1
     max_new_tokens: int = 32
     device: str = ""
+    # Threads of each worker's torch ops (torch.set_num_threads at start); 0: torch's own default, one per
+    # core. On a CPU shared with the web server and other workers, every worker taking all cores makes them
+    # fight over the same cores (and spin), so the latency of everything on the machine swings: give each
+    # worker its share (e.g. 1 per worker on a small box).
+    torch_threads: int = 0
     # The PEFT-style baseline of benchmarks/serving.py: one forward pass per distinct prompt.
     group_by_prompt: bool = False
 
@@ -51,8 +56,15 @@ class ServingConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if self.host_cache_prompts < self.device_cache_prompts:
             raise ValueError("The host cache must hold at least as many prompts as the device cache.")
-        if self.max_wait_ms < 0 or self.claim_idle_ms < 100 or self.metrics_port < 0:
-            raise ValueError("max_wait_ms ≥ 0, claim_idle_ms ≥ 100 and metrics_port ≥ 0 are required.")
+        if (
+            self.max_wait_ms < 0
+            or self.claim_idle_ms < 100
+            or self.metrics_port < 0
+            or self.torch_threads < 0
+        ):
+            raise ValueError(
+                "max_wait_ms ≥ 0, claim_idle_ms ≥ 100, metrics_port ≥ 0 and torch_threads ≥ 0 are required."
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServingConfig:

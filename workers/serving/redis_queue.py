@@ -1,9 +1,9 @@
 """The pool's transport: one Redis stream per base model, read by a consumer group (at-least-once).
 
 Every worker of a model reads the same stream in the group `serving`. An entry stays pending until its
-reply is sent; an entry whose consumer stopped (killed, machine lost) is taken over with XAUTOCLAIM once
-it has been idle for `claim_idle_ms`. Replying is one Lua script: mark the request replied (SET NX),
-push the reply only if that mark is new, then acknowledge and delete the entry. So a request handled
+reply is sent; an entry whose consumer stopped (killed, machine lost) is taken over (XPENDING IDLE, then
+XCLAIM) once it has been idle for `claim_idle_ms`. Replying is one Lua script: mark the request replied
+(SET NX), push the reply only if that mark is new, then acknowledge and delete the entry. So a request handled
 twice (its first worker died after computing, before replying) is still answered exactly once.
 """
 
@@ -123,31 +123,54 @@ class RedisSource:
         return self._decode(entries)
 
     def _claim(self, count: int) -> list[Pending]:
+        """Entries idle for claim_idle_ms in the group (their consumer stopped, or the reply could not be
+        sent), taken over by this consumer, except what this consumer holds in its own backlog: those
+        wait here on purpose, and claiming them (XAUTOCLAIM cannot leave them out) counted a delivery each
+        time, so a request that waited behind a burst was given up as poisonous though no worker stopped,
+        and answered twice (the error, then its result from the backlog)."""
         now = time.monotonic()
         if now - self._last_claim < CLAIM_EVERY_S:
             return []
         self._last_claim = now
+        held = {p.handle for p in self._backlog}
         try:
-            reply = self.client.xautoclaim(
-                self.stream, SERVING_GROUP, self.consumer, self.config.claim_idle_ms, "0-0", count=count
+            # Idle entries in id order; ours among them are at most len(held), so `count` others still fit.
+            stale = self.client.xpending_range(
+                self.stream,
+                SERVING_GROUP,
+                min="-",
+                max="+",
+                count=count + len(held),
+                idle=self.config.claim_idle_ms,
+            )
+            stale = [entry for entry in stale if entry["message_id"] not in held][:count]
+            if not stale:
+                return []
+            # Not JUSTID: the claim counts a delivery, which is what a take-over is. An entry another worker
+            # claimed since (no longer idle) is left to it; one deleted from the stream meanwhile is dropped
+            # from the pending list by Redis (≥ 7) and not returned.
+            entries = self.client.xclaim(
+                self.stream,
+                SERVING_GROUP,
+                self.consumer,
+                self.config.claim_idle_ms,
+                [entry["message_id"] for entry in stale],
             )
         except redis.ResponseError as exc:
             if not _stream_gone(exc):
                 raise
             self.ensure_group()
             return []
-        claimed = self._decode([e for e in reply[1] if e and e[1]])
+        # The delivery this claim just added is counted in: the same figure XPENDING now shows.
+        deliveries = {entry["message_id"]: int(entry["times_delivered"]) + 1 for entry in stale}
+        claimed = self._decode([e for e in entries if e and e[0] is not None and e[1]])
         if claimed:
             metrics.RECLAIMED.inc(len(claimed))
             log.warning("took over %d request(s) from a stopped consumer", len(claimed))
-        return [pending for pending in claimed if not self._give_up_if_poisonous(pending)]
+        return [p for p in claimed if not self._give_up_if_poisonous(p, deliveries.get(p.handle, 0))]
 
-    def _give_up_if_poisonous(self, pending: Pending) -> bool:
+    def _give_up_if_poisonous(self, pending: Pending, deliveries: int) -> bool:
         """Answer (with an error) a request whose workers kept stopping; True when it was given up."""
-        [entry] = self.client.xpending_range(
-            self.stream, SERVING_GROUP, min=pending.handle, max=pending.handle, count=1
-        ) or [{"times_delivered": 0}]
-        deliveries = int(entry["times_delivered"])
         if deliveries <= self.config.max_deliveries:
             return False
         request = pending.request

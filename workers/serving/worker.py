@@ -10,6 +10,7 @@ import threading
 import uuid
 
 import redis
+import torch
 
 from workers.engine.base_model import load_base_model
 from workers.serving.batcher import Batcher
@@ -52,6 +53,8 @@ def serve(config: ServingConfig, stop: threading.Event | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+    if config.torch_threads:  # before the model loads: its first ops size torch's thread pool
+        torch.set_num_threads(config.torch_threads)
     fm = load_base_model(config.base_model, device=config.device or None)
     consumer = consumer_name()
     cache = PromptCache(
@@ -60,7 +63,7 @@ def serve(config: ServingConfig, stop: threading.Event | None = None) -> None:
     batcher = Batcher(fm, cache, config, worker=consumer)
     source = RedisSource(redis.Redis.from_url(config.redis_url), config, consumer)
     serve_metrics(config.metrics_port, lambda: _checks(config))
-    log.info("serving %s as %s", config.base_model, consumer)
+    log.info("serving %s as %s (torch threads: %d)", config.base_model, consumer, torch.get_num_threads())
     print(f"serving worker ready: {consumer}", flush=True)
     _serve_through_outages(source, batcher, config, stop, consumer)
     source.leave()

@@ -102,6 +102,14 @@ class _ThreadShares:
 thread_shares = _ThreadShares()
 
 
+def admit(actor: Actor):
+    """Hold one of the tenant's SERVING_TENANT_MAX_CONCURRENT places in this process for a prediction, or
+    refuse it (429). Taken first, before the body is parsed, the prompt looked up or the inputs checked:
+    a team over its share is refused at almost no cost, so its flood cannot take the CPU (and database)
+    time that other teams' predictions in this process need."""
+    return thread_shares.hold(str(actor.tenant.pk))
+
+
 def resolve(
     actor: Actor, name: str, alias: str | None = None, version: int | None = None
 ) -> tuple[TaskPrompt, PromptVersion]:
@@ -193,7 +201,8 @@ def predict(
     timeout_ms: int | None = None,
     max_new_tokens: int | None = None,
 ) -> Prediction:
-    """Outputs for `rows` from the serving pool; counts the tenant's usage when answered."""
+    """Outputs for `rows` from the serving pool; counts the tenant's usage when answered. The caller holds
+    the tenant's place (`admit`) around the whole request."""
     timeout_s = min(timeout_ms or settings.SERVING_TIMEOUT_MS, settings.SERVING_TIMEOUT_MS) / 1000
     now = time.time()
     request: ServeRequest = {
@@ -213,8 +222,7 @@ def predict(
         request["max_new_tokens"] = max_new_tokens
     sent = time.perf_counter()
     try:
-        with thread_shares.hold(request["tenant_id"]):
-            reply = client.submit(request, timeout_s + client.REPLY_GRACE_S)
+        reply = client.submit(request, timeout_s + client.REPLY_GRACE_S)
     except client.TenantOverloaded:
         raise TenantOverloaded from None
     except client.Overloaded:

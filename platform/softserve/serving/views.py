@@ -28,14 +28,15 @@ class Predict(APIView):
 
     @extend_schema(request=PredictSerializer, responses={200: PredictResponseSerializer})
     def post(self, request, name):
-        form = PredictSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        data = form.validated_data
-        prompt, version = actions.resolve(request.actor, name, data.get("alias"), data.get("version"))
-        rows = actions.validate_inputs(prompt, data["inputs"])
-        prediction = actions.predict(
-            request.actor, prompt, version, rows, data.get("timeout_ms"), data.get("max_new_tokens")
-        )
+        with actions.admit(request.actor):  # first: a team over its share is refused before any work
+            form = PredictSerializer(data=request.data)
+            form.is_valid(raise_exception=True)
+            data = form.validated_data
+            prompt, version = actions.resolve(request.actor, name, data.get("alias"), data.get("version"))
+            rows = actions.validate_inputs(prompt, data["inputs"])
+            prediction = actions.predict(
+                request.actor, prompt, version, rows, data.get("timeout_ms"), data.get("max_new_tokens")
+            )
         return Response(prediction.body, headers={"Server-Timing": prediction.server_timing})
 
 
@@ -46,6 +47,10 @@ class Completions(APIView):
 
     @extend_schema(request=CompletionSerializer, responses={200: CompletionResponseSerializer})
     def post(self, request):
+        with actions.admit(request.actor):  # first: a team over its share is refused before any work
+            return self._complete(request)
+
+    def _complete(self, request):
         form = CompletionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
