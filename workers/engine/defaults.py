@@ -62,8 +62,9 @@ _PROMPT = MethodDefaults(
     learning_rate=3e-2,
     init="labels",
     max_minutes=30.0,
-    reason="SST-2, 300 steps of 16: label init + AdamW 3e-2 scored 87.85% against 86.00% with Adafactor 0.3, "
-    "which is also unstable across seeds (77.1±11.4% over seeds 0-2 at 100 steps, vocab init).",
+    reason="SST-2, 300 steps of 16: label init + AdamW 3e-2 scored 87.85% against 86.00% with Adafactor "
+    "0.3; the README's 15-minute command with these defaults: 88.7% and 87.3% on 1,000 unseen dev rows "
+    "(seeds 0, 1).",
 )
 
 DEFAULTS: dict[str, MethodDefaults] = {
