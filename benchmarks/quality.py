@@ -49,7 +49,15 @@ GROUPS = {
         "softserve-vocab-whole-adafactor0.3",
         "peft-vocab-adafactor0.3",
     ],
-    "main": ["design-0shot", "prompt-labels", "peft-vocab-adafactor0.3", "prefix", "ptuning", "lora", "full-ft"],
+    "main": [
+        "design-0shot",
+        "prompt-labels",
+        "peft-vocab-adafactor0.3",
+        "prefix",
+        "ptuning",
+        "lora",
+        "full-ft",
+    ],
 }
 QUICK_ROWS = "prompt-labels,lora"
 
@@ -60,7 +68,9 @@ def expand(rows: str) -> list[str]:
     for item in rows.split(","):
         for name in GROUPS.get(item, [item]):
             if name not in ROWS:
-                raise SystemExit(f"unknown row {name!r}; rows: {', '.join(ROWS)}; groups: {', '.join(GROUPS)}")
+                raise SystemExit(
+                    f"unknown row {name!r}; rows: {', '.join(ROWS)}; groups: {', '.join(GROUPS)}"
+                )
             if name not in names:
                 names.append(name)
     return names
@@ -77,8 +87,10 @@ def run_child(protocol: str, row: str, seed: int, log) -> bool:
     done = subprocess.run(command, stdout=log, stderr=log, check=False)
     ok = done.returncode == 0 and record_path(protocol, row, seed).is_file()
     status = "ok" if ok else f"FAILED (exit {done.returncode})"
-    print(f"[{time.strftime('%H:%M:%S')}] {row} seed {seed}: {status} in {time.perf_counter() - started:.0f}s",
-          flush=True)
+    print(
+        f"[{time.strftime('%H:%M:%S')}] {row} seed {seed}: {status} in {time.perf_counter() - started:.0f}s",
+        flush=True,
+    )
     return ok
 
 
@@ -142,7 +154,7 @@ def main() -> None:
                 subprocess.run([sys.executable, __file__, "--protocol", protocol, "--norms"], check=False)
     from benchmarks.quality_report import report
 
-    summary = report(protocol, rows, seeds, plots=not args.no_plots)
+    summary = report(protocol, rows, seeds, plots_=not args.no_plots)
     summary["wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(summary))
 
