@@ -10,7 +10,8 @@ from the records.
 
 Protocols: `small` (the README's tables: 60 steps of batch 8, the first 300 dev rows, a 100-row
 early-stopping probe carved from train, evaluated every 15 steps, inputs cut to 64 tokens, 3 seeds),
-`quick` (`--quick`: 10 steps, two rows, 60 dev rows, one seed: a minute or two) and `full` (300 steps of
+`quick` (`--quick`: 4 steps of batch 4, rows prompt-labels and lora, 40 dev rows, a 16-row probe,
+one seed, no plots: 1.5 minutes on the shared 2-core CPU) and `full` (300 steps of
 16, all 2,000 dev rows, a 500-row probe, one seed: the earlier README figures).
 
     python benchmarks/quality.py --protocol small --seeds 3 --rows ablation,vocab-gap,main
@@ -154,7 +155,7 @@ def main() -> None:
                 subprocess.run([sys.executable, __file__, "--protocol", protocol, "--norms"], check=False)
     from benchmarks.quality_report import report
 
-    summary = report(protocol, rows, seeds, plots_=not args.no_plots)
+    summary = report(protocol, rows, seeds, plots_=not (args.no_plots or args.quick))
     summary["wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(summary))
 
