@@ -81,9 +81,10 @@ def record_path(protocol: str, row: str, seed: int) -> Path:
     return RESULTS / "quality_runs" / protocol / f"{row}-s{seed}.json"
 
 
-def run_child(protocol: str, row: str, seed: int, log) -> bool:
+def run_child(protocol: str, row: str, seed: int, threads: int, log) -> bool:
     """One row × seed in a fresh process; True when its record was written."""
     command = [sys.executable, __file__, "--protocol", protocol, "--one", row, "--seed", str(seed)]
+    command += ["--threads", str(threads)]
     started = time.perf_counter()
     done = subprocess.run(command, stdout=log, stderr=log, check=False)
     ok = done.returncode == 0 and record_path(protocol, row, seed).is_file()
@@ -95,13 +96,15 @@ def run_child(protocol: str, row: str, seed: int, log) -> bool:
     return ok
 
 
-def child(protocol: str, row: str, seed: int) -> None:
+def child(protocol: str, row: str, seed: int, threads: int) -> None:
+    import torch
     from transformers.utils import logging as hf_logging
 
     from benchmarks.quality_rows import run_row
 
     warnings.filterwarnings("ignore")
     hf_logging.set_verbosity_error()
+    torch.set_num_threads(threads)
     record = run_row(PROTOCOLS[protocol], row, seed)
     path = record_path(protocol, row, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +127,12 @@ def main() -> None:
     parser.add_argument("--rows", default=None, help=f"rows or groups ({', '.join(GROUPS)}), comma-separated")
     parser.add_argument("--report", action="store_true", help="no training: tables and plots from records")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per child (default 1: on a shared CPU a second thread mostly spins)",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child: train one row for --seed
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--norms", action="store_true", help=argparse.SUPPRESS)  # the child: init norms
@@ -131,7 +140,7 @@ def main() -> None:
     protocol = "quick" if args.quick else args.protocol
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.one:
-        child(protocol, args.one, args.seed)
+        child(protocol, args.one, args.seed, args.threads)
         return
     if args.norms:
         from benchmarks.quality_report import write_norms
@@ -150,7 +159,7 @@ def main() -> None:
         print(f"{len(todo)} runs to do ({protocol}); child output in {log_path}", flush=True)
         with log_path.open("a") as log:
             for row, seed in todo:
-                run_child(protocol, row, seed, log)
+                run_child(protocol, row, seed, args.threads, log)
             if "vocab-gap" in (args.rows or "") and not (log_path.parent / "norms.json").is_file():
                 subprocess.run([sys.executable, __file__, "--protocol", protocol, "--norms"], check=False)
     from benchmarks.quality_report import report
