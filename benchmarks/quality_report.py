@@ -195,6 +195,14 @@ def plots(records, protocol: str, out: Path = RESULTS) -> list[str]:
     import matplotlib.pyplot as plt
 
     written = []
+    zero_shot = records.get("design-0shot")
+
+    def reference(ax) -> None:
+        if zero_shot:
+            acc = 100 * zero_shot[0]["dev_accuracy"]
+            ax.axhline(acc, color="firebrick", linestyle="--", linewidth=1, label=f"0-shot design {acc:.1f}%")
+            ax.legend(fontsize=8, loc="lower right")
+
     suffix = "" if protocol == "small" else f"_{protocol}"
     lengths = [(p, records[n]) for p, n in LENGTH_ROWS.items() if records.get(n)]
     if lengths:
@@ -210,6 +218,7 @@ def plots(records, protocol: str, out: Path = RESULTS) -> list[str]:
         ax.set_ylabel("SST-2 dev accuracy % (300 rows)")
         ax.set_title("Prompt length, mean ± sd over seeds (dots: seeds)")
         ax.grid(alpha=0.3)
+        reference(ax)
         fig.tight_layout()
         path = out / f"quality_ablation_length{suffix}.png"
         fig.savefig(path, dpi=110)
@@ -228,6 +237,7 @@ def plots(records, protocol: str, out: Path = RESULTS) -> list[str]:
         ax.set_ylabel("SST-2 dev accuracy % (300 rows)")
         ax.set_title("Prompt init, P=20, mean ± sd over seeds (dots: seeds)")
         ax.grid(axis="y", alpha=0.3)
+        reference(ax)
         fig.tight_layout()
         path = out / f"quality_ablation_init{suffix}.png"
         fig.savefig(path, dpi=110)
@@ -243,7 +253,7 @@ def plots(records, protocol: str, out: Path = RESULTS) -> list[str]:
                 points = [c for r in runs for c in r["curve"] if c[0] == step]
                 acc.append(100 * statistics.fmean(c[2] for c in points))
                 wall.append(statistics.fmean(c[1] for c in points) / 60)
-            label = f"{name} ({len(runs)} seeds)"
+            label = f"{name} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
             left.plot(steps, acc, marker="o", label=label)
             right.plot(wall, acc, marker="o", label=label)
         left.set_xlabel("training step (batch 8)")
