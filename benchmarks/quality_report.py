@@ -178,11 +178,20 @@ def write_norms(path: Path, seeds: Iterable[int] = range(3)) -> None:
         model = peft_prompt_model(fm, "SAMPLE_VOCAB")
         peft_draws.append(model.get_prompt_embedding_to_save("default").detach().float())
     draws["PEFT SAMPLE_VOCAB, P=20"] = peft_draws
+    control_rows = table_[control] if control else torch.zeros(0, table_.shape[1])
+
+    def control_drawn(v: torch.Tensor) -> int:
+        """Rows of a draw that are a control token's embedding."""
+        return int((torch.cdist(v, control_rows) < 1e-6).any(dim=1).sum()) if control else 0
+
     for name, vectors in draws.items():
         per_seed = [float(v.norm(dim=1).mean()) for v in vectors]
         rows[name + f" (seeds {seeds[0]}–{seeds[-1]})"] = {
             "mean_norm": mean_of(vectors),
-            "note": "per seed " + ", ".join(f"{x:.3f}" for x in per_seed),
+            "note": "per seed "
+            + ", ".join(f"{x:.3f}" for x in per_seed)
+            + "; control tokens drawn per seed: "
+            + ", ".join(str(control_drawn(v)) for v in vectors),
         }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"rows": rows, "control_ids": control}, indent=1) + "\n")
