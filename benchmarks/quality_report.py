@@ -1,0 +1,305 @@
+"""Tables, plots and the summary of `quality.py`, computed from the per-seed records alone."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.quality_rows import ROWS
+
+RESULTS = Path(__file__).resolve().parent / "results"
+LENGTH_ROWS = {
+    1: "prompt-len1",
+    5: "prompt-len5",
+    20: "prompt-labels",
+    100: "prompt-len100",
+    150: "prompt-len150",
+}
+INIT_ROWS = {
+    "random uniform": "prompt-random",
+    "sampled vocab": "prompt-vocab",
+    "class labels": "prompt-labels",
+    "text": "prompt-text",
+}
+CURVE_ROWS = ["prompt-labels", "ptuning", "prefix", "lora"]
+
+
+def mean_sd(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    values = list(values)
+    if not values:
+        raise ValueError("no values")
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def fmt_pct(values: list[float]) -> str:
+    """'86.3 ± 1.2' in percent; one value: '86.3'; none: '—'."""
+    if not values:
+        return "—"
+    mean, sd = mean_sd(values)
+    return f"{100 * mean:.1f}" if len(values) == 1 else f"{100 * mean:.1f} ± {100 * sd:.1f}"
+
+
+def fmt_bytes(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def load_records(protocol: str, root: Path = RESULTS) -> dict[str, list[dict[str, Any]]]:
+    """{row: [records, by seed]} from quality_runs/<protocol>/."""
+    records: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted((root / "quality_runs" / protocol).glob("*-s*.json")):
+        record = json.loads(path.read_text())
+        records.setdefault(record["row"], []).append(record)
+    for rows in records.values():
+        rows.sort(key=lambda r: r["seed"])
+    return records
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± sd over seeds of one row's records."""
+    out: dict[str, Any] = {"seeds": [r["seed"] for r in runs]}
+    for key in ("dev_accuracy", "dev_macro_f1", "train_wall_s", "train_cpu_s", "peak_rss_mb", "best_step"):
+        mean, sd = mean_sd(r[key] for r in runs)
+        out[key] = round(mean, 4)
+        out[key + "_sd"] = round(sd, 4)
+    out["per_seed_accuracy"] = [r["dev_accuracy"] for r in runs]
+    out["storage_bytes"] = runs[0]["storage_bytes"]
+    out["serving_bytes"] = runs[0]["serving_bytes"]
+    return out
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def seeds_note(runs: list[dict[str, Any]], want: int) -> str:
+    return f"{len(runs)}" if len(runs) >= want else f"{len(runs)}/{want}"
+
+
+def main_table(records, names: list[str], seeds: int) -> str:
+    rows = []
+    for name in names:
+        runs = records.get(name, [])
+        acc = [r["dev_accuracy"] for r in runs]
+        f1 = [r["dev_macro_f1"] for r in runs]
+        if runs:
+            s = summarise(runs)
+            trained = ROWS[name].trained
+            cols = [
+                f"{s['best_step']:.0f}" if trained else "—",
+                f"{s['train_wall_s']:.0f}" if trained else "—",
+                f"{s['train_cpu_s']:.0f}" if trained else "—",
+                f"{s['peak_rss_mb']:.0f}",
+                fmt_bytes(s["storage_bytes"]) if trained else "0",
+                fmt_bytes(s["serving_bytes"]),
+            ]
+        else:
+            cols = ["—"] * 6
+        n = seeds_note(runs, seeds if ROWS[name].trained else 1)
+        rows.append([f"{ROWS[name].label} (`{name}`)", fmt_pct(acc), fmt_pct(f1), n, *cols])
+    headers = [
+        "row",
+        "dev acc %",
+        "macro-F1 %",
+        "seeds",
+        "best step (mean)",
+        "train wall s",
+        "train CPU s",
+        "peak RSS MB",
+        "storage / task",
+        "serving memory / task",
+    ]
+    return table(headers, rows)
+
+
+def ablation_table(records, mapping: dict, seeds: int, key_name: str) -> str:
+    rows = []
+    for key, name in mapping.items():
+        runs = records.get(name, [])
+        per_seed = ", ".join(f"{100 * r['dev_accuracy']:.1f}" for r in runs) or "—"
+        wall = f"{mean_sd(r['train_wall_s'] for r in runs)[0]:.0f}" if runs else "—"
+        rows.append(
+            [str(key), fmt_pct([r["dev_accuracy"] for r in runs]), seeds_note(runs, seeds), per_seed, wall]
+        )
+    return table([key_name, "dev acc % (mean ± sd)", "seeds", "per seed", "train wall s"], rows)
+
+
+def norms_table(norms: dict[str, Any]) -> str:
+    rows = [[name, f"{v['mean_norm']:.3f}", v.get("note", "")] for name, v in norms["rows"].items()]
+    return table(["embedding rows", "mean L2 norm", "note"], rows)
+
+
+def write_norms(path: Path, seeds: Iterable[int] = range(3)) -> None:
+    """Mean embedding norm of the rows each vocab init starts from, against the label rows."""
+    import torch
+
+    from benchmarks.common import peft_prompt_model
+    from benchmarks.quality_rows import whole_vocab_init
+    from workers.engine.base_model import load_base_model
+    from workers.engine.prompt_tuning import common_token_ids, init_prompt
+
+    fm = load_base_model()
+    table_ = fm.model.get_input_embeddings().weight.detach().float()
+    norms = table_.norm(dim=1)
+    pool = common_token_ids(fm)
+    seeds = list(seeds)
+    tok = fm.tokenizer
+    control = [i for i in pool[:40].tolist() if tok.convert_ids_to_tokens(i).startswith("<")]
+    rows: dict[str, dict[str, Any]] = {}
+
+    def mean_of(vectors: list[torch.Tensor]) -> float:
+        return float(torch.cat(vectors).norm(dim=1).mean())
+
+    labels = [fm.embed(torch.tensor(fm.encode_target(w))).detach().float() for w in ("negative", "positive")]
+    rows["class-label rows (' negative', ' positive')"] = {"mean_norm": mean_of(labels)}
+    rows["whole vocabulary (every row)"] = {"mean_norm": float(norms.mean())}
+    rows["Softserve pool (5,000 lowest non-special ids, every row)"] = {
+        "mean_norm": float(norms[pool].mean())
+    }
+    rows["control tokens in the pool"] = {
+        "mean_norm": float(norms[control].mean()) if control else float("nan"),
+        "note": f"{len(control)} ids in the pool: {control[:20]}",
+    }
+    draws = {
+        "Softserve vocab init (pool), P=20": [init_prompt(fm, 20, "vocab", seed=s) for s in seeds],
+        "Softserve vocab init (whole vocabulary), P=20": [whole_vocab_init(fm, 20, s) for s in seeds],
+    }
+    peft_draws = []
+    for s in seeds:
+        torch.manual_seed(s)
+        model = peft_prompt_model(fm, "SAMPLE_VOCAB")
+        peft_draws.append(model.get_prompt_embedding_to_save("default").detach().float())
+    draws["PEFT SAMPLE_VOCAB, P=20"] = peft_draws
+    control_rows = table_[control] if control else torch.zeros(0, table_.shape[1])
+
+    def control_drawn(v: torch.Tensor) -> int:
+        """Rows of a draw that are a control token's embedding."""
+        return int((torch.cdist(v, control_rows) < 1e-6).any(dim=1).sum()) if control else 0
+
+    for name, vectors in draws.items():
+        per_seed = [float(v.norm(dim=1).mean()) for v in vectors]
+        rows[name + f" (seeds {seeds[0]}–{seeds[-1]})"] = {
+            "mean_norm": mean_of(vectors),
+            "note": "per seed "
+            + ", ".join(f"{x:.3f}" for x in per_seed)
+            + "; control tokens drawn per seed: "
+            + ", ".join(str(control_drawn(v)) for v in vectors),
+        }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"rows": rows, "control_ids": control}, indent=1) + "\n")
+
+
+def plots(records, protocol: str, out: Path = RESULTS) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    zero_shot = records.get("design-0shot")
+
+    def reference(ax) -> None:
+        if zero_shot:
+            acc = 100 * zero_shot[0]["dev_accuracy"]
+            ax.axhline(acc, color="firebrick", linestyle="--", linewidth=1, label=f"0-shot design {acc:.1f}%")
+            ax.legend(fontsize=8, loc="lower right")
+
+    suffix = "" if protocol == "small" else f"_{protocol}"
+    lengths = [(p, records[n]) for p, n in LENGTH_ROWS.items() if records.get(n)]
+    if lengths:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        xs = [p for p, _ in lengths]
+        stats = [mean_sd(r["dev_accuracy"] for r in runs) for _, runs in lengths]
+        ax.errorbar(xs, [100 * m for m, _ in stats], yerr=[100 * s for _, s in stats], marker="o", capsize=4)
+        for p, runs in lengths:
+            ax.scatter([p] * len(runs), [100 * r["dev_accuracy"] for r in runs], s=10, color="grey", zorder=3)
+        ax.set_xscale("log")
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.set_xlabel("prompt length P (label init)")
+        ax.set_ylabel("SST-2 dev accuracy % (300 rows)")
+        ax.set_title("Prompt length, mean ± sd over seeds (dots: seeds)")
+        ax.grid(alpha=0.3)
+        reference(ax)
+        fig.tight_layout()
+        path = out / f"quality_ablation_length{suffix}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path.name)
+    inits = [(k, records[n]) for k, n in INIT_ROWS.items() if records.get(n)]
+    if inits:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        stats = [mean_sd(r["dev_accuracy"] for r in runs) for _, runs in inits]
+        xs = range(len(inits))
+        ax.bar(xs, [100 * m for m, _ in stats], yerr=[100 * s for _, s in stats], capsize=5, color="#7fa7d6")
+        for x, (_, runs) in zip(xs, inits, strict=True):
+            ax.scatter([x] * len(runs), [100 * r["dev_accuracy"] for r in runs], s=10, color="k", zorder=3)
+        ax.set_xticks(list(xs), [k for k, _ in inits])
+        ax.set_ylim(40, 100)
+        ax.set_ylabel("SST-2 dev accuracy % (300 rows)")
+        ax.set_title("Prompt init, P=20, mean ± sd over seeds (dots: seeds)")
+        ax.grid(axis="y", alpha=0.3)
+        reference(ax)
+        fig.tight_layout()
+        path = out / f"quality_ablation_init{suffix}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path.name)
+    curves = [(n, records[n]) for n in CURVE_ROWS if records.get(n)]
+    if curves:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+        for name, runs in curves:
+            steps = sorted({c[0] for r in runs for c in r["curve"]})
+            acc, wall = [], []
+            for step in steps:
+                points = [c for r in runs for c in r["curve"] if c[0] == step]
+                acc.append(100 * statistics.fmean(c[2] for c in points))
+                wall.append(statistics.fmean(c[1] for c in points) / 60)
+            label = f"{name} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
+            left.plot(steps, acc, marker="o", label=label)
+            right.plot(wall, acc, marker="o", label=label)
+        left.set_xlabel("training step (batch 8)")
+        right.set_xlabel("wall-clock minutes (shared 2-core CPU, probe evaluations included)")
+        left.set_ylabel("probe accuracy % (100 train-split rows)")
+        left.set_title("accuracy vs steps (mean over seeds)")
+        right.set_title("accuracy vs wall clock (mean over seeds)")
+        for ax in (left, right):
+            ax.grid(alpha=0.3)
+        left.legend(fontsize=8)
+        fig.tight_layout()
+        path = out / f"quality_curves{suffix}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path.name)
+    return written
+
+
+def report(protocol: str, names: list[str], seeds: int, plots_: bool = True, root: Path = RESULTS) -> dict:
+    """Print the markdown tables for `names` (plus the ablation and vocab-gap tables when their rows
+    have records); return the summary the last line of quality.py prints."""
+    records = load_records(protocol, root)
+    print(f"\n### Rows ({protocol} protocol)\n")
+    print(main_table(records, names, seeds))
+    if any(records.get(n) for n in LENGTH_ROWS.values()):
+        print("\n### Prompt length (label init, AdamW 3e-2)\n")
+        print(ablation_table(records, LENGTH_ROWS, seeds, "P"))
+        print("\n### Init (P=20, AdamW 3e-2)\n")
+        print(ablation_table(records, INIT_ROWS, seeds, "init"))
+    norms_path = root / "quality_runs" / protocol / "norms.json"
+    if norms_path.is_file():
+        print("\n### Embedding norms of the vocab inits' rows\n")
+        print(norms_table(json.loads(norms_path.read_text())))
+    written = plots(records, protocol, root) if plots_ else []
+    summary: dict[str, Any] = {"protocol": protocol, "plots": written}
+    for name in names:
+        if records.get(name):
+            s = summarise(records[name])
+            summary[name] = {k: s[k] for k in ("dev_accuracy", "dev_accuracy_sd", "seeds", "train_wall_s")}
+    return summary
