@@ -11,8 +11,9 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable
 
-from workers.engine.defaults import DEFAULTS, PROMPT_LENGTH, STEPS, rate_text
+from workers.engine.defaults import DEFAULTS, ENSEMBLE, PROMPT_LENGTH, STEPS, MethodDefaults, rate_text
 from workers.engine.errors import EngineError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,6 +38,11 @@ def template_argument(value: str) -> str:
             out.append(value[i])
             i += 1
     return "".join(out)
+
+
+def _per_method(value: Callable[[MethodDefaults], str]) -> str:
+    """One setting's default for each method, for a help text: "prompt labels, prefix vocab, …"."""
+    return ", ".join(f"{m} {value(d)}" for m, d in DEFAULTS.items() if m != ENSEMBLE)
 
 
 def _defaults_epilog() -> str:
@@ -99,26 +105,20 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--init",
         default=None,
-        help="random, vocab, labels, text or file (default: the method's, "
-        + ", ".join(f"{m} {d.init}" for m, d in DEFAULTS.items() if m != "ensemble")
-        + ")",
+        help=f"random, vocab, labels, text or file (default: the method's, {_per_method(lambda d: d.init)})",
     )
     train.add_argument("--init-text", default=None)
     train.add_argument("--init-file", default=None, help="a saved prompt to continue from")
     train.add_argument(
         "--optimizer",
         default=None,
-        help="adafactor or adamw (default: the method's, "
-        + ", ".join(f"{m} {d.optimizer}" for m, d in DEFAULTS.items() if m != "ensemble")
-        + ")",
+        help=f"adafactor or adamw (default: the method's, {_per_method(lambda d: d.optimizer)})",
     )
     train.add_argument(
         "--lr",
         type=float,
         default=None,
-        help="learning rate (default: the method's, "
-        + ", ".join(f"{m} {rate_text(d.learning_rate)}" for m, d in DEFAULTS.items() if m != "ensemble")
-        + ")",
+        help=f"learning rate (default: the method's, {_per_method(lambda d: rate_text(d.learning_rate))})",
     )
     train.add_argument("--weight-decay", type=float, default=1e-5)
     train.add_argument("--train-batch-size", type=int, default=16)
