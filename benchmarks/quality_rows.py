@@ -209,11 +209,13 @@ def run_engine(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
         **settings,
     )
     curve: list = []
+    cpu_started = time.process_time()
 
     def on_progress(progress) -> None:
         if progress.step % config.eval_every == 0 or progress.step == config.steps:
             acc = progress.dev["accuracy"] if progress.dev else progress.best_dev  # a bank: members' best
-            curve.append([progress.step, round(progress.elapsed_s, 1), acc])
+            cpu = round(time.process_time() - cpu_started, 1)
+            curve.append([progress.step, round(progress.elapsed_s, 1), acc, cpu])
 
     if pool == "whole":
         initial = whole_vocab_init(bench.fm, config.prompt_length, seed)
@@ -271,7 +273,7 @@ def hf_loop(
     optimizer = make_optimizer(params, settings)
     rng, order = random.Random(seed), []
     best = (-1.0, 0, None)
-    curve, started = [], time.perf_counter()
+    curve, started, cpu_started = [], time.perf_counter(), time.process_time()
     model.train()
     for step in range(1, p.steps + 1):
         if len(order) < p.batch_size:
@@ -288,7 +290,8 @@ def hf_loop(
             with torch.no_grad():
                 acc = probe()
             model.train()
-            curve.append([step, round(time.perf_counter() - started, 1), acc])
+            cpu = round(time.process_time() - cpu_started, 1)
+            curve.append([step, round(time.perf_counter() - started, 1), acc, cpu])
             if acc > best[0]:
                 best = (acc, step, snapshot())
     model.eval()
@@ -446,7 +449,8 @@ def run_row(protocol: Protocol, name: str, seed: int) -> dict[str, Any]:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "storage_bytes": result["storage_bytes"],
         "serving_bytes": result["serving_bytes"],
-        "curve": result["curve"],  # [step, wall s since training began, probe accuracy]
+        # [step, wall s since training began, probe accuracy, CPU s since training began]
+        "curve": result["curve"],
         "torch_threads": torch.get_num_threads(),
         **{k: v for k, v in result.items() if k in ("trainable_params", "resolved_config")},
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
