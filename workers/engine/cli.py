@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from workers.engine.defaults import DEFAULTS, ENSEMBLE, PROMPT_LENGTH, STEPS, MethodDefaults, rate_text
+from workers.engine.defaults import DEFAULTS, PROMPT_LENGTH, STEPS, MethodDefaults, per_method, rate_text
 from workers.engine.errors import EngineError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -41,8 +41,7 @@ def template_argument(value: str) -> str:
 
 
 def _per_method(value: Callable[[MethodDefaults], str]) -> str:
-    """One setting's default for each method, for a help text: "prompt labels, prefix vocab, …"."""
-    return ", ".join(f"{m} {value(d)}" for m, d in DEFAULTS.items() if m != ENSEMBLE)
+    return per_method(value, ensemble=False)  # an ensemble's members take their method's settings
 
 
 def _defaults_epilog() -> str:

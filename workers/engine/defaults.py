@@ -7,6 +7,7 @@ table is checked against this module by a test (tests/engine/test_defaults.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 OPTIMIZERS = ("adafactor", "adamw")
@@ -107,6 +108,11 @@ def defaults_for(method: str, ensemble: bool = False) -> MethodDefaults:
     if method == _ENSEMBLE_MEMBERS:
         return DEFAULTS[ENSEMBLE]
     return replace(chosen, max_minutes=DEFAULTS[ENSEMBLE].max_minutes)
+
+
+def per_method(value: Callable[[MethodDefaults], str], ensemble: bool = True) -> str:
+    """One setting's default for each method, for help texts: "prompt labels, prefix vocab, …"."""
+    return ", ".join(f"{m} {value(d)}" for m, d in DEFAULTS.items() if ensemble or m != ENSEMBLE)
 
 
 def defaults_table() -> str:

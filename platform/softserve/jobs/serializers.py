@@ -7,13 +7,21 @@ from softserve.datasets.models import DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import PromptVersion, TaskPrompt, VersionStatus
 from workers.contracts import INITS, JOB_KINDS, METHODS, Init, JobKind, Method, TaskType
-from workers.engine.defaults import DEFAULTS, OPTIMIZERS, PROMPT_LENGTH, STEPS, defaults_for, rate_text
+from workers.engine.defaults import (
+    DEFAULTS,
+    OPTIMIZERS,
+    PROMPT_LENGTH,
+    STEPS,
+    defaults_for,
+    per_method,
+    rate_text,
+)
 from workers.engine.task import template_fields
 
 
-def _per_method(what: str, value) -> str:
+def _per_method(value) -> str:
     """ "default: the method's (prompt labels, prefix vocab, …)" for one setting's help text."""
-    return f"default: the method's ({', '.join(f'{m} {value(d)}' for m, d in DEFAULTS.items())})"
+    return f"default: the method's ({per_method(value)})"
 
 
 # Each method's defaults with the measurement behind them: the `method` field's description in the schema.
@@ -65,9 +73,7 @@ class JobCreateSerializer(serializers.Serializer):
     )
     method = serializers.ChoiceField(choices=METHODS, default=Method.PROMPT, help_text=METHOD_HELP)
     prompt_length = serializers.IntegerField(min_value=1, max_value=150, default=PROMPT_LENGTH)
-    init = serializers.ChoiceField(
-        choices=INITS, required=False, help_text=_per_method("init", lambda d: d.init)
-    )
+    init = serializers.ChoiceField(choices=INITS, required=False, help_text=_per_method(lambda d: d.init))
     init_text = serializers.CharField(
         max_length=2000, required=False, help_text="init text: the words the prompt starts from"
     )
@@ -78,13 +84,13 @@ class JobCreateSerializer(serializers.Serializer):
         help_text="optimiser steps; early stopping keeps the step with the best dev metric (best_step)",
     )
     optimizer = serializers.ChoiceField(
-        choices=OPTIMIZERS, required=False, help_text=_per_method("optimizer", lambda d: d.optimizer)
+        choices=OPTIMIZERS, required=False, help_text=_per_method(lambda d: d.optimizer)
     )
     learning_rate = serializers.FloatField(
         min_value=1e-6,
         max_value=10,
         required=False,
-        help_text=_per_method("learning rate", lambda d: rate_text(d.learning_rate)),
+        help_text=_per_method(lambda d: rate_text(d.learning_rate)),
     )
     batch_size = serializers.IntegerField(min_value=1, max_value=512, default=16)
     members = serializers.IntegerField(min_value=2, max_value=32, required=False)
@@ -93,7 +99,7 @@ class JobCreateSerializer(serializers.Serializer):
         required=False,
         help_text="wall-clock budget in minutes across all attempts, at most SOFTSERVE_JOB_MAX_MINUTES; "
         "when it runs out the job keeps its best prompt so far ("
-        + _per_method("budget", lambda d: f"{d.max_minutes:g}")
+        + _per_method(lambda d: f"{d.max_minutes:g}")
         + ", or SOFTSERVE_JOB_DEFAULT_MINUTES where the operator set it)",
     )
     seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
