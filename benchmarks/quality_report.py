@@ -216,6 +216,13 @@ def plots(records, protocol: str, out: Path = RESULTS) -> list[str]:
     written = []
     zero_shot = records.get("design-0shot")
 
+    def save(fig, stem: str) -> None:
+        fig.tight_layout()
+        path = out / f"{stem}{suffix}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path.name)
+
     def reference(ax) -> None:
         if zero_shot:
             acc = 100 * zero_shot[0]["dev_accuracy"]
@@ -238,11 +245,7 @@ def plots(records, protocol: str, out: Path = RESULTS) -> list[str]:
         ax.set_title("Prompt length, mean ± sd over seeds (dots: seeds)")
         ax.grid(alpha=0.3)
         reference(ax)
-        fig.tight_layout()
-        path = out / f"quality_ablation_length{suffix}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path.name)
+        save(fig, "quality_ablation_length")
     inits = [(k, records[n]) for k, n in INIT_ROWS.items() if records.get(n)]
     if inits:
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -257,11 +260,7 @@ def plots(records, protocol: str, out: Path = RESULTS) -> list[str]:
         ax.set_title("Prompt init, P=20, mean ± sd over seeds (dots: seeds)")
         ax.grid(axis="y", alpha=0.3)
         reference(ax)
-        fig.tight_layout()
-        path = out / f"quality_ablation_init{suffix}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path.name)
+        save(fig, "quality_ablation_init")
     curves = [(n, records[n]) for n in CURVE_ROWS if records.get(n)]
     if curves:
         fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
@@ -283,11 +282,7 @@ def plots(records, protocol: str, out: Path = RESULTS) -> list[str]:
         for ax in (left, right):
             ax.grid(alpha=0.3)
         left.legend(fontsize=8)
-        fig.tight_layout()
-        path = out / f"quality_curves{suffix}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path.name)
+        save(fig, "quality_curves")
     return written
 
 

@@ -299,6 +299,20 @@ def hf_loop(
     return {"best_step": best[1], "best_state": best[2], "steps_run": p.steps, "curve": curve}
 
 
+def loop_result(dev: dict[str, Any], out: dict[str, Any], task_bytes: int, **extra: Any) -> dict[str, Any]:
+    """A row's result after `hf_loop`: its dev figures, the loop's steps and curve, and the bytes one task
+    adds (the same in storage and in serving memory for these rows)."""
+    return {
+        "dev": dev,
+        "steps_run": out["steps_run"],
+        "best_step": out["best_step"],
+        "curve": out["curve"],
+        "storage_bytes": task_bytes,
+        "serving_bytes": task_bytes,
+        **extra,
+    }
+
+
 def run_peft_prompt(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
     from benchmarks.common import peft_prompt_model, peft_prompt_vectors
 
@@ -319,14 +333,7 @@ def run_peft_prompt(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
         vectors,
     )
     prompt = bench.loaded(out["best_state"])
-    return {
-        "dev": bench.score(prompt, bench.dev),
-        "steps_run": out["steps_run"],
-        "best_step": out["best_step"],
-        "curve": out["curve"],
-        "storage_bytes": tensor_bytes(prompt.members),
-        "serving_bytes": tensor_bytes(prompt.members),
-    }
+    return loop_result(bench.score(prompt, bench.dev), out, tensor_bytes(prompt.members))
 
 
 def run_lora(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
@@ -343,8 +350,8 @@ def run_lora(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
     )
     model = get_peft_model(bench.fm.model, config)
-    params = [q for q in model.parameters() if q.requires_grad]
-    names = [n for n, q in model.named_parameters() if q.requires_grad]
+    named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
+    params = [q for _, q in named]
 
     def snapshot():
         return [q.detach().clone() for q in params]
@@ -361,17 +368,13 @@ def run_lora(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
     with torch.no_grad():
         for q, best in zip(params, out["best_state"], strict=True):
             q.copy_(best)
-    adapter = tensor_bytes(params)
-    return {
-        "dev": bench.score(bench.no_prompt(), bench.dev),
-        "steps_run": out["steps_run"],
-        "best_step": out["best_step"],
-        "curve": out["curve"],
-        "storage_bytes": adapter,
-        "serving_bytes": adapter,
-        "trainable_params": sum(q.numel() for q in params),
-        "adapted_tensors": len(names),
-    }
+    return loop_result(
+        bench.score(bench.no_prompt(), bench.dev),
+        out,
+        tensor_bytes(params),
+        trainable_params=sum(q.numel() for q in params),
+        adapted_tensors=len(named),
+    )
 
 
 def run_full_ft(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
@@ -395,16 +398,13 @@ def run_full_ft(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
     model.load_state_dict(out["best_state"])
     model.requires_grad_(False)
     # Tied input/output embeddings count once: what a checkpoint of this task stores.
-    weights = tensor_bytes({id(q): q for q in params}.values())
-    return {
-        "dev": bench.score(bench.no_prompt(), bench.dev),
-        "steps_run": out["steps_run"],
-        "best_step": out["best_step"],
-        "curve": out["curve"],
-        "storage_bytes": weights,
-        "serving_bytes": weights,
-        "trainable_params": sum(q.numel() for q in {id(q): q for q in params}.values()),
-    }
+    distinct = list({id(q): q for q in params}.values())
+    return loop_result(
+        bench.score(bench.no_prompt(), bench.dev),
+        out,
+        tensor_bytes(distinct),
+        trainable_params=sum(q.numel() for q in distinct),
+    )
 
 
 RUNNERS = {

@@ -19,7 +19,7 @@ from webui.forms import dataset_options, errors_of, name_options, page_of, submi
 from webui.insights import thin
 from webui.team import forbidden, team_page
 from workers.contracts import INITS, JOB_KINDS, JOB_STATUSES, METHODS
-from workers.engine.defaults import DEFAULTS, OPTIMIZERS, rate_text
+from workers.engine.defaults import OPTIMIZERS, defaults_rows
 
 # A list shows status and step only: a long metric history (or result) is never decoded for it.
 LIST_DEFERRED = (
@@ -51,22 +51,6 @@ EXPLAINED = {
     "seed": "Same seed, same data, same settings: the same prompt.",
     "version": "Evaluate only: the ready version to score.",
 }
-
-
-# The defaults table under the form: each method's settings and the measurement behind them.
-METHOD_DEFAULTS = [
-    {
-        "method": method,
-        "optimizer": d.optimizer,
-        "learning_rate": rate_text(d.learning_rate),
-        "init": d.init,
-        "prompt_length": d.prompt_length,
-        "steps": d.steps,
-        "max_minutes": f"{d.max_minutes:g}",
-        "reason": d.reason,
-    }
-    for method, d in DEFAULTS.items()
-]
 
 
 @team_page()
@@ -175,7 +159,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
         "methods": METHODS,
         "inits": INITS,
         "optimizers": OPTIMIZERS,
-        "method_defaults": METHOD_DEFAULTS,
+        "method_defaults": defaults_rows(),
         "quota": quota,
         "active": Job.objects.for_tenant(tenant).filter(status__in=ACTIVE).count(),
         "seconds_per_step": per_step,

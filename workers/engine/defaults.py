@@ -115,15 +115,33 @@ def per_method(value: Callable[[MethodDefaults], str], ensemble: bool = True) ->
     return ", ".join(f"{m} {value(d)}" for m, d in DEFAULTS.items() if ensemble or m != ENSEMBLE)
 
 
+def defaults_rows() -> list[dict[str, str]]:
+    """Each method's defaults as display text, one row per method: the README's table and the new-job
+    form's both show these."""
+    return [
+        {
+            "method": method,
+            "optimizer": d.optimizer,
+            "learning_rate": rate_text(d.learning_rate),
+            "init": d.init,
+            "prompt_length": str(d.prompt_length),
+            "steps": str(d.steps),
+            "max_minutes": f"{d.max_minutes:g}",
+            "reason": d.reason,
+        }
+        for method, d in DEFAULTS.items()
+    ]
+
+
 def defaults_table() -> str:
     """The Markdown table the README shows (a test keeps the README's copy equal to this)."""
     lines = [
         "| method | optimizer, learning rate | init | prompt length | steps | time budget | why |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for method, d in DEFAULTS.items():
+    for r in defaults_rows():
         lines.append(
-            f"| {method} | {d.optimizer} {rate_text(d.learning_rate)} | {d.init} | {d.prompt_length} "
-            f"| {d.steps} | {d.max_minutes:g} min | {d.reason} |"
+            f"| {r['method']} | {r['optimizer']} {r['learning_rate']} | {r['init']} | {r['prompt_length']} "
+            f"| {r['steps']} | {r['max_minutes']} min | {r['reason']} |"
         )
     return "\n".join(lines)
