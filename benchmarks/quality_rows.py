@@ -350,8 +350,7 @@ def run_lora(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
     )
     model = get_peft_model(bench.fm.model, config)
-    named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
-    params = [q for _, q in named]
+    params = [q for q in model.parameters() if q.requires_grad]
 
     def snapshot():
         return [q.detach().clone() for q in params]
@@ -373,7 +372,6 @@ def run_lora(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
         out,
         tensor_bytes(params),
         trainable_params=sum(q.numel() for q in params),
-        adapted_tensors=len(named),
     )
 
 
