@@ -152,14 +152,15 @@ def write_norms(path: Path, seeds: Iterable[int] = range(3)) -> None:
     import torch
 
     from benchmarks.common import peft_prompt_model
-    from benchmarks.quality_rows import whole_vocab_init
+    from benchmarks.quality_rows import COMMON_POOL_SIZE, emulated_vocab_init
     from workers.engine.base_model import load_base_model
-    from workers.engine.prompt_tuning import common_token_ids, init_prompt
+    from workers.engine.prompt_tuning import init_prompt
 
     fm = load_base_model()
     table_ = fm.model.get_input_embeddings().weight.detach().float()
     norms = table_.norm(dim=1)
-    pool = common_token_ids(fm)
+    special = set(fm.tokenizer.all_special_ids)
+    pool = torch.tensor([i for i in range(len(norms)) if i not in special][:COMMON_POOL_SIZE])
     seeds = list(seeds)
     tok = fm.tokenizer
     control = [i for i in pool[:40].tolist() if tok.convert_ids_to_tokens(i).startswith("<")]
@@ -179,8 +180,13 @@ def write_norms(path: Path, seeds: Iterable[int] = range(3)) -> None:
         "note": f"{len(control)} ids in the pool: {control[:20]}",
     }
     draws = {
-        "Softserve vocab init (pool), P=20": [init_prompt(fm, 20, "vocab", seed=s) for s in seeds],
-        "Softserve vocab init (whole vocabulary), P=20": [whole_vocab_init(fm, 20, s) for s in seeds],
+        "Softserve vocab init (pool), P=20": [emulated_vocab_init(fm, "common", 20, s) for s in seeds],
+        "Softserve vocab init (whole vocabulary), P=20": [
+            emulated_vocab_init(fm, "whole", 20, s) for s in seeds
+        ],
+        "Softserve vocab init (engine, after the fix), P=20": [
+            init_prompt(fm, 20, "vocab", seed=s) for s in seeds
+        ],
     }
     peft_draws = []
     for s in seeds:

@@ -5,7 +5,7 @@ one a new user gets. Its `--dev` (early stopping) is pointed at the first half o
 split and the trained prompt is scored on the second half, which training never sees (the issue's
 held-out set lives outside ../shared; this half is its proxy). Each seed is its own `softserve-engine`
 process. Baseline: the README's prompt-design command (`baseline`, 0-shot) on the same rows.
-Target: every seed ≥ 88%. `--quick`: a 30-second budget, a 100-row probe, 200 scored rows, one seed.
+Target: every seed ≥ 88%. `--quick`: a 30-second budget, a 100-row probe, 200 rows in each half, one seed.
 Last line: one JSON object.
 """
 
@@ -50,15 +50,16 @@ def set_option(args: list[str], option: str, value: str) -> list[str]:
     return [*args, option, value]
 
 
-def split_dev(folder: Path, scored_rows: int | None) -> tuple[Path, Path]:
-    """The shared dev split's first half (early stopping) and second half (scored), as two CSV files."""
+def split_dev(folder: Path, rows_each: int | None) -> tuple[Path, Path]:
+    """The shared dev split's first half (early stopping) and second half (scored), as two CSV files of
+    at most `rows_each` rows."""
     with dataset_path("sst2", "dev").open(newline="") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
         fields = reader.fieldnames or []
     half = len(rows) // 2
     paths = []
-    for name, part in (("stop", rows[:half]), ("scored", rows[half:][:scored_rows])):
+    for name, part in (("stop", rows[:half][:rows_each]), ("scored", rows[half:][:rows_each])):
         path = folder / f"dev-{name}.csv"
         with path.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=fields)
@@ -81,7 +82,7 @@ def run_engine(args: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="30 s budget, 200 scored rows, one seed")
+    parser.add_argument("--quick", action="store_true", help="30 s budget, 200 rows per dev half, one seed")
     parser.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 2; quick 1)")
     args = parser.parse_args()
     seeds = args.seeds or (1 if args.quick else 2)

@@ -2,7 +2,8 @@
 
 Same frozen default model, same SST-2 rows, same batch size and prompt length, fp32 on the CPU.
 Tokens are real (unpadded) tokens incl. the prompt, so padding a method wastes counts against it.
-Softserve's dev evaluations are excluded from its time. Last line: one JSON object.
+Softserve's dev evaluations are excluded from its time. Then Softserve again at `--precision auto` (the
+default: bf16 autocast where the device runs bf16 natively) against its fp32 run. Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import json
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,6 +32,7 @@ def main() -> None:
     from transformers.optimization import Adafactor
     from transformers.utils import logging as hf_logging
 
+    from workers.engine.bank import resolved_precision
     from workers.engine.base_model import load_base_model
     from workers.engine.data import read_rows, to_examples
     from workers.engine.encoding import TaskEncoder
@@ -72,9 +75,13 @@ def main() -> None:
             steps=steps,
             eval_every=10**9,
             dev_eval_limit=len(probe),
+            precision="fp32",  # PEFT's loop is fp32
         )
         result = train_prompt(fm, spec, train, probe, config, init_prompt(fm, 20, "vocab"))
     ours_peak, ours_delta = sampler.peak_mb, sampler.peak_mb - start_rss
+    auto_config = replace(config, precision="auto")
+    auto = train_prompt(fm, spec, train, probe, auto_config, init_prompt(fm, 20, "vocab"))
+    auto_precision = resolved_precision("auto", fm.device)
 
     # A K=5 bank (an ensemble's members in the same batches) against 5 sequential single-prompt runs.
     members, bank_steps = 5, max(2, steps // 4)
@@ -85,6 +92,7 @@ def main() -> None:
         steps=bank_steps,
         eval_every=10**9,
         dev_eval_limit=len(probe),
+        precision="fp32",
     )
 
     def member(k: int) -> Member:
@@ -109,6 +117,10 @@ def main() -> None:
         f"{'PEFT':<12}{peft['tokens_per_s']:>10.1f}{peft_step_s:>9.2f}{peft_peak:>13.0f}{peft_delta:>14.0f}"
     )
     print(
+        f"Softserve at --precision auto ({auto_precision}): {auto.tokens_per_s:.1f} tokens/s, "
+        f"{auto.tokens_per_s / result.tokens_per_s:.2f}x its fp32 run"
+    )
+    print(
         f"K={members} bank, {bank_steps} steps: {bank_seconds:.1f}s; {members} sequential runs: "
         f"{sequential_seconds:.1f}s; bank speed-up {bank_ratio:.2f}x"
     )
@@ -128,6 +140,9 @@ def main() -> None:
                 "bank_k5_seconds": round(bank_seconds, 1),
                 "sequential_k5_seconds": round(sequential_seconds, 1),
                 "bank_vs_sequential": round(bank_ratio, 3),
+                "auto_precision": auto_precision,
+                "auto_tokens_per_s": round(auto.tokens_per_s, 1),
+                "auto_vs_fp32": round(auto.tokens_per_s / result.tokens_per_s, 3),
             }
         )
     )

@@ -27,7 +27,7 @@ def test_the_defaults_are_the_measured_settings_with_a_reason_each():
     for method, (optimizer, rate, init, minutes) in MEASURED.items():
         d = DEFAULTS[method]
         assert (d.optimizer, d.learning_rate, d.init, d.max_minutes) == (optimizer, rate, init, minutes)
-        assert (d.prompt_length, d.steps) == (20, 300)
+        assert (d.prompt_length, d.steps) == (20, 1000)
         assert d.reason and "\n" not in d.reason
     assert "87.85%" in DEFAULTS["prompt"].reason and "86.0%" in DEFAULTS["prefix"].reason
     assert "89.05%" in DEFAULTS["ptuning"].reason
@@ -76,7 +76,7 @@ def test_an_ensemble_of_another_method_keeps_its_methods_settings_with_the_ensem
 def test_cli_train_without_optimizer_flags_takes_the_defaults_and_its_help_says_why():
     args = _parser().parse_args(["train", "--train", "t.csv", "--out", "p.safetensors"])
     assert (args.optimizer, args.lr, args.init, args.max_minutes) == (None, None, None, None)
-    assert (args.prompt_length, args.steps) == (20, 300)
+    assert (args.prompt_length, args.steps) == (20, 1000)
     help_text = _parser()._subparsers._group_actions[0].choices["train"].format_help()
     flat = " ".join(help_text.split())
     for method, d in DEFAULTS.items():

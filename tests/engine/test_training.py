@@ -113,3 +113,17 @@ def test_a_config_copied_for_another_method_takes_that_methods_optimiser():
     assert prefix.to_dict()["learning_rate"] == 5e-4
     chosen = replace(TrainConfig(optimizer="adamw", learning_rate=0.01), method="ptuning")
     assert (chosen.effective_optimizer, chosen.effective_learning_rate) == ("adamw", 0.01)
+
+
+def test_auto_precision_takes_bf16_only_where_the_device_runs_it_natively(monkeypatch):
+    from workers.engine import bank
+
+    cpu = torch.device("cpu")
+    assert TrainConfig().precision == "auto"
+    assert (bank.resolved_precision("fp32", cpu), bank.resolved_precision("bf16", cpu)) == ("fp32", "bf16")
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda native=native: native)
+        assert bank.resolved_precision("auto", cpu) == expected
+    assert bank.resolved_precision("auto", torch.device("meta")) == "fp32"
+    with pytest.raises(EngineError, match="auto, fp32 or bf16"):
+        TrainConfig(precision="fp16")

@@ -17,6 +17,7 @@ from tests.net import redis_db_url
 from tests.prompts.test_registry_api import ready_version
 from tests.teams import bearer, make_dataset_version, make_prompt
 from workers.contracts import QUEUE_GPU, TASK_ENSEMBLE, TASK_EVALUATE, TASK_TUNE, JobPolicy
+from workers.engine.defaults import PROMPT_LENGTH, STEPS
 
 pytestmark = pytest.mark.django_db
 REDIS_URL = redis_db_url(14)
@@ -264,7 +265,7 @@ def test_a_job_that_names_no_settings_records_its_methods_defaults(
     spec = response.json()["spec"]
     keys = ("method", "optimizer", "learning_rate", "init", "max_minutes")
     assert tuple(spec[k] for k in keys) == expected
-    assert (spec["prompt_length"], spec["steps"]) == (20, 300)
+    assert (spec["prompt_length"], spec["steps"]) == (PROMPT_LENGTH, STEPS)
     assert PromptVersion.objects.get(prompt__name="sentiment").hyperparameters["optimizer"] == "adamw"
 
 

@@ -15,6 +15,7 @@ from softserve.prompts.models import PromptVersion, TaskPrompt
 from tests.datasets.test_datasets_api import sst2_head
 from tests.teams import make_prompt
 from tests.webui.fill import fill_team
+from workers.engine.defaults import PROMPT_LENGTH, STEPS
 
 pytestmark = pytest.mark.django_db
 
@@ -204,7 +205,7 @@ def test_job_form_validates_with_the_apis_serializer(acme):
     make_prompt(acme)
     client = browser(acme)
     form = client.get("/app/jobs/new").content.decode()
-    assert 'value="300"' in form and 'value="20"' in form  # the serializer's defaults
+    assert f'value="{STEPS}"' in form and f'value="{PROMPT_LENGTH}"' in form  # the serializer's defaults
     refused = client.post("/app/jobs/new", {"kind": "tune", "prompt": "sentiment", "dataset_version": "nope"})
     assert refused.status_code == 422 and "Must be a valid UUID." in refused.content.decode()
 

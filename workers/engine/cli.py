@@ -136,7 +136,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dev-eval-limit", type=int, default=500, help="dev rows scored at each evaluation")
     train.add_argument("--max-input-tokens", type=int, default=256)
     train.add_argument(
-        "--precision", default="fp32", help="fp32, or bf16 autocast (faster on CPUs with bf16)"
+        "--precision",
+        default="auto",
+        help="auto (bf16 autocast where the GPU or CPU runs bf16 natively, else fp32), fp32 or bf16",
     )
 
     evaluate = sub.add_parser("eval", parents=[common, data], help="score a prompt on labelled data")

@@ -17,7 +17,7 @@ ENSEMBLE = "ensemble"
 _ENSEMBLE_MEMBERS = "prompt"
 # Every method's measurements used these; a method with its own would need TrainConfig to resolve them.
 PROMPT_LENGTH = 20
-STEPS = 300
+STEPS = 1000
 
 
 def rate_text(rate: float) -> str:

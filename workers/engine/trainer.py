@@ -26,7 +26,7 @@ from workers.engine.scoring import target_nll
 from workers.engine.task import Example, TaskSpec
 
 METHODS = ("prompt", "ptuning", "prefix")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -52,7 +52,8 @@ class TrainConfig:
     dev_eval_limit: int | None = 500
     eval_batch_size: int = 32
     max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS
-    precision: str = "fp32"  # or "bf16": autocast the frozen model's matmuls; the prompt stays fp32
+    # "bf16": autocast the frozen model's matmuls (the prompt stays fp32); "auto": bf16 where native
+    precision: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -88,7 +89,7 @@ class TrainConfig:
         if self.weight_decay < 0:
             raise EngineError(f"The weight decay must not be negative, got {self.weight_decay}.")
         if self.precision not in PRECISIONS:
-            raise EngineError(f"Unknown precision {self.precision!r}; use fp32 or bf16.")
+            raise EngineError(f"Unknown precision {self.precision!r}; use auto, fp32 or bf16.")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise EngineError(f"--max-minutes must be positive, got {self.max_minutes}.")
 
