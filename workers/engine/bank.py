@@ -43,8 +43,8 @@ def fast_bf16(device: torch.device) -> bool:
 
 
 def resolved_precision(precision: str, device: torch.device) -> str:
-    """`auto` as the device resolves it: bf16 where it is native (1.5x the fp32 tokens/s on the 2-core
-    AVX512-BF16 CPU, benchmarks/README.md), fp32 elsewhere."""
+    """`auto` as the device resolves it: bf16 where it is native (1.2-1.5x the fp32 tokens/s on the
+    2-core AVX512-BF16 CPU, benchmarks/README.md), fp32 elsewhere."""
     if precision != "auto":
         return precision
     return "bf16" if fast_bf16(device) else "fp32"
