@@ -152,15 +152,14 @@ def write_norms(path: Path, seeds: Iterable[int] = range(3)) -> None:
     import torch
 
     from benchmarks.common import peft_prompt_model
-    from benchmarks.quality_rows import COMMON_POOL_SIZE, emulated_vocab_init
+    from benchmarks.quality_rows import emulated_pool_ids, emulated_vocab_init
     from workers.engine.base_model import load_base_model
     from workers.engine.prompt_tuning import init_prompt
 
     fm = load_base_model()
     table_ = fm.model.get_input_embeddings().weight.detach().float()
     norms = table_.norm(dim=1)
-    special = set(fm.tokenizer.all_special_ids)
-    pool = torch.tensor([i for i in range(len(norms)) if i not in special][:COMMON_POOL_SIZE])
+    pool = torch.tensor(emulated_pool_ids(fm, "common"))
     seeds = list(seeds)
     tok = fm.tokenizer
     control = [i for i in pool[:40].tolist() if tok.convert_ids_to_tokens(i).startswith("<")]

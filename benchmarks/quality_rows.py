@@ -169,15 +169,19 @@ class Bench:
 COMMON_POOL_SIZE = 5000  # the vocab init's pool before the fix: the 5,000 lowest non-special ids
 
 
+def emulated_pool_ids(fm, pool: str) -> list[int]:
+    """The ids a gap row's vocab init drew from: every id but the special ids, or the 5,000 lowest."""
+    special = set(fm.tokenizer.all_special_ids)
+    ids = [i for i in range(fm.model.get_input_embeddings().num_embeddings) if i not in special]
+    return ids[:COMMON_POOL_SIZE] if pool == "common" else ids
+
+
 def emulated_vocab_init(fm, pool: str, length: int, seed: int) -> torch.Tensor:
     """A vocab init as the gap rows were measured, before the engine's pool left out the control tokens
     (SmolLM2's ids 3-16; none was drawn for seeds 0-2): every id but the tokenizer's special ids 0-2
     (`whole`, what the engine now draws from, less those control tokens), or the 5,000 lowest of them
     (`common`, the engine's pool before the fix)."""
-    special = set(fm.tokenizer.all_special_ids)
-    ids = [i for i in range(fm.model.get_input_embeddings().num_embeddings) if i not in special]
-    if pool == "common":
-        ids = ids[:COMMON_POOL_SIZE]
+    ids = emulated_pool_ids(fm, pool)
     generator = torch.Generator().manual_seed(seed)
     picks = torch.tensor(ids)[torch.randperm(len(ids), generator=generator)[:length]]
     return fm.embed(picks).detach().float()
