@@ -38,8 +38,8 @@ EXPLAINED = {
     "method": "prompt: vectors before the input (Lester et al.); prefix: key/value prefixes at every layer; "
     "ptuning: virtual tokens from a small encoder.",
     "prompt_length": "How many soft-prompt vectors (1-150); 20 is the paper's default.",
-    "init": "Where the vectors start: labels = the label words' embeddings, vocab = common tokens, "
-    "random, or text = your own words. Empty: the method's default (table below).",
+    "init": "Where the vectors start: labels = the label words' embeddings, vocab = words sampled from "
+    "the whole vocabulary, random, or text = your own words. Empty: the method's default (table below).",
     "init_text": "For the text init only: the words the prompt starts from.",
     "steps": "Optimiser steps; training stops early when the dev metric stops improving.",
     "optimizer": "Empty: the method's default (table below).",
