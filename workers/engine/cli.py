@@ -13,7 +13,16 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from workers.engine.defaults import DEFAULTS, PROMPT_LENGTH, STEPS, MethodDefaults, per_method, rate_text
+from workers.engine.defaults import (
+    DEFAULT_PRECISION,
+    DEFAULTS,
+    PRECISIONS,
+    PROMPT_LENGTH,
+    STEPS,
+    MethodDefaults,
+    per_method,
+    rate_text,
+)
 from workers.engine.errors import EngineError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -76,11 +85,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     data.add_argument("--label-column", default="label")
     data.add_argument("--batch-size", type=int, default=32, help="rows per forward pass")
+    # Training and scoring share one precision policy (workers/engine/precision.py).
+    precision = argparse.ArgumentParser(add_help=False)
+    precision.add_argument(
+        "--precision",
+        default=DEFAULT_PRECISION,
+        choices=PRECISIONS,
+        help="auto (bf16 autocast where the GPU or CPU runs bf16 natively, else fp32), fp32 or bf16",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser(
         "train",
-        parents=[common, data],
+        parents=[common, data, precision],
         help="train a prompt on labelled data",
         epilog=_defaults_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog's lines as written
@@ -135,13 +152,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--patience", type=int, default=5, help="evaluations without gain before stopping")
     train.add_argument("--dev-eval-limit", type=int, default=500, help="dev rows scored at each evaluation")
     train.add_argument("--max-input-tokens", type=int, default=256)
-    train.add_argument(
-        "--precision",
-        default="auto",
-        help="auto (bf16 autocast where the GPU or CPU runs bf16 natively, else fp32), fp32 or bf16",
-    )
 
-    evaluate = sub.add_parser("eval", parents=[common, data], help="score a prompt on labelled data")
+    evaluate = sub.add_parser(
+        "eval", parents=[common, data, precision], help="score a prompt on labelled data"
+    )
     evaluate.add_argument("--prompt", required=True)
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument(
@@ -174,7 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     imports.add_argument("--task-type", choices=("classification", "generation"), default="classification")
 
     baseline = sub.add_parser(
-        "baseline", parents=[common, data], help="prompt design: zero/k-shot, no training"
+        "baseline", parents=[common, data, precision], help="prompt design: zero/k-shot, no training"
     )
     baseline.add_argument("--data", required=True)
     baseline.add_argument("--train", default=None, help="where k-shot examples come from")
@@ -183,7 +197,7 @@ def _parser() -> argparse.ArgumentParser:
         "--instruction", default=None, help="text before the examples (default: names the labels)"
     )
 
-    predict = sub.add_parser("predict", parents=[common], help="run a prompt on inputs")
+    predict = sub.add_parser("predict", parents=[common, precision], help="run a prompt on inputs")
     predict.add_argument("--prompt", required=True)
     predict.add_argument("--text", action="append", default=[], help="an input for a one-field template")
     predict.add_argument(

@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 OPTIMIZERS = ("adafactor", "adamw")
+# The precision policy for training and scoring (workers/engine/precision.py says what each means).
+PRECISIONS = ("auto", "fp32", "bf16")
+DEFAULT_PRECISION = "auto"
 # The key of the ensemble row: an ensemble job trains K members of a method, prompt tuning by default
 # (the row holds prompt tuning's settings).
 ENSEMBLE = "ensemble"

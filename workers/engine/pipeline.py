@@ -75,6 +75,7 @@ def train_task(
             dev,
             config.eval_batch_size,
             detail=True,  # the version keeps per-label figures and the confusion matrix
+            precision=config.precision,
         )
     )
     return PromptArtifact(

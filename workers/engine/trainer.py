@@ -12,21 +12,28 @@ from typing import Any
 import torch
 from torch import nn
 
-from workers.engine.bank import Member, MemberRun, autocast
+from workers.engine.bank import Member, MemberRun
 from workers.engine.base_model import FrozenModel
 from workers.engine.batching import PromptSet
 from workers.engine.checkpoint import BankState
-from workers.engine.defaults import OPTIMIZERS, PROMPT_LENGTH, STEPS, MethodDefaults, defaults_for
+from workers.engine.defaults import (
+    DEFAULT_PRECISION,
+    OPTIMIZERS,
+    PROMPT_LENGTH,
+    STEPS,
+    MethodDefaults,
+    defaults_for,
+)
 from workers.engine.encoding import DEFAULT_MAX_INPUT_TOKENS
 from workers.engine.errors import EngineError
 from workers.engine.p_tuning import PromptEncoder, PTuningConfig
+from workers.engine.precision import autocast, check_precision
 from workers.engine.prefix_tuning import PrefixConfig, PrefixEncoder
 from workers.engine.prompt_tuning import INIT_STRATEGIES, SoftPrompt, check_prompt_length
 from workers.engine.scoring import target_nll
 from workers.engine.task import Example, TaskSpec
 
 METHODS = ("prompt", "ptuning", "prefix")
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -53,7 +60,7 @@ class TrainConfig:
     eval_batch_size: int = 32
     max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS
     # "bf16": autocast the frozen model's matmuls (the prompt stays fp32); "auto": bf16 where native
-    precision: str = "auto"
+    precision: str = DEFAULT_PRECISION
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -88,8 +95,7 @@ class TrainConfig:
                 raise EngineError(f"The {name} must be positive, got {value}.")
         if self.weight_decay < 0:
             raise EngineError(f"The weight decay must not be negative, got {self.weight_decay}.")
-        if self.precision not in PRECISIONS:
-            raise EngineError(f"Unknown precision {self.precision!r}; use auto, fp32 or bf16.")
+        check_precision(self.precision)
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise EngineError(f"--max-minutes must be positive, got {self.max_minutes}.")
 
@@ -248,7 +254,7 @@ def train_bank(
             chunk_rows = config.batch_size if fm.device.type == "cpu" else len(inputs)
             for chunk in _length_sorted_chunks(inputs, targets, chunk_rows):
                 prompts = PromptSet.from_list([run.member.module() for run in active], fm.embed_dim)
-                with autocast(fm, config):
+                with autocast(fm.device, config.precision):
                     nll = target_nll(
                         fm,
                         prompts,
