@@ -175,13 +175,31 @@ def test_foreign_dataset_version_reads_as_missing(acme, globex, setup):
     assert response.json()["error"]["fields"]["dataset_version"] == ["No such dataset version."]
 
 
-def test_concurrent_job_quota_is_429(acme, setup, broker, django_capture_on_commit_callbacks):
-    Quota.objects.filter(tenant=acme.tenant).update(concurrent_jobs=1)
+def test_a_team_queues_past_its_running_quota_up_to_its_queue_quota(
+    acme, setup, broker, django_capture_on_commit_callbacks
+):
+    # Two may run at once; five (the queue quota) may wait: the running limit is kept at the claim.
+    Quota.objects.filter(tenant=acme.tenant).update(concurrent_jobs=2, queued_jobs=5)
     body = {"kind": "tune", "prompt": "sentiment", "dataset_version": str(setup.id)}
-    assert post_job(acme, django_capture_on_commit_callbacks, **body).status_code == 201
-    second = post_job(acme, django_capture_on_commit_callbacks, **body)
-    assert second.status_code == 429 and "1 jobs at once" in second.json()["error"]["message"]
-    assert Job.objects.count() == 1 and len(broker()) == 1
+    for _ in range(5):
+        response = post_job(acme, django_capture_on_commit_callbacks, **body)
+        assert response.status_code == 201, response.content
+    sixth = post_job(acme, django_capture_on_commit_callbacks, **body)
+    assert sixth.status_code == 429, sixth.content
+    message = sixth.json()["error"]["message"]
+    assert "may have 5 jobs queued" in message and "5 are queued now" in message, message
+    assert "up to 2 run at once" in message, message
+    assert Job.objects.filter(status="queued").count() == 5 and len(broker()) == 5
+    # A job that starts leaves the queue: its place is free again, though two already run.
+    Job.objects.filter(pk__in=Job.objects.order_by("created_at").values("pk")[:2]).update(status="running")
+    for _ in range(2):
+        assert post_job(acme, django_capture_on_commit_callbacks, **body).status_code == 201
+    assert post_job(acme, django_capture_on_commit_callbacks, **body).status_code == 429
+
+
+def test_the_queue_quota_defaults_larger_than_the_running_one(acme):
+    quota = Quota.objects.get(tenant=acme.tenant)
+    assert quota.queued_jobs == 20 and quota.queued_jobs > quota.concurrent_jobs
 
 
 def test_cancel_and_retry(acme, setup, broker, django_capture_on_commit_callbacks):

@@ -10,7 +10,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.fields import empty
 from softserve.datasets.models import DatasetVersion
 from softserve.jobs import actions
-from softserve.jobs.models import ACTIVE, Job
+from softserve.jobs.models import Job
 from softserve.jobs.serializers import JobCreateSerializer
 from softserve.prompts.models import TaskPrompt
 from softserve.tenancy.models import Quota
@@ -18,7 +18,7 @@ from softserve.tenancy.models import Quota
 from webui.forms import dataset_options, errors_of, name_options, page_of, submitted
 from webui.insights import thin
 from webui.team import forbidden, team_page
-from workers.contracts import INITS, JOB_KINDS, JOB_STATUSES, METHODS
+from workers.contracts import INITS, JOB_KINDS, JOB_STATUSES, METHODS, JobStatus
 from workers.engine.defaults import OPTIMIZERS, defaults_rows
 
 # A list shows status and step only: a long metric history (or result) is never decoded for it.
@@ -161,7 +161,8 @@ def job_new(request: HttpRequest) -> HttpResponse:
         "optimizers": OPTIMIZERS,
         "method_defaults": defaults_rows(),
         "quota": quota,
-        "active": Job.objects.for_tenant(tenant).filter(status__in=ACTIVE).count(),
+        "running": Job.objects.for_tenant(tenant).filter(status=JobStatus.RUNNING).count(),
+        "queued": Job.objects.for_tenant(tenant).filter(status=JobStatus.QUEUED).count(),
         "seconds_per_step": per_step,
         "estimate_s": per_step * int(steps) if per_step and steps.isdigit() else None,
     }
