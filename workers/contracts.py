@@ -110,6 +110,11 @@ METHODS = tuple(Method)
 INITS = tuple(Init)
 
 
+def inits_for(task_type: str) -> tuple[Init, ...]:
+    """The inits a prompt of `task_type` can train from: `labels` needs class-label words."""
+    return tuple(i for i in Init if i != Init.LABELS or task_type == TaskType.CLASSIFICATION)
+
+
 def _env_value(kind: type, raw: str) -> object:
     return raw.lower() in ("1", "true", "yes", "on") if kind is bool else kind(raw)
 

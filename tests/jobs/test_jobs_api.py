@@ -17,7 +17,8 @@ from tests.net import redis_db_url
 from tests.prompts.test_registry_api import ready_version
 from tests.teams import bearer, make_dataset_version, make_prompt
 from workers.contracts import QUEUE_GPU, TASK_ENSEMBLE, TASK_EVALUATE, TASK_TUNE, JobPolicy
-from workers.engine.defaults import PROMPT_LENGTH, STEPS
+from workers.engine.defaults import PROMPT_LENGTH, STEPS, defaults_for
+from workers.runner import _train_config
 
 pytestmark = pytest.mark.django_db
 REDIS_URL = redis_db_url(14)
@@ -297,17 +298,38 @@ def test_settings_a_job_names_replace_the_defaults(acme, setup, broker, django_c
     assert response.status_code == 400 and "optimizer" in response.json()["error"]["fields"]
 
 
-def test_a_generation_prompt_is_told_its_methods_default_init_does_not_fit(
+@pytest.mark.parametrize("kind", ["tune", "ensemble"])
+@pytest.mark.parametrize("method", ["prompt", "ptuning", "prefix"])
+def test_a_generation_job_with_no_settings_takes_defaults_that_fit_it(
+    acme, broker, django_capture_on_commit_callbacks, kind, method
+):
+    make_prompt(acme, name="qa", task_type="generation", labels=[], verbalizer={}, template="Q: {text}\nA:")
+    dataset = make_dataset_version(acme.tenant, name="qa", task_type="generation", labels=())
+    body = {"kind": kind, "prompt": "qa", "dataset_version": str(dataset.id)}
+    if method != "prompt":
+        body["method"] = method
+    response = post_job(acme, django_capture_on_commit_callbacks, **body)
+    assert response.status_code == 201, response.content
+    assert response.json()["spec"]["init"] == "vocab"
+    # The spec as stored is what the worker reads: it trains from vocab, not from label words it lacks.
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.spec["init"] == "vocab" and len(broker()) == 1
+    config = _train_config(job.spec, job.kind, job.spec["max_minutes"])
+    assert config.effective_init == "vocab"
+    assert config.effective_optimizer == defaults_for(method, ensemble=kind == "ensemble").optimizer
+
+
+def test_a_generation_prompt_is_refused_the_labels_init_it_names(
     acme, broker, django_capture_on_commit_callbacks
 ):
     make_prompt(acme, name="qa", task_type="generation", labels=[], verbalizer={}, template="Q: {text}\nA:")
     dataset = make_dataset_version(acme.tenant, name="qa", task_type="generation", labels=())
     body = {"kind": "tune", "prompt": "qa", "dataset_version": str(dataset.id)}
-    response = post_job(acme, django_capture_on_commit_callbacks, **body)
+    response = post_job(acme, django_capture_on_commit_callbacks, **body, init="labels")
     assert response.status_code == 400
-    assert "default init is labels" in response.json()["error"]["fields"]["init"][0]
-    response = post_job(acme, django_capture_on_commit_callbacks, **body, init="vocab")
-    assert response.status_code == 201, response.content
+    message = response.json()["error"]["fields"]["init"][0]
+    assert "needs a classification prompt" in message and "random, vocab, text" in message, message
+    assert not Job.objects.exists() and broker() == []
 
 
 def test_the_schema_shows_each_default_with_its_reason_and_best_step(acme):

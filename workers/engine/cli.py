@@ -13,7 +13,18 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from workers.engine.defaults import DEFAULTS, PROMPT_LENGTH, STEPS, MethodDefaults, per_method, rate_text
+from workers.engine.defaults import (
+    CLASSIFICATION,
+    DEFAULTS,
+    GENERATION,
+    GENERATION_INIT,
+    LABELS_INIT,
+    PROMPT_LENGTH,
+    STEPS,
+    MethodDefaults,
+    per_method,
+    rate_text,
+)
 from workers.engine.errors import EngineError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -98,13 +109,14 @@ def _parser() -> argparse.ArgumentParser:
         help="train K prompts (seeds seed..seed+K-1) in one bank; predict by majority vote "
         f"(K > 1: the ensemble's time budget, {DEFAULTS['ensemble'].max_minutes:g} min)",
     )
-    train.add_argument("--task-type", choices=("classification", "generation"), default=None)
+    train.add_argument("--task-type", choices=(CLASSIFICATION, GENERATION), default=None)
     train.add_argument("--verbalizer", action="append", default=[], metavar="LABEL=WORDS")
     train.add_argument("--prompt-length", type=int, default=PROMPT_LENGTH)
     train.add_argument(
         "--init",
         default=None,
-        help=f"random, vocab, labels, text or file (default: the method's, {_per_method(lambda d: d.init)})",
+        help=f"random, vocab, labels, text or file (default: the method's, {_per_method(lambda d: d.init)}; "
+        f"a {GENERATION} task starts from {GENERATION_INIT} where that is {LABELS_INIT})",
     )
     train.add_argument("--init-text", default=None)
     train.add_argument("--init-file", default=None, help="a saved prompt to continue from")
