@@ -152,7 +152,10 @@ def test_bad_job_requests_get_field_errors(acme, setup, broker, overrides, field
     [
         ({"task_type": "generation", "labels": ()}, "is generation"),
         ({"labels": ("negative", "positive", "neutral")}, "lacks"),
-        ({"columns": {"text_a": "a", "text_b": "b"}}, "needs fields ['text']"),
+        (
+            {"columns": {"text_a": "a", "text_b": "b"}},
+            "needs fields ['text']: {text} is not a column of other v1",
+        ),
     ],
 )
 def test_dataset_must_fit_the_prompt(acme, setup, dataset, message):

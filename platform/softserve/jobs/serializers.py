@@ -19,7 +19,6 @@ from workers.engine.defaults import (
     per_method,
     rate_text,
 )
-from workers.engine.task import template_fields
 
 
 def _per_method(value) -> str:
@@ -124,35 +123,17 @@ class JobCreateSerializer(serializers.Serializer):
         prompt = TaskPrompt.objects.for_tenant(tenant).filter(name=data["prompt"]).first()
         if prompt is None:
             raise serializers.ValidationError({"prompt": [f"No prompt named {data['prompt']!r}."]})
-        dataset = DatasetVersion.objects.for_tenant(tenant).filter(pk=data["dataset_version"]).first()
+        dataset = (
+            DatasetVersion.objects.for_tenant(tenant)
+            .select_related("dataset")
+            .filter(pk=data["dataset_version"])
+            .first()
+        )
         if dataset is None:
             raise serializers.ValidationError({"dataset_version": ["No such dataset version."]})
-        if dataset.task_type != prompt.task_type:
-            raise serializers.ValidationError(
-                {
-                    "dataset_version": [
-                        f"The dataset is {dataset.task_type}; the prompt {prompt.name} is {prompt.task_type}."
-                    ]
-                }
-            )
-        unknown = sorted(set(dataset.labels) - set(prompt.labels))
-        if unknown:
-            raise serializers.ValidationError(
-                {
-                    "dataset_version": [
-                        f"The dataset has labels {unknown} that the prompt's label set {prompt.labels} lacks."
-                    ]
-                }
-            )
-        missing = sorted(set(template_fields(prompt.template)) - set(dataset.fields))
-        if missing:
-            raise serializers.ValidationError(
-                {
-                    "dataset_version": [
-                        f"The prompt's template needs fields {missing}; the dataset has {dataset.fields}."
-                    ]
-                }
-            )
+        misfits = dataset.misfits(prompt.task_type, prompt.labels, prompt.template)
+        if misfits:
+            raise serializers.ValidationError({"dataset_version": list(misfits.values())})
         kind = data["kind"]
         if kind == JobKind.ENSEMBLE:
             data.setdefault("members", 5)
