@@ -512,6 +512,8 @@ def test_a_prompt_that_does_not_fit_its_dataset_is_refused_beside_each_field_wit
     assert refused.status_code == 422
     template_error = html.split('id="id_template-error">')[1].split("</p>")[0]
     assert "{title} is not a column of news v1, whose columns are text" in template_error
+    assert html.count("is not a column") == 1  # said once, beside the field (not again by the preview)
+    assert "each a column" not in html
     labels_error = html.split('id="id_labels-error">')[1].split("</p>")[0]
     assert "['sci_tech', 'sports']" in labels_error and "lacks" in labels_error
     # Every choice is kept: the dataset, the name, the template, the labels, the verbalizer.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from django.conf import settings
 from django.contrib import messages as flash
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import APIException, ValidationError
@@ -23,6 +25,8 @@ from webui.team import forbidden, team_page
 from workers.contracts import TaskType, template_fields
 from workers.engine.formats import nearest_tokens_unavailable
 from workers.engine.task import Template
+
+logger = logging.getLogger(__name__)
 
 COMPARE = 6  # versions shown side by side
 LABELS_SHOWN = 20  # per-label rows in a version's column (all of them are in the API)
@@ -141,9 +145,13 @@ def prompt_new(request: HttpRequest) -> HttpResponse:
         if not errors:
             prompt = actions.create_prompt(request.actor, **form.validated_data)
             return redirect("webui:prompt", prompt.name)
+    preview = _preview(request, values.get("template", ""), values.get("dataset_version", ""))
+    if errors.get("template"):
+        preview["said_beside"] = True  # the field's own message says it: once is enough
     context = {
         "values": values,
         "errors": errors,
+        "preview": render_to_string("webui/_template_preview.html", preview, request),
         "datasets": _datasets(request, values.get("dataset_version", "")),
         "version": version,
         "base_models": settings.SOFTSERVE_BASE_MODELS,
@@ -151,32 +159,43 @@ def prompt_new(request: HttpRequest) -> HttpResponse:
     return render(request, "webui/prompt_new.html", context, status=422 if errors else 200)
 
 
-@team_page()
-def template_preview(request: HttpRequest) -> HttpResponse:
-    """The fields a template names, and one row of a chosen dataset rendered through it (htmx)."""
-    template = request.POST.get("template", "") or request.GET.get("template", "")
+def _preview(request: HttpRequest, template: str, chosen: str) -> dict:
+    """What the template preview shows: the fields the template names, whether each is a column of the
+    chosen dataset version (a sentence when one is not), and its first row through the template."""
     context: dict = {"template": template}
     try:
         context["fields"] = template_fields(template)
     except ValueError as exc:
         context["error"] = str(exc)
-        return render(request, "webui/_template_preview.html", context)
-    chosen = request.POST.get("dataset_version") or request.GET.get("dataset_version")
+        return context
     if chosen:
         version = _chosen_version(request, chosen)
         if version is None:
             context["error"] = "No such dataset version."
-            return render(request, "webui/_template_preview.html", context)
+            return context
         context["version"] = version
         problem = version.template_problem(template)
         if problem:
             context["error"] = problem
         else:
-            row = next(iter(preview_rows(version, 1)), None)
+            try:
+                row = next(iter(preview_rows(version, 1)), None)
+            except FileNotFoundError:
+                logger.warning("dataset version %s: stored rows missing, no example row", version.pk)
+                context["rows_missing"] = True
+                row = None
             if row is not None:
                 context["example"] = Template.parse(template).render(row)
                 context["label"] = row.get("label")
-    return render(request, "webui/_template_preview.html", context)
+    return context
+
+
+@team_page()
+def template_preview(request: HttpRequest) -> HttpResponse:
+    """The template preview, swapped in by htmx as the template or the chosen dataset changes."""
+    template = request.POST.get("template", "") or request.GET.get("template", "")
+    chosen = request.POST.get("dataset_version") or request.GET.get("dataset_version") or ""
+    return render(request, "webui/_template_preview.html", _preview(request, template, chosen))
 
 
 def _is_uuid(value: str) -> bool:
