@@ -19,7 +19,7 @@ from webui.forms import dataset_options, errors_of, name_options, page_of, submi
 from webui.insights import thin
 from webui.team import forbidden, team_page
 from workers.contracts import JOB_KINDS, JOB_STATUSES, METHODS, JobStatus, TaskType, inits_for
-from workers.engine.defaults import GENERATION, GENERATION_INIT, LABELS_INIT, OPTIMIZERS, defaults_rows
+from workers.engine.defaults import GENERATION, GENERATION_INIT, OPTIMIZERS, defaults_rows
 
 # A list shows status and step only: a long metric history (or result) is never decoded for it.
 LIST_DEFERRED = (
@@ -38,10 +38,9 @@ EXPLAINED = {
     "method": "prompt: vectors before the input (Lester et al.); prefix: key/value prefixes at every layer; "
     "ptuning: virtual tokens from a small encoder.",
     "prompt_length": "How many soft-prompt vectors (1-150); 20 is the paper's default.",
-    "init": "Where the vectors start: labels = the label words' embeddings, vocab = words sampled from "
-    "the whole vocabulary, random, or text = your own words. Empty: the method's default (table below; "
-    f"a {GENERATION} prompt has no label words, so it starts from {GENERATION_INIT} where that says "
-    f"{LABELS_INIT} and is not offered {LABELS_INIT}).",
+    "init": "Where the vectors start: labels = the label words, vocab = words sampled from the whole "
+    f"vocabulary, random, or text = your own words. Empty: the method's default (table below; "
+    f"{GENERATION_INIT} for a {GENERATION} prompt, which has no label words).",
     "init_text": "For the text init only: the words the prompt starts from.",
     "steps": "Optimiser steps; training stops early when the dev metric stops improving.",
     "optimizer": "Empty: the method's default (table below).",
