@@ -39,7 +39,7 @@ EXPLAINED = {
     "ptuning: virtual tokens from a small encoder.",
     "prompt_length": "How many soft-prompt vectors (1-150); 20 is the paper's default.",
     "init": "Where the vectors start: labels = the label words, vocab = words sampled from the whole "
-    f"vocabulary, random, or text = your own words. Empty: the method's default (table below; "
+    "vocabulary, random, or text = your own words. Empty: the method's default (table below; "
     f"{GENERATION_INIT} for a {GENERATION} prompt, which has no label words).",
     "init_text": "For the text init only: the words the prompt starts from.",
     "steps": "Optimiser steps; training stops early when the dev metric stops improving.",
