@@ -125,6 +125,24 @@ def test_real_text_is_kept_exactly(acme, s3, fmt):
     assert [row["text"] for row in preview["rows"]] == REAL_TEXT
 
 
+def test_the_shared_ag_news_rows_upload_whole(acme, s3):
+    """The news rows of issue 21: among them `-Posted by …` and `=== Knicks-ed: … ===`, once refused."""
+    with shared_dataset("agnews", "train").open("rb") as handle:
+        content = handle.read()
+    texts = [row["text"] for row in csv.DictReader(io.StringIO(content.decode(), newline=""))]
+    opening = [t for t in texts if t.startswith(("=", "@", "+", "-"))]
+    assert len(opening) >= 2, opening  # the rows this test is about are in the shared data
+    response = upload(acme.client, "news", "train.csv", content)
+    assert response.status_code == 201, response.content
+    version = response.json()
+    assert version["row_count"] == len(texts)
+    assert version["labels"] == ["business", "sci_tech", "sports", "world"]
+    stored = DatasetVersion.objects.get(pk=version["id"])
+    body = s3.get_object(Bucket=s3.bucket, Key=stored.storage_key)["Body"].read()
+    kept = {json.loads(line)["text"] for line in body.splitlines()}
+    assert set(opening) <= kept and len(kept) == len(texts)
+
+
 def test_formula_looking_labels_are_kept_too(acme, s3):
     content = "text,label\n" + "".join(f"row {i},{['+1', '-1'][i % 2]}\n" for i in range(40))
     response = upload(acme.client, "ratings", "d.csv", content.encode())
