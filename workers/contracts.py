@@ -34,7 +34,8 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-# A job in one of these holds its tenant's concurrent-jobs quota.
+# A job in one of these is live: queued (counted by the queued-jobs quota) or running (by the
+# concurrent-jobs quota, at the claim).
 JOB_ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 JOB_FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
