@@ -14,9 +14,17 @@ import warnings
 from collections.abc import Callable
 
 from workers.engine.defaults import (
+<<<<<<< HEAD
     DEFAULT_PRECISION,
     DEFAULTS,
     PRECISIONS,
+=======
+    CLASSIFICATION,
+    DEFAULTS,
+    GENERATION,
+    GENERATION_INIT,
+    LABELS_INIT,
+>>>>>>> h1-realtext
     PROMPT_LENGTH,
     STEPS,
     MethodDefaults,
@@ -115,13 +123,14 @@ def _parser() -> argparse.ArgumentParser:
         help="train K prompts (seeds seed..seed+K-1) in one bank; predict by majority vote "
         f"(K > 1: the ensemble's time budget, {DEFAULTS['ensemble'].max_minutes:g} min)",
     )
-    train.add_argument("--task-type", choices=("classification", "generation"), default=None)
+    train.add_argument("--task-type", choices=(CLASSIFICATION, GENERATION), default=None)
     train.add_argument("--verbalizer", action="append", default=[], metavar="LABEL=WORDS")
     train.add_argument("--prompt-length", type=int, default=PROMPT_LENGTH)
     train.add_argument(
         "--init",
         default=None,
-        help=f"random, vocab, labels, text or file (default: the method's, {_per_method(lambda d: d.init)})",
+        help=f"random, vocab, labels, text or file (default: the method's, {_per_method(lambda d: d.init)}; "
+        f"a {GENERATION} task starts from {GENERATION_INIT} where that is {LABELS_INIT})",
     )
     train.add_argument("--init-text", default=None)
     train.add_argument("--init-file", default=None, help="a saved prompt to continue from")

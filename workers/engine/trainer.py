@@ -17,7 +17,9 @@ from workers.engine.base_model import FrozenModel
 from workers.engine.batching import PromptSet
 from workers.engine.checkpoint import BankState
 from workers.engine.defaults import (
+    CLASSIFICATION,
     DEFAULT_PRECISION,
+    GENERATION,
     OPTIMIZERS,
     PROMPT_LENGTH,
     STEPS,
@@ -62,11 +64,16 @@ class TrainConfig:
     # "bf16": autocast the frozen model's matmuls (the prompt stays fp32); "auto": bf16 where native
     precision: str = DEFAULT_PRECISION
     seed: int = 0
+    # The task's type decides one default (a generation task has no label words to start from);
+    # `train_task` sets it from the task it trains.
+    task_type: str = CLASSIFICATION
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise EngineError(f"Unknown method {self.method!r}; use one of {', '.join(METHODS)}.")
         check_prompt_length(self.prompt_length)
+        if self.task_type not in (CLASSIFICATION, GENERATION):
+            raise EngineError(f"Unknown task type {self.task_type!r}; use {CLASSIFICATION} or {GENERATION}.")
         PTuningConfig(encoder=self.ptuning_encoder)
         if not 1 <= self.ensemble_size <= 32:
             raise EngineError(f"An ensemble has 1 to 32 members, got {self.ensemble_size}.")
@@ -103,7 +110,7 @@ class TrainConfig:
     # `dataclasses.replace(config, method=...)` must not keep the previous method's optimiser or init.
     @property
     def defaults(self) -> MethodDefaults:
-        return defaults_for(self.method, ensemble=self.ensemble_size > 1)
+        return defaults_for(self.method, ensemble=self.ensemble_size > 1, task_type=self.task_type)
 
     @property
     def effective_optimizer(self) -> str:
