@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from softserve.clientaddr import parse_networks
 from softserve.limits import Limits
 from softserve.storage import storages_setting
 from workers.contracts import JobPolicy
@@ -164,10 +165,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Failed sign-ins per (username, client address) within the window; then that pair is locked out
-# for the window (429), whatever the password. Counted in the cache (Redis when REDIS_URL is set).
-LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", 5))
-LOGIN_LOCKOUT_S = int(os.environ.get("LOGIN_LOCKOUT_S", 900))
+# The proxies in front of the web (CIDRs or addresses, comma-separated): when the peer is one of them,
+# the client's address is read from X-Forwarded-For, right to left through these hops only
+# (softserve/clientaddr.py). Empty: the peer is the client, and X-Forwarded-For is never read.
+TRUSTED_PROXIES = parse_networks(os.environ.get("TRUSTED_PROXIES", ""))
+# The sign-in throttle (softserve/tenancy/accounts.py), counted in the cache (Redis when REDIS_URL is
+# set): per account, this many failures are free, then each attempt waits a delay that starts at
+# LOGIN_ACCOUNT_DELAY_S and doubles per failure up to LOGIN_ACCOUNT_MAX_DELAY_S (429 with Retry-After);
+# per client address, this many failures (any accounts) refuse the address for the window; a browser
+# that signed in to the account before skips both, with a delay of its own, for LOGIN_DEVICE_DAYS.
+LOGIN_ACCOUNT_FREE_FAILURES = int(os.environ.get("LOGIN_ACCOUNT_FREE_FAILURES", 5))
+LOGIN_ACCOUNT_DELAY_S = float(os.environ.get("LOGIN_ACCOUNT_DELAY_S", 1))
+LOGIN_ACCOUNT_MAX_DELAY_S = float(os.environ.get("LOGIN_ACCOUNT_MAX_DELAY_S", 60))
+LOGIN_ADDRESS_MAX_FAILURES = int(os.environ.get("LOGIN_ADDRESS_MAX_FAILURES", 50))
+# Failures are counted for this many seconds from the first one.
+LOGIN_WINDOW_S = int(os.environ.get("LOGIN_WINDOW_S", 900))
+LOGIN_DEVICE_DAYS = int(os.environ.get("LOGIN_DEVICE_DAYS", 90))
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
