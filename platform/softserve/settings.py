@@ -65,12 +65,14 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from the web process (gunicorn or runserver), compressed and cached.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Refuses an over-sized request (413, the API's error shape) before anything reads its body.
-    "softserve.api.middleware.RequestSizeLimit",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Refuses an over-sized request (413, the API's error shape) before anything reads its body (CSRF's
+    # check reads it in process_view, which runs after every middleware's __call__); after authentication,
+    # so only a signed-in user's (or an API key's) dataset upload may be large.
+    "softserve.api.middleware.RequestSizeLimit",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -153,8 +155,11 @@ STORAGES = storages_setting(VAR)
 # Every bound on tenant input (request and upload bytes, dataset rows and lines, labels, verbalizers,
 # templates, page sizes): softserve/limits.py, each from its own environment variable.
 LIMITS = Limits.from_env(os.environ)
-# Uploads above this many bytes stream to a temporary file instead of memory.
+# Uploads above this many bytes stream to a temporary file instead of memory, in a folder of their own
+# (not /tmp): only dataset uploads may be that large, at most UPLOAD_MAX_CONCURRENT at once per process.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 2**20
+FILE_UPLOAD_TEMP_DIR = os.environ.get("UPLOAD_SPOOL_DIR") or str(VAR / "uploads")
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 # A non-file body is read into memory: Django refuses one over this (the middleware answers first).
 DATA_UPLOAD_MAX_MEMORY_SIZE = LIMITS.body_max_bytes
 
