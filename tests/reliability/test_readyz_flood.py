@@ -82,6 +82,7 @@ def test_a_readyz_flood_leaves_the_kubelets_probe_answered_in_time(s3_endpoint, 
 
     try:
         assert requests.get(f"{web.url}/readyz", timeout=timeout_s).status_code == 200, web.logs()
+        sessions_before = _sessions()
         flooding.set()
         watcher = threading.Thread(target=probe_like_the_kubelet)
         watcher.start()
@@ -92,6 +93,8 @@ def test_a_readyz_flood_leaves_the_kubelets_probe_answered_in_time(s3_endpoint, 
         took = time.monotonic() - started
         flooding.clear()
         watcher.join()
+        time.sleep(1.5)  # PostgreSQL's statistics are flushed about once a second
+        sessions = _sessions() - sessions_before
     finally:
         flooding.clear()
         web.stop()
@@ -109,11 +112,14 @@ def test_a_readyz_flood_leaves_the_kubelets_probe_answered_in_time(s3_endpoint, 
         "kubelet_probe_timeout_s": timeout_s,
         "kubelet_not_200_in_time": sum(status != 200 or s >= timeout_s for status, s in kubelet),
         "kubelet_slowest_ms": round(1000 * slowest_probe, 1),
+        "database_sessions_opened": sessions,
     }
     record_figures("readyz_flood", "Anonymous /readyz flood beside the kubelet's probe (gunicorn)", figures)
     assert len(flood) == REQUESTS and figures["flood_not_200"] == 0, figures
     assert kubelet, "the kubelet never probed during the flood"
     assert figures["kubelet_not_200_in_time"] == 0, (figures, kubelet)
+    # The database check ran about once a second (one web process), not once per request.
+    assert sessions <= 2 * (took + 2), figures
 
 
 def _keys(creds: dict[str, str]) -> dict[str, str]:
@@ -121,3 +127,11 @@ def _keys(creds: dict[str, str]) -> dict[str, str]:
         "aws_access_key_id": creds["AWS_ACCESS_KEY_ID"],
         "aws_secret_access_key": creds["AWS_SECRET_ACCESS_KEY"],
     }
+
+
+def _sessions() -> int:
+    """Sessions PostgreSQL has seen on the test database (the readiness check opens one per run)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return int(cursor.fetchone()[0])
