@@ -277,5 +277,8 @@ SERVING_MAX_NEW_TOKENS = int(os.environ.get("SERVING_MAX_NEW_TOKENS", 32))
 LOGGING = logging_config()
 # /ops/ reads serving request rates, latencies and cache hit rates from this Prometheus (empty: not shown).
 PROMETHEUS_URL = os.environ.get("PROMETHEUS_URL", "")
+# The web's /metrics answers only `Authorization: Bearer <this>` (Prometheus' scrape config sends it); the
+# series name teams' prompts. Empty: the web port serves no metrics (404).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # Operations. /readyz: each dependency (database, broker, storage) must answer within this many seconds.
 SOFTSERVE_READY_TIMEOUT_S = float(os.environ.get("SOFTSERVE_READY_TIMEOUT_S", 2))
