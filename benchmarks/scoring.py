@@ -46,16 +46,22 @@ def _batches(inputs: list[list[int]], batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def _rows_per_s(score, batches, inputs, classes, repeats: int) -> float:
-    """Median rows/s over `repeats` timed sweeps of every batch, after one untimed batch."""
-    score([inputs[i] for i in batches[0]], [classes[i] for i in batches[0]])
-    rates = []
+def _rows_per_s(scorers: dict, batches, inputs, classes: dict, repeats: int) -> dict[str, float]:
+    """Rows/s of each scorer over every batch, `repeats` sweeps after one untimed batch each.
+
+    The scorers take turns batch by batch, so a machine that gets busier or quieter during the run
+    slows them alike and their ratios stay fair.
+    """
+    seconds = dict.fromkeys(scorers, 0.0)
+    for name, score in scorers.items():
+        score([inputs[i] for i in batches[0]], [classes[name][i] for i in batches[0]])
     for _ in range(repeats):
-        started = time.perf_counter()
         for batch in batches:
-            score([inputs[i] for i in batch], [classes[i] for i in batch])
-        rates.append(len(inputs) / (time.perf_counter() - started))
-    return statistics.median(rates)
+            for name, score in scorers.items():
+                started = time.perf_counter()
+                score([inputs[i] for i in batch], [classes[name][i] for i in batch])
+                seconds[name] += time.perf_counter() - started
+    return {name: repeats * len(inputs) / spent for name, spent in seconds.items()}
 
 
 def _matmul_flops(fm, precision: str, size: int = 1024) -> float:
@@ -134,11 +140,18 @@ def main() -> None:
         examples = to_examples(read_rows(dataset_path(task, "dev")), setup["template"], "label")[:rows]
         inputs = [real_encoder.input_ids(ex.fields) for ex in examples]
         batches = _batches(inputs, args.batch_size)
-        real_classes = [real_encoder.class_targets] * len(inputs)
-        single_classes = [single_encoder.class_targets] * len(inputs)
-        one_pass = _rows_per_s(scorer(class_logprobs), batches, inputs, real_classes, repeats)
-        per_label = _rows_per_s(scorer(class_logprobs_expanded), batches, inputs, real_classes, repeats)
-        single_rate = _rows_per_s(scorer(class_logprobs), batches, inputs, single_classes, repeats)
+        classes = {
+            "one_pass": [real_encoder.class_targets] * len(inputs),
+            "per_label": [real_encoder.class_targets] * len(inputs),
+            "single_token": [single_encoder.class_targets] * len(inputs),
+        }
+        scorers = {
+            "one_pass": scorer(class_logprobs),
+            "per_label": scorer(class_logprobs_expanded),
+            "single_token": scorer(class_logprobs),
+        }
+        rates = _rows_per_s(scorers, batches, inputs, classes, repeats)
+        one_pass, per_label, single_rate = rates["one_pass"], rates["per_label"], rates["single_token"]
         # The limit: the padded input positions of these very batches, at the measured FLOP/s.
         positions = sum(len(b) * (args.prompt_length + max(len(inputs[i]) for i in b)) for b in batches)
         limit = flops / (_forward_flops(fm, positions, len(inputs)) / len(inputs))
