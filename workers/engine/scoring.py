@@ -207,10 +207,13 @@ def _shared_input_class_logprobs(
         past_key_values=cache,
         use_cache=True,
     ).last_hidden_state  # (R, W, E)
-    labels = _left_aligned(wanted, width, fm.pad_id).to(fm.device)  # (R, W)
-    logprobs = F.log_softmax(fm.lm_head()(hidden).float(), dim=-1).gather(-1, labels.unsqueeze(-1))
-    rest = (logprobs.squeeze(-1) * fed_mask).sum(1)  # (R,)
-    return scores.index_add(0, torch.tensor(longer, device=fm.device), rest)
+    # The LM head only where a label token is predicted (labels of different lengths pad the rest).
+    real = fed_mask.bool()  # (R, W)
+    labels = _left_aligned(wanted, width, fm.pad_id).to(fm.device)[real]  # (M,)
+    logits = fm.lm_head()(hidden[real])  # (M, V)
+    logprobs = F.log_softmax(logits.float(), dim=-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)  # (M,)
+    pair = torch.tensor(longer, device=fm.device).unsqueeze(1).expand(-1, width)[real]  # (M,)
+    return scores.index_add(0, pair, logprobs)
 
 
 @torch.no_grad()
