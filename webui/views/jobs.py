@@ -12,6 +12,7 @@ from softserve.datasets.models import DatasetVersion
 from softserve.jobs import actions
 from softserve.jobs.models import ACTIVE, Job
 from softserve.jobs.serializers import JobCreateSerializer
+from softserve.numbers import whole_number
 from softserve.prompts.models import TaskPrompt
 from softserve.tenancy.models import Quota
 
@@ -140,7 +141,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
         }
     quota = Quota.objects.filter(tenant=tenant).first()
     per_step = _estimate(tenant)
-    steps = values.get("steps", "")
+    steps = whole_number(str(values.get("steps", "")))  # "²" passes isdigit() but not int()
     context = {
         "values": values,
         "errors": errors,
@@ -163,7 +164,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
         "quota": quota,
         "active": Job.objects.for_tenant(tenant).filter(status__in=ACTIVE).count(),
         "seconds_per_step": per_step,
-        "estimate_s": per_step * int(steps) if per_step and steps.isdigit() else None,
+        "estimate_s": per_step * steps if per_step and steps is not None else None,
     }
     return render(request, "webui/job_new.html", context, status=422 if errors else 200)
 

@@ -9,6 +9,7 @@ from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import APIException
 from softserve.serving.models import Usage
@@ -99,8 +100,11 @@ def key_create(request: HttpRequest) -> HttpResponse:
         )
     except APIException as exc:
         return _render(request, {f"key_{k}": v for k, v in errors_of(exc).items()}, values)
-    # Shown once, in this response only; never stored or put in a message that survives a reload.
-    return _render(request, created={"key": key, "plaintext": plaintext})
+    # Shown once, in this response only; never stored or put in a message that survives a reload, and
+    # never kept by a browser's or a proxy's cache either (no-store).
+    response = _render(request, created={"key": key, "plaintext": plaintext})
+    add_never_cache_headers(response)
+    return response
 
 
 @require_POST

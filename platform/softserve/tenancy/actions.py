@@ -43,7 +43,9 @@ def key_view(key: ApiKey) -> dict[str, Any]:
 def create_tenant(name: str, owner_email: str, password: str | None = None) -> tuple[Tenant, object, str]:
     """A tenant, its owner (created if new) and an API key with every scope; returns the key's plaintext.
 
-    With `password`, the owner can also sign in to the web UI with it."""
+    With `password`, a new owner can also sign in to the web UI with it. An owner who has an account
+    already keeps it as it is: making a team never changes anyone's password (`user.created_now` says
+    which case it was)."""
     if Tenant.objects.filter(name=name).exists():
         raise ValidationError({"name": [f"A tenant named {name!r} exists already."]})
     tenant = Tenant.objects.create(name=name)
@@ -51,12 +53,13 @@ def create_tenant(name: str, owner_email: str, password: str | None = None) -> t
     user, created = get_user_model().objects.get_or_create(
         username=owner_email, defaults={"email": owner_email}
     )
-    if password:
-        user.set_password(password)
+    if created:
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()  # no password yet: nobody can sign in as them until one is set
         user.save(update_fields=["password"])
-    elif created:
-        user.set_unusable_password()  # no password yet: nobody can sign in as them until one is set
-        user.save(update_fields=["password"])
+    user.created_now = created
     Membership.objects.create(tenant=tenant, user=user, role=Role.OWNER)
     key, plaintext = ApiKey.mint(
         tenant, "bootstrap", ["read", "write", "predict"], role=Role.OWNER, created_by=user

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django.utils.cache import add_never_cache_headers
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 
 from softserve.tenancy import actions
 from softserve.tenancy.models import ApiKey, AuditEvent, Membership
+from softserve.tenancy.permissions import AUDIT_ACTION
 from softserve.tenancy.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
@@ -42,7 +44,9 @@ class KeyList(TenantScoped, generics.ListCreateAPIView):
         key, plaintext = actions.create_key(
             request.actor, data["name"], data["scopes"], data.get("role"), data.get("expires_at")
         )
-        return Response({**ApiKeySerializer(key).data, "key": plaintext}, status=status.HTTP_201_CREATED)
+        response = Response({**ApiKeySerializer(key).data, "key": plaintext}, status=status.HTTP_201_CREATED)
+        add_never_cache_headers(response)  # the secret is in this body: no cache may keep it
+        return response
 
 
 class KeyDetail(TenantScoped, generics.RetrieveDestroyAPIView):
@@ -93,7 +97,7 @@ class MemberDetail(TenantScoped, generics.RetrieveUpdateDestroyAPIView):
 class AuditList(TenantScoped, generics.ListAPIView):
     model = AuditEvent
     serializer_class = AuditEventSerializer
-    actions_by_method = {"GET": "manage_members"}
+    actions_by_method = {"GET": AUDIT_ACTION}
 
     def get_queryset(self):
         return super().get_queryset().select_related("actor_key", "actor_user")
