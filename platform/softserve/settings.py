@@ -213,6 +213,8 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "softserve.api.schema.add_error_responses",
     ],
+    # Two models have a `status` field with different choices: each enum gets its own name.
+    "ENUM_NAME_OVERRIDES": {"InvitationStatusEnum": "softserve.tenancy.models.InvitationStatus"},
     # Swagger UI from the drf-spectacular-sidecar package, never a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

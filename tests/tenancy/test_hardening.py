@@ -36,6 +36,7 @@ def test_createtenant_gives_a_new_account_a_password_it_prints(capsys):
     call_command("createtenant", "hooli", "--owner", "gavin@hooli.example")
     password = capsys.readouterr().out.splitlines()[1].split(" / ")[1].split()[0]
     client = Client()
-    assert client.post(
-        "/accounts/login/", {"username": "gavin@hooli.example", "password": password}
-    ).status_code == 302
+    assert (
+        client.post("/accounts/login/", {"username": "gavin@hooli.example", "password": password}).status_code
+        == 302
+    )

@@ -421,27 +421,32 @@ def test_generation_prompts_show_their_metric_instead(acme):
     assert "exact match 0.250" in page and "does not apply to generation" in page
 
 
-def test_inviting_an_email_without_an_account_shows_the_error_beside_the_field(acme):
+def test_an_invitation_answers_the_same_with_or_without_an_account_and_keeps_a_bad_form(acme):
+    """Issue 22, finding 9: inviting never reveals whether an address has an account; a refused form
+    keeps what was typed, the message beside the field."""
     from django.contrib.auth import get_user_model
-    from softserve.tenancy.actions import NO_SUCH_USER
     from softserve.tenancy.models import Membership
 
     from tests.teams import make_user
 
     client = browser(acme)
     users = get_user_model().objects.count()
-    refused = client.post("/app/settings/members", {"email": "nobody@acme.example", "role": "admin"})
+    refused = client.post("/app/settings/members", {"email": "owner@acme.example", "role": "admin"})
     html = refused.content.decode()
     assert refused.status_code == 422
     field = html.split('id="id_member_email"')[1].split('id="id_member_role"')[0]
-    assert (
-        NO_SUCH_USER in field and 'value="nobody@acme.example"' in field  # beside it, form kept
-    )
+    assert "member already" in field and 'value="owner@acme.example"' in field  # beside it, form kept
     role = html.split('id="id_member_role"')[1].split("</select>")[0]
     assert '<option value="admin" selected>' in role  # the chosen role is kept too
-    assert (
-        get_user_model().objects.count() == users and Membership.objects.for_tenant(acme.tenant).count() == 1
-    )
     make_user("dev@acme.example")
-    added = client.post("/app/settings/members", {"email": "dev@acme.example", "role": "member"}, follow=True)
-    assert "dev@acme.example is now a member." in added.content.decode()
+    answers = []
+    for email in ("nobody@acme.example", "dev@acme.example"):
+        sent = client.post("/app/settings/members", {"email": email, "role": "member"}, follow=True)
+        text = sent.content.decode().replace(email, "EMAIL")
+        answers.append((sent.status_code, text.split('role="status"')[1].split("</ul>")[0]))
+    assert answers[0] == answers[1] and "is invited as member" in answers[0][1]
+    assert get_user_model().objects.count() == users + 1
+    assert Membership.objects.for_tenant(acme.tenant).count() == 1  # nobody joined yet
+    settings_page = client.get("/app/settings").content.decode()
+    table = settings_page.split('id="invitations"')[1].split("</table>")[0]
+    assert "nobody@acme.example" in table and "dev@acme.example" in table
