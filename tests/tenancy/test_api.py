@@ -16,8 +16,35 @@ pytestmark = pytest.mark.django_db
 
 
 def test_tests_run_on_postgres():
-    if os.environ.get("CI") or os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        assert connection.vendor == "postgresql", "the platform tests must run on PostgreSQL"
+    # Whatever CI or DATABASE_URL say: SQLite only when asked for (tests/conftest.py's django_db_setup).
+    assert connection.vendor == "postgresql" or os.environ.get("SOFTSERVE_TESTS_ALLOW_SQLITE") == "1"
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_a_bare_pytest_on_sqlite_fails_unless_sqlite_is_asked_for(tmp_path, allowed):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "SOFTSERVE_TESTS_ALLOW_SQLITE")}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'bare.sqlite3'}"
+    env["SOFTSERVE_VAR_DIR"] = str(tmp_path)
+    if allowed:
+        env["SOFTSERVE_TESTS_ALLOW_SQLITE"] = "1"
+    test = "tests/tenancy/test_api.py::test_tests_run_on_postgres"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if allowed:
+        assert run.returncode == 0, run.stdout[-2000:]
+    else:
+        assert run.returncode != 0 and "the platform tests need PostgreSQL" in run.stdout, run.stdout[-2000:]
 
 
 def test_createtenant_prints_a_working_key(capsys):

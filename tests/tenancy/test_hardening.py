@@ -40,3 +40,29 @@ def test_createtenant_gives_a_new_account_a_password_it_prints(capsys):
         client.post("/accounts/login/", {"username": "gavin@hooli.example", "password": password}).status_code
         == 302
     )
+
+
+def test_make_secrets_fills_every_empty_secret_once_and_keeps_set_ones(tmp_path):
+    """Issue 22, finding 10: .env.example ships no usable key; `make secrets` (deploy/secrets.py)
+    writes one, and compose's passwords, into .env."""
+    import importlib.util
+    import re
+
+    from tests.conftest import ROOT
+
+    example = (ROOT / ".env.example").read_text()
+    assert re.search(r"^DJANGO_SECRET_KEY=$", example, re.M), ".env.example must ship no usable key"
+    spec = importlib.util.spec_from_file_location("deploy_secrets", ROOT / "deploy" / "secrets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    env = tmp_path / ".env"
+    filled = module.fill(env, ROOT / ".env.example")
+    assert set(filled) == set(module.SECRETS)
+    text = env.read_text()
+    key = re.search(r"^DJANGO_SECRET_KEY=(.+)$", text, re.M).group(1)
+    assert len(key) >= 50 and key != "softserve-embedded-default-not-for-production"
+    assert oct(env.stat().st_mode & 0o777) == "0o600"
+    env.write_text(text.replace(re.search(r"^REDIS_PASSWORD=.*$", text, re.M).group(0), "REDIS_PASSWORD="))
+    assert module.fill(env, ROOT / ".env.example") == ["REDIS_PASSWORD"]
+    assert re.search(r"^DJANGO_SECRET_KEY=(.+)$", env.read_text(), re.M).group(1) == key  # kept
+    assert len(env.read_text().splitlines()) == len(example.splitlines())  # filled in place

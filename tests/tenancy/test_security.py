@@ -202,5 +202,12 @@ def test_production_mode_refuses_the_embedded_secret_and_passes_check_deploy():
     )
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
     assert "no issues" in deploy.stdout
-    laptop = _manage_check({})  # the embedded default mode: `make run` and the tests
+    # Issue 22, finding 10: the embedded key is refused whenever DEBUG is off, DJANGO_SECURE or not
+    # (and an empty DJANGO_SECRET_KEY, as .env.example ships it, is no key at all).
+    for plain_http in ({}, {"DJANGO_SECURE": "0"}, {"DJANGO_SECRET_KEY": ""}):
+        refused = _manage_check(plain_http)
+        assert refused.returncode != 0 and "softserve.E001" in refused.stderr, plain_http
+    laptop = _manage_check({"DJANGO_SECRET_KEY": secret})  # `make run`: the key `make secrets` wrote
     assert laptop.returncode == 0, laptop.stderr
+    debugging = _manage_check({"DJANGO_DEBUG": "1"})  # a developer's DEBUG server may use the embedded key
+    assert debugging.returncode == 0, debugging.stderr

@@ -112,3 +112,80 @@ def test_unicode_digits_are_field_errors_not_500s(acme):
         assert listed.status_code == 400 and listed.json()["error"]["fields"], query
     played = client.post("/app/playground", {"prompt": "sentiment", "ref": "²", "inputs": "good"})
     assert played.status_code == 422  # an alias named "²" that does not exist, beside the field
+
+
+def test_an_operator_without_a_team_lands_on_ops_after_signing_in(db):
+    operator = make_user("ops@softserve.example", "an-operator's-Passphrase-3")
+    operator.is_staff = True
+    operator.save(update_fields=["is_staff"])
+    client = Client()
+    signed_in = client.post(
+        "/accounts/login/",
+        {"username": "ops@softserve.example", "password": "an-operator's-Passphrase-3"},
+        follow=True,
+    )
+    assert signed_in.redirect_chain[-1][0] == "/ops/" and signed_in.status_code == 200
+    # Other team pages say what an operator can do instead of only refusing.
+    page = client.get("/app/datasets")
+    assert page.status_code == 403
+    html = page.content.decode()
+    assert 'href="/ops/"' in html and "You are an operator" in html
+
+
+def test_staff_with_a_team_see_operations_and_a_refusal_says_what_to_do(acme):
+    staff = make_user("staff@acme.example")
+    staff.is_staff = True
+    staff.save(update_fields=["is_staff"])
+    Membership.objects.create(tenant=acme.tenant, user=staff, role="viewer")
+    client = browser(staff)
+    home = client.get("/app/")
+    assert home.status_code == 200 and '<a href="/ops/">Operations</a>' in home.content.decode()
+    refused = client.post("/app/settings/keys", {"name": "x", "scopes": ["read"]})
+    assert refused.status_code == 403
+    html = refused.content.decode()
+    assert "needs the <strong>admin</strong> role" in html and "ask an admin or owner of acme" in html
+    assert 'href="/ops/"' in html  # an operator can still act from Operations
+    viewer = make_user("viewer@acme.example")
+    Membership.objects.create(tenant=acme.tenant, user=viewer, role="viewer")
+    plain = browser(viewer).post("/app/settings/keys", {"name": "x", "scopes": ["read"]}).content.decode()
+    assert "ask an admin or owner of acme" in plain and 'href="/ops/"' not in plain
+
+
+def test_every_answer_carries_a_content_security_policy_the_pages_keep_to(acme, s3):
+    import re
+
+    from softserve.datasets.models import DatasetVersion
+    from softserve.jobs.models import Job
+
+    from tests.webui.fill import fill_team
+    from tests.webui.test_pages import pages
+
+    main = fill_team(acme.tenant, 3)
+    dataset = DatasetVersion.objects.for_tenant(acme.tenant).first()
+    s3.put_object(
+        Bucket=s3.bucket, Key=dataset.storage_key, Body=b'{"text": "a", "label": "x", "split": "dev"}\n'
+    )
+    job = Job.objects.for_tenant(acme.tenant).first()
+    client = browser(acme.owner)
+    urls = [*pages(main.name, job, dataset), "/accounts/login/", "/api/docs/", "/app/invitations"]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        policy = response["Content-Security-Policy"]
+        assert (
+            "script-src 'self';" in policy and "'unsafe-inline'" not in policy and "unsafe-eval" not in policy
+        )
+        html = response.content.decode()
+        assert not re.search(r"\sstyle=", html), f"{url}: an inline style attribute the policy refuses"
+        assert not re.search(r"\son[a-z]+=", html), f"{url}: an inline event handler"
+        for tag in re.findall(r"<script\b[^>]*>", html):
+            assert "src=" in tag or 'type="application/json"' in tag, f"{url}: inline script {tag}"
+        if "<style>" in html:
+            assert url == "/api/docs/", f"{url}: a <style> block"  # Swagger's, allowed by its hash
+    assert acme.client.get("/api/v1/members")["Content-Security-Policy"] == policy
+    config = client.get("/app/").content.decode().split('name="htmx-config" content=\'')[1].split("'")[0]
+    import json
+
+    assert json.loads(config)["allowEval"] is False and json.loads(config)["allowScriptTags"] is False
+    script = client.get("/api/docs/?script=")
+    assert script.status_code == 200 and "SwaggerUIBundle" in script.content.decode()

@@ -22,6 +22,14 @@ pytestmark = pytest.mark.django_db
 HOSTILE = '<script>alert(1)</script>=HYPERLINK("http://evil.example","x")'
 
 
+def chart_data(html: str, chart: str):
+    """A chart's data as app.js reads it: the data-json attribute of the element `<chart>-data`."""
+    import json
+    from html import unescape
+
+    return json.loads(unescape(html.split(f'id="{chart}-data" data-json="')[1].split('"')[0]))
+
+
 def browser(team) -> Client:
     client = Client()
     client.force_login(team.owner)
@@ -308,7 +316,6 @@ def test_playground_fills_inputs_from_a_dataset(acme, s3):
 
 
 def test_usage_chart_keeps_the_busiest_prompts_and_sums_the_rest(acme):
-    import json
 
     from django.utils import timezone
     from softserve.serving.models import Usage
@@ -317,7 +324,7 @@ def test_usage_chart_keeps_the_busiest_prompts_and_sums_the_rest(acme):
     for i in range(10):
         Usage.objects.create(tenant=acme.tenant, prompt_name=f"p{i}", day=today, requests=1, inputs=10 + i)
     html = browser(acme).get("/app/settings").content.decode()
-    chart = json.loads(html.split('id="usage-chart-data" type="application/json">')[1].split("</script>")[0])
+    chart = chart_data(html, "usage-chart")
     names = [d["label"] for d in chart["datasets"]]
     assert names == [f"p{i}" for i in range(9, 1, -1)] + ["other"]
     assert chart["datasets"][-1]["data"][-1] == 10 + 11  # p0 and p1, today
@@ -350,7 +357,6 @@ def test_start_cancel_and_retry_a_job_from_the_pages(acme):
 
 
 def test_long_histories_are_thinned_on_the_server(acme):
-    import json
 
     fill_team(acme.tenant, 1)
     job = Job.objects.for_tenant(acme.tenant).get()
@@ -358,7 +364,7 @@ def test_long_histories_are_thinned_on_the_server(acme):
     job.progress = {"step": 5000, "total_steps": 5000, "loss": 0.1}
     job.save()
     html = browser(acme).get(f"/app/jobs/{job.pk}/live").content.decode()
-    chart = json.loads(html.split('id="curve-chart-data" type="application/json">')[1].split("</script>")[0])
+    chart = chart_data(html, "curve-chart")
     loss, metric = chart["datasets"]
     assert len(loss["data"]) == 300 and len(metric["data"]) == 300
     assert loss["data"][0]["x"] == 1 and loss["data"][-1]["x"] == 5000 and metric["label"] == "dev accuracy"
