@@ -46,5 +46,7 @@ def test_scores_real_sst2_examples(default_model):
     spec = TaskSpec("classification", TEMPLATE, ["negative", "positive"])
     examples = to_examples(read_rows(shared_dataset("sst2", "dev"))[:48], TEMPLATE, "label")
     metrics = evaluate(fm, design_prompt(fm, spec, []), examples)
-    # Zero-shot prompt design with this model scores about 80% on SST-2 dev; chance is 50%.
-    assert metrics["n"] == 48 and metrics["accuracy"] >= 0.65, metrics
+    # Zero-shot prompt design with this model scores 40 of these 48 SST-2 dev rows (0.833; chance is 0.5).
+    # The evaluation is deterministic (same weights, rows and template): the margin is two examples, for
+    # numeric differences between CPUs or torch builds flipping a borderline row, not for luck.
+    assert metrics["n"] == 48 and metrics["accuracy"] >= 38 / 48, metrics
