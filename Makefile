@@ -51,7 +51,7 @@ $(STAMP): pyproject.toml
 # .env (from .env.example when missing) with a random value for every secret it leaves empty: the
 # DJANGO_SECRET_KEY that `make run` needs, and compose's passwords. A secret already set keeps its value.
 secrets:
-	python3 deploy/secrets.py
+	python3 deploy/make_secrets.py
 
 # The platform on its embedded defaults: SQLite, a local storage folder, no services to install.
 # Its secret key comes from the environment or .env (`make secrets` writes one on first run): the system

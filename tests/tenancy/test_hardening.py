@@ -43,7 +43,7 @@ def test_createtenant_gives_a_new_account_a_password_it_prints(capsys):
 
 
 def test_make_secrets_fills_every_empty_secret_once_and_keeps_set_ones(tmp_path):
-    """Issue 22, finding 10: .env.example ships no usable key; `make secrets` (deploy/secrets.py)
+    """Issue 22, finding 10: .env.example ships no usable key; `make secrets` (deploy/make_secrets.py)
     writes one, and compose's passwords, into .env."""
     import importlib.util
     import re
@@ -52,7 +52,7 @@ def test_make_secrets_fills_every_empty_secret_once_and_keeps_set_ones(tmp_path)
 
     example = (ROOT / ".env.example").read_text()
     assert re.search(r"^DJANGO_SECRET_KEY=$", example, re.M), ".env.example must ship no usable key"
-    spec = importlib.util.spec_from_file_location("deploy_secrets", ROOT / "deploy" / "secrets.py")
+    spec = importlib.util.spec_from_file_location("deploy_secrets", ROOT / "deploy" / "make_secrets.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     env = tmp_path / ".env"

@@ -1,4 +1,5 @@
-"""`make secrets`: a .env with a random value for every secret it leaves empty.
+"""`make secrets`: a .env with a random value for every secret it leaves empty. (Not named secrets.py:
+scripts in deploy/ run with that folder first on the path, where it would hide the stdlib's `secrets`.)
 
 Creates .env from .env.example when there is none, then fills each empty secret (DJANGO_SECRET_KEY and
 the compose passwords) with a fresh random value; a secret that already has a value keeps it, so running
