@@ -1,9 +1,10 @@
 """`make secrets`: a .env with a random value for every secret it leaves empty. (Not named secrets.py:
 scripts in deploy/ run with that folder first on the path, where it would hide the stdlib's `secrets`.)
 
-Creates .env from .env.example when there is none, then fills each empty secret (DJANGO_SECRET_KEY and
-the compose passwords) with a fresh random value; a secret that already has a value keeps it, so running
-it again changes nothing. The values are URL-safe hex: the passwords go into DATABASE_URL and REDIS_URL.
+Creates .env from .env.example when there is none, then fills each empty secret (DJANGO_SECRET_KEY,
+the compose passwords and METRICS_TOKEN) with a fresh random value; a secret that already has a value
+keeps it, so running it again changes nothing. The values are URL-safe hex: the passwords go into
+DATABASE_URL and REDIS_URL.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ SECRETS = {
     "MINIO_ROOT_PASSWORD": lambda: secrets.token_hex(24),
     "FLOWER_BASIC_AUTH": lambda: f"ops:{secrets.token_hex(16)}",
     "GRAFANA_ADMIN_PASSWORD": lambda: secrets.token_hex(16),
+    "METRICS_TOKEN": lambda: secrets.token_hex(32),
 }
 
 

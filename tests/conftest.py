@@ -10,6 +10,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Serving pools the tests start score in fp32, so their answers can be compared with the engine's to 1e-4;
+# the `auto` policy (bf16 where native) is checked on its own (tests/serving/test_precision.py).
+os.environ.setdefault("SERVING_PRECISION", "fp32")
 
 pytest_plugins = ["tests.teams", "tests.s3"]
 

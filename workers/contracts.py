@@ -34,7 +34,8 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-# A job in one of these holds its tenant's concurrent-jobs quota.
+# A job in one of these is live: queued (counted by the queued-jobs quota) or running (by the
+# concurrent-jobs quota, at the claim).
 JOB_ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 JOB_FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
@@ -108,6 +109,11 @@ JOB_KINDS = tuple(JobKind)
 JOB_STATUSES = tuple(JobStatus)
 METHODS = tuple(Method)
 INITS = tuple(Init)
+
+
+def inits_for(task_type: str) -> tuple[Init, ...]:
+    """The inits a prompt of `task_type` can train from: `labels` needs class-label words."""
+    return tuple(i for i in Init if i != Init.LABELS or task_type == TaskType.CLASSIFICATION)
 
 
 def _env_value(kind: type, raw: str) -> object:

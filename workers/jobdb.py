@@ -181,8 +181,11 @@ class JobDB:
 
         Fair order: the tenant with the fewest running jobs first, then the tenant that started a job
         least recently (never: first), then first come first served within the tenant; a tenant already
-        running its quota's concurrent jobs waits. Only one worker can claim a job (conditional UPDATE;
-        on PostgreSQL the pick skips rows another worker is claiming at this instant)."""
+        running its quota's concurrent jobs waits. This is where a tenant's running limit holds (the API
+        lets a tenant queue more, up to its queued_jobs quota). Only one worker can claim a job
+        (conditional UPDATE; on PostgreSQL the pick skips rows another worker is claiming at this
+        instant), and workers claiming at once for one tenant take turns on its quota row
+        (`_may_start`), so together they never start more than its limit."""
         jobs, quotas, now = self.jobs, self.quotas, self._now()
         other = jobs.alias("other")
         same_tenant = other.c.tenant_id == jobs.c.tenant_id
@@ -197,8 +200,10 @@ class JobDB:
             .where(quotas.c.tenant_id == jobs.c.tenant_id)
             .scalar_subquery()
         )
+        # The subqueries read this statement's snapshot: they order the queue and skip tenants already
+        # full, and `_may_start` then decides under the tenant's lock.
         pick = (
-            sa.select(jobs.c.id)
+            sa.select(jobs.c.id, jobs.c.tenant_id)
             .where(
                 jobs.c.status == JobStatus.QUEUED,
                 jobs.c.cancel_requested == sa.false(),
@@ -220,17 +225,36 @@ class JobDB:
                         jobs.update().where(jobs.c.id == held).values(**self._claim_values(worker, now))
                     )
                     return str(uuid.UUID(str(held)))
-                job_id = conn.execute(pick).scalar()
-                if job_id is None:
-                    return None
+                full: list[Any] = []  # tenants found at their limit under the lock, in this claim
+                while True:
+                    row = conn.execute(pick.where(jobs.c.tenant_id.not_in(full)) if full else pick).first()
+                    if row is None:
+                        return None
+                    if self._may_start(conn, row.tenant_id):
+                        break
+                    full.append(row.tenant_id)
                 claimed = conn.execute(
                     jobs.update()
-                    .where(jobs.c.id == job_id, jobs.c.status == JobStatus.QUEUED)
+                    .where(jobs.c.id == row.id, jobs.c.status == JobStatus.QUEUED)
                     .values(**self._claim_values(worker, now))
                 ).rowcount
             if claimed:
-                return str(uuid.UUID(str(job_id)))
+                return str(uuid.UUID(str(row.id)))
         return None
+
+    def _may_start(self, conn: Any, tenant_id: Any) -> bool:
+        """Whether the tenant runs fewer jobs than its quota allows, counted while holding its quota row:
+        a second worker claiming for the same tenant waits here until the first commits, and (read
+        committed) its count then includes the first one's claim. No quota row: no limit."""
+        quotas, jobs = self.quotas, self.jobs
+        limit = conn.execute(
+            sa.select(quotas.c.concurrent_jobs).where(quotas.c.tenant_id == tenant_id).with_for_update()
+        ).scalar()
+        if limit is None:
+            return True
+        mine = sa.and_(jobs.c.tenant_id == tenant_id, jobs.c.status == JobStatus.RUNNING)
+        running = conn.execute(sa.select(sa.func.count()).where(mine)).scalar()
+        return running < limit
 
     def _after_worker_loss(self, conn: Any, job: dict[str, Any], policy: JobPolicy) -> dict[str, Any]:
         """The row's next values once its worker is gone: queued again (losses counted when the lost

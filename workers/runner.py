@@ -33,7 +33,7 @@ from workers.contracts import FailureReason, JobKind, JobStatus, VersionStatus
 from workers.engine.artifact import PromptArtifact, artifact_bytes, artifact_from_bytes
 from workers.engine.base_model import FrozenModel, load_base_model
 from workers.engine.checkpoint import BankState
-from workers.engine.defaults import PROMPT_LENGTH, STEPS
+from workers.engine.defaults import DEFAULT_PRECISION, PROMPT_LENGTH, STEPS
 from workers.engine.errors import EngineError
 from workers.engine.evaluation import evaluate
 from workers.engine.formats import PEFT_ZIP, peft_unavailable
@@ -363,10 +363,14 @@ def run_evaluation(
         try:
             artifact.check_fits(fm)
             prompt = LoadedPrompt.from_artifact(fm, artifact)
-            metrics = evaluate(fm, prompt, dev, detail=True)
+            # Training's precision policy; an ensemble's members are scored in the same pass.
+            metrics = evaluate(fm, prompt, dev, detail=True, precision=DEFAULT_PRECISION)
             members = (
-                [evaluate(fm, prompt.member(k), dev) for k in range(len(prompt.members))]
-                if len(prompt.members) > 1
+                [
+                    evaluate(fm, prompt.member(k), dev, precision=DEFAULT_PRECISION)
+                    for k in range(len(prompt.members))
+                ]
+                if len(prompt.members) > 1 and "members" not in metrics
                 else []
             )
         except EngineError as exc:

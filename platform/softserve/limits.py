@@ -14,9 +14,12 @@ from workers.engine.task import MAX_TEMPLATE_CHARS
 
 @dataclass(frozen=True)
 class Limits:
-    # Whole requests (bytes as sent): a multipart upload, and any other body (JSON, forms). Over: 413.
+    # Whole requests (bytes as sent): a dataset upload, and any other body (JSON, forms). Over: 413.
+    # Only the dataset upload (API and web UI) takes upload_max_bytes; every other body, multipart included,
+    # body_max_bytes. Large uploads spool to disk, at most upload_max_concurrent at once per web process.
     upload_max_bytes: int = 512 * 2**20
     body_max_bytes: int = 2 * 2**20
+    upload_max_concurrent: int = 2
     # A dataset after normalisation: JSONL bytes and rows (over: 413), characters per text field, per
     # target (a generation dataset's answer or a label) and per physical line of the upload (over: 413).
     dataset_max_bytes: int = 512 * 2**20

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from softserve.clientaddr import parse_networks
 from softserve.limits import Limits
 from softserve.storage import storages_setting
 from workers.contracts import JobPolicy
@@ -65,12 +66,14 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from the web process (gunicorn or runserver), compressed and cached.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Refuses an over-sized request (413, the API's error shape) before anything reads its body.
-    "softserve.api.middleware.RequestSizeLimit",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Refuses an over-sized request (413, the API's error shape) before anything reads its body (CSRF's
+    # check reads it in process_view, which runs after every middleware's __call__); after authentication,
+    # so only a signed-in user's (or an API key's) dataset upload may be large.
+    "softserve.api.middleware.RequestSizeLimit",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -155,8 +158,11 @@ STORAGES = storages_setting(VAR)
 # Every bound on tenant input (request and upload bytes, dataset rows and lines, labels, verbalizers,
 # templates, page sizes): softserve/limits.py, each from its own environment variable.
 LIMITS = Limits.from_env(os.environ)
-# Uploads above this many bytes stream to a temporary file instead of memory.
+# Uploads above this many bytes stream to a temporary file instead of memory, in a folder of their own
+# (not /tmp): only dataset uploads may be that large, at most UPLOAD_MAX_CONCURRENT at once per process.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 2**20
+FILE_UPLOAD_TEMP_DIR = os.environ.get("UPLOAD_SPOOL_DIR") or str(VAR / "uploads")
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 # A non-file body is read into memory: Django refuses one over this (the middleware answers first).
 DATA_UPLOAD_MAX_MEMORY_SIZE = LIMITS.body_max_bytes
 
@@ -167,10 +173,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Failed sign-ins per (username, client address) within the window; then that pair is locked out
-# for the window (429), whatever the password. Counted in the cache (Redis when REDIS_URL is set).
-LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", 5))
-LOGIN_LOCKOUT_S = int(os.environ.get("LOGIN_LOCKOUT_S", 900))
+# The proxies in front of the web (CIDRs or addresses, comma-separated): when the peer is one of them,
+# the client's address is read from X-Forwarded-For, right to left through these hops only
+# (softserve/clientaddr.py). Empty: the peer is the client, and X-Forwarded-For is never read.
+TRUSTED_PROXIES = parse_networks(os.environ.get("TRUSTED_PROXIES", ""))
+# The sign-in throttle (softserve/tenancy/accounts.py), counted in the cache (Redis when REDIS_URL is
+# set): per account, this many failures are free, then each attempt waits a delay that starts at
+# LOGIN_ACCOUNT_DELAY_S and doubles per failure up to LOGIN_ACCOUNT_MAX_DELAY_S (429 with Retry-After);
+# per client address, this many failures (any accounts) refuse the address for the window; a browser
+# that signed in to the account before skips both, with a delay of its own, for LOGIN_DEVICE_DAYS.
+LOGIN_ACCOUNT_FREE_FAILURES = int(os.environ.get("LOGIN_ACCOUNT_FREE_FAILURES", 5))
+LOGIN_ACCOUNT_DELAY_S = float(os.environ.get("LOGIN_ACCOUNT_DELAY_S", 1))
+LOGIN_ACCOUNT_MAX_DELAY_S = float(os.environ.get("LOGIN_ACCOUNT_MAX_DELAY_S", 60))
+LOGIN_ADDRESS_MAX_FAILURES = int(os.environ.get("LOGIN_ADDRESS_MAX_FAILURES", 50))
+# Failures are counted for this many seconds from the first one.
+LOGIN_WINDOW_S = int(os.environ.get("LOGIN_WINDOW_S", 900))
+LOGIN_DEVICE_DAYS = int(os.environ.get("LOGIN_DEVICE_DAYS", 90))
 X_FRAME_OPTIONS = "DENY"
 # Scripts, styles, images and fetches from this origin only; no inline script or style attribute, no eval,
 # no plugins, no framing, forms post here only. Empty: no header. (softserve/csp.py adds the hashes of
@@ -272,5 +290,8 @@ SERVING_MAX_NEW_TOKENS = int(os.environ.get("SERVING_MAX_NEW_TOKENS", 32))
 LOGGING = logging_config()
 # /ops/ reads serving request rates, latencies and cache hit rates from this Prometheus (empty: not shown).
 PROMETHEUS_URL = os.environ.get("PROMETHEUS_URL", "")
+# The web's /metrics answers only `Authorization: Bearer <this>` (Prometheus' scrape config sends it); the
+# series name teams' prompts. Empty: the web port serves no metrics (404).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # Operations. /readyz: each dependency (database, broker, storage) must answer within this many seconds.
 SOFTSERVE_READY_TIMEOUT_S = float(os.environ.get("SOFTSERVE_READY_TIMEOUT_S", 2))

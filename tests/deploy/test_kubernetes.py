@@ -342,3 +342,102 @@ def test_vendored_crds_are_the_tagged_keda_files():
         "keda.sh_triggerauthentications.yaml",
     }
     assert Path(KEDA_CRDS / "SOURCE").read_text().startswith("KEDA's CustomResourceDefinitions")
+
+
+def _routes(path: str, rule: dict) -> bool:
+    """Whether an Ingress path rule takes `path` (Kubernetes' semantics: Exact, or Prefix by whole
+    path elements)."""
+    if rule["pathType"] == "Exact":
+        return path == rule["path"]
+    prefix = rule["path"].rstrip("/")
+    return prefix == "" or path == prefix or path.startswith(prefix + "/")
+
+
+def test_the_ingress_routes_the_pages_and_the_api_but_never_the_probes_or_metrics():
+    """Issue 22, findings 3 and 4: /metrics, /readyz and /healthz are for the cluster only."""
+    from django.urls import get_resolver
+
+    rules = [
+        rule
+        for doc in documents()
+        if doc["kind"] == "Ingress"
+        for host in doc["spec"]["rules"]
+        for rule in host["http"]["paths"]
+    ]
+    assert all(rule["backend"]["service"] == {"name": "web", "port": {"name": "http"}} for rule in rules)
+    for probe in ("/metrics", "/readyz", "/healthz", "/metrics/", "/readyz/"):
+        assert not any(_routes(probe, rule) for rule in rules), f"the Ingress routes {probe}"
+    # Every other URL the web answers is routed: the front door, pages, API, sign-in, static files.
+    for entry in get_resolver().url_patterns:
+        first = "/" + str(entry.pattern).lstrip("^").split("/")[0]
+        if first.strip("/") in ("healthz", "readyz", "metrics"):
+            continue
+        sample = first if first == "/" else f"{first}/x"
+        assert any(_routes(sample, rule) for rule in rules), f"the Ingress does not route {sample}"
+    # Large bodies only where the web takes them: the dataset upload's own Ingress.
+    body_sizes = {
+        doc["metadata"]["name"]: doc["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+        for doc in documents()
+        if doc["kind"] == "Ingress"
+    }
+    assert body_sizes == {"web": "2m", "web-uploads": "512m"}, body_sizes
+    uploads = [rule["path"] for rule in find("Ingress", "web-uploads")["spec"]["rules"][0]["http"]["paths"]]
+    assert {resolve(path).view_name for path in uploads} == {"datasets", "webui:dataset-upload"}
+
+
+def test_network_policies_let_only_prometheus_reach_the_workers_metrics_ports():
+    policies = [d for d in documents() if d["kind"] == "NetworkPolicy"]
+    by_name = {p["metadata"]["name"]: p["spec"] for p in policies}
+    workers = by_name["workers-metrics-from-prometheus"]
+    selected = workers["podSelector"]["matchExpressions"][0]
+    assert selected["key"] == "app.kubernetes.io/name" and selected["operator"] == "In"
+    assert set(selected["values"]) == {"tuning-worker", "serving-worker"}
+    assert workers["policyTypes"] == ["Ingress"] and len(workers["ingress"]) == 1
+    (allowed,) = workers["ingress"]
+    (source,) = allowed["from"]
+    assert source["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    assert "namespaceSelector" in source  # Prometheus pods of their namespace, not any pod with the label
+    assert [p["port"] for p in allowed["ports"]] == ["metrics"]
+    for name in ("tuning-worker", "serving-worker"):
+        container = containers(find("Deployment", name))[0]
+        assert [p["name"] for p in container["ports"]] == ["metrics"]  # the only port it has
+        labels = find("Deployment", name)["spec"]["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] in selected["values"]
+    web = by_name["web-from-ingress-and-prometheus"]
+    assert web["podSelector"]["matchLabels"] == find("Deployment", "web")["spec"]["selector"]["matchLabels"]
+    assert [p["port"] for rule in web["ingress"] for p in rule["ports"]] == ["http"]
+
+
+def test_the_cluster_scrape_config_sends_the_metrics_token_and_finds_the_pods(tmp_path):
+    from tests.deploy.test_observability import promtool_check
+
+    path = ROOT / "deploy" / "prometheus" / "kubernetes.yml"
+    config = yaml.safe_load(path.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    token_file = jobs["web"]["authorization"]["credentials_file"]
+    assert "METRICS_TOKEN" in find("Secret", "softserve-secrets")["stringData"]
+    keep = {
+        name: re.compile(next(r["regex"] for r in job["relabel_configs"] if r["action"] == "keep"))
+        for name, job in jobs.items()
+    }
+    for deployment, job in (
+        ("web", "web"),
+        ("tuning-worker", "softserve-workers"),
+        ("serving-worker", "softserve-workers"),
+    ):
+        doc = find("Deployment", deployment)
+        label = doc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+        port = doc["spec"]["template"]["spec"]["containers"][0]["ports"][0]["name"]
+        assert keep[job].fullmatch(f"{label};{port}"), (deployment, job)
+        assert not any(keep[other].fullmatch(f"{label};{port}") for other in keep if other != job)
+    # Debian's promtool is built without Kubernetes discovery: the discovery block is checked here, and
+    # promtool checks the rest (authorization, relabelling, rules) on a copy with static targets instead.
+    for job in jobs.values():
+        assert job.pop("kubernetes_sd_configs") == [{"role": "pod", "namespaces": {"names": ["softserve"]}}]
+        job["static_configs"] = [{"targets": ["127.0.0.1:8000"]}]
+    copy = tmp_path / "source" / path.name
+    copy.parent.mkdir()
+    copy.write_text(yaml.safe_dump(config))
+    (copy.parent / "alerts.yml").write_text((path.parent / "alerts.yml").read_text())
+    result = promtool_check(copy, {token_file: "t"}, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr

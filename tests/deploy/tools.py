@@ -53,6 +53,7 @@ SECRETS = {
     "MINIO_ROOT_PASSWORD": "compose-check-minio",
     "FLOWER_BASIC_AUTH": "ops:compose-check-flower",
     "GRAFANA_ADMIN_PASSWORD": "compose-check-grafana",
+    "METRICS_TOKEN": "compose-check-metrics",
 }
 
 

@@ -4,13 +4,26 @@ shows them (CLI help, README) and within the platform's time-budget policy."""
 import re
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
 from tests.conftest import ROOT
-from workers.contracts import METHODS, JobKind, JobPolicy
+from workers.contracts import INITS, METHODS, JobKind, JobPolicy, TaskType, inits_for
 from workers.engine.cli import _parser
-from workers.engine.defaults import DEFAULTS, ENSEMBLE, defaults_for, defaults_table
+from workers.engine.defaults import (
+    CLASSIFICATION,
+    DEFAULTS,
+    ENSEMBLE,
+    GENERATION,
+    GENERATION_INIT,
+    LABELS_INIT,
+    defaults_for,
+    defaults_table,
+)
+from workers.engine.errors import EngineError
+from workers.engine.pipeline import train_task
+from workers.engine.task import Example, TaskSpec
 from workers.engine.trainer import TrainConfig
 
 # The decision of issue 15 (benchmarks/README.md): optimizer, learning rate, init, budget in minutes.
@@ -111,3 +124,38 @@ def test_default_budgets_stay_within_the_platform_maximum():
     assert override.default_minutes("prompt", JobKind.ENSEMBLE) == 30
     assert JobPolicy.from_env({}).job_default_minutes is None
     assert JobPolicy.from_env({"SOFTSERVE_JOB_DEFAULT_MINUTES": "45"}).default_minutes("prefix", "tune") == 45
+
+
+def test_every_default_fits_the_task_type():
+    """A generation task has no label words: where a method's init is labels it starts from vocab;
+    every other default is the same for both task types."""
+    assert {t.value for t in TaskType} == {CLASSIFICATION, GENERATION}
+    assert {LABELS_INIT, GENERATION_INIT} <= set(INITS)
+    for method in DEFAULTS:
+        for ensemble in (False, True):
+            classification = defaults_for(method, ensemble=ensemble)
+            for task_type in TaskType:
+                chosen = defaults_for(method, ensemble=ensemble, task_type=task_type)
+                assert chosen.init in inits_for(task_type), (method, ensemble, task_type)
+                assert replace(chosen, init=classification.init) == classification
+    assert [defaults_for(m, task_type=GENERATION).init for m in METHODS] == ["vocab"] * 3
+    assert TrainConfig(task_type=GENERATION).effective_init == "vocab"
+    assert TrainConfig(task_type=GENERATION, ensemble_size=3).effective_init == "vocab"
+    assert TrainConfig(task_type=GENERATION, init="random").effective_init == "random"  # a choice stays
+    assert TrainConfig().effective_init == "labels"
+    with pytest.raises(EngineError, match="task type"):
+        TrainConfig(task_type="regression")
+    with pytest.raises(ValueError, match="task type"):
+        defaults_for("prompt", task_type="regression")
+
+
+def test_a_generation_task_trains_with_every_default(tiny_models):
+    """The engine's own path (CLI and worker): no init named, a generation task, and it trains from vocab."""
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    rows = [Example({"text": str(n)}, words[n]) for n in range(10)]
+    spec = TaskSpec(GENERATION, "Number: {text}\nWords:", [], {})
+    config = TrainConfig(prompt_length=4, steps=2, batch_size=4, eval_every=2, precision="fp32")
+    assert config.task_type == CLASSIFICATION  # as the CLI builds it before reading the data
+    artifact = train_task(tiny_models["gpt2"], spec, rows[:8], rows[8:], config)
+    assert artifact.train_config["init"] == "vocab" and artifact.train_config["task_type"] == GENERATION
+    assert artifact.metrics["steps_run"] == 2 and "exact_match" in artifact.metrics["dev"]

@@ -116,14 +116,17 @@ def test_a_config_copied_for_another_method_takes_that_methods_optimiser():
 
 
 def test_auto_precision_takes_bf16_only_where_the_device_runs_it_natively(monkeypatch):
-    from workers.engine import bank
+    from workers.engine import precision
 
     cpu = torch.device("cpu")
     assert TrainConfig().precision == "auto"
-    assert (bank.resolved_precision("fp32", cpu), bank.resolved_precision("bf16", cpu)) == ("fp32", "bf16")
+    assert (precision.resolved_precision("fp32", cpu), precision.resolved_precision("bf16", cpu)) == (
+        "fp32",
+        "bf16",
+    )
     for native, expected in ((True, "bf16"), (False, "fp32")):
         monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda native=native: native)
-        assert bank.resolved_precision("auto", cpu) == expected
-    assert bank.resolved_precision("auto", torch.device("meta")) == "fp32"
+        assert precision.resolved_precision("auto", cpu) == expected
+    assert precision.resolved_precision("auto", torch.device("meta")) == "fp32"
     with pytest.raises(EngineError, match="auto, fp32 or bf16"):
         TrainConfig(precision="fp16")

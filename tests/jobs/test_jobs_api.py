@@ -17,7 +17,8 @@ from tests.net import redis_db_url
 from tests.prompts.test_registry_api import ready_version
 from tests.teams import bearer, make_dataset_version, make_prompt
 from workers.contracts import QUEUE_GPU, TASK_ENSEMBLE, TASK_EVALUATE, TASK_TUNE, JobPolicy
-from workers.engine.defaults import PROMPT_LENGTH, STEPS
+from workers.engine.defaults import PROMPT_LENGTH, STEPS, defaults_for
+from workers.runner import _train_config
 
 pytestmark = pytest.mark.django_db
 REDIS_URL = redis_db_url(14)
@@ -151,7 +152,10 @@ def test_bad_job_requests_get_field_errors(acme, setup, broker, overrides, field
     [
         ({"task_type": "generation", "labels": ()}, "is generation"),
         ({"labels": ("negative", "positive", "neutral")}, "lacks"),
-        ({"columns": {"text_a": "a", "text_b": "b"}}, "needs fields ['text']"),
+        (
+            {"columns": {"text_a": "a", "text_b": "b"}},
+            "needs fields ['text']: {text} is not a column of other v1",
+        ),
     ],
 )
 def test_dataset_must_fit_the_prompt(acme, setup, dataset, message):
@@ -175,13 +179,31 @@ def test_foreign_dataset_version_reads_as_missing(acme, globex, setup):
     assert response.json()["error"]["fields"]["dataset_version"] == ["No such dataset version."]
 
 
-def test_concurrent_job_quota_is_429(acme, setup, broker, django_capture_on_commit_callbacks):
-    Quota.objects.filter(tenant=acme.tenant).update(concurrent_jobs=1)
+def test_a_team_queues_past_its_running_quota_up_to_its_queue_quota(
+    acme, setup, broker, django_capture_on_commit_callbacks
+):
+    # Two may run at once; five (the queue quota) may wait: the running limit is kept at the claim.
+    Quota.objects.filter(tenant=acme.tenant).update(concurrent_jobs=2, queued_jobs=5)
     body = {"kind": "tune", "prompt": "sentiment", "dataset_version": str(setup.id)}
-    assert post_job(acme, django_capture_on_commit_callbacks, **body).status_code == 201
-    second = post_job(acme, django_capture_on_commit_callbacks, **body)
-    assert second.status_code == 429 and "1 jobs at once" in second.json()["error"]["message"]
-    assert Job.objects.count() == 1 and len(broker()) == 1
+    for _ in range(5):
+        response = post_job(acme, django_capture_on_commit_callbacks, **body)
+        assert response.status_code == 201, response.content
+    sixth = post_job(acme, django_capture_on_commit_callbacks, **body)
+    assert sixth.status_code == 429, sixth.content
+    message = sixth.json()["error"]["message"]
+    assert "may have 5 jobs queued" in message and "5 are queued now" in message, message
+    assert "up to 2 run at once" in message, message
+    assert Job.objects.filter(status="queued").count() == 5 and len(broker()) == 5
+    # A job that starts leaves the queue: its place is free again, though two already run.
+    Job.objects.filter(pk__in=Job.objects.order_by("created_at").values("pk")[:2]).update(status="running")
+    for _ in range(2):
+        assert post_job(acme, django_capture_on_commit_callbacks, **body).status_code == 201
+    assert post_job(acme, django_capture_on_commit_callbacks, **body).status_code == 429
+
+
+def test_the_queue_quota_defaults_larger_than_the_running_one(acme):
+    quota = Quota.objects.get(tenant=acme.tenant)
+    assert quota.queued_jobs == 20 and quota.queued_jobs > quota.concurrent_jobs
 
 
 def test_cancel_and_retry(acme, setup, broker, django_capture_on_commit_callbacks):
@@ -279,17 +301,38 @@ def test_settings_a_job_names_replace_the_defaults(acme, setup, broker, django_c
     assert response.status_code == 400 and "optimizer" in response.json()["error"]["fields"]
 
 
-def test_a_generation_prompt_is_told_its_methods_default_init_does_not_fit(
+@pytest.mark.parametrize("kind", ["tune", "ensemble"])
+@pytest.mark.parametrize("method", ["prompt", "ptuning", "prefix"])
+def test_a_generation_job_with_no_settings_takes_defaults_that_fit_it(
+    acme, broker, django_capture_on_commit_callbacks, kind, method
+):
+    make_prompt(acme, name="qa", task_type="generation", labels=[], verbalizer={}, template="Q: {text}\nA:")
+    dataset = make_dataset_version(acme.tenant, name="qa", task_type="generation", labels=())
+    body = {"kind": kind, "prompt": "qa", "dataset_version": str(dataset.id)}
+    if method != "prompt":
+        body["method"] = method
+    response = post_job(acme, django_capture_on_commit_callbacks, **body)
+    assert response.status_code == 201, response.content
+    assert response.json()["spec"]["init"] == "vocab"
+    # The spec as stored is what the worker reads: it trains from vocab, not from label words it lacks.
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.spec["init"] == "vocab" and len(broker()) == 1
+    config = _train_config(job.spec, job.kind, job.spec["max_minutes"])
+    assert config.effective_init == "vocab"
+    assert config.effective_optimizer == defaults_for(method, ensemble=kind == "ensemble").optimizer
+
+
+def test_a_generation_prompt_is_refused_the_labels_init_it_names(
     acme, broker, django_capture_on_commit_callbacks
 ):
     make_prompt(acme, name="qa", task_type="generation", labels=[], verbalizer={}, template="Q: {text}\nA:")
     dataset = make_dataset_version(acme.tenant, name="qa", task_type="generation", labels=())
     body = {"kind": "tune", "prompt": "qa", "dataset_version": str(dataset.id)}
-    response = post_job(acme, django_capture_on_commit_callbacks, **body)
+    response = post_job(acme, django_capture_on_commit_callbacks, **body, init="labels")
     assert response.status_code == 400
-    assert "default init is labels" in response.json()["error"]["fields"]["init"][0]
-    response = post_job(acme, django_capture_on_commit_callbacks, **body, init="vocab")
-    assert response.status_code == 201, response.content
+    message = response.json()["error"]["fields"]["init"][0]
+    assert "needs a classification prompt" in message and "random, vocab, text" in message, message
+    assert not Job.objects.exists() and broker() == []
 
 
 def test_the_schema_shows_each_default_with_its_reason_and_best_step(acme):

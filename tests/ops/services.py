@@ -136,9 +136,16 @@ class WebServer:
 
 class Prometheus:
     """Debian's Prometheus on a free port, scraping the given targets every second (and loading the
-    alert rules, so the test also sees them evaluated)."""
+    alert rules, so the test also sees them evaluated). A job named in `tokens` sends that bearer token
+    (the web's METRICS_TOKEN), from a file as deploy/prometheus/prometheus.yml does."""
 
-    def __init__(self, jobs: dict[str, list[str]], folder: Path, rule_files: list[Path] = ()):
+    def __init__(
+        self,
+        jobs: dict[str, list[str]],
+        folder: Path,
+        rule_files: list[Path] = (),
+        tokens: dict[str, str] | None = None,
+    ):
         binary = shutil.which("prometheus") or "/usr/bin/prometheus"
         if not Path(binary).exists():
             raise AssertionError(
@@ -152,6 +159,10 @@ class Prometheus:
         lines.append("scrape_configs:")
         for job, targets in jobs.items():
             lines += [f"  - job_name: {job}", "    static_configs:", f"      - targets: {list(targets)!r}"]
+            if job in (tokens or {}):
+                token_file = folder / f"{job}.token"
+                token_file.write_text(tokens[job])
+                lines += ["    authorization:", "      type: Bearer", f"      credentials_file: {token_file}"]
         config = folder / "prometheus.yml"
         config.write_text("\n".join(lines).replace("rule_files:\n  []", "rule_files: []") + "\n")
         self.log_path = folder / "prometheus.log"

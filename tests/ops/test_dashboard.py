@@ -70,10 +70,12 @@ def test_page_and_panel_render_every_section(operator, fleet):
 
 def test_operator_actions_go_through_the_job_actions_and_are_audited(operator, fleet):
     stalled, failed, queued = fleet.jobs["stalled"][0], fleet.jobs["failed"][0], fleet.jobs["queued"][0]
-    # The team's quota holds for an operator's retry too: refused with the quota's message.
+    # The team's quota holds for an operator's retry too: refused with the quota's message (acme has
+    # two jobs queued, its queue quota here).
+    Quota.objects.filter(tenant=failed.tenant).update(queued_jobs=2)
     panel = operator.post(f"/ops/jobs/{failed.pk}/retry", HTTP_HX_REQUEST="true").content.decode()
-    assert "jobs at once" in panel and Job.objects.get(pk=failed.pk).status == "failed"
-    Quota.objects.filter(tenant=failed.tenant).update(concurrent_jobs=10)
+    assert "2 jobs queued" in panel and Job.objects.get(pk=failed.pk).status == "failed"
+    Quota.objects.filter(tenant=failed.tenant).update(queued_jobs=10)
     assert operator.post(f"/ops/jobs/{stalled.pk}/requeue").status_code == 302
     assert operator.post(f"/ops/jobs/{failed.pk}/retry", HTTP_HX_REQUEST="true").status_code == 200
     assert operator.post(f"/ops/jobs/{queued.pk}/cancel").status_code == 302

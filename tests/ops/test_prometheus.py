@@ -22,6 +22,7 @@ from workers.storage import S3Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+METRICS_TOKEN = "ops-test-metrics-token"
 
 
 def _series(prom: Prometheus, name: str, kind: str) -> list[dict]:
@@ -44,6 +45,7 @@ def test_prometheus_scrapes_every_documented_metric(
             "SERVING_REDIS_URL": REDIS_URL,
             "SOFTSERVE_BASE_MODELS": model_dir,
             "SOFTSERVE_VAR_DIR": str(tmp_path / "web-var"),
+            "METRICS_TOKEN": METRICS_TOKEN,
         },
         tmp_path / "web.log",
         workers=2,  # two gunicorn processes: /metrics adds both up (PROMETHEUS_MULTIPROC_DIR)
@@ -60,6 +62,7 @@ def test_prometheus_scrapes_every_documented_metric(
         },
         tmp_path / "prometheus",
         [ROOT / "deploy" / "prometheus" / "alerts.yml"],
+        tokens={"softserve-web": METRICS_TOKEN},  # the web's /metrics answers nothing else
     )
     try:
         # Jobs wait: no tuning worker yet. Prometheus sees the depth through the web's /metrics.
@@ -117,6 +120,9 @@ def test_prometheus_scrapes_every_documented_metric(
         assert all(any(n == m or n.startswith(f"{m}_") for n in scraped) for m in expected), scraped
         (tmp_path / "scraped-metrics.txt").write_text("\n".join(scraped) + "\n")
         print(f"\nPrometheus scraped {len(scraped)} softserve_ series names:\n  " + "\n  ".join(scraped))
+        # Without the token, the web's /metrics answers nobody (here: a request from the same host).
+        anonymous = requests.get(f"{web.url}/metrics", timeout=10)
+        assert anonymous.status_code == 401 and "softserve_" not in anonymous.text
         # The tuning worker's own probes answer on its metrics port.
         assert requests.get(f"http://127.0.0.1:{tuning_port}/healthz", timeout=5).status_code == 200
         ready = requests.get(f"http://127.0.0.1:{tuning_port}/readyz", timeout=10)

@@ -46,7 +46,9 @@ SCENARIOS = (
 )
 DEAD = {"revoked_key", "expired_key", "removed_member_key", "no_credentials"}
 # Pages anyone may call, with or without credentials (the answer is the same for every team).
-PUBLIC = {"healthz", "readyz", "metrics", "login", "logout", "schema", "docs", "webui:front-door"}
+PUBLIC = {"healthz", "readyz", "login", "logout", "schema", "docs", "webui:front-door"}
+# Only Prometheus' METRICS_TOKEN opens /metrics; no team credential does (401; 404 when no token is set).
+METRICS = {"metrics"}
 SECRET = "zq7-victim-secret"  # in the victim's template, dataset name and rows: a leak if ever answered
 
 
@@ -62,6 +64,8 @@ def walk(patterns, prefix: str = "", namespace: str | None = None):
 def kind_of(route: str, name: str | None) -> str:
     if name in PUBLIC:
         return "public"
+    if name in METRICS:
+        return "metrics"
     if route.startswith("api/v1/me/"):
         return "api_personal_object" if "<" in route else "api_personal"
     if route.startswith("api/v1/"):
@@ -93,6 +97,8 @@ def expected(kind: str, scenario: str, method: str, handles: bool | None) -> set
     safe = method in SAFE
     if kind == "public":
         return {"any non-5xx"}  # type: ignore[return-value] - checked apart
+    if kind == "metrics":
+        return {401, 404} if method in ("GET", "HEAD") else {401, 403, 404, 405}
     if kind in ("api_personal", "api_personal_object"):
         # A signed-in person's own invitations: keys act for a team, never for a person (403); another
         # team's member finds nothing of the victim's (404 for an invitation not addressed to them).
@@ -372,3 +378,41 @@ def test_isolation_matrix(world):
     assert not server_errors, server_errors[:20]
     assert not leaks, leaks[:20]
     assert not mismatches, f"{len(mismatches)} answers differ from the table: {mismatches[:30]}"
+
+
+@pytest.mark.parametrize("token", ["", "prometheus-only-token"])
+def test_metrics_and_readyz_with_and_without_credentials(world, settings, token):
+    """Issue 22, findings 3 and 4: /metrics answers only METRICS_TOKEN (no team's session or key, no
+    address), and is 404 when none is configured; /readyz answers everyone the same, and nothing of a team.
+    The caller's address does not matter: a request from inside the cluster is refused like any other."""
+    settings.METRICS_TOKEN = token
+    session = Client()
+    session.force_login(world["victim"].owner)
+    callers = {
+        "no_credentials": (Client(), {}),
+        "team_session": (session, {}),
+        "team_key": (Client(), {"HTTP_AUTHORIZATION": f"Bearer {world['victim'].key}"}),
+        "wrong_token": (Client(), {"HTTP_AUTHORIZATION": "Bearer not-the-token"}),
+        "token_as_basic": (Client(), {"HTTP_AUTHORIZATION": f"Basic {token}"}),
+    }
+    refused = 401 if token else 404
+    readyz_bodies = set()
+    for caller, (client, headers) in callers.items():
+        for address in ("127.0.0.1", "10.1.2.3", "203.0.113.9"):
+            for method in ("GET", "HEAD"):
+                answer = client.generic(method, "/metrics", REMOTE_ADDR=address, **headers)
+                assert answer.status_code == refused, (caller, address, method, answer.status_code)
+                assert b"softserve_" not in answer.content
+                ready = client.generic(method, "/readyz", REMOTE_ADDR=address, **headers)
+                assert ready.status_code == 200, (caller, ready.status_code, ready.content)
+                if method == "GET":
+                    readyz_bodies.add(ready.content)
+                    assert not [m for m in world["markers"] if m in ready.content.decode()]
+    assert len(readyz_bodies) == 1  # one answer for everyone
+    scraped = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
+    if token:
+        assert scraped.status_code == 200 and b"softserve_http_requests_total" in scraped.content
+        assert "WWW-Authenticate" not in scraped
+        assert Client().get("/metrics")["WWW-Authenticate"].startswith("Bearer")
+    else:
+        assert scraped.status_code == 404  # an empty bearer is no token

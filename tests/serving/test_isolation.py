@@ -108,7 +108,9 @@ def test_the_batcher_isolates_poison_requests(tiny_models, tiny_model_dirs, tmp_
     fm, model_dir = tiny_models["gpt2"], tiny_model_dirs["gpt2"]
     store = storage.LocalStore(tmp_path / "store")
     f = Fixture(fm, model_dir, store)
-    batcher = Batcher(fm, PromptCache(fm, store, 8, 16), ServingConfig(base_model=str(model_dir)))
+    batcher = Batcher(
+        fm, PromptCache(fm, store, 8, 16), ServingConfig(base_model=str(model_dir), precision="fp32")
+    )
     batch = [
         f.good("acme", "a fine film"),
         f.forward_poison("evil"),
@@ -236,21 +238,28 @@ def test_budgets_count_class_expansion_and_an_oversized_input_fails_alone(
     store = storage.LocalStore(tmp_path / "store")
     f = Fixture(fm, model_dir, store)
     labels = [f"label{k}" for k in range(12)]
-    wide = TaskSpec("classification", "{text}\nWhich?", labels, {x: f"the {x} class" for x in labels})
+    # Twelve long labels: scored from one pass over the input, but their tokens alone outgrow a batch
+    # (the other inputs, about 15 positions and 3 label positions each, take several sub-batches).
+    verbalizer = {x: " ".join(["the", x, "class"] * 20) for x in labels}
+    wide = TaskSpec("classification", "{text}\nWhich?", labels, verbalizer)
     store.put_bytes("p/wide", artifact_bytes(make_artifact(fm, wide, seed=7)))
-    config = ServingConfig(base_model=str(model_dir), max_batch_rows=8, max_batch_tokens=600)
+    config = ServingConfig(base_model=str(model_dir), max_batch_rows=8, max_batch_tokens=60, precision="fp32")
     batcher = Batcher(fm, PromptCache(fm, store, 8, 16), config)
     wide_request = serve_request(model_dir, "wide", "p/wide", "", "evil", "one input, twelve labels")
     batch = [f.good("acme", f"fine film {i}") for i in range(6)]
     batch.insert(3, wide_request)
-    # Every sub-batch keeps both budgets in expanded model rows (2 per input: multi-token labels).
+    # Every sub-batch keeps both budgets: one model row per input, padded to the run's widest, plus the
+    # label positions that run after it (multi-token labels).
     rows = [r for i, request in enumerate(batch) if i != 3 for r in batcher._rows(i, request)]
-    assert {r.model_rows for r in rows} == {2}
+    assert {r.model_rows for r in rows} == {1} and min(r.label_positions for r in rows) > 0
     for group in batcher.sub_batches(rows):
         used = sum(r.model_rows for r in group)
-        assert used <= 8 and used * max(r.width for r in group) <= 600
+        positions = used * max(r.width for r in group) + sum(r.label_positions for r in group)
+        assert used <= 8 and positions <= 60
+    assert len(batcher.sub_batches(rows)) > 1, "the budget must cut this batch"
     replies = batcher.process([Pending(r) for r in batch])
-    # The input that alone needs 12 rows (over 8) is refused with a clear code; the others are answered.
+    # The input whose labels alone need more than 60 positions is refused with a clear code; the others
+    # are answered.
     assert replies[3]["status"] == "error" and replies[3]["code"] == "too_large", replies[3]
     assert replies[3]["error"] == SERVING_ERRORS["too_large"]
     for i, reply in enumerate(replies):

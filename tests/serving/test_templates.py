@@ -112,7 +112,7 @@ def _request(model_dir, version: str, key: str, sha: str, tenant: str) -> Pendin
 def test_a_stored_bad_template_fails_its_request_only(tiny_models, tiny_model_dirs, tmp_path):
     fm, model_dir = tiny_models["gpt2"], tiny_model_dirs["gpt2"]
     store = LocalStore(tmp_path / "store")
-    config = ServingConfig(base_model=str(model_dir))
+    config = ServingConfig(base_model=str(model_dir), precision="fp32")
     batcher = Batcher(fm, PromptCache(fm, store, 4, 16), config)
     good_sha = stored(store, "p/good", make_artifact(fm, SENTIMENT))
     bad_key = "p/bad"

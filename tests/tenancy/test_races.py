@@ -81,7 +81,7 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(monkeypatch):
 
 def test_two_jobs_at_once_cannot_both_take_the_last_slot(monkeypatch, broker):  # noqa: F811
     team = Team("quotaco")
-    Quota.objects.filter(tenant=team.tenant).update(concurrent_jobs=1)
+    Quota.objects.filter(tenant=team.tenant).update(queued_jobs=1)
     make_prompt(team)
     dataset = make_dataset_version(team.tenant)
     prompt = TaskPrompt.objects.get(tenant=team.tenant)

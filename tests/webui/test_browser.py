@@ -11,8 +11,10 @@ import pytest
 from playwright.sync_api import expect
 from softserve.datasets.models import DatasetVersion
 from softserve.jobs.models import Job
+from softserve.prompts.models import TaskPrompt
 from softserve.tenancy.actions import create_tenant
 
+from tests.conftest import shared_dataset
 from tests.datasets.test_datasets_api import sst2_head
 from tests.webui.conftest import look, sign_in
 from tests.webui.fill import fill_team
@@ -84,6 +86,70 @@ def test_upload_fix_report_and_label_chart(page, stack):
     look(page, "datasets")
 
 
+def news_rows(rows: int = 400) -> bytes:
+    """The shared AG News rows: four topics, one label of three tokens (sci_tech), and real text that
+    opens like a formula (row 383 begins `-Posted by`; `=== Knicks-ed ... ===` is added)."""
+    with shared_dataset("agnews", "train").open("rb") as handle:
+        lines = handle.readlines()
+    knicks = next(line for line in lines if line.startswith(b'"=== Knicks-ed'))
+    return b"".join(lines[: rows + 1]) + knicks
+
+
+def test_prompt_form_takes_labels_from_the_dataset_and_keeps_every_choice(page, stack):
+    _, email = team("acme")
+    sign_in(page, email, PASSWORD)
+    # The upload form keeps the chosen file when another field is refused: fix the name, upload again.
+    page.goto("/app/datasets")
+    page.get_by_label(re.compile("Data file")).set_input_files(csv_file("news.csv", news_rows()))
+    expect(page.locator("#columns-found")).to_contain_text("Columns found: text, label")
+    page.get_by_label("Dataset name").fill("news!")
+    page.get_by_role("button", name="Upload and validate").click()
+    expect(page.locator("#id_name-error")).to_contain_text("letters, digits")
+    expect(page.locator("#columns-found")).to_contain_text("news.csv is still chosen")
+    page.get_by_label("Dataset name").fill("news")
+    page.get_by_role("button", name="Upload and validate").click()
+    page.wait_for_url(re.compile(r"/app/datasets/[0-9a-f-]+/versions/1$"))
+    version = DatasetVersion.objects.get(dataset__name="news")
+    assert version.labels == ["business", "sci_tech", "sports", "world"] and version.row_count == 401
+
+    page.goto("/app/prompts/new")
+    page.get_by_label("Name", exact=True).fill("<script>x")
+    page.get_by_label("Base model").select_option("smollm2-135m-instruct")
+    page.get_by_label("Input template").fill("Article: {text}\nTopic:")
+    dataset = page.get_by_label(re.compile("^Dataset it trains on"))
+    dataset.select_option(str(version.pk))
+    labels = page.get_by_label("Labels")
+    expect(labels).to_have_value("business,sci_tech,sports,world")  # from the dataset, nothing typed
+    expect(page.get_by_label("Name", exact=True)).to_have_value("<script>x")  # kept through the refresh
+    expect(page.locator("#template-preview")).to_contain_text("each a column of news v1")
+    expect(page.locator("#template-preview pre")).to_contain_text("Article: EU chief vows")
+    look(page, "prompt-new-labels-from-dataset")
+
+    page.get_by_label("Input template").fill("Title: {title}\nArticle: {text}\nTopic:")
+    expect(page.locator("#template-check-error")).to_contain_text("{title} is not a column of news v1")
+    labels.fill("business,sci_tech,sports,world,other")  # the prefill is editable
+    page.get_by_role("button", name="Create prompt").click()
+    expect(page.locator("#id_name-error")).to_contain_text("Use 1-100 letters")
+    expect(page.locator("#id_template-error")).to_contain_text("{title} is not a column of news v1")
+    expect(page.locator(".field-error", has_text="is not a column")).to_have_count(1)
+    expect(page.locator("#template-preview")).not_to_contain_text("each a column")
+    # Every choice survived the refusal, the chosen dataset included.
+    expect(dataset).to_have_value(str(version.pk))
+    expect(labels).to_have_value("business,sci_tech,sports,world,other")
+    expect(page.get_by_label("Input template")).to_have_value("Title: {title}\nArticle: {text}\nTopic:")
+    expect(page.get_by_label("Base model")).to_have_value("smollm2-135m-instruct")
+    page.locator("#id_template-error").scroll_into_view_if_needed()
+    look(page, "prompt-new-refused-kept")
+
+    page.get_by_label("Name", exact=True).fill("topics")
+    page.get_by_label("Input template").fill("Article: {text}\nTopic:")
+    page.get_by_role("button", name="Create prompt").click()
+    page.wait_for_url("**/app/prompts/topics")
+    prompt = TaskPrompt.objects.get(name="topics")
+    assert prompt.labels == ["business", "sci_tech", "sports", "world", "other"]
+    assert prompt.task_type == "classification"
+
+
 def test_train_watch_cancel_promote_rollback_and_playground(page, stack):
     tenant, email = team("acme")
     sign_in(page, email, PASSWORD)
@@ -98,7 +164,8 @@ def test_train_watch_cancel_promote_rollback_and_playground(page, stack):
     expect(page.locator(".field-error").first).to_contain_text("Use 1-100 letters")
     expect(page.get_by_label("Name", exact=True)).to_have_value("<script>x")
     page.get_by_label("Name", exact=True).fill("sentiment")
-    page.get_by_label("Show an example row from").select_option(index=1)
+    page.get_by_label(re.compile("^Dataset it trains on")).select_option(index=1)
+    expect(page.get_by_label("Labels")).to_have_value("negative,positive")
     expect(page.locator("#template-preview")).to_contain_text("Fields found: text")
     expect(page.locator("#template-preview pre")).to_contain_text("Review: ")
     look(page, "prompt-new")

@@ -456,3 +456,157 @@ def test_an_invitation_answers_the_same_with_or_without_an_account_and_keeps_a_b
     settings_page = client.get("/app/settings").content.decode()
     table = settings_page.split('id="invitations"')[1].split("</table>")[0]
     assert "nobody@acme.example" in table and "dev@acme.example" in table
+
+
+NEWS_LABELS = ("business", "sci_tech", "sports", "world")
+
+
+def _select(html: str, id_: str) -> str:
+    return html.split(f'id="{id_}"')[1].split("</select>")[0]
+
+
+def test_the_prompt_form_follows_the_chosen_dataset_and_keeps_what_was_typed(acme):
+    from html import unescape
+
+    from tests.teams import make_dataset_version
+
+    news = make_dataset_version(acme.tenant, name="news", labels=NEWS_LABELS)
+    numbers = make_dataset_version(acme.tenant, name="numbers", task_type="generation", labels=())
+    client = browser(acme)
+    # Named in the link: the labels and the task type come from it, the menu shows it chosen.
+    page = client.get(f"/app/prompts/new?dataset_version={news.pk}").content.decode()
+    assert 'id="id_labels" name="labels" value="business,sci_tech,sports,world"' in page
+    assert f'<option value="{news.pk}" selected>' in _select(page, "id_dataset_version")
+    # Chosen in the form (the htmx refresh): what was typed stays, the labels are filled.
+    typed = {
+        "name": "topics",
+        "task_type": "classification",
+        "template": "Article: {text}\nTopic:",
+        "verbalizer": "sci_tech: science",
+        "refresh": "dataset",
+    }
+    refreshed = client.post("/app/prompts/new", {**typed, "dataset_version": news.pk}, HTTP_HX_REQUEST="true")
+    html = unescape(refreshed.content.decode())
+    assert refreshed.status_code == 200 and 'value="business,sci_tech,sports,world"' in html
+    assert 'value="topics"' in html and "Article: {text}\nTopic:</textarea>" in html
+    assert "sci_tech: science</textarea>" in html
+    assert 'name="labels_prefill" value="business,sci_tech,sports,world"' in html
+    assert not TaskPrompt.objects.for_tenant(acme.tenant).exists()  # a refresh never creates
+    # Another dataset replaces the previous prefill (and sets its task type) ...
+    prefilled = {**typed, "labels": ",".join(NEWS_LABELS), "labels_prefill": ",".join(NEWS_LABELS)}
+    switched = client.post("/app/prompts/new", {**prefilled, "dataset_version": numbers.pk})
+    html = switched.content.decode()
+    assert 'id="id_labels" name="labels" value=""' in html
+    assert '<option value="generation" selected>' in _select(html, "id_task_type")
+    # ... but labels typed by hand stay.
+    handmade = client.post("/app/prompts/new", {**prefilled, "labels": "a,b", "dataset_version": news.pk})
+    assert 'id="id_labels" name="labels" value="a,b"' in handmade.content.decode()
+
+
+def test_a_prompt_that_does_not_fit_its_dataset_is_refused_beside_each_field_with_the_form_kept(acme):
+    from html import unescape
+
+    from tests.teams import make_dataset_version
+
+    news = make_dataset_version(acme.tenant, name="news", labels=NEWS_LABELS)
+    client = browser(acme)
+    body = {
+        "name": "topics",
+        "task_type": "classification",
+        "template": "Title: {title}\nArticle: {text}\nTopic:",
+        "labels": "business,world",
+        "verbalizer": "world: world news",
+        "dataset_version": str(news.pk),
+    }
+    refused = client.post("/app/prompts/new", body)
+    html = unescape(refused.content.decode())
+    assert refused.status_code == 422
+    template_error = html.split('id="id_template-error">')[1].split("</p>")[0]
+    assert "{title} is not a column of news v1, whose columns are text" in template_error
+    assert html.count("is not a column") == 1  # said once, beside the field (not again by the preview)
+    assert "each a column" not in html
+    labels_error = html.split('id="id_labels-error">')[1].split("</p>")[0]
+    assert "['sci_tech', 'sports']" in labels_error and "lacks" in labels_error
+    # Every choice is kept: the dataset, the name, the template, the labels, the verbalizer.
+    assert f'<option value="{news.pk}" selected>' in _select(html, "id_dataset_version")
+    assert 'value="topics"' in html and "Title: {title}\nArticle: {text}\nTopic:</textarea>" in html
+    assert 'name="labels" value="business,world"' in html and "world: world news</textarea>" in html
+    assert not TaskPrompt.objects.for_tenant(acme.tenant).exists()
+    fixed = {**body, "template": "Article: {text}\nTopic:", "labels": ",".join(NEWS_LABELS)}
+    assert client.post("/app/prompts/new", fixed)["Location"] == "/app/prompts/topics"
+    assert TaskPrompt.objects.for_tenant(acme.tenant).get().labels == list(NEWS_LABELS)
+    # No dataset chosen: nothing to fit.
+    free = {**body, "name": "free", "dataset_version": ""}
+    assert client.post("/app/prompts/new", free)["Location"] == "/app/prompts/free"
+
+
+def test_the_template_preview_says_which_fields_are_not_columns(acme, s3):
+    from html import unescape
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client = browser(acme)
+    done = client.post(
+        "/app/datasets/upload",
+        {"name": "sst2", "file": SimpleUploadedFile("s.csv", sst2_head(60))},
+        HTTP_HX_REQUEST="true",
+    )
+    version = DatasetVersion.objects.for_tenant(acme.tenant).get()
+    assert done.status_code == 200, done.content
+    body = {"template": "Title: {title}\n{text}", "dataset_version": str(version.pk)}
+    html = unescape(client.post("/app/prompts/template-preview", body).content.decode())
+    assert "id=\"template-check-error\">The template needs fields ['title']: {title} is not a column" in html
+    assert "<pre" not in html
+    body["template"] = "Review: {text}\nSentiment:"
+    html = unescape(client.post("/app/prompts/template-preview", body).content.decode())
+    assert "each a column of sst2 v1" in html and "field-error" not in html
+    assert '<pre class="code">Review: ' in html
+
+
+def _inits(html: str) -> list[str]:
+    return re.findall(r'<option value="(\w*)"', _select(html, "id_init"))
+
+
+def test_the_job_form_offers_a_generation_prompt_only_the_inits_it_can_take(acme):
+    from tests.teams import make_dataset_version
+
+    make_prompt(acme)
+    make_prompt(
+        acme,
+        name="numbers",
+        task_type="generation",
+        labels=[],
+        verbalizer={},
+        template="Number: {text}\nWords:",
+    )
+    client = browser(acme)
+    assert _inits(client.get("/app/jobs/new?prompt=sentiment").content.decode()) == [
+        "",
+        "random",
+        "vocab",
+        "labels",
+        "text",
+    ]
+    assert _inits(client.get("/app/jobs/new?prompt=numbers").content.decode()) == [
+        "",
+        "random",
+        "vocab",
+        "text",
+    ]
+    assert "labels" not in _inits(client.get("/app/jobs/new").content.decode())  # the first prompt: numbers
+    # Switching to the generation prompt with labels chosen: the form comes back without it, all else kept.
+    refreshed = client.post(
+        "/app/jobs/new",
+        {"kind": "tune", "prompt": "numbers", "init": "labels", "steps": "7", "refresh": "prompt"},
+        HTTP_HX_REQUEST="true",
+    )
+    html = refreshed.content.decode()
+    assert refreshed.status_code == 200 and "selected" not in _select(html, "id_init")
+    assert _inits(html) == ["", "random", "vocab", "text"] and 'id="id_steps" name="steps" value="7"' in html
+    assert not Job.objects.for_tenant(acme.tenant).exists()
+    # Its defaults fit it: started with every setting empty, it trains from vocab.
+    dataset = make_dataset_version(acme.tenant, name="numbers", task_type="generation", labels=())
+    empty = {"init": "", "optimizer": "", "learning_rate": "", "max_minutes": "", "version": ""}
+    body = {"kind": "tune", "prompt": "numbers", "dataset_version": str(dataset.pk), **empty}
+    assert client.post("/app/jobs/new", body).status_code == 302
+    assert Job.objects.for_tenant(acme.tenant).get().spec["init"] == "vocab"

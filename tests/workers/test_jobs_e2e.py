@@ -119,6 +119,36 @@ def test_tune_ensemble_and_evaluate_jobs_end_to_end(acme, workers, s3, tiny_mode
     assert tokens["state"] == "not_applicable" and "prefix tuning" in tokens["reason"]
 
 
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def test_a_generation_job_with_every_default_trains(acme, workers, s3, tiny_model_dirs):
+    """Number to words, started with no init, optimizer or rate: the defaults fit a generation task
+    (init vocab, not the labels init it has no label words for), and the job trains to a ready version."""
+    make_prompt(
+        acme,
+        name="numbers",
+        task_type="generation",
+        labels=[],
+        verbalizer={},
+        template="Number: {text}\nWords:",
+        base_model=str(tiny_model_dirs["gpt2"]),
+    )
+    rows = "".join(f"{n},{' '.join(DIGITS[int(d)] for d in str(n))}\n" for n in range(40))
+    uploaded = upload(acme.client, "numbers", "numbers.csv", ("text,label\n" + rows).encode())
+    assert uploaded.status_code == 201 and uploaded.json()["task_type"] == "generation", uploaded.content
+    workers.start()
+    job = _start(acme, uploaded.json()["id"], prompt="numbers", kind="tune", steps=3)
+    assert job["spec"]["init"] == "vocab"
+    done = wait_for(lambda: _finished(acme, job["id"]), 180, "the generation job", workers)
+    assert done["status"] == "succeeded", done["error"]
+    version = PromptVersion.objects.get(pk=Job.objects.get(pk=job["id"]).prompt_version_id)
+    assert version.status == "ready" and "exact_match" in version.metrics["dev"]
+    stored = s3.get_object(Bucket=s3.bucket, Key=version.artifact_key)["Body"].read()
+    artifact = artifact_from_bytes(stored, version.artifact_key)
+    assert artifact.train_config["init"] == "vocab" and artifact.spec.task_type == "generation"
+
+
 def _check_version_report(team, s3, version: PromptVersion, fm) -> None:
     """What the tuning worker wrote beside the artifact: per-label figures and the confusion matrix in
     the dev metrics, the nearest-token view in the row, the PEFT zip in storage; and how the API serves

@@ -10,7 +10,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.fields import empty
 from softserve.datasets.models import DatasetVersion
 from softserve.jobs import actions
-from softserve.jobs.models import ACTIVE, Job
+from softserve.jobs.models import Job
 from softserve.jobs.serializers import JobCreateSerializer
 from softserve.numbers import whole_number
 from softserve.prompts.models import TaskPrompt
@@ -19,8 +19,8 @@ from softserve.tenancy.models import Quota
 from webui.forms import dataset_options, errors_of, name_options, page_of, submitted
 from webui.insights import thin
 from webui.team import forbidden, team_page
-from workers.contracts import INITS, JOB_KINDS, JOB_STATUSES, METHODS
-from workers.engine.defaults import OPTIMIZERS, defaults_rows
+from workers.contracts import JOB_KINDS, JOB_STATUSES, METHODS, JobStatus, TaskType, inits_for
+from workers.engine.defaults import GENERATION, GENERATION_INIT, OPTIMIZERS, defaults_rows
 
 # A list shows status and step only: a long metric history (or result) is never decoded for it.
 LIST_DEFERRED = (
@@ -39,8 +39,9 @@ EXPLAINED = {
     "method": "prompt: vectors before the input (Lester et al.); prefix: key/value prefixes at every layer; "
     "ptuning: virtual tokens from a small encoder.",
     "prompt_length": "How many soft-prompt vectors (1-150); 20 is the paper's default.",
-    "init": "Where the vectors start: labels = the label words' embeddings, vocab = words sampled from "
-    "the whole vocabulary, random, or text = your own words. Empty: the method's default (table below).",
+    "init": "Where the vectors start: labels = the label words, vocab = words sampled from the whole "
+    "vocabulary, random, or text = your own words. Empty: the method's default (table below; "
+    f"{GENERATION_INIT} for a {GENERATION} prompt, which has no label words).",
     "init_text": "For the text init only: the words the prompt starts from.",
     "steps": "Optimiser steps; training stops early when the dev metric stops improving.",
     "optimizer": "Empty: the method's default (table below).",
@@ -103,11 +104,22 @@ def _estimate(tenant) -> float | None:
     return last["elapsed_s"] / last["step"]
 
 
+def _task_type(prompts: list[dict], types: dict[str, str], chosen: str) -> str:
+    """The task type of the prompt the form shows as chosen (a menu with none marked shows its first)."""
+    name = chosen if chosen in types else (prompts[0]["value"] if prompts else "")
+    return types.get(name, TaskType.CLASSIFICATION)
+
+
 @team_page()
 def job_new(request: HttpRequest) -> HttpResponse:
+    """The new-job form; choosing a prompt (htmx: `refresh=prompt`) re-renders it with what is set so
+    far and only the inits that prompt's task type can take."""
     tenant = request.actor.tenant
     errors: dict[str, list[str]] = {}
-    if request.method == "POST":
+    refresh = request.method == "POST" and request.POST.get("refresh") == "prompt"
+    if refresh:
+        values = submitted(request)
+    elif request.method == "POST":
         if not request.actor.may("train"):
             return forbidden(request, request.actor, "train")
         values = submitted(request)
@@ -142,14 +154,18 @@ def job_new(request: HttpRequest) -> HttpResponse:
     quota = Quota.objects.filter(tenant=tenant).first()
     per_step = _estimate(tenant)
     steps = whole_number(str(values.get("steps", "")))  # "²" passes isdigit() but not int()
+    types = dict(
+        TaskPrompt.objects.for_tenant(tenant).order_by("name").values_list("name", "task_type")[:CHOICES]
+    )
+    prompts = name_options(list(types), values.get("prompt", ""))
+    inits = inits_for(_task_type(prompts, types, values.get("prompt", "")))
+    if values.get("init") and values["init"] not in inits and not errors:
+        values.pop("init")  # another prompt's choice: this one takes its method's default instead
     context = {
         "values": values,
         "errors": errors,
         "explained": EXPLAINED,
-        "prompts": name_options(
-            TaskPrompt.objects.for_tenant(tenant).order_by("name").values_list("name", flat=True)[:CHOICES],
-            values.get("prompt", ""),
-        ),
+        "prompts": prompts,
         "datasets": dataset_options(
             DatasetVersion.objects.for_tenant(tenant)
             .select_related("dataset")
@@ -158,11 +174,12 @@ def job_new(request: HttpRequest) -> HttpResponse:
         ),
         "kinds": JOB_KINDS,
         "methods": METHODS,
-        "inits": INITS,
+        "inits": inits,
         "optimizers": OPTIMIZERS,
         "method_defaults": defaults_rows(),
         "quota": quota,
-        "active": Job.objects.for_tenant(tenant).filter(status__in=ACTIVE).count(),
+        "running": Job.objects.for_tenant(tenant).filter(status=JobStatus.RUNNING).count(),
+        "queued": Job.objects.for_tenant(tenant).filter(status=JobStatus.QUEUED).count(),
         "seconds_per_step": per_step,
         "estimate_s": per_step * steps if per_step and steps is not None else None,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import time
 import uuid
@@ -10,11 +11,12 @@ from urllib.parse import quote
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, Throttled, ValidationError
 from softserve.datasets.models import DatasetVersion
 from softserve.numbers import whole_number
 from softserve.prompts.models import TaskPrompt
 from softserve.serving import actions
+from softserve.tenancy import throttling
 
 from webui.forms import dataset_options, errors_of, name_options
 from webui.insights import preview_rows
@@ -64,6 +66,7 @@ def _ref(value: str) -> dict:
 
 
 def _run(request: HttpRequest, name: str, ref: dict, text: str) -> dict:
+    throttling.charge(request)  # the team's requests per minute: the API's counter, not a second one
     with actions.admit(request.actor):
         return _predict(request, name, ref, text)
 
@@ -118,6 +121,8 @@ def playground(request: HttpRequest) -> HttpResponse:
         values["inputs"] = _dataset_rows(request, rows_from, values["prompt"])
     errors: dict[str, list[str]] = {}
     results = []
+    # 429 (with Retry-After) when the team is over its requests per minute; else 422 with errors, 200 without.
+    status, retry_after = None, 0
     if request.method == "POST":
         if not request.actor.may("predict"):
             return forbidden(request, request.actor, "predict")
@@ -126,6 +131,8 @@ def playground(request: HttpRequest) -> HttpResponse:
             try:
                 results.append({"ref": ref, **_run(request, values["prompt"], _ref(ref), values["inputs"])})
             except APIException as exc:
+                if isinstance(exc, Throttled):
+                    status, retry_after = exc.status_code, math.ceil(exc.wait or 1)
                 for key, messages in errors_of(exc).items():
                     target = key if key.startswith("inputs") else field
                     errors.setdefault(target, []).extend(messages)
@@ -144,4 +151,7 @@ def playground(request: HttpRequest) -> HttpResponse:
         ),
         **snippets(request, values),
     }
-    return render(request, "webui/playground.html", context, status=422 if errors else 200)
+    response = render(request, "webui/playground.html", context, status=status or (422 if errors else 200))
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from django.conf import settings
 from django.contrib import messages as flash
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import APIException, ValidationError
@@ -24,6 +26,8 @@ from webui.team import forbidden, team_page
 from workers.contracts import TaskType, template_fields
 from workers.engine.formats import nearest_tokens_unavailable
 from workers.engine.task import Template
+
+logger = logging.getLogger(__name__)
 
 COMPARE = 6  # versions shown side by side
 LABELS_SHOWN = 20  # per-label rows in a version's column (all of them are in the API)
@@ -62,81 +66,137 @@ def parse_verbalizer(text: str) -> dict[str, str]:
     return out
 
 
-def _datasets(request: HttpRequest) -> list[dict]:
+def _datasets(request: HttpRequest, selected: str = "") -> list[dict]:
     return dataset_options(
         DatasetVersion.objects.for_tenant(request.actor.tenant)
         .select_related("dataset")
-        .order_by("-created_at")[:DATASET_CHOICES]
+        .order_by("-created_at")[:DATASET_CHOICES],
+        selected,
     )
+
+
+def _chosen_version(request: HttpRequest, value: str) -> DatasetVersion | None:
+    """The team's dataset version named in the form, or None (none chosen, or not one of the team's)."""
+    if not value or not _is_uuid(value):
+        return None
+    return (
+        DatasetVersion.objects.for_tenant(request.actor.tenant)
+        .select_related("dataset")
+        .filter(pk=value)
+        .first()
+    )
+
+
+def _labels_text(labels: list[str]) -> str:
+    return ",".join(labels)
+
+
+def _follow_dataset(values: dict[str, str], version: DatasetVersion) -> dict[str, str]:
+    """The form's values once a dataset version is chosen: the task type and label set it has. Labels
+    typed by hand stay: they are replaced only while empty or still the previous dataset's prefill
+    (`labels_prefill` remembers it)."""
+    labels = values.get("labels", "")
+    out = {**values, "task_type": version.task_type}
+    if not labels or labels == values.get("labels_prefill", ""):
+        out["labels"] = _labels_text(version.labels)
+    out["labels_prefill"] = _labels_text(version.labels)
+    return out
 
 
 @team_page()
 def prompt_new(request: HttpRequest) -> HttpResponse:
-    values = (
-        # Browsers send a textarea's line breaks as CRLF; the template means plain newlines.
-        {**submitted(request), "template": request.POST.get("template", "").replace("\r\n", "\n")}
-        if request.method == "POST"
-        else {"task_type": "classification", "template": "Review: {text}\nSentiment:"}
-    )
-    errors: dict[str, list[str]] = {}
+    """The create-prompt form. Choosing a dataset version (htmx: `refresh=dataset` re-renders the form
+    with what is typed so far) fills the task type and labels from it; on submit the prompt must fit the
+    chosen version (the rules a job on it applies), each problem beside its field, the form kept."""
     if request.method == "POST":
+        # Browsers send a textarea's line breaks as CRLF; the template means plain newlines.
+        values = {**submitted(request), "template": request.POST.get("template", "").replace("\r\n", "\n")}
+    else:
+        values = {"task_type": "classification", "template": "Review: {text}\nSentiment:"}
+        if request.GET.get("dataset_version"):
+            values["dataset_version"] = request.GET["dataset_version"]
+    version = _chosen_version(request, values.get("dataset_version", ""))
+    errors: dict[str, list[str]] = {}
+    refresh = request.POST.get("refresh") == "dataset" or request.method == "GET"
+    if version is not None and refresh:
+        values = _follow_dataset(values, version)
+    if request.method == "POST" and not refresh:
         if not request.actor.may("train"):
             return forbidden(request, request.actor, "train")
+        if values.get("dataset_version") and version is None:
+            errors["dataset_version"] = ["No such dataset version."]
+        labels = [x.strip() for x in values.get("labels", "").split(",") if x.strip()]
+        body = {
+            "name": values.get("name", ""),
+            "task_type": values.get("task_type", ""),
+            "template": values["template"],  # kept verbatim: spaces and newlines matter
+            "labels": labels,
+        }
         try:
-            labels = [x.strip() for x in values.get("labels", "").split(",") if x.strip()]
-            body = {
-                "name": values.get("name", ""),
-                "task_type": values.get("task_type", ""),
-                "template": values["template"],  # kept verbatim: spaces and newlines matter
-                "labels": labels,
-                "verbalizer": parse_verbalizer(values.get("verbalizer", "")),
-            }
+            body["verbalizer"] = parse_verbalizer(values.get("verbalizer", ""))
             if values.get("base_model"):
                 body["base_model"] = values["base_model"]
             form = PromptSerializer(data=body)
             form.is_valid(raise_exception=True)
-            prompt = actions.create_prompt(request.actor, **form.validated_data)
         except APIException as exc:
-            errors = errors_of(exc)
-        else:
+            errors.update(errors_of(exc))
+        if version is not None:
+            for field, message in version.misfits(body["task_type"], labels, body["template"]).items():
+                errors.setdefault(field, []).append(message)
+        if not errors:
+            prompt = actions.create_prompt(request.actor, **form.validated_data)
             return redirect("webui:prompt", prompt.name)
+    preview = _preview(request, values.get("template", ""), values.get("dataset_version", ""))
+    if errors.get("template"):
+        preview["said_beside"] = True  # the field's own message says it: once is enough
     context = {
         "values": values,
         "errors": errors,
-        "datasets": _datasets(request),
+        "preview": render_to_string("webui/_template_preview.html", preview, request),
+        "datasets": _datasets(request, values.get("dataset_version", "")),
+        "version": version,
         "base_models": settings.SOFTSERVE_BASE_MODELS,
     }
     return render(request, "webui/prompt_new.html", context, status=422 if errors else 200)
 
 
-@team_page()
-def template_preview(request: HttpRequest) -> HttpResponse:
-    """The fields a template names, and one row of a chosen dataset rendered through it (htmx)."""
-    template = request.POST.get("template", "") or request.GET.get("template", "")
+def _preview(request: HttpRequest, template: str, chosen: str) -> dict:
+    """What the template preview shows: the fields the template names, whether each is a column of the
+    chosen dataset version (a sentence when one is not), and its first row through the template."""
     context: dict = {"template": template}
     try:
         context["fields"] = template_fields(template)
     except ValueError as exc:
         context["error"] = str(exc)
-        return render(request, "webui/_template_preview.html", context)
-    chosen = request.POST.get("dataset_version") or request.GET.get("dataset_version")
+        return context
     if chosen:
-        version = (
-            DatasetVersion.objects.for_tenant(request.actor.tenant).filter(pk=chosen).first()
-            if _is_uuid(chosen)
-            else None
-        )
+        version = _chosen_version(request, chosen)
         if version is None:
             context["error"] = "No such dataset version."
+            return context
+        context["version"] = version
+        problem = version.template_problem(template)
+        if problem:
+            context["error"] = problem
         else:
-            row = next(iter(preview_rows(version, 1)), None)
-            missing = [f for f in context["fields"] if row is None or f not in row]
-            if missing:
-                context["error"] = f"The dataset has no field(s) {missing}; its fields are {version.fields}."
-            else:
+            try:
+                row = next(iter(preview_rows(version, 1)), None)
+            except FileNotFoundError:
+                logger.warning("dataset version %s: stored rows missing, no example row", version.pk)
+                context["rows_missing"] = True
+                row = None
+            if row is not None:
                 context["example"] = Template.parse(template).render(row)
                 context["label"] = row.get("label")
-    return render(request, "webui/_template_preview.html", context)
+    return context
+
+
+@team_page()
+def template_preview(request: HttpRequest) -> HttpResponse:
+    """The template preview, swapped in by htmx as the template or the chosen dataset changes."""
+    template = request.POST.get("template", "") or request.GET.get("template", "")
+    chosen = request.POST.get("dataset_version") or request.GET.get("dataset_version") or ""
+    return render(request, "webui/_template_preview.html", _preview(request, template, chosen))
 
 
 def _is_uuid(value: str) -> bool:

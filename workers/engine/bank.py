@@ -30,36 +30,6 @@ if TYPE_CHECKING:
 RESUMABLE_STOPS = ("stopped", "time budget")
 
 
-def fast_bf16(device: torch.device) -> bool:
-    """Whether `device` runs bf16 matmuls natively: a CUDA GPU with bf16, or a CPU whose oneDNN has bf16
-    kernels (AVX512-BF16 or AMX). Elsewhere bf16 is emulated and slower than fp32."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    if device.type == "cpu":
-        # torch has no public query for this; oneDNN's own answer is the one that decides the speed.
-        probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-        return bool(probe and probe())
-    return False
-
-
-def resolved_precision(precision: str, device: torch.device) -> str:
-    """`auto` as the device resolves it: bf16 where it is native (1.2-1.5x the fp32 tokens/s on the
-    2-core AVX512-BF16 CPU, benchmarks/README.md), fp32 elsewhere."""
-    if precision != "auto":
-        return precision
-    return "bf16" if fast_bf16(device) else "fp32"
-
-
-def autocast(fm: FrozenModel, config: TrainConfig) -> torch.autocast:
-    """bf16 autocast when asked for (or `auto` on a device with native bf16): frozen weights run in
-    bf16, the trainable prompt and its optimiser state stay fp32."""
-    return torch.autocast(
-        device_type=fm.device.type,
-        dtype=torch.bfloat16,
-        enabled=resolved_precision(config.precision, fm.device) == "bf16",
-    )
-
-
 def _dev_subset(dev: list[Example], limit: int | None, seed: int) -> list[Example]:
     if limit is None or len(dev) <= limit:
         return dev
@@ -130,13 +100,13 @@ class MemberRun:
         with torch.no_grad():
             vectors = module().detach()
         module.train()
-        with autocast(fm, config):
-            metrics = evaluate(
-                fm,
-                LoadedPrompt.build(fm, vectors, self.member.spec, config.max_input_tokens),
-                self.dev_probe,
-                config.eval_batch_size,
-            )
+        metrics = evaluate(
+            fm,
+            LoadedPrompt.build(fm, vectors, self.member.spec, config.max_input_tokens),
+            self.dev_probe,
+            config.eval_batch_size,
+            precision=config.precision,
+        )
         if headline(metrics) > self.best_metric:
             self.best_metric, self.best_step, self.best_dev = headline(metrics), step, metrics
             self.best_prompt = vectors.clone()

@@ -13,7 +13,20 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from workers.engine.defaults import DEFAULTS, PROMPT_LENGTH, STEPS, MethodDefaults, per_method, rate_text
+from workers.engine.defaults import (
+    CLASSIFICATION,
+    DEFAULT_PRECISION,
+    DEFAULTS,
+    GENERATION,
+    GENERATION_INIT,
+    LABELS_INIT,
+    PRECISIONS,
+    PROMPT_LENGTH,
+    STEPS,
+    MethodDefaults,
+    per_method,
+    rate_text,
+)
 from workers.engine.errors import EngineError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -76,11 +89,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     data.add_argument("--label-column", default="label")
     data.add_argument("--batch-size", type=int, default=32, help="rows per forward pass")
+    # Training and scoring share one precision policy (workers/engine/precision.py).
+    precision = argparse.ArgumentParser(add_help=False)
+    precision.add_argument(
+        "--precision",
+        default=DEFAULT_PRECISION,
+        choices=PRECISIONS,
+        help="auto (bf16 autocast where the GPU or CPU runs bf16 natively, else fp32), fp32 or bf16",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser(
         "train",
-        parents=[common, data],
+        parents=[common, data, precision],
         help="train a prompt on labelled data",
         epilog=_defaults_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog's lines as written
@@ -98,13 +119,14 @@ def _parser() -> argparse.ArgumentParser:
         help="train K prompts (seeds seed..seed+K-1) in one bank; predict by majority vote "
         f"(K > 1: the ensemble's time budget, {DEFAULTS['ensemble'].max_minutes:g} min)",
     )
-    train.add_argument("--task-type", choices=("classification", "generation"), default=None)
+    train.add_argument("--task-type", choices=(CLASSIFICATION, GENERATION), default=None)
     train.add_argument("--verbalizer", action="append", default=[], metavar="LABEL=WORDS")
     train.add_argument("--prompt-length", type=int, default=PROMPT_LENGTH)
     train.add_argument(
         "--init",
         default=None,
-        help=f"random, vocab, labels, text or file (default: the method's, {_per_method(lambda d: d.init)})",
+        help=f"random, vocab, labels, text or file (default: the method's, {_per_method(lambda d: d.init)}; "
+        f"a {GENERATION} task starts from {GENERATION_INIT} where that is {LABELS_INIT})",
     )
     train.add_argument("--init-text", default=None)
     train.add_argument("--init-file", default=None, help="a saved prompt to continue from")
@@ -135,13 +157,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--patience", type=int, default=5, help="evaluations without gain before stopping")
     train.add_argument("--dev-eval-limit", type=int, default=500, help="dev rows scored at each evaluation")
     train.add_argument("--max-input-tokens", type=int, default=256)
-    train.add_argument(
-        "--precision",
-        default="auto",
-        help="auto (bf16 autocast where the GPU or CPU runs bf16 natively, else fp32), fp32 or bf16",
-    )
 
-    evaluate = sub.add_parser("eval", parents=[common, data], help="score a prompt on labelled data")
+    evaluate = sub.add_parser(
+        "eval", parents=[common, data, precision], help="score a prompt on labelled data"
+    )
     evaluate.add_argument("--prompt", required=True)
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument(
@@ -174,7 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     imports.add_argument("--task-type", choices=("classification", "generation"), default="classification")
 
     baseline = sub.add_parser(
-        "baseline", parents=[common, data], help="prompt design: zero/k-shot, no training"
+        "baseline", parents=[common, data, precision], help="prompt design: zero/k-shot, no training"
     )
     baseline.add_argument("--data", required=True)
     baseline.add_argument("--train", default=None, help="where k-shot examples come from")
@@ -183,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
         "--instruction", default=None, help="text before the examples (default: names the labels)"
     )
 
-    predict = sub.add_parser("predict", parents=[common], help="run a prompt on inputs")
+    predict = sub.add_parser("predict", parents=[common, precision], help="run a prompt on inputs")
     predict.add_argument("--prompt", required=True)
     predict.add_argument("--text", action="append", default=[], help="an input for a one-field template")
     predict.add_argument(

@@ -156,7 +156,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     examples = to_examples(rows, artifact.spec.template, args.label_column, source=args.data)
     check_labels(examples, artifact.spec, args.data)
     # The same detail a version keeps (per-label figures, confusion matrix): in the JSON, not the lines.
-    metrics = evaluate(fm, prompt, examples, args.batch_size, detail=True)
+    metrics = evaluate(fm, prompt, examples, args.batch_size, detail=True, precision=args.precision)
     lines = [f"{k}: {v}" for k, v in _headline(metrics).items() if k != "members"]
     _emit(args, metrics, lines)
 
@@ -206,7 +206,13 @@ def cmd_baseline(args: argparse.Namespace) -> None:
     shots = pick_shots(pool, args.shots, args.seed)
     fm = load_base_model(_base_model(args), args.device)
     metrics = {
-        **evaluate(fm, design_prompt(fm, spec, shots, args.instruction), examples, args.batch_size),
+        **evaluate(
+            fm,
+            design_prompt(fm, spec, shots, args.instruction),
+            examples,
+            args.batch_size,
+            precision=args.precision,
+        ),
         "shots": args.shots,
     }
     _emit(args, metrics, [f"{k}: {v}" for k, v in metrics.items()])
@@ -226,7 +232,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
         rows += [{fields[0]: text} for text in args.text]
     if not rows:
         raise EngineError("Give at least one input with --text or --field.")
-    outputs = predict(fm, prompt, rows, max_new_tokens=args.max_new_tokens)
+    outputs = predict(fm, prompt, rows, max_new_tokens=args.max_new_tokens, precision=args.precision)
     lines = [json.dumps({"input": row, **out}) for row, out in zip(rows, outputs, strict=True)]
     _emit(args, {"outputs": outputs}, [] if args.json else lines)
 

@@ -96,12 +96,13 @@ def evaluate(
     examples: Sequence[Example],
     batch_size: int = 32,
     detail: bool = False,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Score a prompt on labelled examples: {"accuracy", "macro_f1", "n"} or {"exact_match", "n"}.
 
     `detail` adds a classification's "per_label" and "confusion" (the final score a version keeps; the
     probes during training, recorded in the job's history, stay small)."""
-    outputs = predict(fm, prompt, [ex.fields for ex in examples], batch_size=batch_size)
+    outputs = predict(fm, prompt, [ex.fields for ex in examples], batch_size=batch_size, precision=precision)
     gold = [ex.target for ex in examples]
     if prompt.spec.task_type != "classification":
         texts = [out["text"] for out in outputs]

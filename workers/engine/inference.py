@@ -12,6 +12,7 @@ from workers.engine.artifact import PromptArtifact
 from workers.engine.base_model import FrozenModel
 from workers.engine.batching import PromptSet
 from workers.engine.encoding import DEFAULT_MAX_INPUT_TOKENS, TaskEncoder
+from workers.engine.precision import autocast
 from workers.engine.scoring import class_logprobs, greedy_generate, token_limits
 from workers.engine.task import TaskSpec
 
@@ -103,13 +104,24 @@ def predict_mixed(
     fm: FrozenModel,
     items: Sequence[tuple[LoadedPrompt, dict[str, str]]],
     max_new_tokens: int | Sequence[int] = DEFAULT_MAX_NEW_TOKENS,
+    precision: str = "fp32",
 ) -> list[dict[str, Any]]:
     """Outputs for rows that may each use a different prompt, task, or ensemble.
 
     All classification rows (ensemble members included) share one forward pass; generation rows
     share one decoding loop, each stopping at its own token limit (one for all items, or one per item).
     A generated output says why it ended: `finish_reason` is "stop" (end of sequence) or "length".
+    `precision` is the policy of workers/engine/precision.py (`auto`: bf16 where native).
     """
+    with autocast(fm.device, precision):
+        return _predict_mixed(fm, items, max_new_tokens)
+
+
+def _predict_mixed(
+    fm: FrozenModel,
+    items: Sequence[tuple[LoadedPrompt, dict[str, str]]],
+    max_new_tokens: int | Sequence[int],
+) -> list[dict[str, Any]]:
     limits = token_limits(max_new_tokens, len(items))
     outputs: list[dict[str, Any]] = [{} for _ in items]
     for task_type in ("classification", "generation"):
@@ -156,6 +168,7 @@ def predict(
     rows: Sequence[dict[str, str]],
     batch_size: int = 32,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    precision: str = "fp32",
 ) -> list[dict[str, Any]]:
     """Outputs for many rows of one prompt, in length-sorted batches (less padding), in input order.
 
@@ -167,7 +180,9 @@ def predict(
     for start in range(0, len(order), per_batch):
         chunk = order[start : start + per_batch]
         for i, out in zip(
-            chunk, predict_mixed(fm, [(prompt, rows[i]) for i in chunk], max_new_tokens), strict=True
+            chunk,
+            predict_mixed(fm, [(prompt, rows[i]) for i in chunk], max_new_tokens, precision),
+            strict=True,
         ):
             results[i] = out
     return results

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 
@@ -53,7 +54,10 @@ def train_task(
     """Train the configured method (K members for an ensemble, in one bank) and score it on all of dev.
 
     Checkpointing and `resume` are `train_bank`'s (a worker resumes a job from its last checkpoint).
+    The defaults that depend on the task's type (the init) follow `spec`.
     """
+    if config.task_type != spec.task_type:
+        config = replace(config, task_type=spec.task_type)
     members = [
         Member(
             spec=spec, train=train, dev=dev, module=build_module(fm, config, initial), seed=config.seed + k
@@ -75,6 +79,7 @@ def train_task(
             dev,
             config.eval_batch_size,
             detail=True,  # the version keeps per-label figures and the confusion matrix
+            precision=config.precision,
         )
     )
     return PromptArtifact(

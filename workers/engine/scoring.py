@@ -114,10 +114,15 @@ def class_logprobs(
 ) -> list[torch.Tensor]:
     """Rank classification: per row, the summed log-likelihood of each of its classes' tokens, (C_i,).
 
-    Rows may belong to different tasks (their own label sets); the batch is still one forward pass.
+    Rows may belong to different tasks (their own label sets). Each input runs through the model once,
+    whatever its labels: a decoder-only model keeps the input's key/value states and scores every
+    label's continuation from them (only label tokens run again); an encoder-decoder runs its encoder
+    once and its decoder over the label tokens.
     """
     counts = [len(classes) for classes in row_classes]
     flat_targets = [t for classes in row_classes for t in classes]
+    if any(len(t) == 0 for t in flat_targets):
+        raise ValueError("every class needs at least one token")
     if fm.is_encoder_decoder:
         hidden, mask = _encode(fm, prompts, row_prompt, inputs)  # encoder runs once, not once per class
         repeats = torch.tensor(counts, device=fm.device)
@@ -130,18 +135,82 @@ def class_logprobs(
             row_prompt.to(fm.device).repeat_interleave(repeats),
         )
         return list(logprobs.sum(1).split(counts))
-    if all(len(t) == 1 for t in flat_targets):
-        # Single-token verbalizers: one pass over the inputs, one next-token distribution per row.
-        batch = assemble(fm, prompts, row_prompt, inputs, left_pad=True)
-        hidden = fm.decoder_body()(**batch.decoder_inputs()).last_hidden_state[:, -1]  # (B, E)
-        logprobs = F.log_softmax(fm.lm_head()(hidden).float(), dim=-1)  # (B, V)
-        return [logprobs[i, [t[0] for t in classes]] for i, classes in enumerate(row_classes)]
+    return list(
+        _shared_input_class_logprobs(fm, prompts, row_prompt, inputs, flat_targets, counts).split(counts)
+    )
+
+
+def class_logprobs_expanded(
+    fm: FrozenModel,
+    prompts: PromptSet,
+    row_prompt: torch.Tensor,
+    inputs: Sequence[Sequence[int]],
+    row_classes: Sequence[Sequence[Sequence[int]]],
+) -> list[torch.Tensor]:
+    """`class_logprobs` the long way: every input repeated once per label, each row input + label.
+
+    The reference the one-pass path is tested and benchmarked against (tests/engine/test_scoring.py,
+    benchmarks/scoring.py); nothing serves or evaluates with it.
+    """
+    counts = [len(classes) for classes in row_classes]
     expanded_inputs = [inp for inp, n in zip(inputs, counts, strict=True) for _ in range(n)]
     repeats = torch.tensor(counts)
     logprobs, _ = target_logprobs(
-        fm, prompts, row_prompt.cpu().repeat_interleave(repeats), expanded_inputs, flat_targets
+        fm,
+        prompts,
+        row_prompt.cpu().repeat_interleave(repeats),
+        expanded_inputs,
+        [t for classes in row_classes for t in classes],
     )
     return list(logprobs.sum(1).split(counts))
+
+
+def _shared_input_class_logprobs(
+    fm: FrozenModel,
+    prompts: PromptSet,
+    row_prompt: torch.Tensor,
+    inputs: Sequence[Sequence[int]],
+    flat_targets: Sequence[Sequence[int]],
+    counts: Sequence[int],
+) -> torch.Tensor:
+    """Decoder-only rank classification from one pass over the inputs: (N,) scores, one per
+    (input, label) pair in row order (`counts` labels per input).
+
+    The input pass gives every label's first token (one next-token distribution per row). Labels of
+    more tokens continue from the input's cached key/value states, expanded to one cache row per
+    (input, label) pair: those rows run the label's tokens but its last, each predicting the next.
+    """
+    many_tokens = any(len(t) > 1 for t in flat_targets)
+    batch = assemble(fm, prompts, row_prompt, inputs, left_pad=True)
+    out = fm.decoder_body()(**{**batch.decoder_inputs(), "use_cache": many_tokens})
+    first = F.log_softmax(fm.lm_head()(out.last_hidden_state[:, -1]).float(), dim=-1)  # (B, V)
+    flat_row = torch.tensor([i for i, n in enumerate(counts) for _ in range(n)], device=fm.device)  # (N,)
+    flat_first = torch.tensor([t[0] for t in flat_targets], device=fm.device)
+    scores = first[flat_row, flat_first]  # (N,): every (input, label) pair's first token
+    if not many_tokens:
+        return scores
+    # Pairs whose label has tokens after its first: their index among the N pairs, their input row.
+    longer = [n for n, t in enumerate(flat_targets) if len(t) > 1]
+    rows = flat_row[longer]  # (R,)
+    fed = [flat_targets[n][:-1] for n in longer]  # the label's tokens that predict its next ones
+    wanted = [flat_targets[n][1:] for n in longer]
+    width = max(len(t) for t in fed)
+    tokens = _left_aligned(fed, width, fm.pad_id).to(fm.device)  # (R, W): padding after, never before
+    fed_mask = _left_aligned([[1] * len(t) for t in fed], width, 0).to(fm.device)  # (R, W)
+    cache = out.past_key_values
+    cache.reorder_cache(rows)  # one cache row per pair, copied from its input's
+    positions = batch.position_ids[rows, -1:] + 1 + torch.arange(width, device=fm.device)  # (R, W)
+    hidden = fm.decoder_body()(
+        inputs_embeds=fm.embed(tokens),
+        attention_mask=torch.cat([batch.attention_mask[rows], fed_mask], dim=1),
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+    ).last_hidden_state  # (R, W, E)
+    labels = _left_aligned(wanted, width, fm.pad_id).to(fm.device)  # (R, W)
+    logprobs = F.log_softmax(fm.lm_head()(hidden).float(), dim=-1).gather(-1, labels.unsqueeze(-1))
+    rest = (logprobs.squeeze(-1) * fed_mask).sum(1)  # (R,)
+    return scores.index_add(0, torch.tensor(longer, device=fm.device), rest)
 
 
 @torch.no_grad()

@@ -12,21 +12,30 @@ from typing import Any
 import torch
 from torch import nn
 
-from workers.engine.bank import Member, MemberRun, autocast
+from workers.engine.bank import Member, MemberRun
 from workers.engine.base_model import FrozenModel
 from workers.engine.batching import PromptSet
 from workers.engine.checkpoint import BankState
-from workers.engine.defaults import OPTIMIZERS, PROMPT_LENGTH, STEPS, MethodDefaults, defaults_for
+from workers.engine.defaults import (
+    CLASSIFICATION,
+    DEFAULT_PRECISION,
+    GENERATION,
+    OPTIMIZERS,
+    PROMPT_LENGTH,
+    STEPS,
+    MethodDefaults,
+    defaults_for,
+)
 from workers.engine.encoding import DEFAULT_MAX_INPUT_TOKENS
 from workers.engine.errors import EngineError
 from workers.engine.p_tuning import PromptEncoder, PTuningConfig
+from workers.engine.precision import autocast, check_precision
 from workers.engine.prefix_tuning import PrefixConfig, PrefixEncoder
 from workers.engine.prompt_tuning import INIT_STRATEGIES, SoftPrompt, check_prompt_length
 from workers.engine.scoring import target_nll
 from workers.engine.task import Example, TaskSpec
 
 METHODS = ("prompt", "ptuning", "prefix")
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -53,13 +62,18 @@ class TrainConfig:
     eval_batch_size: int = 32
     max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS
     # "bf16": autocast the frozen model's matmuls (the prompt stays fp32); "auto": bf16 where native
-    precision: str = "auto"
+    precision: str = DEFAULT_PRECISION
     seed: int = 0
+    # The task's type decides one default (a generation task has no label words to start from);
+    # `train_task` sets it from the task it trains.
+    task_type: str = CLASSIFICATION
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise EngineError(f"Unknown method {self.method!r}; use one of {', '.join(METHODS)}.")
         check_prompt_length(self.prompt_length)
+        if self.task_type not in (CLASSIFICATION, GENERATION):
+            raise EngineError(f"Unknown task type {self.task_type!r}; use {CLASSIFICATION} or {GENERATION}.")
         PTuningConfig(encoder=self.ptuning_encoder)
         if not 1 <= self.ensemble_size <= 32:
             raise EngineError(f"An ensemble has 1 to 32 members, got {self.ensemble_size}.")
@@ -88,8 +102,7 @@ class TrainConfig:
                 raise EngineError(f"The {name} must be positive, got {value}.")
         if self.weight_decay < 0:
             raise EngineError(f"The weight decay must not be negative, got {self.weight_decay}.")
-        if self.precision not in PRECISIONS:
-            raise EngineError(f"Unknown precision {self.precision!r}; use auto, fp32 or bf16.")
+        check_precision(self.precision)
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise EngineError(f"--max-minutes must be positive, got {self.max_minutes}.")
 
@@ -97,7 +110,7 @@ class TrainConfig:
     # `dataclasses.replace(config, method=...)` must not keep the previous method's optimiser or init.
     @property
     def defaults(self) -> MethodDefaults:
-        return defaults_for(self.method, ensemble=self.ensemble_size > 1)
+        return defaults_for(self.method, ensemble=self.ensemble_size > 1, task_type=self.task_type)
 
     @property
     def effective_optimizer(self) -> str:
@@ -248,7 +261,7 @@ def train_bank(
             chunk_rows = config.batch_size if fm.device.type == "cpu" else len(inputs)
             for chunk in _length_sorted_chunks(inputs, targets, chunk_rows):
                 prompts = PromptSet.from_list([run.member.module() for run in active], fm.embed_dim)
-                with autocast(fm, config):
+                with autocast(fm.device, config.precision):
                     nll = target_nll(
                         fm,
                         prompts,

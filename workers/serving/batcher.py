@@ -59,9 +59,15 @@ class _Row:
     version_id: str
     fields: dict[str, str]
     width: int  # positions one model row of this input takes in the forward pass
-    # Model rows this input expands to: K ensemble members × (rank classification over multi-token labels:
-    # one row per label).
+    # Model rows this input takes in the forward pass: K for a K-member ensemble, else 1.
     model_rows: int = 1
+    # Positions that run after it, from its cached states: the label tokens of rank classification
+    # (every label past its first token; an encoder-decoder's decoder over every label).
+    label_positions: int = 0
+
+    @property
+    def positions(self) -> int:
+        return self.model_rows * self.width + self.label_positions
 
 
 def _generates(row: _Row) -> bool:
@@ -162,7 +168,9 @@ class Batcher:
         tick = time.perf_counter()
         try:
             limits = [self._token_limit(batch[r.request].request) for r in group]
-            results = predict_mixed(self.fm, [(r.prompt, r.fields) for r in group], limits)
+            results = predict_mixed(
+                self.fm, [(r.prompt, r.fields) for r in group], limits, self.config.precision
+            )
             answers = [_output(result) for result in results]
             if len(answers) != len(group):
                 raise RuntimeError(f"{len(answers)} outputs for {len(group)} rows")
@@ -203,33 +211,41 @@ class Batcher:
         prompt = self.cache.get(request["version_id"], request["artifact_key"], request["artifact_sha256"])
         # Vector prompts that are not served from cached states still take P positions per row.
         extra = max((m.shape[0] for m in prompt.members if m.dim() == 2), default=0)
-        expand, tail = self._expansion(prompt, request)
-        model_rows = len(prompt.members) * expand
+        tail, label_positions = self._expansion(prompt, request)
+        model_rows = len(prompt.members)
         rows = []
         for j, fields in enumerate(request["inputs"]):
-            width = len(prompt.encoder.input_ids(fields)) + extra + tail
-            if model_rows > self.config.max_batch_rows or model_rows * width > self.config.max_batch_tokens:
+            row = _Row(
+                i,
+                j,
+                prompt,
+                request["version_id"],
+                fields,
+                width=len(prompt.encoder.input_ids(fields)) + extra + tail,
+                model_rows=model_rows,
+                label_positions=model_rows * label_positions,
+            )
+            if model_rows > self.config.max_batch_rows or row.positions > self.config.max_batch_tokens:
                 raise TooLarge(
-                    f"input {j} needs {model_rows} model rows of {width} positions; a batch holds "
-                    f"{self.config.max_batch_rows} rows and {self.config.max_batch_tokens} positions"
+                    f"input {j} needs {model_rows} model rows and {row.positions} positions; a batch "
+                    f"holds {self.config.max_batch_rows} rows and {self.config.max_batch_tokens} positions"
                 )
-            rows.append(_Row(i, j, prompt, request["version_id"], fields, width, model_rows))
+            rows.append(row)
         return rows
 
     def _expansion(self, prompt: LoadedPrompt, request: ServeRequest) -> tuple[int, int]:
-        """(model rows per member, positions added per row) of one input of this prompt in a forward pass.
+        """(positions added to each model row, label positions after it) of one input of this prompt.
 
-        Rank classification scores every label's tokens: with multi-token labels (or any encoder-decoder)
-        each input becomes one row per label, each as long as input + label. Generation grows each row by
-        up to its token limit.
+        Generation grows each row by up to its token limit. Rank classification runs the input once and
+        then, from its cached states, each label's tokens but the first (the input's last position
+        predicts every label's first token); an encoder-decoder's decoder runs every label's tokens.
         """
         if prompt.spec.task_type != "classification":
-            return 1, self._token_limit(request)
+            return self._token_limit(request), 0
         targets = prompt.encoder.class_targets
-        longest = max((len(t) for t in targets), default=1)
-        if self.fm.is_encoder_decoder or longest > 1:
-            return len(targets), longest
-        return 1, 0
+        if self.fm.is_encoder_decoder:
+            return 0, sum(len(t) for t in targets)
+        return 0, sum(len(t) - 1 for t in targets)
 
     def sub_batches(self, rows: list[_Row]) -> list[list[_Row]]:
         """Length-sorted runs under the row and token budgets, counting each input's expanded model rows;
@@ -243,20 +259,23 @@ class Batcher:
         )
         groups: list[list[_Row]] = []
         current: list[_Row] = []
-        used_rows = 0
+        used_rows = used_labels = 0
         for row in sorted(rows, key=key):
             k = row.model_rows
+            # Inputs pad to the widest in the run; label positions add as they are.
             cut = current and (
                 used_rows + k > self.config.max_batch_rows
-                or (used_rows + k) * max(row.width, current[-1].width) > self.config.max_batch_tokens
+                or (used_rows + k) * max(row.width, current[-1].width) + used_labels + row.label_positions
+                > self.config.max_batch_tokens
                 or (self.config.group_by_prompt and row.version_id != current[-1].version_id)
                 or _generates(row) != _generates(current[-1])
             )
             if cut:
                 groups.append(current)
-                current, used_rows = [], 0
+                current, used_rows, used_labels = [], 0, 0
             current.append(row)
             used_rows += k
+            used_labels += row.label_positions
         if current:
             groups.append(current)
         return groups

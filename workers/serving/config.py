@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from workers.engine.defaults import DEFAULT_PRECISION, PRECISIONS
+
 # The engine's DEFAULT_MODEL_ID, spelled out: importing the engine here would load torch in the web process.
 DEFAULT_MODEL_ID = "smollm2-135m-instruct"
 
@@ -43,6 +45,9 @@ class ServingConfig:
     torch_threads: int = 0
     # The PEFT-style baseline of benchmarks/serving.py: one forward pass per distinct prompt.
     group_by_prompt: bool = False
+    # Training's precision policy (workers/engine/precision.py): auto is bf16 autocast where the device
+    # runs bf16 natively, so a prompt is served as it was trained and dev-scored.
+    precision: str = DEFAULT_PRECISION
 
     def __post_init__(self) -> None:
         for name in (
@@ -54,6 +59,8 @@ class ServingConfig:
         for name in ("device_cache_prompts", "host_cache_prompts"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
         if self.host_cache_prompts < self.device_cache_prompts:
             raise ValueError("The host cache must hold at least as many prompts as the device cache.")
         if (

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
 
 from softserve.api.errors import error_body, failure_response, is_outage
 
@@ -40,9 +43,25 @@ class OutageMiddleware:
         return failure_response(request, exception)
 
 
+# The only views that take large bodies: the dataset upload of the API and of the web UI.
+UPLOAD_VIEWS = frozenset({"datasets", "webui:dataset-upload"})
+
+
+@functools.cache
+def upload_slots(most: int) -> threading.BoundedSemaphore:
+    """The process's places for large uploads at once (one semaphore per configured number)."""
+    return threading.BoundedSemaphore(most)
+
+
 class RequestSizeLimit:
-    """The edge: a multipart upload may carry up to LIMITS.upload_max_bytes, every other body
-    LIMITS.body_max_bytes; over that, a 413 in the API's error shape before any of the body is read.
+    """The edge, after authentication (which reads no body): a dataset upload (UPLOAD_VIEWS, multipart, from
+    a caller with credentials) may carry up to LIMITS.upload_max_bytes, every other body, multipart or not
+    and on whatever page, LIMITS.body_max_bytes; over that, a 413 in the API's error shape before any of the
+    body is read (Django would otherwise spool a multipart body to disk before any view checks anything).
+
+    A large upload spools to FILE_UPLOAD_TEMP_DIR; at most LIMITS.upload_max_concurrent of them run at
+    once in a process (another: 503 with Retry-After), so the spool holds at most that many times
+    upload_max_bytes per web process.
 
     The WSGI server hands Django at most CONTENT_LENGTH bytes, so checking the declared length bounds
     what is read; a body without a length is read as empty by Django."""
@@ -57,10 +76,38 @@ class RequestSizeLimit:
             body = error_body(400, "invalid", "Content-Length is not a whole number.")
             return JsonResponse(body, status=400)
         limits = settings.LIMITS
-        multipart = request.content_type == "multipart/form-data"
-        most = limits.upload_max_bytes if multipart else limits.body_max_bytes
+        if length <= min(limits.body_max_bytes, limits.upload_max_bytes):
+            return self.get_response(request)
+        upload = self._is_upload(request)
+        most = limits.upload_max_bytes if upload else limits.body_max_bytes
         if length > most:
-            kind = "An upload" if multipart else "A request body"
+            kind = "An upload" if upload else "A request body"
             message = f"{kind} may be at most {most} bytes; this one is {length} bytes."
             return JsonResponse(error_body(413, "too_large", message), status=413)
-        return self.get_response(request)
+        if length <= settings.FILE_UPLOAD_MAX_MEMORY_SIZE:
+            return self.get_response(request)  # read into memory: no place on disk to hold
+        slots = upload_slots(limits.upload_max_concurrent)
+        if not slots.acquire(blocking=False):
+            logger.warning("upload of %d bytes refused: %d in progress", length, limits.upload_max_concurrent)
+            message = "Too many uploads are in progress on this server; retry shortly."
+            response = JsonResponse(error_body(503, "busy", message), status=503)
+            response["Retry-After"] = str(settings.OUTAGE_RETRY_AFTER_S)
+            return response
+        try:
+            return self.get_response(request)
+        finally:
+            slots.release()
+
+    @staticmethod
+    def _is_upload(request: HttpRequest) -> bool:
+        """A multipart POST to a dataset upload view, from a signed-in user or with an API key (a key is
+        checked by DRF before the body is parsed; a page's CSRF check would read the body first)."""
+        if request.method != "POST" or request.content_type != "multipart/form-data":
+            return False
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return False
+        if match.view_name not in UPLOAD_VIEWS:
+            return False
+        return bool(request.headers.get("Authorization")) or request.user.is_authenticated

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db import models
 from django.db.models import Sum
 
 from softserve.tenancy.models import TenantOwned
+from workers.contracts import template_fields
 
 
 class Dataset(TenantOwned):
@@ -50,3 +53,39 @@ class DatasetVersion(TenantOwned):
     @property
     def fields(self) -> list[str]:
         return list(self.columns)
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name} v{self.number}"
+
+    def misfits(self, task_type: str, labels: Sequence[str], template: str) -> dict[str, str]:
+        """Why a prompt of this task type, label set and template cannot train on this version, keyed by
+        the prompt's field (empty: it fits). A job is refused with these; the prompt form shows each
+        beside its field. A template that does not parse is the template field's own error."""
+        problems: dict[str, str] = {}
+        if self.task_type != task_type:
+            problems["task_type"] = f"The dataset {self} is {self.task_type}; the prompt is {task_type}."
+        unknown = sorted(set(self.labels) - set(labels))
+        if unknown:
+            problems["labels"] = (
+                f"The dataset {self} has labels {unknown} that the label set {list(labels)} lacks."
+            )
+        problem = self.template_problem(template)
+        if problem:
+            problems["template"] = problem
+        return problems
+
+    def template_problem(self, template: str) -> str | None:
+        """The template's fields that are not columns of this version, said in one sentence (None: all
+        are; a template that does not parse is the template's own error, not this one)."""
+        try:
+            missing = [f for f in template_fields(template) if f not in self.columns]
+        except ValueError:
+            return None
+        if not missing:
+            return None
+        names = ", ".join(f"{{{f}}}" for f in missing)
+        verb = "is not a column" if len(missing) == 1 else "are not columns"
+        return (
+            f"The template needs fields {missing}: {names} {verb} of {self}, "
+            f"whose columns are {', '.join(self.fields)}."
+        )

@@ -3,6 +3,10 @@
 The upload is read once, row by row (never whole into memory); good rows are written to a temporary
 JSONL file while hashing. Any problem means nothing is stored: the caller gets the problems, each
 with its row number, instead of a file.
+
+Text cells are kept exactly as sent: a row that opens with `=`, `@`, `+` or `-` (a wiki heading, a
+tweet, a rating) is ordinary training text. Formula injection is a property of a file a spreadsheet
+opens, so it is neutralised where the platform writes one (`softserve.spreadsheet`), not here.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import hashlib
 import io
 import json
 import random
-import re
 import sqlite3
 import tempfile
 from collections import Counter
@@ -26,9 +29,6 @@ from workers.contracts import TaskType
 FORMATS = ("csv", "tsv", "jsonl")
 SPLIT_ALIASES = {"train": "train", "dev": "dev", "validation": "dev", "valid": "dev"}
 _EXTRA = "\0extra"  # where csv puts cells beyond the header
-# A cell a spreadsheet would run as a formula (CSV injection: =HYPERLINK(…), @SUM(…), +cmd(…)); the data
-# goes back to tenants (preview, exports), so it is refused at the door. A leading apostrophe keeps it text.
-FORMULA = re.compile(r"^\s*(=|@|[+-]\s*[A-Za-z_][\w.]*\s*\()")
 
 
 @dataclass
@@ -234,12 +234,6 @@ def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> Normalised
             if any("\x00" in value for value in (*texts, label)):
                 # PostgreSQL keeps no NUL in text or jsonb (labels are stored in rows).
                 problems.add(number, "contains a NUL character")
-                continue
-            if any(FORMULA.match(value) for value in (*texts, label)):
-                problems.add(
-                    number,
-                    "a cell starts like a spreadsheet formula (=, @, +f(…)); prefix it with ' to keep it",
-                )
                 continue
             for column, value in zip(sources, texts, strict=True):
                 if not value.strip():

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import Throttled, ValidationError
 
-from softserve.jobs.models import ACTIVE, Job
+from softserve.jobs.models import Job
 from softserve.producer import send_job
 from softserve.prompts.models import PromptVersion, TaskPrompt, VersionStatus
 from softserve.tenancy.actions import record
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 class QuotaExceeded(Throttled):
-    default_detail = "Too many jobs at once for this tenant."
+    default_detail = "Too many jobs queued for this tenant."
 
 
 def _send_or_leave_to_reconciler(job_id: str, kind: str) -> None:
@@ -44,14 +44,18 @@ def _enqueue_after_commit(job: Job) -> None:
 
 
 def _check_quota(actor: Actor) -> None:
+    """A team may queue up to its `queued_jobs` quota; how many run at once (`concurrent_jobs`) is kept
+    where a worker claims a job (workers/jobdb.py: claim_next), so queued work waits its turn there."""
     # The quota row stays locked until the caller's transaction commits: two requests at once count
-    # the active jobs one after the other, so they cannot both take the last free slot.
+    # the queued jobs one after the other, so they cannot both take the last free place.
     quota = Quota.objects.select_for_update().filter(tenant=actor.tenant).first()
-    active = Job.objects.for_tenant(actor.tenant).filter(status__in=ACTIVE).count()
-    if quota and active >= quota.concurrent_jobs:
+    if quota is None:
+        return
+    queued = Job.objects.for_tenant(actor.tenant).filter(status=JobStatus.QUEUED).count()
+    if queued >= quota.queued_jobs:
         raise QuotaExceeded(
-            detail=f"This tenant may run {quota.concurrent_jobs} jobs at once; {active} are "
-            "queued or running. Wait for one to finish or cancel one."
+            detail=f"This tenant may have {quota.queued_jobs} jobs queued (waiting to start); {queued} are "
+            f"queued now, and up to {quota.concurrent_jobs} run at once. Wait for one to start or cancel one."
         )
 
 

@@ -6,9 +6,12 @@ from rest_framework import serializers
 from softserve.datasets.models import DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import PromptVersion, TaskPrompt, VersionStatus
-from workers.contracts import INITS, JOB_KINDS, METHODS, Init, JobKind, Method, TaskType
+from workers.contracts import INITS, JOB_KINDS, METHODS, Init, JobKind, Method, inits_for
 from workers.engine.defaults import (
     DEFAULTS,
+    GENERATION,
+    GENERATION_INIT,
+    LABELS_INIT,
     OPTIMIZERS,
     PROMPT_LENGTH,
     STEPS,
@@ -16,7 +19,6 @@ from workers.engine.defaults import (
     per_method,
     rate_text,
 )
-from workers.engine.task import template_fields
 
 
 def _per_method(value) -> str:
@@ -73,7 +75,13 @@ class JobCreateSerializer(serializers.Serializer):
     )
     method = serializers.ChoiceField(choices=METHODS, default=Method.PROMPT, help_text=METHOD_HELP)
     prompt_length = serializers.IntegerField(min_value=1, max_value=150, default=PROMPT_LENGTH)
-    init = serializers.ChoiceField(choices=INITS, required=False, help_text=_per_method(lambda d: d.init))
+    init = serializers.ChoiceField(
+        choices=INITS,
+        required=False,
+        help_text=_per_method(lambda d: d.init)
+        + f"; a {GENERATION} prompt starts from {GENERATION_INIT} where that is {LABELS_INIT} "
+        "(it has no label words)",
+    )
     init_text = serializers.CharField(
         max_length=2000, required=False, help_text="init text: the words the prompt starts from"
     )
@@ -115,45 +123,28 @@ class JobCreateSerializer(serializers.Serializer):
         prompt = TaskPrompt.objects.for_tenant(tenant).filter(name=data["prompt"]).first()
         if prompt is None:
             raise serializers.ValidationError({"prompt": [f"No prompt named {data['prompt']!r}."]})
-        dataset = DatasetVersion.objects.for_tenant(tenant).filter(pk=data["dataset_version"]).first()
+        dataset = (
+            DatasetVersion.objects.for_tenant(tenant)
+            .select_related("dataset")
+            .filter(pk=data["dataset_version"])
+            .first()
+        )
         if dataset is None:
             raise serializers.ValidationError({"dataset_version": ["No such dataset version."]})
-        if dataset.task_type != prompt.task_type:
-            raise serializers.ValidationError(
-                {
-                    "dataset_version": [
-                        f"The dataset is {dataset.task_type}; the prompt {prompt.name} is {prompt.task_type}."
-                    ]
-                }
-            )
-        unknown = sorted(set(dataset.labels) - set(prompt.labels))
-        if unknown:
-            raise serializers.ValidationError(
-                {
-                    "dataset_version": [
-                        f"The dataset has labels {unknown} that the prompt's label set {prompt.labels} lacks."
-                    ]
-                }
-            )
-        missing = sorted(set(template_fields(prompt.template)) - set(dataset.fields))
-        if missing:
-            raise serializers.ValidationError(
-                {
-                    "dataset_version": [
-                        f"The prompt's template needs fields {missing}; the dataset has {dataset.fields}."
-                    ]
-                }
-            )
+        misfits = dataset.misfits(prompt.task_type, prompt.labels, prompt.template)
+        if misfits:
+            raise serializers.ValidationError({"dataset_version": list(misfits.values())})
         kind = data["kind"]
         if kind == JobKind.ENSEMBLE:
             data.setdefault("members", 5)
         elif "members" in data:
             raise serializers.ValidationError({"members": ["Only ensemble jobs have members."]})
-        init_given = "init" in data
         if kind != JobKind.EVALUATE:
-            # The method's defaults, written into the spec: the job trains as it was asked even if the
-            # platform's defaults change while it waits.
-            defaults = defaults_for(data["method"], ensemble=kind == JobKind.ENSEMBLE)
+            # The method's defaults for the prompt's task type, written into the spec: the job trains as
+            # it was asked even if the platform's defaults change while it waits.
+            defaults = defaults_for(
+                data["method"], ensemble=kind == JobKind.ENSEMBLE, task_type=prompt.task_type
+            )
             data.setdefault("init", defaults.init)
             data.setdefault("optimizer", defaults.optimizer)
             data.setdefault("learning_rate", defaults.learning_rate)
@@ -162,14 +153,16 @@ class JobCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError({"init_text": ["The text init needs init_text to start from."]})
         if init != Init.TEXT and "init_text" in data:
             raise serializers.ValidationError({"init_text": ["init_text goes with init 'text' only."]})
-        if init == Init.LABELS and prompt.task_type != TaskType.CLASSIFICATION:
-            message = "The labels init needs a classification prompt."
-            if not init_given:
-                message = (
-                    f"The {data['method']} method's default init is labels, which needs a classification "
-                    "prompt; choose init vocab, random or text."
-                )
-            raise serializers.ValidationError({"init": [message]})
+        if init is not None and init not in inits_for(prompt.task_type):
+            allowed = ", ".join(inits_for(prompt.task_type))
+            raise serializers.ValidationError(
+                {
+                    "init": [
+                        f"The {init} init needs a classification prompt; {prompt.name} is "
+                        f"{prompt.task_type}: choose {allowed}."
+                    ]
+                }
+            )
         target = None
         if kind == JobKind.EVALUATE:
             if "version" not in data:

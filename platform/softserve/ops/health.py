@@ -1,8 +1,13 @@
 """The web process's probes: `/healthz` (alive, touches nothing) and `/readyz` (database, broker,
-storage and, in redis serving mode, the serving Redis, each reachable within SOFTSERVE_READY_TIMEOUT_S)."""
+storage and, in redis serving mode, the serving Redis, each reachable within SOFTSERVE_READY_TIMEOUT_S).
+
+`/readyz` is unauthenticated (the kubelet asks it), so its answer is shared: one run of the checks per
+second per process at most (workers/health.py's CachedReadiness), with clients made once per configuration.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 
 from django.conf import settings
@@ -10,7 +15,7 @@ from django.db import connections
 
 from softserve.serving.client import serving_mode
 from workers.contracts import StorageLocation
-from workers.health import Check, Readiness, broker_check, readiness, redis_check, storage_check
+from workers.health import CachedReadiness, Check, Readiness, broker_check, redis_check, storage_check
 
 
 def _database() -> None:
@@ -23,18 +28,28 @@ def _database() -> None:
         connection.close()
 
 
-def checks() -> dict[str, Check]:
-    timeout = settings.SOFTSERVE_READY_TIMEOUT_S
+def _configuration() -> tuple:
+    """What the checks depend on: a change (a test's settings) gets checks and a cache of their own."""
     where = StorageLocation.from_env(os.environ, str(settings.VAR / "storage"))
+    serving_redis = settings.SERVING_REDIS_URL if serving_mode() == "redis" else ""
+    return (settings.CELERY_BROKER_URL, where, serving_redis, settings.SOFTSERVE_READY_TIMEOUT_S)
+
+
+def _checks(broker: str, where: StorageLocation, serving_redis: str, timeout: float) -> dict[str, Check]:
     out: dict[str, Check] = {
         "database": _database,
-        "broker": broker_check(settings.CELERY_BROKER_URL, timeout),
+        "broker": broker_check(broker, timeout),
         "storage": storage_check(where, timeout),
     }
-    if serving_mode() == "redis":
-        out["serving_redis"] = redis_check(settings.SERVING_REDIS_URL, timeout)
+    if serving_redis:
+        out["serving_redis"] = redis_check(serving_redis, timeout)
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _probe(configuration: tuple) -> CachedReadiness:
+    return CachedReadiness(functools.partial(_checks, *configuration), configuration[-1])
+
+
 def ready() -> Readiness:
-    return readiness(checks(), settings.SOFTSERVE_READY_TIMEOUT_S)
+    return _probe(_configuration())()

@@ -210,7 +210,11 @@ class ApiKey(TenantOwned):
 
 class Quota(models.Model):
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, primary_key=True, related_name="quota")
+    # Jobs running at once: enforced where a worker claims a job (workers/jobdb.py: claim_next).
     concurrent_jobs = models.PositiveIntegerField(default=2)
+    # Jobs waiting to start: enforced when a job is created, so a team can queue settings or seeds and let
+    # the scheduler run them in turn without one team's backlog growing without bound.
+    queued_jobs = models.PositiveIntegerField(default=20)
     storage_bytes = models.PositiveBigIntegerField(default=5 * 2**30)
     requests_per_minute = models.PositiveIntegerField(default=600)
 

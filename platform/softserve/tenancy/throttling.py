@@ -1,5 +1,9 @@
 """Requests per minute per tenant, from the tenant's quota; over it: 429 with Retry-After.
 
+One counter per team for every way in: DRF runs the throttle on each API request (predictions, the
+OpenAI-style completions included), and the web UI's playground charges each prediction it runs to the
+same counter (`charge`), so a team cannot predict past its quota by going through the pages.
+
 The counters live in the cache (Redis in production). When that cache is down or does not answer,
 RATE_LIMIT_FAIL_OPEN decides: let the request through unthrottled (the default; a warning at most every
 LOG_EVERY_S per process, and softserve_rate_limit_unavailable_total counts every such request) or answer
@@ -15,6 +19,7 @@ import time
 import redis
 from django.conf import settings
 from prometheus_client import Counter
+from rest_framework.exceptions import Throttled
 from rest_framework.throttling import SimpleRateThrottle
 
 from softserve.tenancy.models import Quota
@@ -75,3 +80,11 @@ class TenantRateThrottle(SimpleRateThrottle):
 
     def throttle_failure(self) -> bool:
         return False
+
+
+def charge(request) -> None:
+    """Count one request of `request.actor`'s team outside the API (the playground's predictions) on the
+    API's counter; over the team's quota, raises Throttled (429 with the seconds to wait)."""
+    throttle = TenantRateThrottle()
+    if not throttle.allow_request(request, None):
+        raise Throttled(wait=throttle.wait())

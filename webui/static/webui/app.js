@@ -108,7 +108,12 @@
       ["text_columns", "label_column", "split_column"].forEach(function (f) {
         const el = form.elements[f]; if (el) { el.addEventListener("input", function () { el.dataset.touched = "1"; }); }
       });
-      input.addEventListener("change", function () { if (input.files[0]) { guessColumns(input.files[0], form); } });
+      // A kept file input (hx-preserve after a refusal) moves into the new form with its listener: it
+      // fills whichever form holds it now, and is wired once.
+      if (!input.dataset.wired) {
+        input.dataset.wired = "1";
+        input.addEventListener("change", function () { if (input.files[0] && input.form) { guessColumns(input.files[0], input.form); } });
+      }
       if (zone) {
         zone.addEventListener("dragover", function (e) { e.preventDefault(); zone.classList.add("over"); });
         zone.addEventListener("dragleave", function () { zone.classList.remove("over"); });

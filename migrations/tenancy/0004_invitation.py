@@ -10,7 +10,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tenancy", "0002_apikey_membership_recent_indexes"),
+        ("tenancy", "0003_quota_queued_jobs"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
