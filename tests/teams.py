@@ -36,6 +36,21 @@ def make_user(email: str, password: str | None = None):
     return user
 
 
+def join(team: Team, email: str, role: str = "member", password: str | None = None):
+    """Someone joins `team` the only way there is: invited (by the owner's key), then accepting the
+    invitation signed in as themselves. Returns their membership."""
+    from softserve.tenancy.models import Membership
+
+    user = make_user(email, password)
+    invited = team.client.post("/api/v1/members", {"email": email, "role": role}, format="json")
+    assert invited.status_code == 202, invited.content
+    person = APIClient()
+    person.force_login(user)
+    accepted = person.post(f"/api/v1/me/invitations/{invited.json()['id']}/accept")
+    assert accepted.status_code == 200, accepted.content
+    return Membership.objects.get(tenant=team.tenant, user=user)
+
+
 def bearer(key: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")

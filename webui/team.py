@@ -13,7 +13,7 @@ from collections.abc import Callable
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from softserve.tenancy.models import Membership
+from softserve.tenancy.models import ROLE_RANK, Membership
 from softserve.tenancy.permissions import PERMISSIONS, Actor
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def team_page(action: str = "read") -> Callable:
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             actor = current_actor(request)
             if actor is None:
-                return render(request, "webui/no_team.html", status=403)
+                return no_team(request)
             if not actor.may(action):
                 return forbidden(request, actor, action)
             request.actor = actor
@@ -63,12 +63,25 @@ def team_page(action: str = "read") -> Callable:
     return decorate
 
 
+def no_team(request: HttpRequest) -> HttpResponse:
+    """A signed-in account in no team. An operator (staff) lands on /ops/ from the home page (where
+    signing in leads); anyone else sees the invitations waiting for them, and how to get one."""
+    from webui.views.invitations import received  # that module uses this one
+
+    if request.user.is_staff and request.resolver_match and request.resolver_match.url_name == "home":
+        return redirect("webui:ops")
+    return render(request, "webui/no_team.html", {"invitations": received(request)}, status=403)
+
+
 def forbidden(request: HttpRequest, actor: Actor, action: str) -> HttpResponse:
+    """A role too low for this action: which role it needs, and who in the team can grant it."""
     needed = PERMISSIONS[action]
+    least = max(ROLE_RANK[PERMISSIONS["manage_members"]], ROLE_RANK[needed])  # who may grant `needed`
+    granters = [role for role, rank in ROLE_RANK.items() if rank >= least]
     return render(
         request,
         "webui/forbidden.html",
-        {"needed": needed, "role": actor.role},
+        {"needed": needed, "role": actor.role, "granters": granters, "team": actor.tenant},
         status=403,
     )
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from webui.views import datasets, jobs, ops, pages, playground, prompts, team_settings
+from webui.views import datasets, invitations, jobs, ops, pages, playground, prompts, team_settings
 
 app_name = "webui"
 
@@ -43,6 +43,25 @@ urlpatterns = [
     path("app/settings/keys/<uuid:pk>/revoke", team_settings.key_revoke, name="key-revoke"),
     path("app/settings/members", team_settings.member_add, name="member-add"),
     path("app/settings/members/<uuid:pk>", team_settings.member_change, name="member-change"),
+    path(
+        "app/settings/invitations/<uuid:pk>/withdraw",
+        team_settings.invitation_withdraw,
+        name="invitation-withdraw",
+    ),
+    # The signed-in person's own invitations, from any team (no team needed to see them).
+    path("app/invitations", invitations.invitation_list, name="invitations"),
+    path(
+        "app/invitations/<uuid:pk>/accept",
+        invitations.invitation_answer,
+        {"accept": True},
+        name="invitation-accept",
+    ),
+    path(
+        "app/invitations/<uuid:pk>/decline",
+        invitations.invitation_answer,
+        {"accept": False},
+        name="invitation-decline",
+    ),
     # Operators (Django staff; anyone else: 404).
     path("ops/", ops.dashboard, name="ops"),
     path("ops/panel", ops.panel, name="ops-panel"),

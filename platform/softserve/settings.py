@@ -23,12 +23,13 @@ def _bool(name: str, default: bool) -> bool:
 
 
 DEBUG = _bool("DJANGO_DEBUG", False)
-# Production mode: HTTPS only (secure cookies, HSTS, redirect to https) and a secret of its own. Off (the
-# embedded default, `make run` and the tests on plain http://127.0.0.1), the embedded secret is accepted;
-# on, the `softserve.E001` system check refuses it, so nothing starts with a secret everyone knows.
+# Production mode: HTTPS only (secure cookies, HSTS, redirect to https). The secret key is needed whatever
+# this says: the embedded one (the default, for the tests in-process) is refused by the `softserve.E001`
+# system check whenever DEBUG is off, so no server starts with a secret everyone knows. `make secrets`
+# writes one into .env (`make run` reads it from there).
 SECURE = _bool("DJANGO_SECURE", False)
 EMBEDDED_SECRET_KEY = "softserve-embedded-default-not-for-production"
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", EMBEDDED_SECRET_KEY)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or EMBEDDED_SECRET_KEY  # empty (as in .env.example): unset
 ALLOWED_HOSTS = [
     h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver").split(",") if h
 ]
@@ -76,6 +77,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy on every answer (CONTENT_SECURITY_POLICY below; softserve/csp.py).
+    "softserve.csp.ContentSecurityPolicyMiddleware",
 ]
 ROOT_URLCONF = "softserve.urls"
 TEMPLATES = [
@@ -187,6 +190,14 @@ LOGIN_ADDRESS_MAX_FAILURES = int(os.environ.get("LOGIN_ADDRESS_MAX_FAILURES", 50
 LOGIN_WINDOW_S = int(os.environ.get("LOGIN_WINDOW_S", 900))
 LOGIN_DEVICE_DAYS = int(os.environ.get("LOGIN_DEVICE_DAYS", 90))
 X_FRAME_OPTIONS = "DENY"
+# Scripts, styles, images and fetches from this origin only; no inline script or style attribute, no eval,
+# no plugins, no framing, forms post here only. Empty: no header. (softserve/csp.py adds the hashes of
+# the three fixed <style> blocks: the 500 and 503 pages and the Swagger page.)
+CONTENT_SECURITY_POLICY = os.environ.get(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+)
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -231,6 +242,8 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "softserve.api.schema.add_error_responses",
     ],
+    # Two models have a `status` field with different choices: each enum gets its own name.
+    "ENUM_NAME_OVERRIDES": {"InvitationStatusEnum": "softserve.tenancy.models.InvitationStatus"},
     # Swagger UI from the drf-spectacular-sidecar package, never a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -1,6 +1,6 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from softserve.ops import views as ops_views
 from softserve.tenancy.accounts import ThrottledLoginView
@@ -17,7 +17,8 @@ urlpatterns = [
     # GET only: OPTIONS would render the Swagger page's HTML renderer without a template (a 500).
     path(
         "api/docs/",
-        SpectacularSwaggerView.as_view(url_name="schema", http_method_names=["get", "head"]),
+        # The split view serves its start-up script as a file (?script), not inline: the CSP allows it.
+        SpectacularSwaggerSplitView.as_view(url_name="schema", http_method_names=["get", "head"]),
         name="docs",
     ),
     path("api/v1/", include("softserve.tenancy.urls")),

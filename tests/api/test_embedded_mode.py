@@ -54,6 +54,7 @@ def test_platform_runs_on_embedded_defaults(tmp_path):
         )
     }
     env["SOFTSERVE_VAR_DIR"] = str(tmp_path)
+    env["DJANGO_SECRET_KEY"] = "embedded-mode-test-" + "k" * 40  # `make run` has one from `make secrets`
     migrated = _manage(env, "migrate", "--noinput")
     assert migrated.returncode == 0, migrated.stderr[-2000:]
     assert (tmp_path / "softserve.sqlite3").is_file()

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from tests.conftest import shared_dataset
-from workers.engine.base_model import DEFAULT_MODEL_ID, load_base_model
+from workers.engine.base_model import DEFAULT_MODEL_ID, default_model_dir, load_base_model
 from workers.engine.data import read_rows, to_examples
 from workers.engine.design import design_prompt
 from workers.engine.evaluation import evaluate
@@ -18,23 +18,35 @@ TEMPLATE = "Review: {text}\nSentiment:"
 @pytest.fixture(scope="module")
 def default_model():
     load_base_model()  # converts the GGUF into the cache the first time
+    cached = default_model_dir() / "model.safetensors"
+    before = cached.stat()
     started = time.perf_counter()
     fm = load_base_model()
-    return fm, time.perf_counter() - started
+    after = cached.stat()
+    return (
+        fm,
+        time.perf_counter() - started,
+        (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns),
+    )
 
 
-def test_second_load_is_fast_and_frozen(default_model):
-    fm, seconds = default_model
-    assert seconds <= 3.0, f"second load took {seconds:.2f}s"
+def test_second_load_uses_the_cache_and_is_frozen(default_model):
+    # What makes the second load fast is that it reads the converted cache instead of converting the GGUF
+    # again: checked on the cache file itself. Its wall time depends on the machine's load; it is
+    # reported, and timed in benchmarks, not asserted here.
+    fm, seconds, untouched = default_model
+    assert untouched, f"the second load rewrote the cache ({seconds:.2f}s)"
     assert fm.model_id == DEFAULT_MODEL_ID and fm.embed_dim == 576
     assert not any(p.requires_grad for p in fm.model.parameters()) and not fm.model.training
     assert fm.fingerprint == load_base_model().fingerprint
 
 
 def test_scores_real_sst2_examples(default_model):
-    fm, _ = default_model
+    fm, _, _ = default_model
     spec = TaskSpec("classification", TEMPLATE, ["negative", "positive"])
     examples = to_examples(read_rows(shared_dataset("sst2", "dev"))[:48], TEMPLATE, "label")
     metrics = evaluate(fm, design_prompt(fm, spec, []), examples)
-    # Zero-shot prompt design with this model scores about 80% on SST-2 dev; chance is 50%.
-    assert metrics["n"] == 48 and metrics["accuracy"] >= 0.65, metrics
+    # Zero-shot prompt design with this model scores 40 of these 48 SST-2 dev rows (0.833; chance is 0.5).
+    # The evaluation is deterministic (same weights, rows and template): the margin is two examples, for
+    # numeric differences between CPUs or torch builds flipping a borderline row, not for luck.
+    assert metrics["n"] == 48 and metrics["accuracy"] >= 38 / 48, metrics

@@ -120,7 +120,10 @@ def test_auto_precision_takes_bf16_only_where_the_device_runs_it_natively(monkey
 
     cpu = torch.device("cpu")
     assert TrainConfig().precision == "auto"
-    assert (precision.resolved_precision("fp32", cpu), precision.resolved_precision("bf16", cpu)) == ("fp32", "bf16")
+    assert (precision.resolved_precision("fp32", cpu), precision.resolved_precision("bf16", cpu)) == (
+        "fp32",
+        "bf16",
+    )
     for native, expected in ((True, "bf16"), (False, "fp32")):
         monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda native=native: native)
         assert precision.resolved_precision("auto", cpu) == expected

@@ -59,7 +59,7 @@ def test_ops_dashboard_in_chromium(browser, live_server, acme, globex):
     assert page.locator('#ops-workers tr[data-state="lost"]').inner_text().startswith("gpu-b")
     assert "out_of_memory" in page.locator("#ops-failure-reasons").inner_text()
     assert page.locator('#ops-now [data-stat="stalled"]').inner_text() == "1"
-    page.wait_for_function("document.querySelectorAll('canvas[data-points]').length == 2")
+    page.wait_for_function("() => document.querySelectorAll('canvas[data-points]').length == 2")
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "ops-dashboard.png"), full_page=True)
 

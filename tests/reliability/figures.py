@@ -72,6 +72,13 @@ def record_figures(scenario: str, title: str, figures: dict[str, Any]) -> Path:
     return path
 
 
+def load_history() -> list[dict[str, Any]]:
+    """Figures kept for the record only (FIGURES_DIR/history/): written by hand, or by a test that
+    counted differently from today's, so they measure no current code; never shown as a last run."""
+    paths = sorted((FIGURES_DIR / "history").glob("*.json"))
+    return [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+
+
 def load_runs() -> dict[str, dict[str, dict[str, Any]]]:
     """{scenario: {scale: run}} of every recorded run."""
     runs: dict[str, dict[str, dict[str, Any]]] = {}

@@ -24,11 +24,11 @@ from django.utils import timezone
 from softserve.datasets.models import Dataset, DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
-from softserve.tenancy.models import ApiKey, Membership, Quota
+from softserve.tenancy.models import ApiKey, Invitation, Membership, Quota
 
 from tests.reliability.figures import record_figures
 from tests.s3 import object_keys
-from tests.teams import make_user
+from tests.teams import join
 
 pytestmark = pytest.mark.django_db
 
@@ -66,6 +66,8 @@ def kind_of(route: str, name: str | None) -> str:
         return "public"
     if name in METRICS:
         return "metrics"
+    if route.startswith("api/v1/me/"):
+        return "api_personal_object" if "<" in route else "api_personal"
     if route.startswith("api/v1/"):
         return "api_object" if ("<" in route or "(?P<" in route) else "api_tenant"
     if route.startswith("app/"):
@@ -97,6 +99,20 @@ def expected(kind: str, scenario: str, method: str, handles: bool | None) -> set
         return {"any non-5xx"}  # type: ignore[return-value] - checked apart
     if kind == "metrics":
         return {401, 404} if method in ("GET", "HEAD") else {401, 403, 404, 405}
+    if kind in ("api_personal", "api_personal_object"):
+        # A signed-in person's own invitations: keys act for a team, never for a person (403); another
+        # team's member finds nothing of the victim's (404 for an invitation not addressed to them).
+        if scenario in DEAD:
+            return {401}
+        if scenario == "session_without_csrf":
+            if not safe:
+                return {403}
+            return {200} if handles else {405}
+        if scenario in ("other_team_key", "wrong_scope_key"):
+            return {403}
+        if handles is False:
+            return {405}
+        return {200} if method == "OPTIONS" or kind == "api_personal" else {404}
     if kind in ("api_object", "api_tenant"):
         if scenario in DEAD:
             return {401}
@@ -111,7 +127,7 @@ def expected(kind: str, scenario: str, method: str, handles: bool | None) -> set
         # Another team, acting in its own tenant:
         if kind == "api_object":
             return {200} if method == "OPTIONS" else {404}  # OPTIONS describes the endpoint only
-        return {200, 201, 400, 404, 405, 415}
+        return {200, 201, 202, 400, 404, 405, 415}  # 202: an invitation sent (POST /members)
     if kind == "web":
         if not safe and scenario != "other_team_session":
             return {403}  # no CSRF token: refused before any view
@@ -171,9 +187,10 @@ def world(acme, globex, s3):
     )
     owner = Membership.objects.get(tenant=victim.tenant, user=victim.owner)
     # A member who made a key and then left; keys that are revoked, expired, or lack the scope.
-    make_user("leaver@acme.example")
-    added = victim.client.post("/api/v1/members", {"email": "leaver@acme.example", "role": "admin"})
-    leaver = Membership.objects.get(pk=added.json()["id"])
+    leaver = join(victim, "leaver@acme.example", "admin")
+    # An invitation the victim sent and nobody answered: another team neither sees nor answers it.
+    invited = victim.client.post("/api/v1/members", {"email": "invitee@acme.example", "role": "admin"})
+    assert invited.status_code == 202, invited.content
     _, removed_key = ApiKey.mint(victim.tenant, "left", ["read", "write", "predict"], created_by=leaver.user)
     leaver.delete()
     revoked, revoked_key = ApiKey.mint(victim.tenant, "r", ["read", "write"], created_by=victim.owner)
@@ -194,6 +211,7 @@ def world(acme, globex, s3):
             "job": job.id,
             "key": bootstrap.id,
             "member": owner.id,
+            "invitation": invited.json()["id"],
         },
         "keys": {
             "revoked_key": revoked_key,
@@ -202,7 +220,13 @@ def world(acme, globex, s3):
             "read_only": read_only,
             "predict_only": predict_only,
         },
-        "markers": [SECRET, str(victim.tenant.id), victim.owner.email, bootstrap.prefix],
+        "markers": [
+            SECRET,
+            str(victim.tenant.id),
+            victim.owner.email,
+            bootstrap.prefix,
+            "invitee@acme.example",
+        ],
         "s3": s3,
     }
 
@@ -214,7 +238,7 @@ def fill(route: str, name: str, world) -> dict:
     values = {}
     for param in params:
         if param == "pk":
-            hint = next((k for k in ("dataset", "job", "key", "member") if k in name), None)
+            hint = next((k for k in ("invitation", "dataset", "job", "key", "member") if k in name), None)
             if hint is None:
                 pytest.fail(f"{name}: which victim object does <pk> name? Add it to fill() in {__file__}.")
             values[param] = ids[hint]
@@ -248,6 +272,7 @@ def victim_state(world) -> tuple:
             (str(k), r is None) for k, r in ApiKey.objects.for_tenant(tenant).values_list("id", "revoked_at")
         ),
         sorted(Membership.objects.for_tenant(tenant).values_list("user__email", "role")),
+        sorted(Invitation.objects.for_tenant(tenant).values_list("email", "role", "status")),
         sorted(object_keys(world["s3"])),
     )
 

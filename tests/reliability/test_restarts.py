@@ -8,9 +8,12 @@ training while each service is stopped (SIGTERM for Redis, a fast shutdown for P
 ended mid-query) and started again.
 
 Meanwhile every failure must be a clean JSON 503 with Retry-After and nothing a 500; afterwards every job
-the API accepted (201) succeeds and every request answered 2xx had completed. Figures: requests sent,
-503s during the outages, 500s, jobs completed, recovery time (service back up to the first 2xx of both
-an API read and a prediction).
+the API accepted (201) succeeds and every request answered 2xx had completed. A 503 counts as "during an
+outage" only inside that outage's own window: from the service going down (a second of slack for the
+clock) to RECOVERY_BOUND_S after it is back; any 503 outside every window fails the test. Figures:
+requests sent, 503s per outage window, 500s, jobs completed, recovery time per outage (service back up to
+the answer of the LAST 503 in its window: a server that keeps answering the odd 503 after the service is
+back shows it here), and the time to the first 2xx of both an API read and a prediction.
 """
 
 from __future__ import annotations
@@ -46,11 +49,15 @@ from tests.workers.conftest import WORKER_COMMAND
 RESTARTS = scaled(1, 3)  # restarts of each service
 CLIENTS = scaled(3, 6)  # threads sending API reads and predictions
 OUTAGE_S = scaled(3, 8)  # how long each service stays down
-STEADY_S = scaled(3, 8)  # load before, between and after the restarts
+STEADY_S = scaled(4, 8)  # load before, between and after the restarts (longer than a recovery window)
 JOB_STEPS = scaled(20, 60)
 JOB_EVERY_S = scaled(4, 5)  # the producer creates a tuning job this often
 TERMINAL = ("succeeded", "failed", "cancelled")
-RECOVERY_WINDOW_S = 30  # a 503 later than this after a service came back is a failure to recover
+# A 503 sent later than this after a service came back is a failure to recover. Recorded recoveries are
+# under 1 s (docs/reliability-figures/restarts.*.json); the bound leaves room for a loaded 2-core box and
+# stays below STEADY_S, so consecutive outage windows never overlap and a stray 503 between them is seen.
+RECOVERY_BOUND_S = scaled(2.5, 5.0)
+assert RECOVERY_BOUND_S + 1 < STEADY_S, "outage windows must not overlap"
 SETUP_PYTHON = """
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
@@ -331,20 +338,28 @@ def _run(stack: Stack, port: int, key: str, dataset: str, setup_s: float) -> Non
     drain_s = time.monotonic() - load_started - load_s
     statuses = Counter(s.answer.status for s in sent)
 
-    # Which outage a request met: the last one that began before it was sent (a second of slack for the
-    # clock), while that service was down or within RECOVERY_WINDOW_S of its coming back.
-    def outage_of(item: Sent) -> str | None:
-        began = [o for o in outages if o["down"] - 1 <= item.at]
-        return began[-1]["service"] if began and item.at <= began[-1]["up"] + RECOVERY_WINDOW_S else None
+    # Which outage window a request was sent in: from the service going down (a second of slack for the
+    # clock) to RECOVERY_BOUND_S after it came back. Windows never overlap (RECOVERY_BOUND_S < STEADY_S).
+    def window_of(item: Sent) -> int | None:
+        inside = [i for i, o in enumerate(outages) if o["down"] - 1 <= item.at <= o["up"] + RECOVERY_BOUND_S]
+        assert len(inside) <= 1, "outage windows overlap"
+        return inside[0] if inside else None
 
-    met = {id(item): outage_of(item) for item in sent}
+    window = {id(item): window_of(item) for item in sent}
+    met = {key: (outages[i]["service"] if i is not None else None) for key, i in window.items()}
     # No answer at all, a 500 or any other 5xx, or a 503 not in the error shape with Retry-After.
     unclean = [
         s for s in sent if s.answer.status == 0 or (s.answer.status >= 500 and not _clean_503(s.answer))
     ]
     outside = [s for s in sent if s.answer.status == 503 and met[id(s)] is None]
-    recovery = []
-    for outage in outages:
+    recovery, first_2xx, per_window = [], [], []
+    for index, outage in enumerate(outages):
+        mine = [s for s in sent if s.answer.status == 503 and window[id(s)] == index]
+        per_window.append(len(mine))
+        # Recovery: from the service being back to the answer of the last 503 of this window (0 when the
+        # last 503 came before the service was back).
+        last = max((s.at + s.answer.seconds for s in mine), default=outage["up"])
+        recovery.append(max(0.0, last - outage["up"]))
         firsts = [
             min(
                 (
@@ -356,14 +371,17 @@ def _run(stack: Stack, port: int, key: str, dataset: str, setup_s: float) -> Non
             )
             for kind in ("read", "predict")
         ]
-        recovery.append(max(firsts) - outage["up"])
+        first_2xx.append(max(firsts) - outage["up"])
     figures = {
         "restarts_each": RESTARTS,
         "outage_s": OUTAGE_S,
         "clients": CLIENTS,
         "requests_sent": len(sent),
         "answered_2xx": sum(n for code, n in statuses.items() if 200 <= code < 300),
+        "recovery_bound_s": RECOVERY_BOUND_S,
         "503s_during_outages": sum(1 for s in sent if s.answer.status == 503 and met[id(s)]),
+        "503s_per_outage": [f"{o['service']}: {n}" for o, n in zip(outages, per_window, strict=True)],
+        "503s_outside_outages": sum(1 for s in sent if s.answer.status == 503 and met[id(s)] is None),
         "503s_redis": sum(1 for s in sent if s.answer.status == 503 and met[id(s)] == "redis"),
         "503s_postgresql": sum(1 for s in sent if s.answer.status == 503 and met[id(s)] == "postgresql"),
         "500s": statuses.get(500, 0),
@@ -374,6 +392,7 @@ def _run(stack: Stack, port: int, key: str, dataset: str, setup_s: float) -> Non
         "jobs_completed": sum(1 for s in finished.values() if s == "succeeded"),
         "recovery_s_max": round(max(recovery), 2),
         "recovery_s": [round(r, 2) for r in recovery],
+        "first_2xx_s": [round(r, 2) for r in first_2xx],
         "setup_s": round(setup_s, 1),
         "load_s": round(load_s, 1),
         "drain_s": round(drain_s, 1),
@@ -395,4 +414,6 @@ def _run(stack: Stack, port: int, key: str, dataset: str, setup_s: float) -> Non
     assert all(status == "succeeded" for status in finished.values()), finished
     assert len(accepted) >= 2 + RESTARTS
     assert [a.status for n, a in during] == [201 if n == "redis" else 503 for n, a in during], during
-    assert max(recovery) < RECOVERY_WINDOW_S, recovery
+    assert max(recovery) < RECOVERY_BOUND_S, recovery
+    assert max(first_2xx) < RECOVERY_BOUND_S, first_2xx  # reads and predictions both answer again
+    assert all(n >= 1 for n in per_window), per_window  # every outage was real and seen in its window

@@ -243,9 +243,7 @@ def test_budgets_count_class_expansion_and_an_oversized_input_fails_alone(
     verbalizer = {x: " ".join(["the", x, "class"] * 20) for x in labels}
     wide = TaskSpec("classification", "{text}\nWhich?", labels, verbalizer)
     store.put_bytes("p/wide", artifact_bytes(make_artifact(fm, wide, seed=7)))
-    config = ServingConfig(
-        base_model=str(model_dir), max_batch_rows=8, max_batch_tokens=60, precision="fp32"
-    )
+    config = ServingConfig(base_model=str(model_dir), max_batch_rows=8, max_batch_tokens=60, precision="fp32")
     batcher = Batcher(fm, PromptCache(fm, store, 8, 16), config)
     wide_request = serve_request(model_dir, "wide", "p/wide", "", "evil", "one input, twelve labels")
     batch = [f.good("acme", f"fine film {i}") for i in range(6)]

@@ -10,14 +10,41 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from softserve.tenancy.models import ApiKey, AuditEvent, Membership, TenantRequired
 
-from tests.teams import bearer, make_user
+from tests.teams import bearer, join, make_user
 
 pytestmark = pytest.mark.django_db
 
 
 def test_tests_run_on_postgres():
-    if os.environ.get("CI") or os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        assert connection.vendor == "postgresql", "the platform tests must run on PostgreSQL"
+    # Whatever CI or DATABASE_URL say: SQLite only when asked for (tests/conftest.py's django_db_setup).
+    assert connection.vendor == "postgresql" or os.environ.get("SOFTSERVE_TESTS_ALLOW_SQLITE") == "1"
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_a_bare_pytest_on_sqlite_fails_unless_sqlite_is_asked_for(tmp_path, allowed):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "SOFTSERVE_TESTS_ALLOW_SQLITE")}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'bare.sqlite3'}"
+    env["SOFTSERVE_VAR_DIR"] = str(tmp_path)
+    if allowed:
+        env["SOFTSERVE_TESTS_ALLOW_SQLITE"] = "1"
+    test = "tests/tenancy/test_api.py::test_tests_run_on_postgres"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if allowed:
+        assert run.returncode == 0, run.stdout[-2000:]
+    else:
+        assert run.returncode != 0 and "the platform tests need PostgreSQL" in run.stdout, run.stdout[-2000:]
 
 
 def test_createtenant_prints_a_working_key(capsys):
@@ -62,11 +89,7 @@ def test_bad_key_input_gets_field_errors(acme):
 
 
 def test_roles_and_scopes(acme):
-    make_user("dev@acme.example")
-    member = acme.client.post(
-        "/api/v1/members", {"email": "dev@acme.example", "role": "member"}, format="json"
-    )
-    assert member.status_code == 201
+    join(acme, "dev@acme.example", "member")
     ApiKey.mint(acme.tenant, "viewer", ["read"], role="viewer", created_by=acme.owner)
     _, viewer_plain = ApiKey.mint(acme.tenant, "v2", ["read", "write"], role="viewer", created_by=acme.owner)
     forbidden = bearer(viewer_plain).post("/api/v1/keys", {"name": "x", "scopes": ["read"]}, format="json")
@@ -129,14 +152,14 @@ def _endpoints(team):
 
 
 def test_another_tenant_sees_nothing(acme, globex):
-    make_user("z@z.example")  # the invited account exists: globex may add it to its own team
+    make_user("z@z.example")  # the invited account exists: globex may invite it to its own team
     before = {m: m.objects.for_tenant(acme.tenant).count() for m in (ApiKey, Membership)}
     for method, path, body in _endpoints(acme):
         response = getattr(globex.client, method)(path, body, format="json")
         if "/keys/" in path or "/members/" in path:
             assert response.status_code == 404, (method, path, response.status_code)
         else:
-            assert response.status_code in (200, 201), (method, path, response.status_code)
+            assert response.status_code in (200, 201, 202), (method, path, response.status_code)
             text = response.content.decode()
             assert "acme" not in text and str(acme.tenant.id) not in text, (method, path)
     after = {m: m.objects.for_tenant(acme.tenant).count() for m in (ApiKey, Membership)}

@@ -14,22 +14,18 @@ from django.test import Client
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
-from softserve.tenancy.actions import NO_SUCH_USER
 from softserve.tenancy.models import ApiKey, AuditEvent, Membership
 from softserve.tenancy.permissions import TenantPermission
 
 from tests.conftest import ROOT
-from tests.teams import bearer, make_user
+from tests.teams import bearer, join, make_user
 
 pytestmark = pytest.mark.django_db
 
 
 def _admin_with_key(team, email="admin@acme.example"):
     """A second person added as admin, and a key that person made (through the API, signed in)."""
-    make_user(email)
-    added = team.client.post("/api/v1/members", {"email": email, "role": "admin"}, format="json")
-    assert added.status_code == 201, added.content
-    membership = Membership.objects.get(pk=added.json()["id"])
+    membership = join(team, email, "admin")
     browser = APIClient()
     browser.force_login(membership.user)
     made = browser.post(
@@ -110,21 +106,35 @@ def test_a_method_missing_from_the_permission_table_is_refused(acme, rf):
                 TenantPermission().has_permission(request, Forgetful())
 
 
-def test_inviting_an_email_without_an_account_creates_nothing(acme):
+def test_inviting_an_email_without_an_account_creates_nothing_and_answers_as_for_one(acme):
+    """Issue 22, finding 9: the inviter's answer is the same whether or not the address has an account
+    (no account lookup to probe), and nobody joins without accepting."""
     users = get_user_model().objects.count()
-    refused = acme.client.post("/api/v1/members", {"email": "new@acme.example"}, format="json")
-    assert refused.status_code == 400, refused.content
-    assert refused.json()["error"]["fields"]["email"] == [NO_SUCH_USER]
-    assert get_user_model().objects.count() == users  # no account made
-    assert Membership.objects.for_tenant(acme.tenant).count() == 1
+    make_user("someone@elsewhere.example", password="their own password")
+    answers = []
+    for email in ("new@acme.example", "someone@elsewhere.example"):
+        invited = acme.client.post("/api/v1/members", {"email": email, "role": "viewer"}, format="json")
+        assert invited.status_code == 202, invited.content
+        body = invited.json()
+        answers.append((invited.status_code, sorted(body), body["status"], body["role"]))
+        assert body["email"] == email
+    assert answers[0] == answers[1]
+    assert get_user_model().objects.count() == users + 1  # the one made above: inviting makes none
+    assert Membership.objects.for_tenant(acme.tenant).count() == 1  # nobody joined without saying yes
     assert not AuditEvent.objects.for_tenant(acme.tenant).filter(action="member.add").exists()
 
 
 def test_inviting_an_existing_account_by_email_in_any_case(acme):
     person = make_user("Someone@Elsewhere.example", password="their own password")
-    added = acme.client.post("/api/v1/members", {"email": "someone@elsewhere.example"}, format="json")
-    assert added.status_code == 201, added.content
-    assert Membership.objects.get(pk=added.json()["id"]).user == person
+    invited = acme.client.post("/api/v1/members", {"email": "someone@ELSEWHERE.example"}, format="json")
+    assert invited.status_code == 202, invited.content
+    assert not Membership.objects.filter(user=person).exists()
+    browser = APIClient()
+    browser.force_login(person)
+    pending = browser.get("/api/v1/me/invitations").json()["results"]
+    assert [(i["team"], i["role"]) for i in pending] == [("acme", "member")]
+    assert browser.post(f"/api/v1/me/invitations/{pending[0]['id']}/accept").status_code == 200
+    assert Membership.objects.get(user=person, tenant=acme.tenant).role == "member"
     person.refresh_from_db()
     assert person.check_password("their own password")  # the invite changes nothing of the account
     again = acme.client.post("/api/v1/members", {"email": "someone@elsewhere.example"}, format="json")
@@ -172,5 +182,12 @@ def test_production_mode_refuses_the_embedded_secret_and_passes_check_deploy():
     )
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
     assert "no issues" in deploy.stdout
-    laptop = _manage_check({})  # the embedded default mode: `make run` and the tests
+    # Issue 22, finding 10: the embedded key is refused whenever DEBUG is off, DJANGO_SECURE or not
+    # (and an empty DJANGO_SECRET_KEY, as .env.example ships it, is no key at all).
+    for plain_http in ({}, {"DJANGO_SECURE": "0"}, {"DJANGO_SECRET_KEY": ""}):
+        refused = _manage_check(plain_http)
+        assert refused.returncode != 0 and "softserve.E001" in refused.stderr, plain_http
+    laptop = _manage_check({"DJANGO_SECRET_KEY": secret})  # `make run`: the key `make secrets` wrote
     assert laptop.returncode == 0, laptop.stderr
+    debugging = _manage_check({"DJANGO_DEBUG": "1"})  # a developer's DEBUG server may use the embedded key
+    assert debugging.returncode == 0, debugging.stderr

@@ -22,6 +22,14 @@ pytestmark = pytest.mark.django_db
 HOSTILE = '<script>alert(1)</script>=HYPERLINK("http://evil.example","x")'
 
 
+def chart_data(html: str, chart: str):
+    """A chart's data as app.js reads it: the data-json attribute of the element `<chart>-data`."""
+    import json
+    from html import unescape
+
+    return json.loads(unescape(html.split(f'id="{chart}-data" data-json="')[1].split('"')[0]))
+
+
 def browser(team) -> Client:
     client = Client()
     client.force_login(team.owner)
@@ -308,7 +316,6 @@ def test_playground_fills_inputs_from_a_dataset(acme, s3):
 
 
 def test_usage_chart_keeps_the_busiest_prompts_and_sums_the_rest(acme):
-    import json
 
     from django.utils import timezone
     from softserve.serving.models import Usage
@@ -317,7 +324,7 @@ def test_usage_chart_keeps_the_busiest_prompts_and_sums_the_rest(acme):
     for i in range(10):
         Usage.objects.create(tenant=acme.tenant, prompt_name=f"p{i}", day=today, requests=1, inputs=10 + i)
     html = browser(acme).get("/app/settings").content.decode()
-    chart = json.loads(html.split('id="usage-chart-data" type="application/json">')[1].split("</script>")[0])
+    chart = chart_data(html, "usage-chart")
     names = [d["label"] for d in chart["datasets"]]
     assert names == [f"p{i}" for i in range(9, 1, -1)] + ["other"]
     assert chart["datasets"][-1]["data"][-1] == 10 + 11  # p0 and p1, today
@@ -350,7 +357,6 @@ def test_start_cancel_and_retry_a_job_from_the_pages(acme):
 
 
 def test_long_histories_are_thinned_on_the_server(acme):
-    import json
 
     fill_team(acme.tenant, 1)
     job = Job.objects.for_tenant(acme.tenant).get()
@@ -358,7 +364,7 @@ def test_long_histories_are_thinned_on_the_server(acme):
     job.progress = {"step": 5000, "total_steps": 5000, "loss": 0.1}
     job.save()
     html = browser(acme).get(f"/app/jobs/{job.pk}/live").content.decode()
-    chart = json.loads(html.split('id="curve-chart-data" type="application/json">')[1].split("</script>")[0])
+    chart = chart_data(html, "curve-chart")
     loss, metric = chart["datasets"]
     assert len(loss["data"]) == 300 and len(metric["data"]) == 300
     assert loss["data"][0]["x"] == 1 and loss["data"][-1]["x"] == 5000 and metric["label"] == "dev accuracy"
@@ -421,30 +427,35 @@ def test_generation_prompts_show_their_metric_instead(acme):
     assert "exact match 0.250" in page and "does not apply to generation" in page
 
 
-def test_inviting_an_email_without_an_account_shows_the_error_beside_the_field(acme):
+def test_an_invitation_answers_the_same_with_or_without_an_account_and_keeps_a_bad_form(acme):
+    """Issue 22, finding 9: inviting never reveals whether an address has an account; a refused form
+    keeps what was typed, the message beside the field."""
     from django.contrib.auth import get_user_model
-    from softserve.tenancy.actions import NO_SUCH_USER
     from softserve.tenancy.models import Membership
 
     from tests.teams import make_user
 
     client = browser(acme)
     users = get_user_model().objects.count()
-    refused = client.post("/app/settings/members", {"email": "nobody@acme.example", "role": "admin"})
+    refused = client.post("/app/settings/members", {"email": "owner@acme.example", "role": "admin"})
     html = refused.content.decode()
     assert refused.status_code == 422
     field = html.split('id="id_member_email"')[1].split('id="id_member_role"')[0]
-    assert (
-        NO_SUCH_USER in field and 'value="nobody@acme.example"' in field  # beside it, form kept
-    )
+    assert "member already" in field and 'value="owner@acme.example"' in field  # beside it, form kept
     role = html.split('id="id_member_role"')[1].split("</select>")[0]
     assert '<option value="admin" selected>' in role  # the chosen role is kept too
-    assert (
-        get_user_model().objects.count() == users and Membership.objects.for_tenant(acme.tenant).count() == 1
-    )
     make_user("dev@acme.example")
-    added = client.post("/app/settings/members", {"email": "dev@acme.example", "role": "member"}, follow=True)
-    assert "dev@acme.example is now a member." in added.content.decode()
+    answers = []
+    for email in ("nobody@acme.example", "dev@acme.example"):
+        sent = client.post("/app/settings/members", {"email": email, "role": "member"}, follow=True)
+        text = sent.content.decode().replace(email, "EMAIL")
+        answers.append((sent.status_code, text.split('role="status"')[1].split("</ul>")[0]))
+    assert answers[0] == answers[1] and "is invited as member" in answers[0][1]
+    assert get_user_model().objects.count() == users + 1
+    assert Membership.objects.for_tenant(acme.tenant).count() == 1  # nobody joined yet
+    settings_page = client.get("/app/settings").content.decode()
+    table = settings_page.split('id="invitations"')[1].split("</table>")[0]
+    assert "nobody@acme.example" in table and "dev@acme.example" in table
 
 
 NEWS_LABELS = ("business", "sci_tech", "sports", "world")

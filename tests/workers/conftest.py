@@ -18,6 +18,7 @@ from tests.conftest import ROOT
 from tests.net import redis_db_url
 
 BROKER_URL = redis_db_url(12)
+HEARTBEAT_S = 0.3  # the workers' heartbeat here: how soon they see a cancel
 WORKER_COMMAND = [
     *(sys.executable, "-m", "celery", "-A", "workers.celeryconf", "worker", "-B", "-Q", "gpu,default"),
     *("--concurrency", "1", "--loglevel", "INFO", "--without-mingle", "--without-gossip"),
@@ -89,7 +90,7 @@ def workers(broker, s3, s3_endpoint, tiny_model_dirs, settings, tmp_path):
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "SOFTSERVE_VAR_DIR": str(tmp_path / "var"),
-        "SOFTSERVE_HEARTBEAT_S": "0.3",
+        "SOFTSERVE_HEARTBEAT_S": str(HEARTBEAT_S),
         "SOFTSERVE_HEARTBEAT_TIMEOUT_S": "3",
         "SOFTSERVE_CHECKPOINT_EVERY": "5",
         "SOFTSERVE_RECONCILE_EVERY_S": "1",

@@ -12,6 +12,7 @@ from softserve.datasets.models import DatasetVersion
 from softserve.jobs import actions
 from softserve.jobs.models import Job
 from softserve.jobs.serializers import JobCreateSerializer
+from softserve.numbers import whole_number
 from softserve.prompts.models import TaskPrompt
 from softserve.tenancy.models import Quota
 
@@ -152,7 +153,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
         }
     quota = Quota.objects.filter(tenant=tenant).first()
     per_step = _estimate(tenant)
-    steps = values.get("steps", "")
+    steps = whole_number(str(values.get("steps", "")))  # "²" passes isdigit() but not int()
     types = dict(
         TaskPrompt.objects.for_tenant(tenant).order_by("name").values_list("name", "task_type")[:CHOICES]
     )
@@ -180,7 +181,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
         "running": Job.objects.for_tenant(tenant).filter(status=JobStatus.RUNNING).count(),
         "queued": Job.objects.for_tenant(tenant).filter(status=JobStatus.QUEUED).count(),
         "seconds_per_step": per_step,
-        "estimate_s": per_step * int(steps) if per_step and steps.isdigit() else None,
+        "estimate_s": per_step * steps if per_step and steps is not None else None,
     }
     return render(request, "webui/job_new.html", context, status=422 if errors else 200)
 

@@ -16,6 +16,7 @@ from softserve.serving.models import Usage
 
 from webui import team
 from webui.team import team_page
+from webui.views.invitations import received
 from webui.views.jobs import LIST_DEFERRED
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "webui/home.html",
-        {"jobs": jobs, "prompts": rows, "week": week, "since": since},
+        {"jobs": jobs, "prompts": rows, "week": week, "since": since, "invitations": received(request)},
     )
 
 

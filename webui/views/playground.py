@@ -7,11 +7,13 @@ import math
 import shlex
 import time
 import uuid
+from urllib.parse import quote
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from rest_framework.exceptions import APIException, Throttled, ValidationError
 from softserve.datasets.models import DatasetVersion
+from softserve.numbers import whole_number
 from softserve.prompts.models import TaskPrompt
 from softserve.serving import actions
 from softserve.tenancy import throttling
@@ -59,7 +61,8 @@ def _ref(value: str) -> dict:
     value = value.strip()
     if not value:
         return {}
-    return {"version": int(value)} if value.isdigit() else {"alias": value}
+    number = whole_number(value)
+    return {"version": number} if number is not None else {"alias": value}
 
 
 def _run(request: HttpRequest, name: str, ref: dict, text: str) -> dict:
@@ -79,6 +82,32 @@ def _predict(request: HttpRequest, name: str, ref: dict, text: str) -> dict:
         scores = sorted((out.get("scores") or {}).items(), key=lambda kv: -kv[1])
         outputs.append({"input": row, "label": out.get("label"), "text": out.get("text"), "scores": scores})
     return {"version": version.number, "outputs": outputs, "latency_ms": round(latency, 1)}
+
+
+def snippets(request: HttpRequest, values: dict[str, str]) -> dict[str, str]:
+    """The same call as `curl` and Python lines a user copies into a shell or a file. The prompt's name
+    comes from the query string, so anyone can craft a link: a name that is not one of the team's
+    prompts is left out (a placeholder instead), and every part of the shell line is quoted."""
+    name = values["prompt"]
+    known = bool(name) and TaskPrompt.objects.for_tenant(request.actor.tenant).filter(name=name).exists()
+    body = {"inputs": [line for line in values["inputs"].splitlines() if line.strip()][:3] or ["…"]}
+    body.update(_ref(values["ref"]) or {"alias": "production"})
+    path = quote(name, safe="") if known else "<prompt>"
+    url = request.build_absolute_uri("/api/v1/prompts/") + path + ":predict"
+    auth, content = "Authorization: Bearer ss_…", "Content-Type: application/json"
+    curl = (
+        f"curl -H {shlex.quote(auth)} -H {shlex.quote(content)} \\\n"
+        f"     -d {shlex.quote(json.dumps(body))} \\\n"
+        f"     {shlex.quote(url)}"
+    )
+    # repr() of strings, numbers and lists of them is a Python literal: nothing in it runs.
+    python = (
+        "import requests\n\n"
+        f"response = requests.post(\n    {url!r},\n"
+        "    headers={'Authorization': 'Bearer ss_…'},  # your API key\n"
+        f"    json={body!r},\n)\nprint(response.json())"
+    )
+    return {"curl": curl, "python": python}
 
 
 @team_page()
@@ -107,10 +136,6 @@ def playground(request: HttpRequest) -> HttpResponse:
                 for key, messages in errors_of(exc).items():
                     target = key if key.startswith("inputs") else field
                     errors.setdefault(target, []).extend(messages)
-    body = {"inputs": [line for line in values["inputs"].splitlines() if line.strip()][:3] or ["…"]}
-    body.update(_ref(values["ref"]) or {"alias": "production"})
-    name = values["prompt"] or "<prompt>"
-    url = request.build_absolute_uri("/api/v1/prompts/") + name + ":predict"
     context = {
         "values": values,
         "errors": errors,
@@ -124,17 +149,7 @@ def playground(request: HttpRequest) -> HttpResponse:
             TaskPrompt.objects.for_tenant(tenant).order_by("name").values_list("name", flat=True)[:CHOICES],
             values["prompt"],
         ),
-        "curl": (
-            f"curl -H 'Authorization: Bearer ss_…' -H 'Content-Type: application/json' \\\n"
-            f"     -d {shlex.quote(json.dumps(body))} \\\n"
-            f"     {url}"
-        ),
-        "python": (
-            "import requests\n\n"
-            f"response = requests.post(\n    {url!r},\n"
-            "    headers={'Authorization': 'Bearer ss_…'},  # your API key\n"
-            f"    json={body!r},\n)\nprint(response.json())"
-        ),
+        **snippets(request, values),
     }
     response = render(request, "webui/playground.html", context, status=status or (422 if errors else 200))
     if retry_after:

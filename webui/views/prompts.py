@@ -18,6 +18,7 @@ from softserve.prompts import actions, downloads
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.prompts.serializers import PromptSerializer, alias_target
 from softserve.tenancy.models import AuditEvent
+from softserve.tenancy.permissions import AUDIT_ACTION
 
 from webui.forms import FORM, dataset_options, errors_of, page_of, submitted
 from webui.insights import preview_rows
@@ -206,8 +207,10 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def alias_history(tenant, prompt: TaskPrompt, limit: int = 20) -> list[dict]:
-    """Alias moves of this prompt, newest first: who, when, which alias, from and to."""
+def alias_history(tenant, prompt: TaskPrompt, limit: int = 20, who: bool = True) -> list[dict]:
+    """Alias moves of this prompt, newest first: when, which alias, from and to, and with `who` the
+    member's e-mail or key prefix that moved it (the audit log's detail: only for those who may read
+    the audit log; everyone else sees what the API's alias history shows)."""
     alias_ids = [
         str(pk) for pk in Alias.objects.for_tenant(tenant).filter(prompt=prompt).values_list("pk", flat=True)
     ]
@@ -220,15 +223,19 @@ def alias_history(tenant, prompt: TaskPrompt, limit: int = 20) -> list[dict]:
     return [
         {
             "at": e.created_at,
-            "who": (e.actor_user.email or e.actor_user.username)
-            if e.actor_user_id
-            else (f"key {e.actor_key.prefix}" if e.actor_key_id else "system"),
+            "who": _who(e) if who else None,
             "alias": e.after.get("alias"),
             "from": (e.before or {}).get("version"),
             "to": e.after.get("version"),
         }
         for e in events
     ]
+
+
+def _who(event: AuditEvent) -> str:
+    if event.actor_user_id:
+        return event.actor_user.email or event.actor_user.username
+    return f"key {event.actor_key.prefix}" if event.actor_key_id else "system"
 
 
 def label_report(dev: dict, task_type: str) -> dict:
@@ -287,7 +294,7 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
         .select_related("version")
         .defer("version__inspection")
     )
-    history = alias_history(tenant, prompt)
+    history = alias_history(tenant, prompt, who=request.actor.may(AUDIT_ACTION))
     for version in page.object_list:
         version.alias_names = [a.name for a in aliases if a.version_id == version.pk]
         version.dev = (version.metrics or {}).get("dev") or {}
@@ -300,6 +307,7 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
         "page": page,
         "aliases": aliases,
         "history": history,
+        "history_who": request.actor.may(AUDIT_ACTION),
         "rollback": {a.name: _previous(history, a.name) for a in aliases},
         "may_move": request.actor.may("manage_aliases"),
     }

@@ -9,11 +9,12 @@ from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import APIException
 from softserve.serving.models import Usage
 from softserve.tenancy import actions
-from softserve.tenancy.models import SCOPES, ApiKey, Membership, Role
+from softserve.tenancy.models import SCOPES, ApiKey, Invitation, InvitationStatus, Membership, Role
 from softserve.tenancy.serializers import (
     ApiKeyCreateSerializer,
     MembershipCreateSerializer,
@@ -72,6 +73,13 @@ def _render(request: HttpRequest, errors: dict | None = None, values: dict | Non
         "values": values or {},
         "created": created,
         "may_members": request.actor.may("manage_members"),
+        "invitations": (
+            Invitation.objects.for_tenant(tenant)
+            .filter(status=InvitationStatus.PENDING)
+            .order_by("-created_at")[:SETTINGS_PAGE]
+            if request.actor.may("manage_members")
+            else None
+        ),
         "usage": usage_chart(tenant),
     }
     return render(request, "webui/settings.html", context, status=422 if errors else 200)
@@ -99,8 +107,11 @@ def key_create(request: HttpRequest) -> HttpResponse:
         )
     except APIException as exc:
         return _render(request, {f"key_{k}": v for k, v in errors_of(exc).items()}, values)
-    # Shown once, in this response only; never stored or put in a message that survives a reload.
-    return _render(request, created={"key": key, "plaintext": plaintext})
+    # Shown once, in this response only; never stored or put in a message that survives a reload, and
+    # never kept by a browser's or a proxy's cache either (no-store).
+    response = _render(request, created={"key": key, "plaintext": plaintext})
+    add_never_cache_headers(response)
+    return response
 
 
 @require_POST
@@ -123,10 +134,31 @@ def member_add(request: HttpRequest) -> HttpResponse:
     form = MembershipCreateSerializer(data={k: v for k, v in values.items() if v})
     try:
         form.is_valid(raise_exception=True)
-        actions.add_member(request.actor, form.validated_data["email"], form.validated_data["role"])
+        invitation = actions.invite(request.actor, form.validated_data["email"], form.validated_data["role"])
     except APIException as exc:
         return _render(request, {f"member_{k}": v for k, v in errors_of(exc).items()}, values)
-    flash.success(request, f"{values['email']} is now a member.")
+    # The same words whether or not the address has an account: an invite tells the inviter nothing.
+    flash.success(
+        request,
+        f"{invitation.email} is invited as {invitation.role}: they join when they sign in with that "
+        "address and accept.",
+    )
+    return redirect("webui:settings")
+
+
+@require_POST
+@team_page()
+def invitation_withdraw(request: HttpRequest, pk) -> HttpResponse:
+    if not request.actor.may("manage_members"):
+        return forbidden(request, request.actor, "manage_members")
+    invitation = get_object_or_404(Invitation.objects.for_tenant(request.actor.tenant), pk=pk)
+    try:
+        actions.withdraw_invitation(request.actor, invitation)
+    except APIException as exc:
+        for text in (m for ms in errors_of(exc).values() for m in ms):
+            flash.error(request, text)
+    else:
+        flash.success(request, f"The invitation to {invitation.email} is withdrawn.")
     return redirect("webui:settings")
 
 

@@ -14,17 +14,13 @@ import warnings
 from collections.abc import Callable
 
 from workers.engine.defaults import (
-<<<<<<< HEAD
-    DEFAULT_PRECISION,
-    DEFAULTS,
-    PRECISIONS,
-=======
     CLASSIFICATION,
+    DEFAULT_PRECISION,
     DEFAULTS,
     GENERATION,
     GENERATION_INIT,
     LABELS_INIT,
->>>>>>> h1-realtext
+    PRECISIONS,
     PROMPT_LENGTH,
     STEPS,
     MethodDefaults,

@@ -7,14 +7,17 @@ from django.conf import settings
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 
+from softserve.numbers import whole_number
+
 
 def _whole(request, name: str, default: int, least: int) -> int:
     values = request.query_params.getlist(name)
     if not values:
         return default
-    if len(values) > 1 or not values[0].isdigit() or int(values[0]) < least:
+    number = whole_number(values[0]) if len(values) == 1 else None
+    if number is None or number < least:
         raise ValidationError({name: [f"One whole number, at least {least}."]})
-    return int(values[0])
+    return number
 
 
 class BoundedLimitOffsetPagination(LimitOffsetPagination):

@@ -11,6 +11,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from softserve.numbers import whole_number
 from softserve.serving import actions
 from softserve.serving.models import Usage
 from softserve.serving.serializers import (
@@ -55,7 +56,7 @@ class Completions(APIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         name, _, ref = data["model"].partition("@")
-        number = int(ref) if ref.isdigit() else None
+        number = whole_number(ref)
         prompt, version = actions.resolve(request.actor, name, None if number else ref or None, number)
         texts = data["prompt"] if isinstance(data["prompt"], list) else [data["prompt"]]
         try:

@@ -7,9 +7,21 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
-from softserve.tenancy.models import ROLE_RANK, ApiKey, AuditEvent, Membership, Quota, Role, Tenant
+from softserve.tenancy.models import (
+    ROLE_RANK,
+    ApiKey,
+    AuditEvent,
+    Invitation,
+    InvitationStatus,
+    Membership,
+    Quota,
+    Role,
+    Tenant,
+)
 from softserve.tenancy.permissions import Actor
 
 
@@ -43,7 +55,9 @@ def key_view(key: ApiKey) -> dict[str, Any]:
 def create_tenant(name: str, owner_email: str, password: str | None = None) -> tuple[Tenant, object, str]:
     """A tenant, its owner (created if new) and an API key with every scope; returns the key's plaintext.
 
-    With `password`, the owner can also sign in to the web UI with it."""
+    With `password`, a new owner can also sign in to the web UI with it. An owner who has an account
+    already keeps it as it is: making a team never changes anyone's password (`user.created_now` says
+    which case it was)."""
     if Tenant.objects.filter(name=name).exists():
         raise ValidationError({"name": [f"A tenant named {name!r} exists already."]})
     tenant = Tenant.objects.create(name=name)
@@ -51,12 +65,13 @@ def create_tenant(name: str, owner_email: str, password: str | None = None) -> t
     user, created = get_user_model().objects.get_or_create(
         username=owner_email, defaults={"email": owner_email}
     )
-    if password:
-        user.set_password(password)
+    if created:
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()  # no password yet: nobody can sign in as them until one is set
         user.save(update_fields=["password"])
-    elif created:
-        user.set_unusable_password()  # no password yet: nobody can sign in as them until one is set
-        user.save(update_fields=["password"])
+    user.created_now = created
     Membership.objects.create(tenant=tenant, user=user, role=Role.OWNER)
     key, plaintext = ApiKey.mint(
         tenant, "bootstrap", ["read", "write", "predict"], role=Role.OWNER, created_by=user
@@ -94,8 +109,6 @@ def create_key(
 
 @transaction.atomic
 def revoke_key(actor: Actor, key: ApiKey) -> ApiKey:
-    from django.utils import timezone
-
     if ROLE_RANK[key.role] > ROLE_RANK[actor.role]:
         raise PermissionDenied(f"This key has the {key.role} role, above yours ({actor.role}).")
     before = key_view(key)
@@ -129,31 +142,79 @@ def _guard_rank(actor: Actor, role: str) -> None:
         raise ValidationError({"role": [f"You cannot grant more than your own role ({actor.role})."]})
 
 
-NO_SUCH_USER = "No user has this e-mail; ask them to get an account first, then invite them again."
-
-
-def existing_user(email: str):
-    """The active account with this e-mail (case-insensitive; the username is the e-mail for accounts
-    made by `createtenant`), or a field error: inviting never creates an account."""
-    users = get_user_model().objects.filter(is_active=True)
-    user = users.filter(email__iexact=email).order_by("pk").first() or (
-        users.filter(username__iexact=email).order_by("pk").first()
-    )
-    if user is None:
-        raise ValidationError({"email": [NO_SUCH_USER]})
-    return user
+def invitation_view(invitation: Invitation) -> dict[str, Any]:
+    return {"email": invitation.email, "role": invitation.role, "status": invitation.status}
 
 
 @transaction.atomic
-def add_member(actor: Actor, email: str, role: str) -> Membership:
-    """Invite an existing user by e-mail, with a role no higher than the actor's own."""
+def invite(actor: Actor, email: str, role: str) -> Invitation:
+    """Offer a role (no higher than the actor's own) to whoever signs in with this e-mail. Nothing is
+    looked up about the address: the answer is the same whether or not it has an account, and nobody
+    joins a team without saying yes. Inviting an address again while its invitation is pending updates
+    that invitation's role."""
     _guard_rank(actor, role)
-    user = existing_user(email)
-    if Membership.objects.for_tenant(actor.tenant).filter(user=user).exists():
+    email = email.strip().lower()
+    Tenant.objects.select_for_update().filter(pk=actor.tenant.pk).first()  # one invite per address at once
+    members = Membership.objects.for_tenant(actor.tenant)
+    if members.filter(Q(user__email__iexact=email) | Q(user__username__iexact=email)).exists():
+        # The team's member list shows this already: it says nothing about accounts elsewhere.
         raise ValidationError({"email": [f"{email} is a member already."]})
-    membership = Membership.objects.create(tenant=actor.tenant, user=user, role=role)
-    record(actor, actor.tenant, "member.add", membership, after={"email": email, "role": role})
-    return membership
+    pending = Invitation.objects.for_tenant(actor.tenant).filter(email=email, status=InvitationStatus.PENDING)
+    invitation = pending.first()
+    before = invitation_view(invitation) if invitation else None
+    if invitation is None:
+        inviter = actor.user if actor.key is None else actor.key.created_by
+        invitation = Invitation.objects.create(
+            tenant=actor.tenant, email=email, role=role, invited_by=inviter
+        )
+    elif invitation.role != role:
+        invitation.role = role
+        invitation.save(update_fields=["role"])
+    record(actor, actor.tenant, "member.invite", invitation, before=before, after=invitation_view(invitation))
+    return invitation
+
+
+@transaction.atomic
+def withdraw_invitation(actor: Actor, invitation: Invitation) -> Invitation:
+    """The team takes back a pending invitation (no higher than the actor's own role)."""
+    _guard_rank(actor, invitation.role)
+    before = invitation_view(invitation)
+    updated = Invitation.objects.for_tenant(actor.tenant).filter(
+        pk=invitation.pk, status=InvitationStatus.PENDING
+    )
+    if not updated.update(status=InvitationStatus.WITHDRAWN, answered_at=timezone.now()):
+        raise ValidationError({"invitation": ["This invitation was answered or withdrawn already."]})
+    invitation.refresh_from_db()
+    record(
+        actor, actor.tenant, "member.uninvite", invitation, before=before, after=invitation_view(invitation)
+    )
+    return invitation
+
+
+@transaction.atomic
+def answer_invitation(user, invitation_id, accept: bool) -> Invitation:
+    """The invited person, signed in, accepts (joins the team with the offered role) or declines. Only
+    invitations addressed to the account's own e-mail are found; any other is a 404."""
+    invitation = (
+        Invitation.objects.for_invitee(user)
+        .select_for_update()
+        .select_related("tenant")
+        .filter(pk=invitation_id)
+    ).first()
+    if invitation is None:
+        raise NotFound("No such invitation.")
+    before = invitation_view(invitation)
+    tenant = invitation.tenant
+    if accept:
+        # An account that joined by another way meanwhile keeps the role it has.
+        Membership.objects.get_or_create(tenant=tenant, user=user, defaults={"role": invitation.role})
+    invitation.status = InvitationStatus.ACCEPTED if accept else InvitationStatus.DECLINED
+    invitation.answered_at = timezone.now()
+    invitation.save(update_fields=["status", "answered_at"])
+    actor = Actor(tenant=tenant, role=invitation.role, user=user)
+    action = "member.accept" if accept else "member.decline"
+    record(actor, tenant, action, invitation, before=before, after=invitation_view(invitation))
+    return invitation
 
 
 @transaction.atomic

@@ -75,6 +75,60 @@ class Membership(TenantOwned):
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
 
 
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+
+
+def invitee_email(user) -> str:
+    """The address invitations to this account are sent to: its e-mail, lower-cased (accounts made by
+    `createtenant` have the e-mail as username too); "" for an account without one."""
+    email = (getattr(user, "email", "") or "").strip()
+    if not email and "@" in (getattr(user, "username", "") or ""):
+        email = user.username.strip()
+    return email.lower()
+
+
+class InvitationQuerySet(TenantQuerySet):
+    def for_invitee(self, user) -> InvitationQuerySet:
+        """The pending invitations addressed to this signed-in account, of any team: the one query of
+        tenant rows that is not scoped to a tenant, so it is scoped to the person instead (fails closed
+        for an account without an e-mail)."""
+        email = invitee_email(user) if getattr(user, "is_authenticated", False) else ""
+        if not email:
+            return self.none()
+        return self.filter(email=email, status=InvitationStatus.PENDING)
+
+
+class Invitation(TenantOwned):
+    """A role in a team offered to an e-mail address. Nothing changes for that person until they sign in
+    and accept it; the inviter learns nothing about whether the address has an account."""
+
+    email = models.EmailField(max_length=254)  # lower-cased
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(
+        max_length=10, choices=InvitationStatus.choices, default=InvitationStatus.PENDING
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "email"],
+                condition=models.Q(status=InvitationStatus.PENDING),
+                name="one_pending_invitation_per_email",
+            )
+        ]
+        indexes = [models.Index(fields=["email", "status"], name="invitation_invitee")]
+
+
 class ApiKey(TenantOwned):
     """Shown once as `ss_<prefix>_<secret>`; only the prefix (for lookup) and a hash are kept."""
 

@@ -23,6 +23,9 @@ PERMISSIONS: dict[str, Role] = {
     "manage_tenant": Role.OWNER,
 }
 SCOPE_FOR_ACTION = {"read": "read", "predict": "predict"}  # everything else needs "write"
+# The audit log names members (e-mails) and keys (prefixes): those who manage members read it, and only
+# they see who did what anywhere else (the alias history of the prompt page, for one).
+AUDIT_ACTION = "manage_members"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.utils import timezone
 from rest_framework import serializers
 
-from softserve.tenancy.models import SCOPES, ApiKey, AuditEvent, Membership, Role
+from softserve.tenancy.models import SCOPES, ApiKey, AuditEvent, Invitation, Membership, Role
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -58,6 +58,27 @@ class MembershipSerializer(serializers.ModelSerializer):
 class MembershipCreateSerializer(serializers.Serializer):
     email = serializers.EmailField()
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    """A pending invitation as its team sees it."""
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "email", "role", "status", "created_at", "answered_at"]
+        read_only_fields = fields
+
+
+class ReceivedInvitationSerializer(serializers.ModelSerializer):
+    """An invitation as the invited person sees it: which team, which role."""
+
+    team = serializers.CharField(source="tenant.name", read_only=True)
+    team_id = serializers.UUIDField(source="tenant_id", read_only=True)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "team", "team_id", "role", "status", "created_at", "answered_at"]
+        read_only_fields = fields
 
 
 class MembershipUpdateSerializer(serializers.Serializer):

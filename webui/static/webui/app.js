@@ -30,12 +30,13 @@
 
   function drawCharts(root) {
     if (!window.Chart) { return; }
-    // Each chart's data is a json_script island named after its canvas: <canvas id=X> + <script id=X-data>.
-    root.querySelectorAll('script[type="application/json"][id$="-data"]').forEach(function (island) {
+    // Each chart's data is a data-json attribute named after its canvas: <canvas id=X> + <div id=X-data>
+    // (not a script island: htmx, with allowScriptTags off, drops script elements from swapped HTML).
+    root.querySelectorAll('[data-json][id$="-data"]').forEach(function (island) {
       const id = island.id.slice(0, -5);
       const canvas = document.getElementById(id);
       if (!canvas) { return; }
-      const spec = JSON.parse(island.textContent);
+      const spec = JSON.parse(island.getAttribute("data-json"));
       const existing = charts[id];
       if (existing && existing.canvas === canvas) {
         const next = chartConfig(spec);
@@ -142,7 +143,14 @@
     }
   });
 
-  function init(root) { drawCharts(root); wireUpload(root); }
+  function applyWidths(root) {
+    // Sizes computed on the server arrive as data attributes (the Content-Security-Policy refuses inline
+    // style attributes); set through the CSSOM, which the policy allows.
+    root.querySelectorAll("[data-width]").forEach(function (el) { el.style.width = el.getAttribute("data-width") + "%"; });
+    root.querySelectorAll("[data-share]").forEach(function (el) { el.style.setProperty("--share", el.getAttribute("data-share")); });
+  }
+
+  function init(root) { applyWidths(root); drawCharts(root); wireUpload(root); }
   document.addEventListener("DOMContentLoaded", function () { init(document); });
   document.addEventListener("htmx:afterSettle", function (e) { init(e.target.ownerDocument ? document : e.target); });
 })();

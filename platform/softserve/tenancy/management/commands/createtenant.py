@@ -2,6 +2,7 @@
 
 import secrets
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as PasswordRefused
 from django.core.management.base import BaseCommand, CommandError
@@ -21,6 +22,12 @@ class Command(BaseCommand):
     def handle(self, *args, name: str, owner: str, password: str | None, **options) -> None:
         if "@" not in owner:
             raise CommandError(f"--owner must be an e-mail address, got {owner!r}.")
+        existing = get_user_model().objects.filter(username=owner).exists()
+        if existing and password is not None:
+            raise CommandError(
+                f"{owner} has an account already and keeps its password; leave out --password "
+                f"(its owner changes it with `manage.py changepassword {owner}`)."
+            )
         if password is not None:
             try:
                 validate_password(password)  # AUTH_PASSWORD_VALIDATORS
@@ -28,9 +35,12 @@ class Command(BaseCommand):
                 raise CommandError(" ".join(exc.messages)) from exc
         password = password or secrets.token_urlsafe(16)
         try:
-            tenant, _, key = create_tenant(name.strip(), owner, password)
+            tenant, user, key = create_tenant(name.strip(), owner, password)
         except ValidationError as exc:
             raise CommandError(" ".join(str(m) for msgs in exc.detail.values() for m in msgs)) from exc
         self.stdout.write(f"tenant {tenant.name} ({tenant.id})")
-        self.stdout.write(f"web login: {owner} / {password}  (at /accounts/login/)")
+        if user.created_now:
+            self.stdout.write(f"web login: {owner} / {password}  (at /accounts/login/)")
+        else:  # an existing account: its password is its owner's, never reset or printed here
+            self.stdout.write(f"web login: {owner} with their existing password  (at /accounts/login/)")
         self.stdout.write(f"API key (shown once): {key}")

@@ -49,10 +49,9 @@ class Command(BaseCommand):
             )
             return
         password = secrets.token_urlsafe(12)
-        tenant, _, key = create_tenant(DEMO_TENANT, DEMO_OWNER, password)
+        tenant, owner, key = create_tenant(DEMO_TENANT, DEMO_OWNER, password)
         self.stdout.write(self.style.SUCCESS(f"created demo tenant {tenant.name!r}"))
         port = os.environ.get("PORT", "8000")
-        self.stdout.write(
-            f"web login: {DEMO_OWNER} / {password}  (at http://127.0.0.1:{port}/accounts/login/)"
-        )
+        shown = password if owner.created_now else "their existing password"
+        self.stdout.write(f"web login: {DEMO_OWNER} / {shown}  (at http://127.0.0.1:{port}/accounts/login/)")
         self.stdout.write(f"API key (shown once): {key}")
