@@ -32,6 +32,7 @@ from workers.config import WorkerConfig, worker_config
 from workers.contracts import FailureReason, JobKind, JobStatus, VersionStatus
 from workers.curves import CurvePoints
 from workers.engine.artifact import PromptArtifact, artifact_bytes, artifact_from_bytes
+from workers.engine.bank import resolved_precision
 from workers.engine.base_model import FrozenModel, load_base_model
 from workers.engine.checkpoint import BankState
 from workers.engine.defaults import PROMPT_LENGTH, STEPS
@@ -262,6 +263,17 @@ def run_training(
         lost_s += time.monotonic() - started
         left_minutes = max((budget_s - lost_s) / 60, _LAST_STEP_MINUTES)
         train_config = _train_config(context.job["spec"], kind, left_minutes)
+        import torch  # loaded with the model already; here for the figures that decide training speed
+
+        logger.info(
+            "training starts",
+            extra={
+                "torch_threads": torch.get_num_threads(),
+                "precision": resolved_precision(train_config.precision, fm.device),
+                "budget_left_s": round(60 * left_minutes, 1),
+                "before_training_s": round(time.monotonic() - started, 1),
+            },
+        )
         start = resume.step if resume else 0
         resumed = {"event": "resumed", "step": start, "attempt": context.job["attempts"]}
         beat.update(

@@ -138,12 +138,17 @@ class MemberRun:
         self.probe_rows = rows
         self.dev_probe = _dev_subset(self.member.dev, rows, self.member.seed)
 
-    def _prompt(self, fm: FrozenModel, config: TrainConfig) -> tuple[torch.Tensor, LoadedPrompt]:
+    def _vectors(self) -> torch.Tensor:
+        """The prompt the member's module yields now (its eval mode: no dropout in a prompt encoder)."""
         module = self.member.module
         module.eval()
         with torch.no_grad():
             vectors = module().detach()
         module.train()
+        return vectors
+
+    def _prompt(self, fm: FrozenModel, config: TrainConfig) -> tuple[torch.Tensor, LoadedPrompt]:
+        vectors = self._vectors()
         return vectors, LoadedPrompt.build(fm, vectors, self.member.spec, config.max_input_tokens)
 
     def time_rows(self, fm: FrozenModel, config: TrainConfig, rows: int) -> tuple[float, int]:
@@ -155,6 +160,11 @@ class MemberRun:
         with autocast(fm, config):
             predict(fm, prompt, [ex.fields for ex in sample], batch_size=config.eval_batch_size)
         return time.perf_counter() - started, len(sample)
+
+    def keep_current(self, step: int) -> None:
+        """Keep the prompt as it is now, unevaluated (training stopped before any dev evaluation and the
+        caller's final evaluation scores it)."""
+        self.best_prompt, self.best_step, self.best_outputs = self._vectors().clone(), step, None
 
     def evaluate(self, fm: FrozenModel, config: TrainConfig, step: int) -> dict[str, Any]:
         vectors, prompt = self._prompt(fm, config)

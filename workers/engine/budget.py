@@ -14,13 +14,13 @@ from collections import deque
 from dataclasses import dataclass, field
 
 # Rows timed after the first step, before any dev evaluation has measured the speed.
-CALIBRATION_ROWS = 8
+CALIBRATION_ROWS = 4
 # The most of the budget one dev evaluation during training may take (its sample shrinks to fit), and the
 # most the final evaluation may take (past that it scores a seeded sample of dev and says so).
 PROBE_SHARE = 0.2
 FINAL_SHARE = 0.2
 # Neither sample shrinks below this many rows (or all of dev, when smaller).
-MIN_EVAL_ROWS = 16
+MIN_EVAL_ROWS = 8
 # Evaluation times are estimates (rows differ in length): the reserve holds this much more.
 SAFETY = 1.25
 # After training: the report, nearest tokens, the export and the database writes (small, not measured
@@ -38,8 +38,10 @@ class Budget:
     budget_s: float
     dev_rows: int  # all of a member's dev split
     members: int
+    final: bool = True  # a final evaluation follows training (the pipeline's); False: the trainer alone
     s_per_row: float | None = None  # measured seconds per (member, dev row) scored
     probe_rows: int | None = None  # rows of each dev evaluation, once planned
+    evaluated: bool = False  # a dev evaluation has run (there is a best to compare the last prompt with)
     reuse_final: bool = False  # the final score comes from the best evaluation's predictions
     _steps: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_STEPS))
 
@@ -75,24 +77,31 @@ class Budget:
         return min(wanted, max(min(MIN_EVAL_ROWS, wanted), fits))
 
     def final_rows(self, left_s: float | None = None) -> int:
-        """Rows the final evaluation scores: all of dev, or as many as fit in FINAL_SHARE of the budget (or
-        in `left_s`, the time actually left, when that is more); never fewer than a dev evaluation's."""
+        """Rows the final evaluation scores: all of dev, or as many as fit in its share of the budget (or in
+        `left_s`, the time actually left, when that is more); never fewer than a dev evaluation's. Before any
+        dev evaluation it has the evaluation at the stop's share too: none runs then (see `reserve_s`)."""
         if not self.limited or self.s_per_row is None:
             return self.dev_rows
-        room = FINAL_SHARE * self.budget_s
+        room = (FINAL_SHARE if self.evaluated else PROBE_SHARE + FINAL_SHARE) * self.budget_s
         if left_s is not None:
             room = max(room, left_s - self.finish_s)
         floor = max(self.probe_rows or 0, min(MIN_EVAL_ROWS, self.dev_rows))
         return min(self.dev_rows, max(floor, self._rows_in(room)))
 
+    def skip_stop_probe(self) -> bool:
+        """Training stops for time before any dev evaluation, and a final evaluation follows: the last prompt
+        is the only one there is, so it is kept and scored once, by the final evaluation."""
+        return self.final and not self.evaluated
+
     def reserve_s(self) -> float:
-        """Time to keep for the end: the evaluation at the stop, the final evaluation (nothing when it
-        reuses the best evaluation's predictions) and the finish."""
+        """Time to keep for the end: the evaluation at the stop (unless `skip_stop_probe`), the final
+        evaluation (nothing when it reuses the best evaluation's predictions) and the finish."""
         if not self.limited:
             return 0.0
         per_row = SAFETY * self.members * (self.s_per_row or 0.0)
-        final = 0.0 if self.reuse_final else self.final_rows() * per_row
-        return (self.probe_rows or 0) * per_row + final + self.finish_s
+        probe = 0.0 if self.skip_stop_probe() else (self.probe_rows or 0) * per_row
+        final = self.final_rows() * per_row if self.final and not self.reuse_final else 0.0
+        return probe + final + self.finish_s
 
     def next_step_s(self) -> float:
         return max(self._steps, default=0.0)

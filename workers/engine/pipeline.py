@@ -95,7 +95,15 @@ def train_task(
         for k, initial in enumerate(initial_prompts(fm, spec, config))
     ]
     results = train_bank(
-        fm, members, config, on_progress, should_stop, resume, on_checkpoint, checkpoint_every
+        fm,
+        members,
+        config,
+        on_progress,
+        should_stop,
+        resume,
+        on_checkpoint,
+        checkpoint_every,
+        final_evaluation=True,
     )
     prompts = [result.prompt for result in results]
     lead = results[0]

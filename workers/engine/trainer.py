@@ -205,6 +205,7 @@ def train_bank(
     resume: BankState | None = None,
     on_checkpoint: Callable[[BankState], None] | None = None,
     checkpoint_every: int = 0,
+    final_evaluation: bool = False,
 ) -> list[TrainResult]:
     """Train N independent prompts in the same batches; returns each member's best dev checkpoint.
 
@@ -222,8 +223,13 @@ def train_bank(
     for member in members:
         member.module.to(fm.device)
     optimizer = make_optimizer([p for m in members for p in m.module.parameters()], config)
+    # With a time limit, training stops early enough for what follows it: `final_evaluation` says that the
+    # caller scores the returned prompts on dev afterwards (train_task does), within the same budget.
     clock = Budget(
-        config.max_minutes * 60 if config.max_minutes else math.inf, len(members[0].dev), len(members)
+        config.max_minutes * 60 if config.max_minutes else math.inf,
+        len(members[0].dev),
+        len(members),
+        final=final_evaluation,
     )
     if resume is not None:
         if len(resume.modules) != len(members):
@@ -234,6 +240,7 @@ def train_bank(
         optimizer.load_state_dict(resume.optimizer)
         started, first_step = started - resume.elapsed_s, resume.step + 1
     clock.probe_rows = runs[0].probe_rows
+    clock.evaluated = any(run.best_metric > -math.inf for run in runs)
 
     def snapshot(step: int) -> BankState:
         return BankState(
@@ -308,6 +315,10 @@ def train_bank(
         stop_requested = bool(should_stop and should_stop())
         due = step % config.eval_every == 0 or step == config.steps
         evaluating = due or out_of_time or stop_requested
+        if evaluating and not (due or stop_requested) and clock.skip_stop_probe():
+            evaluating = False
+            for run in active:
+                run.keep_current(step)  # the final evaluation scores it: one pass, not two
         eval_started = time.perf_counter()
         for k, run in enumerate(active):
             run.steps = step
@@ -319,6 +330,7 @@ def train_bank(
             took = time.perf_counter() - eval_started
             eval_seconds += took
             clock.measured(took, sum(len(run.dev_probe) for run in active))
+            clock.evaluated = True
             clock.reuse_final = single_reusable()
             # The prompt was just evaluated: if the rest would not fit after one more step, stop here.
             out_of_time = out_of_time or clock.out_of_time(time.perf_counter() - started)
@@ -330,7 +342,7 @@ def train_bank(
                     step,
                     config.steps,
                     sum(losses.values()) / len(active),
-                    sum(run.tokens for run in runs) / max(elapsed - eval_seconds, 1e-9),
+                    sum(run.tokens for run in runs) / max(time.perf_counter() - started - eval_seconds, 1e-9),
                     elapsed,
                     min((config.steps - step) / rate, max(clock.budget_s - elapsed, 0.0)),
                     active[0].history[-1].get("dev") if len(runs) == 1 else None,
