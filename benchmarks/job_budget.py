@@ -199,6 +199,7 @@ def main() -> None:
         "PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}",
         "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
+        "SOFTSERVE_SOFT_SHUTDOWN_S": "5",  # an idle worker otherwise waits the whole soft shutdown (60 s)
     }
     for name in (
         "S3_ENDPOINT_URL",

@@ -137,6 +137,7 @@ def test_train_watch_cancel_promote_rollback_and_playground(page, stack):
     assert page.evaluate("window.notReloaded") is True  # moved by polling, never a reload
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=120_000)
     page.reload()
+    page.wait_for_function("window.softserveCharts && window.softserveCharts['curve-chart']")
     # The loss is drawn between dev evaluations (every 50 steps here), not only at them: points before
     # the first evaluation's step, and more loss points than evaluations.
     loss, dev = page.evaluate(
