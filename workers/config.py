@@ -39,6 +39,8 @@ class WorkerConfig:
     soft_shutdown_s: float = 60.0
     # A running job writes its heartbeat and progress this often.
     heartbeat_s: float = 5.0
+    # A training job adds a loss and tokens/s point to its curve this often (and one at every dev evaluation).
+    curve_every_s: float = 5.0
     # Training state goes to storage every this many steps.
     checkpoint_every: int = 50
     # The reconciler's period, and how long a queued job may wait unclaimed before its message is re-sent.
@@ -59,6 +61,8 @@ class WorkerConfig:
     def __post_init__(self) -> None:
         if self.heartbeat_s <= 0 or self.heartbeat_s >= self.policy.heartbeat_timeout_s:
             raise ValueError("SOFTSERVE_HEARTBEAT_S must be > 0 and below SOFTSERVE_HEARTBEAT_TIMEOUT_S.")
+        if self.curve_every_s <= 0:
+            raise ValueError("SOFTSERVE_CURVE_EVERY_S must be > 0.")
         if self.checkpoint_every < 1 or self.worker_processes < 1:
             raise ValueError("SOFTSERVE_CHECKPOINT_EVERY and SOFTSERVE_WORKER_PROCESSES must be at least 1.")
 

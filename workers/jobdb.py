@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from workers.config import WorkerConfig, worker_config
 from workers.contracts import FailureReason, JobKind, JobPolicy, JobStatus, VersionStatus
+from workers.curves import thin_history
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +341,7 @@ class JobDB:
                 return False, False
             if new_history:
                 history = self._row(row)["metric_history"] or []
-                values["metric_history"] = self._json(history + new_history)
+                values["metric_history"] = self._json(thin_history(history + new_history))
             conn.execute(self.jobs.update().where(self._owned(job_id, worker)).values(**values))
             return True, bool(row.cancel_requested)
 

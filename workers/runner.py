@@ -30,6 +30,7 @@ from workers import fleet
 from workers import metrics as prom  # `metrics` is the name of a job's figures here
 from workers.config import WorkerConfig, worker_config
 from workers.contracts import FailureReason, JobKind, JobStatus, VersionStatus
+from workers.curves import CurvePoints
 from workers.engine.artifact import PromptArtifact, artifact_bytes, artifact_from_bytes
 from workers.engine.base_model import FrozenModel, load_base_model
 from workers.engine.checkpoint import BankState
@@ -41,6 +42,7 @@ from workers.engine.inference import LoadedPrompt
 from workers.engine.inspection import version_inspection
 from workers.engine.interop import export_peft_zip
 from workers.engine.pipeline import train_task
+from workers.engine.precision import resolved_precision
 from workers.engine.task import Example, TaskSpec
 from workers.engine.trainer import Progress, TrainConfig
 from workers.jobdb import JobContext, JobDB
@@ -85,11 +87,19 @@ class Beat:
     """A background heartbeat: writes the latest progress, new dev evaluations and the job's worker time
     every few seconds, and turns a cancel request or a lost claim into `should_stop`."""
 
-    def __init__(self, db: JobDB, context: JobContext, worker: str, config: WorkerConfig):
+    def __init__(
+        self,
+        db: JobDB,
+        context: JobContext,
+        worker: str,
+        config: WorkerConfig,
+        started: float | None = None,
+    ):
         self.db, self.job_id, self.worker, self.config = db, context.job["id"], worker, config
-        # Worker time of the earlier attempts; this attempt's is added as it runs.
+        # Worker time of the earlier attempts; this attempt's (from its claim: `started`, time.monotonic())
+        # is added as it runs.
         self.gpu_seconds_before = float(context.job.get("gpu_seconds") or 0.0)
-        self._started = time.monotonic()
+        self._started = time.monotonic() if started is None else started
         self.progress: dict[str, Any] | None = None
         self.pending_history: list[dict[str, Any]] = []
         self.cancelled = self.lost = False
@@ -220,10 +230,21 @@ def _crash_if_poisoned(spec: dict[str, Any], config: WorkerConfig) -> None:
 
 
 def run_training(
-    db: JobDB, store: ObjectStore, context: JobContext, kind: str, worker: str, config: WorkerConfig = CONFIG
+    db: JobDB,
+    store: ObjectStore,
+    context: JobContext,
+    kind: str,
+    worker: str,
+    config: WorkerConfig = CONFIG,
+    started: float | None = None,
 ) -> str:
     """tune / ensemble: train (resuming from the last checkpoint) within the job's time budget, store the
-    artifact, mark the version."""
+    artifact, mark the version.
+
+    The budget counts from the claim (`started`, time.monotonic()): reading the data, loading the model
+    (a worker's first job), training, the final evaluation and everything after it. The trainer gets what
+    is left when it starts and keeps back the time its final work will take (workers/engine/budget.py)."""
+    started = time.monotonic() if started is None else started
     job_id = context.job["id"]
     spec = _spec(context)
     artifact_key, checkpoint_key = _keys(context)
@@ -232,14 +253,27 @@ def run_training(
     resume = None
     with contextlib.suppress(ObjectMissing):
         resume = BankState.from_bytes(store.get_bytes(checkpoint_key))
-    with Beat(db, context, worker, config) as beat:
+    with Beat(db, context, worker, config, started) as beat:
         # The budget counts every attempt. The trainer counts the time up to its checkpoint itself
         # (resume.elapsed_s); what the earlier attempts spent beyond that (loading, steps lost to a crash)
-        # comes off the top, so a resumed job never gets its clock back.
+        # comes off the top, so a resumed job never gets its clock back, and so does what this attempt
+        # spent before training (the claim, the data, the model on a worker's first job).
         budget_s = 60 * budget_minutes(context.job["spec"], kind, config)
         lost_s = max(0.0, beat.gpu_seconds_before - (resume.elapsed_s if resume else 0.0))
+        lost_s += time.monotonic() - started
         left_minutes = max((budget_s - lost_s) / 60, _LAST_STEP_MINUTES)
         train_config = _train_config(context.job["spec"], kind, left_minutes)
+        import torch  # loaded with the model already; here for the figures that decide training speed
+
+        logger.info(
+            "training starts",
+            extra={
+                "torch_threads": torch.get_num_threads(),
+                "precision": resolved_precision(train_config.precision, fm.device),
+                "budget_left_s": round(60 * left_minutes, 1),
+                "before_training_s": round(time.monotonic() - started, 1),
+            },
+        )
         start = resume.step if resume else 0
         resumed = {"event": "resumed", "step": start, "attempt": context.job["attempts"]}
         beat.update(
@@ -250,6 +284,7 @@ def run_training(
         _crash_if_poisoned(context.job["spec"], config)
 
         clock = {"step": start, "at": time.perf_counter()}
+        curve = CurvePoints(config.curve_every_s)
 
         def on_progress(p: Progress) -> None:
             now = time.perf_counter()
@@ -258,9 +293,8 @@ def run_training(
             clock.update(step=p.step, at=now)
             prom.TOKENS_PER_SECOND.set(p.tokens_per_s)
             figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(p).items()}
-            beat.update(
-                figures, {"step": p.step, "loss": figures["loss"], **(p.dev or {})} if p.dev else None
-            )
+            # Memory only: the heartbeat thread writes progress and new points every heartbeat_s.
+            beat.update(figures, curve.point(p, now))
 
         def on_checkpoint(state: BankState) -> None:
             # Only while the job is still this worker's: a worker that stalled and was taken over must
@@ -442,6 +476,7 @@ def run_job(
     worker = worker_id()
     taken_over = db.claim(job_id, worker, config.heartbeat_timeout_s, config.policy, queued=False)
     claimed = job_id if taken_over else db.claim_next(worker)
+    claimed_at = time.monotonic()  # the job's budget and worker time count from here
     if claimed is None:
         job = db.job(job_id)
         if job is None:
@@ -456,7 +491,7 @@ def run_job(
         try:
             context = db.context(claimed)
             kind = context.job["kind"]
-            outcome = _run_claimed(db, store, context, transient, worker, config)
+            outcome = _run_claimed(db, store, context, transient, worker, config, claimed_at)
             return outcome
         except transient:
             outcome = "retry"
@@ -481,6 +516,7 @@ def _run_claimed(
     transient: tuple[type[BaseException], ...],
     worker: str,
     config: WorkerConfig,
+    claimed_at: float | None = None,
 ) -> str:
     job_id, kind, version_id = context.job["id"], context.job["kind"], None
     try:
@@ -492,7 +528,7 @@ def _run_claimed(
         if kind == JobKind.EVALUATE:
             return run_evaluation(db, store, context, worker, config)
         version_id = context.version["id"]  # evaluate scores a version; only training owns its status
-        return run_training(db, store, context, kind, worker, config)
+        return run_training(db, store, context, kind, worker, config, claimed_at)
     except JobFailed as exc:
         _fail(db, version_id, job_id, worker, str(exc), exc.reason)
         return JobStatus.FAILED

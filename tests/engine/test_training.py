@@ -1,12 +1,15 @@
 """Training lowers the loss on every architecture; the trainer honours its budget, seed and patience."""
 
+import time
 from dataclasses import replace
 
 import pytest
 import torch
 
+from tests.engine.slow import slow_evaluation
 from workers.engine.defaults import DEFAULTS
 from workers.engine.errors import EngineError
+from workers.engine.pipeline import train_task
 from workers.engine.prompt_tuning import init_prompt
 from workers.engine.task import Example, TaskSpec
 from workers.engine.trainer import TrainConfig, train_prompt
@@ -72,6 +75,42 @@ def test_early_stopping_after_patience(tiny_models):
     )
     assert result.stop_reason == "early stopping"
     assert result.steps_run < 200
+
+
+def test_the_budget_holds_with_a_slow_final_evaluation(tiny_models):
+    """Scoring all 200 dev rows takes as long as the whole 6-second budget (30 ms a row). Training stops
+    early enough for the evaluation at the stop and a final evaluation of the sample that fits, and the
+    metrics say how much of dev that was. (Before: 6 s of training, then dev scored twice: 3x the budget.)"""
+    fm = tiny_models["gpt2"]
+    config = TrainConfig(
+        prompt_length=4, batch_size=8, steps=100_000, eval_every=100_000, max_minutes=0.1, eval_batch_size=8
+    )
+    dev = _data(200, 1)
+    started = time.perf_counter()
+    with slow_evaluation(fm, 0.03):
+        artifact = train_task(fm, SPEC, _data(64, 0), dev, config)
+    wall = time.perf_counter() - started
+    metrics = artifact.metrics
+    print(f"wall {wall:.2f} s:", {k: v for k, v in metrics.items() if k != "dev"})
+    assert wall <= 1.1 * 6.0, (wall, metrics)
+    assert metrics["stop_reason"] == "time budget" and metrics["steps_run"] > 1
+    assert metrics["dev_rows"] == 200 and 16 <= metrics["final_eval_rows"] < 200
+    assert metrics["dev"]["n"] == metrics["final_eval_rows"] and "confusion" in metrics["dev"]
+    assert metrics["eval_s_per_row"] >= 0.03  # measured while training: the sleep (per pass) and the model
+
+
+def test_a_dev_split_the_probe_covered_is_reported_without_a_second_pass(tiny_models):
+    """One prompt whose dev evaluations score all of dev: the final report (per-label figures, confusion)
+    comes from the best evaluation's predictions; a second pass would take 0.5 s here."""
+    fm = tiny_models["gpt2"]
+    config = TrainConfig(
+        prompt_length=4, batch_size=8, steps=6, eval_every=3, max_minutes=1, eval_batch_size=8
+    )
+    with slow_evaluation(fm, 0.03):
+        artifact = train_task(fm, SPEC, _data(32, 0), _data(16, 1), config)
+    metrics = artifact.metrics
+    assert metrics["final_eval_rows"] == metrics["dev_rows"] == 16 and metrics["stop_reason"] == "steps"
+    assert metrics["final_eval_seconds"] < 0.2 and metrics["dev"]["per_label"]["positive"]["support"] == 8
 
 
 @pytest.mark.parametrize(

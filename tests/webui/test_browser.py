@@ -205,6 +205,15 @@ def test_train_watch_cancel_promote_rollback_and_playground(page, stack):
     )
     assert page.evaluate("window.notReloaded") is True  # moved by polling, never a reload
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=120_000)
+    page.reload()
+    page.wait_for_function("window.softserveCharts && window.softserveCharts['curve-chart']")
+    # The loss is drawn between dev evaluations (every 50 steps here), not only at them: points before
+    # the first evaluation's step, and more loss points than evaluations.
+    loss, dev = page.evaluate(
+        "window.softserveCharts['curve-chart'].data.datasets.map(d => d.data.map(p => p.x))"
+    )
+    assert dev and len([x for x in loss if x < min(dev)]) >= 2, (loss, dev)
+    assert len(loss) > 2 * len(dev), (loss, dev)
     look(page, "job-succeeded")
 
     start(100_000)  # v2: cancelled while it runs

@@ -252,3 +252,35 @@ def test_a_finished_job_keeps_its_best_dev_checkpoint_and_says_at_which_step(
     assert artifact.metrics["best_step"] == first_best
     trained = artifact.train_config  # the spec named no optimizer or init: prompt tuning's defaults
     assert (trained["optimizer"], trained["init"], trained["learning_rate"]) == ("adamw", "labels", 0.5)
+
+
+def test_a_job_ends_within_its_budget_with_a_slow_final_evaluation(
+    jobdb, acme, tmp_path, settings, tiny_model_dirs
+):
+    """A 6-second job whose model scores dev slowly (all 200 dev rows would take about as long as the
+    budget, twice over at the end before: the evaluation at the stop and the final one) ends within 1.1x
+    its budget from claim to finish, and its version says how much of dev the final score covers."""
+    import time
+
+    from tests.engine.slow import slow_evaluation
+
+    model = str(tiny_model_dirs["gpt2"])
+    settings.SOFTSERVE_BASE_MODELS = [model, *settings.SOFTSERVE_BASE_MODELS]
+    store = LocalStore(tmp_path)
+    spec = {"steps": 100_000, "batch_size": 4, "prompt_length": 2, "max_minutes": 0.1}
+    job = _queued(acme, spec, base_model=model)
+    _store_rows(store, job, _rows(600))  # 200 dev rows
+    config = WorkerConfig.from_env({"SOFTSERVE_VAR_DIR": str(tmp_path), "SOFTSERVE_HEARTBEAT_S": "0.2"})
+    fm = runner.base_model(model)
+    started = time.monotonic()
+    with slow_evaluation(fm, 0.03):
+        assert runner.run_job(jobdb, store, str(job.id), (), config) == JobStatus.SUCCEEDED
+    wall = time.monotonic() - started
+    job.refresh_from_db()
+    metrics = job.prompt_version.metrics
+    assert wall <= 1.1 * 6.0, (wall, job.result)
+    assert job.gpu_seconds <= 1.1 * 6.0 and job.result["stop_reason"] == "time budget"
+    assert metrics["dev_rows"] == 200 and 16 <= metrics["final_eval_rows"] < 200
+    assert metrics["dev"]["n"] == metrics["final_eval_rows"]
+    losses = [p for p in job.metric_history if "loss" in p and "accuracy" not in p]
+    assert losses and losses[0]["step"] == 1  # the curve's first point is the first step

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -85,3 +86,32 @@ def test_unclaimed_queued_jobs_are_resent_once_per_period(jobdb, job):
 def test_database_url_speaks_sqlalchemy():
     assert database_url({"DATABASE_URL": "postgres://u@h:5432/d"}) == "postgresql+psycopg://u@h:5432/d"
     assert database_url({"SOFTSERVE_VAR_DIR": "/v"}) == "sqlite:////v/softserve.sqlite3"
+
+
+def test_the_metric_history_stays_bounded_and_keeps_evaluations_events_and_the_ends(jobdb, job):
+    """A long job's heartbeats add a loss point every few seconds: the row keeps at most
+    METRIC_HISTORY_MAX_POINTS step points, thinned evenly, with every dev evaluation and every event."""
+    from workers.contracts import METRIC_HISTORY_MAX_POINTS as MOST
+
+    job_id = str(job.id)
+    assert jobdb.claim(job_id, "worker-a", stale_after_s=60)
+    resumed = {"event": "resumed", "step": 0, "attempt": 1}
+    assert jobdb.heartbeat(job_id, "worker-a", {"step": 0}, [resumed])[0]
+    step = 0
+    for _ in range(30):  # 30 beats of 100 points: 3,000 steps, a dev evaluation every 50
+        batch = []
+        for _ in range(100):
+            step += 1
+            point = {"step": step, "loss": 1 / step, "tokens_per_s": 100.0}
+            batch.append({**point, "accuracy": step / 3000, "n": 8} if step % 50 == 0 else point)
+        assert jobdb.heartbeat(job_id, "worker-a", {"step": step}, batch)[0]
+    job.refresh_from_db()
+    history = job.metric_history
+    points = [p for p in history if "event" not in p]
+    assert MOST // 2 <= len(points) <= MOST
+    assert history[0] == resumed  # events stay
+    assert [p["step"] for p in points if "accuracy" in p] == list(range(50, 3001, 50))  # every evaluation
+    steps = [p["step"] for p in points]
+    assert steps == sorted(steps) and steps[0] == 1 and steps[-1] == 3000
+    gaps = [b - a for a, b in itertools.pairwise(steps)]
+    assert max(gaps) <= 4 * (3000 / len(points))  # spread over the whole run, not only its end

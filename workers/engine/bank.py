@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +19,8 @@ from workers.engine.base_model import FrozenModel
 from workers.engine.batching import length_buckets
 from workers.engine.encoding import TaskEncoder
 from workers.engine.errors import EngineError
-from workers.engine.evaluation import evaluate, headline
-from workers.engine.inference import LoadedPrompt
+from workers.engine.evaluation import headline, metrics_of
+from workers.engine.inference import LoadedPrompt, predict
 from workers.engine.task import Example, TaskSpec
 
 if TYPE_CHECKING:
@@ -64,7 +65,12 @@ class MemberRun:
         self.batches = length_buckets(lengths, config.batch_size, member.seed)
         self.batches_drawn = 0
         self.dev_probe = _dev_subset(member.dev, config.dev_eval_limit, member.seed)
+        # Rows of each dev evaluation once the run's budget has planned them (None: the configured limit).
+        self.probe_rows: int | None = None
         self.best_metric, self.best_step, self.best_dev = -math.inf, 0, {}
+        # The best evaluation's predictions, in dev_probe order: when the probe is all of dev, the final
+        # report is computed from them instead of scoring dev a second time. Not checkpointed.
+        self.best_outputs: list[dict[str, Any]] | None = None
         self.best_prompt = member.module().detach().clone()
         self.evals_without_gain, self.tokens, self.steps, self.stop_reason = 0, 0, 0, "steps"
         self.active = True
@@ -76,7 +82,7 @@ class MemberRun:
 
     _STATE = (
         *("best_metric", "best_step", "best_dev", "evals_without_gain", "tokens", "steps"),
-        *("stop_reason", "active", "history", "batches_drawn"),
+        *("stop_reason", "active", "history", "batches_drawn", "probe_rows"),
     )
 
     def state(self) -> dict[str, Any]:
@@ -87,29 +93,63 @@ class MemberRun:
         for _ in range(state["batches_drawn"]):
             next(self.batches)
         for name in self._STATE:
-            setattr(self, name, state[name])
+            if name in state:  # a checkpoint from before a field existed keeps its default
+                setattr(self, name, state[name])
+        if self.probe_rows is not None:
+            self.use_probe_rows(self.probe_rows)
         self.best_prompt = state["best_prompt"].to(self.best_prompt.device)
         # A run stopped from outside (a cancel, a lost worker) or by the time budget of that attempt goes
         # on; one that finished by early stopping or its step count stays finished.
         if self.stop_reason in RESUMABLE_STOPS:
             self.active, self.stop_reason = True, "steps"
 
-    def evaluate(self, fm: FrozenModel, config: TrainConfig, step: int) -> dict[str, Any]:
+    def use_probe_rows(self, rows: int) -> None:
+        """Dev evaluations score `rows` rows (a seeded sample of dev; all of it when dev is no larger)."""
+        self.probe_rows = rows
+        self.dev_probe = _dev_subset(self.member.dev, rows, self.member.seed)
+
+    def _vectors(self) -> torch.Tensor:
+        """The prompt the member's module yields now (its eval mode: no dropout in a prompt encoder)."""
         module = self.member.module
         module.eval()
         with torch.no_grad():
             vectors = module().detach()
         module.train()
-        metrics = evaluate(
+        return vectors
+
+    def _prompt(self, fm: FrozenModel, config: TrainConfig) -> tuple[torch.Tensor, LoadedPrompt]:
+        vectors = self._vectors()
+        return vectors, LoadedPrompt.build(fm, vectors, self.member.spec, config.max_input_tokens)
+
+    def time_rows(self, fm: FrozenModel, config: TrainConfig, rows: int) -> tuple[float, int]:
+        """Seconds to score the first `rows` rows of the dev probe with the current prompt (nothing is
+        recorded): how fast this run evaluates, before its first dev evaluation says so."""
+        sample = self.dev_probe[:rows]
+        _, prompt = self._prompt(fm, config)
+        started = time.perf_counter()
+        predict(
             fm,
-            LoadedPrompt.build(fm, vectors, self.member.spec, config.max_input_tokens),
-            self.dev_probe,
-            config.eval_batch_size,
+            prompt,
+            [ex.fields for ex in sample],
+            batch_size=config.eval_batch_size,
             precision=config.precision,
         )
+        return time.perf_counter() - started, len(sample)
+
+    def keep_current(self, step: int) -> None:
+        """Keep the prompt as it is now, unevaluated (training stopped before any dev evaluation and the
+        caller's final evaluation scores it)."""
+        self.best_prompt, self.best_step, self.best_outputs = self._vectors().clone(), step, None
+
+    def evaluate(self, fm: FrozenModel, config: TrainConfig, step: int) -> dict[str, Any]:
+        vectors, prompt = self._prompt(fm, config)
+        rows = [ex.fields for ex in self.dev_probe]
+        outputs = predict(fm, prompt, rows, batch_size=config.eval_batch_size, precision=config.precision)
+        metrics = metrics_of(self.member.spec, 1, self.dev_probe, outputs)
         if headline(metrics) > self.best_metric:
             self.best_metric, self.best_step, self.best_dev = headline(metrics), step, metrics
             self.best_prompt = vectors.clone()
+            self.best_outputs = outputs
             self.evals_without_gain = 0
         else:
             self.evals_without_gain += 1

@@ -9,7 +9,7 @@ from typing import Any
 
 from workers.engine.base_model import FrozenModel
 from workers.engine.inference import LoadedPrompt, predict
-from workers.engine.task import Example
+from workers.engine.task import Example, TaskSpec
 
 
 def accuracy(gold: Sequence[str], predicted: Sequence[str]) -> float:
@@ -103,24 +103,35 @@ def evaluate(
     `detail` adds a classification's "per_label" and "confusion" (the final score a version keeps; the
     probes during training, recorded in the job's history, stay small)."""
     outputs = predict(fm, prompt, [ex.fields for ex in examples], batch_size=batch_size, precision=precision)
+    return metrics_of(prompt.spec, len(prompt.members), examples, outputs, detail)
+
+
+def metrics_of(
+    spec: TaskSpec,
+    members: int,
+    examples: Sequence[Example],
+    outputs: Sequence[dict[str, Any]],
+    detail: bool = False,
+) -> dict[str, Any]:
+    """`evaluate`'s figures from predictions already made (`predict`'s outputs for `examples`, in order):
+    a training run's final report reuses its best dev evaluation's predictions instead of a second pass."""
     gold = [ex.target for ex in examples]
-    if prompt.spec.task_type != "classification":
+    if spec.task_type != "classification":
         texts = [out["text"] for out in outputs]
         return {"exact_match": round(exact_match(gold, texts), 4), "n": len(examples)}
     labels = [out["label"] for out in outputs]
-    metrics = _classification(gold, labels, prompt.spec.labels)
+    metrics = _classification(gold, labels, spec.labels)
     if detail:
-        metrics["per_label"] = per_label(gold, labels, prompt.spec.labels)
-        metrics["confusion"] = confusion(gold, labels, prompt.spec.labels)
-    if len(prompt.members) > 1:
+        metrics["per_label"] = per_label(gold, labels, spec.labels)
+        metrics["confusion"] = confusion(gold, labels, spec.labels)
+    if members > 1:
         # The paper's Table 3: every member, their average and best, and the ensemble, from one pass.
-        members = [
-            _classification(gold, [out["members"][k] for out in outputs], prompt.spec.labels)
-            for k in range(len(prompt.members))
+        member_metrics = [
+            _classification(gold, [out["members"][k] for out in outputs], spec.labels) for k in range(members)
         ]
-        metrics["members"] = members
-        metrics["member_avg_accuracy"] = round(sum(m["accuracy"] for m in members) / len(members), 4)
-        metrics["member_best_accuracy"] = max(m["accuracy"] for m in members)
+        metrics["members"] = member_metrics
+        metrics["member_avg_accuracy"] = round(sum(m["accuracy"] for m in member_metrics) / members, 4)
+        metrics["member_best_accuracy"] = max(m["accuracy"] for m in member_metrics)
     return metrics
 
 

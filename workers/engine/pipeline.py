@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import torch
 
 from workers.engine.artifact import PromptArtifact, ensemble_tensors, load_artifact
 from workers.engine.base_model import FrozenModel
 from workers.engine.checkpoint import BankState
-from workers.engine.evaluation import evaluate
+from workers.engine.evaluation import evaluate, metrics_of
 from workers.engine.inference import LoadedPrompt
 from workers.engine.prompt_tuning import init_prompt
 from workers.engine.task import Example, TaskSpec
-from workers.engine.trainer import Member, Progress, TrainConfig, build_module, train_bank
+from workers.engine.trainer import Member, Progress, TrainConfig, TrainResult, build_module, train_bank
 
 
 def initial_prompts(fm: FrozenModel, spec: TaskSpec, config: TrainConfig) -> list[torch.Tensor]:
@@ -37,6 +40,37 @@ def initial_prompts(fm: FrozenModel, spec: TaskSpec, config: TrainConfig) -> lis
         )
         for k in range(config.ensemble_size)
     ]
+
+
+def _final_evaluation(
+    fm: FrozenModel,
+    spec: TaskSpec,
+    dev: list[Example],
+    config: TrainConfig,
+    results: list[TrainResult],
+    prompts: list[torch.Tensor],
+) -> tuple[dict[str, Any], float]:
+    """The version's dev report and the seconds it took: the best evaluation's own predictions when that
+    scored all of dev (one prompt), else a pass over dev, or over the seeded sample the budget left room
+    for (`final_rows`)."""
+    lead, started = results[0], time.perf_counter()
+    if lead.stop_reason == "stopped":  # a cancelled job: stop now, with the probe's figures
+        return lead.best_dev, 0.0
+    if len(results) == 1 and lead.probe_is_dev and lead.best_outputs is not None:
+        # The probe scored dev in its own (seeded, here identity) order: dev_probe is dev itself.
+        final = metrics_of(spec, 1, dev, lead.best_outputs, detail=True)
+        return final, time.perf_counter() - started
+    rows = dev if lead.final_rows >= len(dev) else random.Random(config.seed).sample(dev, lead.final_rows)
+    final = evaluate(
+        fm,
+        LoadedPrompt.build(fm, prompts, spec, config.max_input_tokens),
+        rows,
+        config.eval_batch_size,
+        detail=True,  # the version keeps per-label figures and the confusion matrix
+        # The precision the run trained and probed at (its evaluation speed was measured so).
+        precision=config.precision,
+    )
+    return final, time.perf_counter() - started
 
 
 def train_task(
@@ -65,23 +99,19 @@ def train_task(
         for k, initial in enumerate(initial_prompts(fm, spec, config))
     ]
     results = train_bank(
-        fm, members, config, on_progress, should_stop, resume, on_checkpoint, checkpoint_every
+        fm,
+        members,
+        config,
+        on_progress,
+        should_stop,
+        resume,
+        on_checkpoint,
+        checkpoint_every,
+        final_evaluation=True,
     )
     prompts = [result.prompt for result in results]
     lead = results[0]
-    # Asked to stop (a cancelled job): stop now, with the probe's figures, not after a full dev pass.
-    final = (
-        lead.best_dev
-        if lead.stop_reason == "stopped"
-        else evaluate(
-            fm,
-            LoadedPrompt.build(fm, prompts, spec, config.max_input_tokens),
-            dev,
-            config.eval_batch_size,
-            detail=True,  # the version keeps per-label figures and the confusion matrix
-            precision=config.precision,
-        )
-    )
+    final, final_s = _final_evaluation(fm, spec, dev, config, results, prompts)
     return PromptArtifact(
         tensors=ensemble_tensors(prompts),
         method=config.method,
@@ -98,5 +128,11 @@ def train_task(
             "tokens_per_s": round(
                 sum(r.train_tokens for r in results) / max(lead.train_seconds - lead.eval_seconds, 1e-9), 1
             ),
+            # How much of dev the final score covers (a budget may leave room for a sample only), and what
+            # that evaluation cost.
+            "final_eval_rows": final.get("n", 0),
+            "dev_rows": len(dev),
+            "final_eval_seconds": round(final_s, 2),
+            "eval_s_per_row": round(lead.eval_s_per_row, 4) if lead.eval_s_per_row is not None else None,
         },
     )

@@ -15,6 +15,7 @@ from torch import nn
 from workers.engine.bank import Member, MemberRun
 from workers.engine.base_model import FrozenModel
 from workers.engine.batching import PromptSet
+from workers.engine.budget import CALIBRATION_ROWS, Budget
 from workers.engine.checkpoint import BankState
 from workers.engine.defaults import (
     CLASSIFICATION,
@@ -157,6 +158,13 @@ class TrainResult:
     train_tokens: int
     eval_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    # The best dev evaluation's predictions (in `dev_probe` order) and whether that probe was all of dev.
+    best_outputs: list[dict[str, Any]] | None = None
+    probe_is_dev: bool = False
+    # How many dev rows the final evaluation may score within the budget (all of dev without one), and the
+    # measured seconds per (member, dev row) that planned it.
+    final_rows: int = 0
+    eval_s_per_row: float | None = None
 
     @property
     def tokens_per_s(self) -> float:
@@ -210,6 +218,7 @@ def train_bank(
     resume: BankState | None = None,
     on_checkpoint: Callable[[BankState], None] | None = None,
     checkpoint_every: int = 0,
+    final_evaluation: bool = False,
 ) -> list[TrainResult]:
     """Train N independent prompts in the same batches; returns each member's best dev checkpoint.
 
@@ -220,13 +229,21 @@ def train_bank(
     """
     if not members:
         raise EngineError("A bank needs at least one member.")
+    # The budget counts from here: encoding the data is part of the run's time.
+    started, eval_seconds, first_step = time.perf_counter(), 0.0, 1
     torch.manual_seed(config.seed)
     runs = [MemberRun(fm, member, config) for member in members]
     for member in members:
         member.module.to(fm.device)
     optimizer = make_optimizer([p for m in members for p in m.module.parameters()], config)
-    budget_s = config.max_minutes * 60 if config.max_minutes else math.inf
-    started, eval_seconds, first_step = time.perf_counter(), 0.0, 1
+    # With a time limit, training stops early enough for what follows it: `final_evaluation` says that the
+    # caller scores the returned prompts on dev afterwards (train_task does), within the same budget.
+    clock = Budget(
+        config.max_minutes * 60 if config.max_minutes else math.inf,
+        len(members[0].dev),
+        len(members),
+        final=final_evaluation,
+    )
     if resume is not None:
         if len(resume.modules) != len(members):
             raise EngineError(f"The checkpoint holds {len(resume.modules)} members, the bank {len(members)}.")
@@ -235,6 +252,8 @@ def train_bank(
             run.restore(run_state)
         optimizer.load_state_dict(resume.optimizer)
         started, first_step = started - resume.elapsed_s, resume.step + 1
+    clock.probe_rows = runs[0].probe_rows
+    clock.evaluated = any(run.best_metric > -math.inf for run in runs)
 
     def snapshot(step: int) -> BankState:
         return BankState(
@@ -245,6 +264,30 @@ def train_bank(
             runs=[run.state() for run in runs],
         )
 
+    def plan(active: list[MemberRun]) -> None:
+        """Time a few dev rows (once per attempt, before the first dev evaluation), then fix the size of
+        the dev evaluations (once per run: a resumed run keeps its sample, so its best stays comparable)."""
+        nonlocal eval_seconds
+        if not clock.limited or clock.s_per_row is not None:
+            return
+        seconds, rows = active[0].time_rows(fm, config, CALIBRATION_ROWS)
+        eval_seconds += seconds
+        clock.measured(seconds, rows)
+        if clock.probe_rows is None:
+            clock.probe_rows = clock.plan_probe(len(runs[0].dev_probe))
+            for run in runs:
+                run.use_probe_rows(clock.probe_rows)
+
+    def single_reusable() -> bool:
+        """One member whose dev evaluations score all of dev, and whose best (if any) kept its predictions."""
+        run = runs[0]
+        return (
+            len(runs) == 1
+            and len(run.dev_probe) == clock.dev_rows
+            and (run.best_outputs is not None or run.best_metric == -math.inf)
+        )
+
+    step_started = time.perf_counter()
     for step in range(first_step, config.steps + 1):
         active = [run for run in runs if run.active]
         if not active:  # resumed from a checkpoint where every member had already finished
@@ -277,10 +320,18 @@ def train_bank(
                 run.tokens += sum(len(run.inputs[i]) + len(run.targets[i]) for i in pick)
                 run.tokens += len(pick) * int(prompts.lengths[k])  # a prefix adds no input tokens
         optimizer.step()
+        clock.step_took(time.perf_counter() - step_started)
+        plan(active)
+        clock.reuse_final = single_reusable()
         elapsed = time.perf_counter() - started
-        out_of_time = elapsed >= budget_s
+        out_of_time = clock.out_of_time(elapsed)
         stop_requested = bool(should_stop and should_stop())
-        evaluating = step % config.eval_every == 0 or step == config.steps or out_of_time or stop_requested
+        due = step % config.eval_every == 0 or step == config.steps
+        evaluating = due or out_of_time or stop_requested
+        if evaluating and not (due or stop_requested) and clock.skip_stop_probe():
+            evaluating = False
+            for run in active:
+                run.keep_current(step)  # the final evaluation scores it: one pass, not two
         eval_started = time.perf_counter()
         for k, run in enumerate(active):
             run.steps = step
@@ -288,7 +339,14 @@ def train_bank(
             if evaluating:
                 entry["dev"] = run.evaluate(fm, config, step)
             run.history.append(entry)
-        eval_seconds += time.perf_counter() - eval_started if evaluating else 0.0
+        if evaluating:
+            took = time.perf_counter() - eval_started
+            eval_seconds += took
+            clock.measured(took, sum(len(run.dev_probe) for run in active))
+            clock.evaluated = True
+            clock.reuse_final = single_reusable()
+            # The prompt was just evaluated: if the rest would not fit after one more step, stop here.
+            out_of_time = out_of_time or clock.out_of_time(time.perf_counter() - started)
         if on_progress:
             rate = step / max(elapsed, 1e-9)
             bests = [run.best_metric for run in runs if run.best_metric > -math.inf]
@@ -297,9 +355,9 @@ def train_bank(
                     step,
                     config.steps,
                     sum(losses.values()) / len(active),
-                    sum(run.tokens for run in runs) / max(elapsed - eval_seconds, 1e-9),
+                    sum(run.tokens for run in runs) / max(time.perf_counter() - started - eval_seconds, 1e-9),
                     elapsed,
-                    min((config.steps - step) / rate, max(budget_s - elapsed, 0.0)),
+                    min((config.steps - step) / rate, max(clock.budget_s - elapsed, 0.0)),
                     active[0].history[-1].get("dev") if len(runs) == 1 else None,
                     sum(bests) / len(bests) if bests else None,
                 )
@@ -314,7 +372,9 @@ def train_bank(
             on_checkpoint(snapshot(step))
         if finished:
             break
+        step_started = time.perf_counter()
     train_seconds = time.perf_counter() - started
+    final_rows = clock.final_rows(clock.budget_s - train_seconds)
     return [
         TrainResult(
             prompt=run.best_prompt.cpu(),
@@ -326,6 +386,10 @@ def train_bank(
             train_tokens=run.tokens,
             eval_seconds=eval_seconds,
             history=run.history,
+            best_outputs=run.best_outputs,
+            probe_is_dev=len(run.dev_probe) == clock.dev_rows,
+            final_rows=final_rows,
+            eval_s_per_row=clock.s_per_row,
         )
         for run in runs
     ]
