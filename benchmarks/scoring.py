@@ -100,6 +100,13 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", help="auto (the serving default), fp32 or bf16")
     parser.add_argument("--base-model", default=None, help="default: the default model")
     parser.add_argument("--device", default=None)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a shared 2-core box a second thread waits on the scheduler at "
+        "every small op, which swamps the label continuations' few positions; 0 keeps torch's default)",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
@@ -114,6 +121,8 @@ def main() -> None:
     from workers.engine.task import TaskSpec
 
     hf_logging.set_verbosity_error()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rows = args.rows or (48 if args.quick else 256)
     repeats = args.repeats or (1 if args.quick else 3)
     fm = load_base_model(args.base_model or DEFAULT_MODEL_ID, args.device)
@@ -129,7 +138,12 @@ def main() -> None:
 
         return score
 
-    report: dict = {"precision": precision, "matmul_gflops": round(flops / 1e9, 1), "rows": rows}
+    report: dict = {
+        "precision": precision,
+        "threads": torch.get_num_threads(),
+        "matmul_gflops": round(flops / 1e9, 1),
+        "rows": rows,
+    }
     for task, setup in TASKS.items():
         labels = setup["labels"]
         real = TaskSpec("classification", setup["template"], labels)
