@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tests.engine.slow import slow_evaluation
+from workers.engine.budget import MIN_EVAL_ROWS
 from workers.engine.defaults import DEFAULTS
 from workers.engine.errors import EngineError
 from workers.engine.pipeline import train_task
@@ -94,7 +95,7 @@ def test_the_budget_holds_with_a_slow_final_evaluation(tiny_models):
     print(f"wall {wall:.2f} s:", {k: v for k, v in metrics.items() if k != "dev"})
     assert wall <= 1.1 * 6.0, (wall, metrics)
     assert metrics["stop_reason"] == "time budget" and metrics["steps_run"] > 1
-    assert metrics["dev_rows"] == 200 and 16 <= metrics["final_eval_rows"] < 200
+    assert metrics["dev_rows"] == 200 and MIN_EVAL_ROWS <= metrics["final_eval_rows"] < 200
     assert metrics["dev"]["n"] == metrics["final_eval_rows"] and "confusion" in metrics["dev"]
     assert metrics["eval_s_per_row"] >= 0.03  # measured while training: the sleep (per pass) and the model
 

@@ -263,6 +263,7 @@ def test_a_job_ends_within_its_budget_with_a_slow_final_evaluation(
     import time
 
     from tests.engine.slow import slow_evaluation
+    from workers.engine.budget import MIN_EVAL_ROWS
 
     model = str(tiny_model_dirs["gpt2"])
     settings.SOFTSERVE_BASE_MODELS = [model, *settings.SOFTSERVE_BASE_MODELS]
@@ -280,7 +281,8 @@ def test_a_job_ends_within_its_budget_with_a_slow_final_evaluation(
     metrics = job.prompt_version.metrics
     assert wall <= 1.1 * 6.0, (wall, job.result)
     assert job.gpu_seconds <= 1.1 * 6.0 and job.result["stop_reason"] == "time budget"
-    assert metrics["dev_rows"] == 200 and 16 <= metrics["final_eval_rows"] < 200
+    # A sample of dev, as large as the reserve allows (on a loaded box, the engine's floor).
+    assert metrics["dev_rows"] == 200 and MIN_EVAL_ROWS <= metrics["final_eval_rows"] < 200
     assert metrics["dev"]["n"] == metrics["final_eval_rows"]
     losses = [p for p in job.metric_history if "loss" in p and "accuracy" not in p]
     assert losses and losses[0]["step"] == 1  # the curve's first point is the first step
