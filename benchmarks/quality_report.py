@@ -365,7 +365,9 @@ def report(
     if "ensemble" in names and records.get("ensemble"):
         print(f"\n### {TASK_NAMES[task]}: the ensemble against its members ({protocol} protocol)\n")
         print(ensemble_table(records["ensemble"]))
-    if any(records.get(n) for n in LENGTH_ROWS.values()):
+    # prompt-labels is a point of both ablations and a row of every task: the tables need one of the others.
+    ablation_rows = {*LENGTH_ROWS.values(), *INIT_ROWS.values()} - {"prompt-labels"}
+    if any(records.get(n) for n in ablation_rows):
         print("\n### Prompt length (label init, AdamW 3e-2)\n")
         print(ablation_table(records, LENGTH_ROWS, seeds, "P"))
         print("\n### Init (P=20, AdamW 3e-2)\n")
