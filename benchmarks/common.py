@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -25,6 +26,40 @@ def dataset_path(task: str, split: str) -> Path:
     if not path.is_file():
         raise SystemExit(f"benchmark data missing: {path} (expected ../shared/datasets beside the project)")
     return path
+
+
+@dataclass(frozen=True)
+class BenchTask:
+    """A shared labelled dataset as the benchmarks pose it: its template and labels (the labels as the
+    data writes them, each its own verbalizer, as a team would upload them)."""
+
+    name: str
+    template: str
+    labels: tuple[str, ...]
+    text_init: str  # the words of a `text` init: the task's cue and its label words
+    # Inputs are cut to their last N tokens; a task whose rows are longer than a protocol's cut raises it
+    # (AG News' headline opens the text, RTE's premise comes first): the SmolLM2 tokens of the rendered
+    # dev rows are median 56 / max 301 for AG News and median 65 / max 244 for RTE, against 14 / 65 for SST-2.
+    min_input_tokens: int = 0
+
+
+TASKS = {
+    "sst2": BenchTask("sst2", SST2_TEMPLATE, ("negative", "positive"), "Review sentiment positive negative"),
+    "agnews": BenchTask(
+        "agnews",
+        "Article: {text}\nTopic:",
+        ("world", "sports", "business", "sci_tech"),
+        "News topic world sports business science technology",
+        min_input_tokens=128,
+    ),
+    "rte": BenchTask(
+        "rte",
+        "Premise: {text_a}\nHypothesis: {text_b}\nAnswer:",
+        ("entailment", "not_entailment"),
+        "Does the premise entail the hypothesis entailment not entailment",
+        min_input_tokens=256,
+    ),
+}
 
 
 class PeakRss:

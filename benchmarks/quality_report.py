@@ -59,10 +59,19 @@ def fmt_bytes(n: float) -> str:
     return f"{int(n)} B"
 
 
-def load_records(protocol: str, root: Path = RESULTS) -> dict[str, list[dict[str, Any]]]:
-    """{row: [records, by seed]} from quality_runs/<protocol>/."""
+TASK_NAMES = {"sst2": "SST-2", "agnews": "AG News", "rte": "RTE"}
+
+
+def run_dir(protocol: str, task: str = "sst2", root: Path = RESULTS) -> Path:
+    """Where one protocol's records for one task live: SST-2's keep quality_runs/<protocol>/ (the seeded
+    records), another task's quality_runs/<protocol>-<task>/, so no task's records mix with another's."""
+    return root / "quality_runs" / (protocol if task == "sst2" else f"{protocol}-{task}")
+
+
+def load_records(protocol: str, root: Path = RESULTS, task: str = "sst2") -> dict[str, list[dict[str, Any]]]:
+    """{row: [records, by seed]} from `run_dir(protocol, task)`."""
     records: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted((root / "quality_runs" / protocol).glob("*-s*.json")):
+    for path in sorted(run_dir(protocol, task, root).glob("*-s*.json")):
         record = json.loads(path.read_text())
         records.setdefault(record["row"], []).append(record)
     for rows in records.values():
@@ -142,16 +151,62 @@ def ablation_table(records, mapping: dict, seeds: int, key_name: str) -> str:
     return table([key_name, "dev acc % (mean ± sd)", "seeds", "per seed", "train CPU s (mean)"], rows)
 
 
+def ensemble_table(runs: list[dict[str, Any]]) -> str:
+    """Per seed: each member's dev accuracy, their mean and best, the ensemble's vote and its margin over
+    the best member (the paper's Table 3 reads ensemble > best member > member average); then the means."""
+    rows, kept = [], [r for r in runs if r.get("members")]
+    for r in kept:
+        accs = [m["dev_accuracy"] for m in r["members"]]
+        rows.append(
+            [
+                str(r["seed"]),
+                ", ".join(str(m["seed"]) for m in r["members"]),
+                ", ".join(f"{100 * a:.1f}" for a in accs),
+                f"{100 * statistics.fmean(accs):.1f}",
+                f"{100 * max(accs):.1f}",
+                f"{100 * r['dev_accuracy']:.1f}",
+                f"{100 * (r['dev_accuracy'] - max(accs)):+.1f}",
+            ]
+        )
+    if len(kept) > 1:
+        means = [statistics.fmean(m["dev_accuracy"] for m in r["members"]) for r in kept]
+        bests = [max(m["dev_accuracy"] for m in r["members"]) for r in kept]
+        votes = [r["dev_accuracy"] for r in kept]
+        margins = [v - b for v, b in zip(votes, bests, strict=True)]
+        wins = sum(m > 0 for m in margins)
+        rows.append(
+            [
+                "mean ± sd",
+                "",
+                "",
+                fmt_pct(means),
+                fmt_pct(bests),
+                fmt_pct(votes),
+                f"{100 * statistics.fmean(margins):+.1f} (beats best member in {wins}/{len(kept)})",
+            ]
+        )
+    headers = [
+        "seed",
+        "member seeds",
+        "members' dev acc %",
+        "member mean %",
+        "best member %",
+        "ensemble (vote) %",
+        "ensemble − best member, points",
+    ]
+    return table(headers, rows)
+
+
 def norms_table(norms: dict[str, Any]) -> str:
     rows = [[name, f"{v['mean_norm']:.3f}", v.get("note", "")] for name, v in norms["rows"].items()]
     return table(["embedding rows", "mean L2 norm", "note"], rows)
 
 
-def write_norms(path: Path, seeds: Iterable[int] = range(3)) -> None:
-    """Mean embedding norm of the rows each vocab init starts from, against the label rows."""
+def write_norms(path: Path, seeds: Iterable[int] = range(3), task: str = "sst2") -> None:
+    """Mean embedding norm of the rows each vocab init starts from, against the task's label rows."""
     import torch
 
-    from benchmarks.common import peft_prompt_model
+    from benchmarks.common import TASKS, peft_prompt_model
     from benchmarks.quality_rows import emulated_pool_ids, emulated_vocab_init
     from workers.engine.base_model import load_base_model
     from workers.engine.prompt_tuning import init_prompt
@@ -168,8 +223,9 @@ def write_norms(path: Path, seeds: Iterable[int] = range(3)) -> None:
     def mean_of(vectors: list[torch.Tensor]) -> float:
         return float(torch.cat(vectors).norm(dim=1).mean())
 
-    labels = [fm.embed(torch.tensor(fm.encode_target(w))).detach().float() for w in ("negative", "positive")]
-    rows["class-label rows (' negative', ' positive')"] = {"mean_norm": mean_of(labels)}
+    words = TASKS[task].labels
+    labels = [fm.embed(torch.tensor(fm.encode_target(w))).detach().float() for w in words]
+    rows[f"class-label rows ({', '.join(repr(' ' + w) for w in words)})"] = {"mean_norm": mean_of(labels)}
     rows["whole vocabulary (every row)"] = {"mean_norm": float(norms.mean())}
     rows["Softserve pool (5,000 lowest non-special ids, every row)"] = {
         "mean_norm": float(norms[pool].mean())
@@ -212,7 +268,7 @@ def write_norms(path: Path, seeds: Iterable[int] = range(3)) -> None:
     path.write_text(json.dumps({"rows": rows, "control_ids": control}, indent=1) + "\n")
 
 
-def plots(records, protocol: str, out: Path = RESULTS) -> list[str]:
+def plots(records, protocol: str, out: Path = RESULTS, task: str = "sst2") -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -234,7 +290,9 @@ def plots(records, protocol: str, out: Path = RESULTS) -> list[str]:
             ax.axhline(acc, color="firebrick", linestyle="--", linewidth=1, label=f"0-shot design {acc:.1f}%")
             ax.legend(fontsize=8, loc="lower right")
 
-    suffix = "" if protocol == "small" else f"_{protocol}"
+    suffix = ("" if protocol == "small" else f"_{protocol}") + ("" if task == "sst2" else f"_{task}")
+    n_dev = {r["dev_n"] for runs in records.values() for r in runs if "dev_n" in r}
+    dev_axis = f"{TASK_NAMES[task]} dev accuracy %" + (f" ({n_dev.pop()} rows)" if len(n_dev) == 1 else "")
     lengths = [(p, records[n]) for p, n in LENGTH_ROWS.items() if records.get(n)]
     if lengths:
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -246,7 +304,7 @@ def plots(records, protocol: str, out: Path = RESULTS) -> list[str]:
         ax.set_xscale("log")
         ax.set_xticks(xs, [str(x) for x in xs])
         ax.set_xlabel("prompt length P (label init)")
-        ax.set_ylabel("SST-2 dev accuracy % (300 rows)")
+        ax.set_ylabel(dev_axis)
         ax.set_title("Prompt length, mean ± sd over seeds (dots: seeds)")
         ax.grid(alpha=0.3)
         reference(ax)
@@ -261,7 +319,7 @@ def plots(records, protocol: str, out: Path = RESULTS) -> list[str]:
             ax.scatter([x] * len(runs), [100 * r["dev_accuracy"] for r in runs], s=10, color="k", zorder=3)
         ax.set_xticks(list(xs), [k for k, _ in inits])
         ax.set_ylim(40, 100)
-        ax.set_ylabel("SST-2 dev accuracy % (300 rows)")
+        ax.set_ylabel(dev_axis)
         ax.set_title("Prompt init, P=20, mean ± sd over seeds (dots: seeds)")
         ax.grid(axis="y", alpha=0.3)
         reference(ax)
@@ -291,25 +349,44 @@ def plots(records, protocol: str, out: Path = RESULTS) -> list[str]:
     return written
 
 
-def report(protocol: str, names: list[str], seeds: int, plots_: bool = True, root: Path = RESULTS) -> dict:
-    """Print the markdown tables for `names` (plus the ablation and vocab-gap tables when their rows
-    have records); return the summary the last line of quality.py prints."""
-    records = load_records(protocol, root)
-    print(f"\n### Rows ({protocol} protocol)\n")
+def report(
+    protocol: str,
+    names: list[str],
+    seeds: int,
+    plots_: bool = True,
+    root: Path = RESULTS,
+    task: str = "sst2",
+) -> dict:
+    """Print the markdown tables of one task for `names` (plus the ablation, ensemble and vocab-gap
+    tables when their rows have records); return the summary the last line of quality.py prints."""
+    records = load_records(protocol, root, task)
+    print(f"\n### {TASK_NAMES[task]}: rows ({protocol} protocol)\n")
     print(main_table(records, names, seeds))
-    if any(records.get(n) for n in LENGTH_ROWS.values()):
+    if "ensemble" in names and records.get("ensemble"):
+        print(f"\n### {TASK_NAMES[task]}: the ensemble against its members ({protocol} protocol)\n")
+        print(ensemble_table(records["ensemble"]))
+    # prompt-labels is a point of both ablations and a row of every task: the tables need one of the others.
+    ablation_rows = {*LENGTH_ROWS.values(), *INIT_ROWS.values()} - {"prompt-labels"}
+    if any(records.get(n) for n in ablation_rows):
         print("\n### Prompt length (label init, AdamW 3e-2)\n")
         print(ablation_table(records, LENGTH_ROWS, seeds, "P"))
         print("\n### Init (P=20, AdamW 3e-2)\n")
         print(ablation_table(records, INIT_ROWS, seeds, "init"))
-    norms_path = root / "quality_runs" / protocol / "norms.json"
+    norms_path = run_dir(protocol, task, root) / "norms.json"
     if norms_path.is_file():
         print("\n### Embedding norms of the vocab inits' rows\n")
         print(norms_table(json.loads(norms_path.read_text())))
-    written = plots(records, protocol, root) if plots_ else []
-    summary: dict[str, Any] = {"protocol": protocol, "plots": written}
+    written = plots(records, protocol, root, task) if plots_ else []
+    summary: dict[str, Any] = {"protocol": protocol, "task": task, "plots": written}
     for name in names:
         if records.get(name):
             s = summarise(records[name])
             summary[name] = {k: s[k] for k in ("dev_accuracy", "dev_accuracy_sd", "seeds", "train_wall_s")}
+            members = [r["members"] for r in records[name] if r.get("members")]
+            if members:
+                best = [max(m["dev_accuracy"] for m in ms) for ms in members]
+                summary[name]["member_mean_accuracy"] = round(
+                    statistics.fmean(m["dev_accuracy"] for ms in members for m in ms), 4
+                )
+                summary[name]["best_member_accuracy"] = round(statistics.fmean(best), 4)
     return summary

@@ -1,4 +1,5 @@
-"""The rows of `quality.py`: one function trains (or scores) one row for one seed and returns its record.
+"""The rows of `quality.py`: one function trains (or scores) one row for one seed on one task (SST-2, AG
+News or RTE, `benchmarks.common.TASKS`) and returns its record.
 
 Every row is scored by the engine's rank-classification scorer (`workers.engine.evaluation.evaluate`) on
 the same dev rows. Softserve rows train with the engine (`train_prompt` / `train_task`); the PEFT,
@@ -17,9 +18,8 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import SST2_TEMPLATE, dataset_path, peft_batch
+from benchmarks.common import TASKS, dataset_path, peft_batch
 
-LABEL_TEXT = "Review sentiment positive negative"
 PEFT_ADAFACTOR = {"optimizer": "adafactor", "learning_rate": 0.3}
 
 
@@ -27,11 +27,12 @@ PEFT_ADAFACTOR = {"optimizer": "adafactor", "learning_rate": 0.3}
 class Protocol:
     steps: int
     batch_size: int
-    dev_rows: int | None  # the first N of SST-2 dev; None: all 2,000
+    dev_rows: int | None  # the first N of the task's dev split; None: all of it
     probe_rows: int  # carved from train (seed 0), early stopping's split
     eval_every: int
-    max_input_tokens: int
+    max_input_tokens: int  # a task with longer rows raises it (BenchTask.min_input_tokens)
     seeds: int
+    train_rows: int | None = None  # the first N of the task's train split (before the probe is carved)
 
 
 PROTOCOLS = {
@@ -64,9 +65,8 @@ ROWS: dict[str, Row] = {
     "prompt-len150": _prompt("prompt tuning, P=150, label init", prompt_length=150, init="labels"),
     "prompt-random": _prompt("prompt tuning, P=20, random-uniform init", prompt_length=20, init="random"),
     "prompt-vocab": _prompt("prompt tuning, P=20, sampled-vocab init", prompt_length=20, init="vocab"),
-    "prompt-text": _prompt(
-        "prompt tuning, P=20, text init", prompt_length=20, init="text", init_text=LABEL_TEXT
-    ),
+    # The text is the task's (BenchTask.text_init): for SST-2 "Review sentiment positive negative".
+    "prompt-text": _prompt("prompt tuning, P=20, text init", prompt_length=20, init="text"),
     # The vocab-init gap: Softserve's old pool (5,000 lowest non-control ids) vs the whole vocabulary (what
     # the engine draws from now) vs PEFT. Both Softserve pools are emulated here, as they were measured.
     "softserve-vocab-pool-adafactor0.3": Row(
@@ -108,8 +108,10 @@ ROWS: dict[str, Row] = {
     "full-ft": Row(
         "full fine-tuning, all weights (AdamW 2e-5)", "full-ft", {"optimizer": "adamw", "learning_rate": 2e-5}
     ),
+    # Row seed s trains members with seeds 5s .. 5s+4 (disjoint between row seeds); the record keeps
+    # each member's dev score beside the vote's.
     "ensemble": Row(
-        "prompt ensemble, 5 members (label init, AdamW 3e-2)",
+        "prompt ensemble, 5 members (label init, AdamW 3e-2; majority vote)",
         "engine",
         {
             "method": "prompt",
@@ -127,23 +129,23 @@ def tensor_bytes(tensors) -> int:
 
 
 class Bench:
-    """The model, task and splits of one child process (one row × seed)."""
+    """The model, task and splits of one child process (one row × seed). `fm`: a loaded model instead of
+    the default one (the tests pass a tiny one)."""
 
-    def __init__(self, protocol: Protocol):
+    def __init__(self, protocol: Protocol, task: str = "sst2", fm=None):
         from workers.engine.base_model import load_base_model
         from workers.engine.data import read_rows, split_train_dev, to_examples
         from workers.engine.task import TaskSpec
 
         self.protocol = protocol
+        self.task = TASKS[task]
+        self.max_input_tokens = max(protocol.max_input_tokens, self.task.min_input_tokens)
         self.trained: tuple[float, float] | None = None
-        self.fm = load_base_model()
-        self.spec = TaskSpec(
-            task_type="classification", template=SST2_TEMPLATE, labels=["negative", "positive"]
-        )
-        train = to_examples(read_rows(dataset_path("sst2", "train")), SST2_TEMPLATE, "label")
-        self.dev = to_examples(read_rows(dataset_path("sst2", "dev")), SST2_TEMPLATE, "label")[
-            : protocol.dev_rows
-        ]
+        self.fm = fm if fm is not None else load_base_model()
+        template = self.task.template
+        self.spec = TaskSpec(task_type="classification", template=template, labels=list(self.task.labels))
+        train = to_examples(read_rows(dataset_path(task, "train")), template, "label")[: protocol.train_rows]
+        self.dev = to_examples(read_rows(dataset_path(task, "dev")), template, "label")[: protocol.dev_rows]
         # Early stopping's probe is carved from train with a fixed seed: the same rows for every run.
         self.train, self.probe = split_train_dev(train, protocol.probe_rows / len(train), 0)
 
@@ -154,7 +156,7 @@ class Bench:
     def loaded(self, vectors):
         from workers.engine.inference import LoadedPrompt
 
-        return LoadedPrompt.build(self.fm, vectors, self.spec, self.protocol.max_input_tokens)
+        return LoadedPrompt.build(self.fm, vectors, self.spec, self.max_input_tokens)
 
     def score(self, prompt, rows) -> dict[str, Any]:
         from workers.engine.evaluation import evaluate
@@ -191,7 +193,7 @@ def run_design(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
     from workers.engine.design import design_prompt, pick_shots
 
     shots = pick_shots(bench.train, row.settings["shots"], seed) if row.settings["shots"] else []
-    prompt = design_prompt(bench.fm, bench.spec, shots, max_input_tokens=bench.protocol.max_input_tokens)
+    prompt = design_prompt(bench.fm, bench.spec, shots, max_input_tokens=bench.max_input_tokens)
     return {
         "dev": bench.score(prompt, bench.dev),
         "steps_run": 0,
@@ -209,16 +211,20 @@ def run_engine(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
     p = bench.protocol
     settings = dict(row.settings)
     pool = settings.pop("pool", None)
+    if settings.get("init") == "text":
+        settings["init_text"] = bench.task.text_init
+    size = settings.get("ensemble_size", 1)
     config = TrainConfig(
         batch_size=p.batch_size,
         steps=p.steps,
         eval_every=p.eval_every,
         patience=100,
         dev_eval_limit=p.probe_rows,
-        max_input_tokens=p.max_input_tokens,
+        max_input_tokens=bench.max_input_tokens,
         # fp32 like the PEFT, LoRA and full fine-tuning loops: the rows compare methods, not precisions
         precision="fp32",
-        seed=seed,
+        # An ensemble's member k trains with seed `config.seed + k`: row seeds get disjoint members.
+        seed=seed * size,
         **settings,
     )
     curve: list = []
@@ -240,8 +246,9 @@ def run_engine(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
         steps_run = artifact.metrics["steps_run"]
     bench.mark_trained()
     prompt = bench.loaded(members)
-    return {
-        "dev": bench.score(prompt, bench.dev),
+    dev = bench.score(prompt, bench.dev)
+    out: dict[str, Any] = {
+        "dev": dev,
         "steps_run": steps_run,
         "best_step": best_step,
         "curve": curve,
@@ -249,6 +256,20 @@ def run_engine(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
         "serving_bytes": tensor_bytes(prompt.members),
         "resolved_config": config.to_dict(),
     }
+    if len(members) > 1:
+        # An artifact's best_step is one per member: the record's is their mean (a number, as every
+        # row's), and each member's own dev score, from the ensemble's one evaluation pass, sits beside it.
+        out["best_step"] = round(sum(best_step) / len(best_step), 1)
+        out["members"] = [
+            {
+                "seed": config.seed + k,
+                "best_step": step,
+                "dev_accuracy": scores["accuracy"],
+                "dev_macro_f1": scores["macro_f1"],
+            }
+            for k, (step, scores) in enumerate(zip(best_step, dev["members"], strict=True))
+        ]
+    return out
 
 
 def make_optimizer(params, settings: dict[str, Any]):
@@ -282,7 +303,7 @@ def hf_loop(
     from workers.engine.encoding import TaskEncoder
 
     p = bench.protocol
-    inputs, targets = TaskEncoder(bench.fm, bench.spec, p.max_input_tokens).encode(bench.train)
+    inputs, targets = TaskEncoder(bench.fm, bench.spec, bench.max_input_tokens).encode(bench.train)
     optimizer = make_optimizer(params, settings)
     rng, order = random.Random(seed), []
     best = (-1.0, 0, None)
@@ -427,13 +448,14 @@ RUNNERS = {
 }
 
 
-def run_row(protocol: Protocol, name: str, seed: int) -> dict[str, Any]:
-    """Train and score one row for one seed in this process; the record `quality.py` stores."""
+def run_row(protocol: Protocol, name: str, seed: int, task: str = "sst2", fm=None) -> dict[str, Any]:
+    """Train and score one row for one seed on `task` in this process; the record `quality.py` stores.
+    `fm`: a loaded model instead of the default one."""
     import resource
 
     row = ROWS[name]
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    bench = Bench(protocol)
+    bench = Bench(protocol, task, fm)
     setup_s = time.perf_counter() - wall0
     cpu1, wall1 = time.process_time(), time.perf_counter()
     result = RUNNERS[row.kind](bench, row, seed)
@@ -443,7 +465,9 @@ def run_row(protocol: Protocol, name: str, seed: int) -> dict[str, Any]:
         "row": name,
         "label": row.label,
         "seed": seed,
+        "task": task,
         "protocol": {k: v for k, v in protocol.__dict__.items()},
+        "max_input_tokens": bench.max_input_tokens,
         "settings": row.settings,
         "dev_accuracy": result["dev"]["accuracy"],
         "dev_macro_f1": result["dev"]["macro_f1"],
@@ -463,6 +487,6 @@ def run_row(protocol: Protocol, name: str, seed: int) -> dict[str, Any]:
         # [step, wall s since training began, probe accuracy, CPU s since training began]
         "curve": result["curve"],
         "torch_threads": torch.get_num_threads(),
-        **{k: v for k, v in result.items() if k in ("trainable_params", "resolved_config")},
+        **{k: v for k, v in result.items() if k in ("trainable_params", "resolved_config", "members")},
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

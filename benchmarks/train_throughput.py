@@ -3,14 +3,25 @@
 Same frozen default model, same SST-2 rows, same batch size and prompt length, fp32 on the CPU.
 Tokens are real (unpadded) tokens incl. the prompt, so padding a method wastes counts against it.
 Softserve's dev evaluations are excluded from its time. Then Softserve again at `--precision auto` (the
-default: bf16 autocast where the device runs bf16 natively) against its fp32 run. Last line: one JSON object.
+default: bf16 autocast where the device runs bf16 natively) against its fp32 run.
+
+Last, a K=5 bank (an ensemble's members trained in the same steps) against the same five members trained
+one after another, fp32, the same batches either way. One untimed bank step first (first-call allocations
+for the shapes both sides then use), then `--rounds` rounds in alternating order (bank first, then
+sequential first), so neither side always runs on the warmer or the quieter machine; the figure is the
+median of the rounds' ratios, each round's ratio printed beside it. On a CPU a bank step runs the members'
+rows in micro-batches of one member's batch size (trainer._length_sorted_chunks): the same arithmetic as the
+sequential runs, so the ratio measures the bank's overhead (about 1.0 is the expected figure); on a GPU the
+whole bank is one forward and the ratio is its gain. Last line: one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
+import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -22,10 +33,13 @@ from benchmarks.common import SST2_TEMPLATE, PeakRss, dataset_path, peft_prompt_
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a run of a minute or two")
+    parser.add_argument(
+        "--quick", action="store_true", help="8 steps, a 2-step bank (3-4 minutes on the 2-core CPU)"
+    )
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--rows", type=int, default=4000, help="training rows drawn from SST-2")
+    parser.add_argument("--rounds", type=int, default=None, help="bank/sequential rounds (2 quick, 3 full)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
@@ -84,7 +98,7 @@ def main() -> None:
     auto_precision = resolved_precision("auto", fm.device)
 
     # A K=5 bank (an ensemble's members in the same batches) against 5 sequential single-prompt runs.
-    members, bank_steps = 5, max(2, steps // 4)
+    members, bank_steps, rounds = 5, max(2, steps // 4), args.rounds or (2 if args.quick else 3)
     bank_config = TrainConfig(
         prompt_length=20,
         init="vocab",
@@ -98,13 +112,36 @@ def main() -> None:
     def member(k: int) -> Member:
         return Member(spec, train, probe, SoftPrompt(init_prompt(fm, 20, "vocab", seed=k)), seed=k)
 
-    banked = train_bank(fm, [member(k) for k in range(members)], bank_config)
-    bank_seconds = banked[0].train_seconds - banked[0].eval_seconds
-    sequential_seconds = 0.0
-    for k in range(members):
-        alone = train_bank(fm, [member(k)], bank_config)[0]
-        sequential_seconds += alone.train_seconds - alone.eval_seconds
-    bank_ratio = sequential_seconds / bank_seconds
+    def bank() -> tuple[float, float]:
+        """Wall s of the bank's steps (its dev evaluations excluded), and the process's CPU s."""
+        cpu = time.process_time()
+        result = train_bank(fm, [member(k) for k in range(members)], bank_config)[0]
+        return result.train_seconds - result.eval_seconds, time.process_time() - cpu
+
+    def sequential() -> tuple[float, float]:
+        wall, cpu = 0.0, time.process_time()
+        for k in range(members):
+            alone = train_bank(fm, [member(k)], bank_config)[0]
+            wall += alone.train_seconds - alone.eval_seconds
+        return wall, time.process_time() - cpu
+
+    train_bank(fm, [member(k) for k in range(members)], replace(bank_config, steps=1))  # warm-up
+    timed: list[dict[str, float]] = []
+    for round_ in range(rounds):
+        if round_ % 2 == 0:
+            (bank_s, bank_cpu), (seq_s, seq_cpu) = bank(), sequential()
+        else:
+            (seq_s, seq_cpu), (bank_s, bank_cpu) = sequential(), bank()
+        timed.append(
+            {"bank_s": bank_s, "sequential_s": seq_s, "bank_cpu_s": bank_cpu, "sequential_cpu_s": seq_cpu}
+        )
+    round_ratios = [t["sequential_s"] / t["bank_s"] for t in timed]
+    bank_ratio = statistics.median(round_ratios)
+    # CPU s include what both sides do alike outside the steps (encoding each member's rows, its last
+    # probe evaluation): a steadier figure on a shared machine than wall time, pulled towards 1.
+    cpu_ratio = statistics.median(t["sequential_cpu_s"] / t["bank_cpu_s"] for t in timed)
+    bank_seconds = statistics.median(t["bank_s"] for t in timed)
+    sequential_seconds = statistics.median(t["sequential_s"] for t in timed)
 
     ratio = result.tokens_per_s / peft["tokens_per_s"]
     print(f"{'':<12}{'tokens/s':>10}{'s/step':>9}{'peak RSS MB':>13}{'+MB in phase':>14}")
@@ -120,10 +157,14 @@ def main() -> None:
         f"Softserve at --precision auto ({auto_precision}): {auto.tokens_per_s:.1f} tokens/s, "
         f"{auto.tokens_per_s / result.tokens_per_s:.2f}x its fp32 run"
     )
-    print(
-        f"K={members} bank, {bank_steps} steps: {bank_seconds:.1f}s; {members} sequential runs: "
-        f"{sequential_seconds:.1f}s; bank speed-up {bank_ratio:.2f}x"
-    )
+    for i, t in enumerate(timed):
+        first = "bank first" if i % 2 == 0 else "sequential first"
+        print(
+            f"round {i + 1} ({first}): K={members} bank, {bank_steps} steps: {t['bank_s']:.1f}s; {members} "
+            f"sequential runs: {t['sequential_s']:.1f}s; {t['sequential_s'] / t['bank_s']:.2f}x "
+            f"(CPU {t['bank_cpu_s']:.1f} vs {t['sequential_cpu_s']:.1f} s)"
+        )
+    print(f"bank vs sequential, median of {rounds} rounds: {bank_ratio:.2f}x wall, {cpu_ratio:.2f}x CPU")
     print(
         json.dumps(
             {
@@ -140,6 +181,9 @@ def main() -> None:
                 "bank_k5_seconds": round(bank_seconds, 1),
                 "sequential_k5_seconds": round(sequential_seconds, 1),
                 "bank_vs_sequential": round(bank_ratio, 3),
+                "bank_vs_sequential_rounds": [round(r, 3) for r in round_ratios],
+                "bank_vs_sequential_cpu": round(cpu_ratio, 3),
+                "bank_steps": bank_steps,
                 "auto_precision": auto_precision,
                 "auto_tokens_per_s": round(auto.tokens_per_s, 1),
                 "auto_vs_fp32": round(auto.tokens_per_s / result.tokens_per_s, 3),

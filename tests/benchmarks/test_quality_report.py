@@ -69,6 +69,7 @@ def test_main_table_marks_missing_seeds_and_rows():
 def test_groups_expand_in_order_without_repeats():
     names = expand("ablation,main")
     assert names[0] == "prompt-labels" and names.count("prompt-labels") == 1
-    assert names[-1] == "full-ft"
+    assert names[-2:] == ["full-ft", "ensemble"]
+    assert expand("tasks") == ["design-0shot", "prompt-labels", "ensemble", "lora"]
     with pytest.raises(SystemExit):
         expand("nonsense")

@@ -1,5 +1,6 @@
-"""Each method's defaults: the measured values, importable without torch, the same in every place that
-shows them (CLI help, README) and within the platform's time-budget policy."""
+"""Each method's defaults: what a config, a job spec and the CLI with no settings resolve to and train
+with, importable without torch, the same in every place that shows them (CLI help, README) and within the
+platform's time-budget policy."""
 
 import re
 import subprocess
@@ -35,21 +36,100 @@ MEASURED = {
 }
 
 
-def test_the_defaults_are_the_measured_settings_with_a_reason_each():
+def test_the_defaults_are_the_decided_settings_and_the_ensemble_trains_as_prompt_tuning():
     assert set(DEFAULTS) == {*METHODS, ENSEMBLE}
     for method, (optimizer, rate, init, minutes) in MEASURED.items():
         d = DEFAULTS[method]
         assert (d.optimizer, d.learning_rate, d.init, d.max_minutes) == (optimizer, rate, init, minutes)
         assert (d.prompt_length, d.steps) == (20, 1000)
-        assert d.reason and "\n" not in d.reason
-    assert "87.85%" in DEFAULTS["prompt"].reason and "86.0%" in DEFAULTS["prefix"].reason
-    assert "89.05%" in DEFAULTS["ptuning"].reason
+        assert d.reason and "\n" not in d.reason  # one line in the help, the schema and the tables
     ensemble, prompt = DEFAULTS[ENSEMBLE], DEFAULTS["prompt"]  # its members train as prompt tuning does
     assert (ensemble.optimizer, ensemble.learning_rate, ensemble.init) == (
         prompt.optimizer,
         prompt.learning_rate,
         prompt.init,
     )
+
+
+def _resolved(config: TrainConfig) -> tuple:
+    return (config.effective_optimizer, config.effective_learning_rate, config.effective_init)
+
+
+def _declared(d) -> tuple:
+    return (d.optimizer, d.learning_rate, d.init)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_config_with_no_settings_trains_each_method_with_its_defaults(method, tiny_models):
+    """Alone and as a 2-member ensemble: the config is valid, the optimiser the trainer builds is the
+    declared one at the declared rate, and the artifact records the declared settings."""
+    import torch
+    from transformers.optimization import Adafactor
+
+    from workers.engine.pipeline import train_task
+    from workers.engine.task import Example, TaskSpec
+    from workers.engine.trainer import build_module, make_optimizer
+
+    fm = tiny_models["gpt2"]
+    spec = TaskSpec("classification", "Review: {text}\nSentiment:", ["negative", "positive"])
+    words = ["good fun", "bad film", "great acting", "awful plot"]
+    rows = [Example({"text": words[i % 4]}, ["positive", "negative"][i % 2]) for i in range(12)]
+    for members in (1, 2):
+        # Only the run's length is set: two steps instead of the default 1,000.
+        config = TrainConfig(method=method, ensemble_size=members, steps=2, eval_every=2, batch_size=4)
+        declared = defaults_for(method, ensemble=members > 1)
+        assert _resolved(config) == _declared(declared)
+        assert (config.prompt_length, config.precision) == (declared.prompt_length, "auto")
+        module = build_module(fm, config, torch.zeros(config.prompt_length, fm.embed_dim))
+        optimizer = make_optimizer(list(module.parameters()), config)
+        kind = {"adamw": torch.optim.AdamW, "adafactor": Adafactor}[declared.optimizer]
+        assert isinstance(optimizer, kind) and optimizer.param_groups[0]["lr"] == declared.learning_rate
+        artifact = train_task(fm, spec, rows[:8], rows[8:], config)
+        recorded = artifact.train_config
+        assert (recorded["optimizer"], recorded["learning_rate"], recorded["init"]) == _declared(declared)
+        assert recorded["prompt_length"] == declared.prompt_length == 20
+        assert len(artifact.members) == members and artifact.metrics["steps_run"] == 2
+
+
+def test_the_worker_turns_a_job_spec_without_settings_into_the_declared_defaults():
+    """A spec that names only its method (one written before the platform recorded the defaults) trains
+    with the method's declared settings, budget and step count; an ensemble with 5 members."""
+    from workers.config import WorkerConfig
+    from workers.runner import _train_config, budget_minutes
+
+    for method in METHODS:
+        for kind in (JobKind.TUNE, JobKind.ENSEMBLE):
+            spec = {"method": method}
+            declared = defaults_for(method, ensemble=kind == JobKind.ENSEMBLE)
+            minutes = budget_minutes(spec, kind, WorkerConfig())
+            assert minutes == declared.max_minutes
+            config = _train_config(spec, kind, minutes)
+            assert _resolved(config) == _declared(declared), (method, kind)
+            assert (config.prompt_length, config.steps) == (declared.prompt_length, declared.steps)
+            assert config.max_minutes == declared.max_minutes
+            assert config.ensemble_size == (5 if kind == JobKind.ENSEMBLE else 1)
+            # What the job spec names replaces the default, the rest stays the method's.
+            chosen = _train_config({**spec, "optimizer": "adafactor", "learning_rate": 0.3}, kind, minutes)
+            assert _resolved(chosen) == ("adafactor", 0.3, declared.init)
+
+
+def test_the_cli_with_no_settings_trains_with_the_declared_defaults(tmp_path, tiny_model_dirs):
+    """`softserve-engine train` naming only a method and K: prefix tuning's optimiser, rate and init, the
+    ensemble's budget, the default prompt length, in the artifact it writes."""
+    from tests.engine.test_cli import _write_csv, last_json, run_cli
+    from workers.engine.artifact import load_artifact
+
+    train, dev = _write_csv(tmp_path / "train.csv", 12), _write_csv(tmp_path / "dev.csv", 4, offset=1)
+    out = tmp_path / "prefix.safetensors"
+    model = str(tiny_model_dirs["gpt2"])
+    args = ["train", "--train", str(train), "--dev", str(dev), "--out", str(out), "--base-model", model]
+    summary = last_json(run_cli(*args, "--method", "prefix", "--ensemble", "2", "--steps", "1", "--json"))
+    recorded = load_artifact(str(out)).train_config
+    declared = defaults_for("prefix", ensemble=True)
+    assert (recorded["optimizer"], recorded["learning_rate"], recorded["init"]) == _declared(declared)
+    assert recorded["max_minutes"] == declared.max_minutes == DEFAULTS[ENSEMBLE].max_minutes
+    assert (recorded["prompt_length"], recorded["ensemble_size"]) == (declared.prompt_length, 2)
+    assert summary["steps_run"] == 1
 
 
 def test_defaults_import_without_torch():

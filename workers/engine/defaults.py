@@ -76,10 +76,10 @@ _PROMPT = MethodDefaults(
     learning_rate=3e-2,
     init="labels",
     max_minutes=30.0,
-    reason="SST-2, 300 steps of 16: label init + AdamW 3e-2 scored 87.85% against 86.00% with Adafactor "
-    "0.3; the README's 15-minute command with these defaults (bf16 on the 2-core CPU, ~400 steps before "
-    "the budget) scored 88.6% and 88.4% on 1,000 unseen dev rows (seeds 0, 1), against 88.7% and 87.3% "
-    "with 300 fp32 steps, where the best checkpoint was the last.",
+    reason="SST-2: the README's 15-minute command with these defaults (benchmarks/readme_command.py; bf16 "
+    "on the 2-core CPU, ~400 steps) scored 88.6% and 88.4% on 1,000 unseen dev rows (seeds 0, 1); AdamW "
+    "3e-2 was chosen over Adafactor 0.3 on one 300-step seed each (87.85% vs 86.00%, 2026-11-25, in "
+    "benchmarks/README.md's history).",
 )
 
 DEFAULTS: dict[str, MethodDefaults] = {
@@ -89,23 +89,24 @@ DEFAULTS: dict[str, MethodDefaults] = {
         learning_rate=5e-4,
         init="vocab",
         max_minutes=15.0,
-        reason="SST-2 probes: AdamW 5e-3 collapsed to one class, 1.5e-3 reached 81.7%, 5e-4 86.0% "
-        "(86.4% on the 2,000 dev rows at 300 steps, vocab init); a prefix adds no input positions, "
-        "so its steps are the fastest.",
+        reason="SST-2: AdamW 5e-4 with vocab init scores 82.8 ± 3.2% in quality.py's small protocol "
+        "(3 seeds; prompt tuning 83.0 ± 1.8%); in 60-step probes (2026-11-25) 5e-3 collapsed to one "
+        "class and 1.5e-3 reached 81.7%; a prefix adds no input positions, so its steps are the fastest.",
     ),
     "ptuning": MethodDefaults(
         optimizer="adamw",
         learning_rate=3e-3,
         init="labels",
         max_minutes=20.0,
-        reason="SST-2, 300 steps of 16: label init + AdamW 3e-3 scored 89.05%, the best method measured; "
+        reason="SST-2: label init + AdamW 3e-3 scores 82.4 ± 2.5% in quality.py's small protocol (3 "
+        "seeds; prompt tuning 83.0 ± 1.8%) and scored 89.05% at 300 steps of 16 (one seed, 2026-11-25); "
         "an MLP encoder needs a gentler rate than prompt tuning's.",
     ),
     ENSEMBLE: replace(
         _PROMPT,
         max_minutes=120.0,
-        reason="Members train with prompt tuning's settings (above); K members share each step "
-        "(a 5-member bank took 2,933 s for 300 steps on the 2-core CPU), so the budget is larger.",
+        reason="Members train with prompt tuning's settings (above); on a CPU a K-member bank costs about "
+        "K single runs (benchmarks/train_throughput.py), so the budget is larger.",
     ),
 }
 
