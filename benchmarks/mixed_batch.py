@@ -1,11 +1,14 @@
 """Rows/s of one forward pass whose rows use many distinct prompts, in one process.
 
-For each prompt count n, the same B rows (real SST-2 inputs, rank classification) are scored three
-ways: mixed (one forward pass, row i behind prompt i mod n), single (one forward pass, every row
-behind one prompt: the limit, ratio 1.0) and grouped (one forward pass per prompt over its rows, as
-PEFT must since a PEFT model holds one active prompt). `--quick`: B=64 and one repeat, so prompt counts
-1, 16 and 64 (a 256-row batch scores at about 8 rows/s on the 2-core CPU: ten passes of it were 7 minutes).
-Last line: one JSON object.
+For each prompt count n, the same B rows are scored (rank classification) three ways: mixed (one
+forward pass, row i behind prompt i mod n), single (one forward pass, every row behind one prompt: the
+limit, ratio 1.0) and grouped (one forward pass per prompt over its rows, as PEFT must since a PEFT
+model holds one active prompt). Two row sets, each on its own: `sst2` (real SST-2 inputs, two one-token
+labels) and `multi` (AG News, RTE and SST-2 rows in turn, each with its own task's labels: four topics
+with the three-token `sci_tech`, pairs with the multi-token `not_entailment`, sentiment), so that one
+batch mixes tasks, label sets and label lengths as the serving pool's batches do.
+`--quick`: B=64 and one repeat, so prompt counts 1, 16 and 64 (a 256-row SST-2 batch scores at about
+8 rows/s on the 2-core CPU: ten passes of it were 7 minutes). Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import SST2_TEMPLATE, dataset_path
+from benchmarks.common import TASKS, dataset_path
 
 PROMPT_COUNTS = (1, 16, 64, 256)
+ROW_SETS = {"sst2": ("sst2",), "multi": ("agnews", "rte", "sst2")}
+# Inputs keep their last N tokens: SST-2's rows fit in 48; news articles and sentence pairs are longer.
+MAX_INPUT_TOKENS = {"sst2": 48, "agnews": 128, "rte": 128}
 
 
 def main() -> None:
@@ -34,16 +40,15 @@ def main() -> None:
     parser.add_argument("--base-model", default=None, help="default: the default model")
     parser.add_argument("--device", default=None)
     parser.add_argument("--bf16", action="store_true", help="run the frozen model in bfloat16")
+    parser.add_argument("--row-sets", default="sst2,multi", help=f"comma-separated, of {', '.join(ROW_SETS)}")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
     from transformers.utils import logging as hf_logging
 
     from workers.engine.base_model import DEFAULT_MODEL_ID, load_base_model
-    from workers.engine.batching import PromptSet
     from workers.engine.data import read_rows, to_examples
     from workers.engine.encoding import TaskEncoder
-    from workers.engine.scoring import class_logprobs
     from workers.engine.task import TaskSpec
 
     hf_logging.set_verbosity_error()
@@ -52,19 +57,39 @@ def main() -> None:
     fm = load_base_model(args.base_model or DEFAULT_MODEL_ID, args.device)
     if args.bf16:
         fm.model.to(torch.bfloat16)
-    spec = TaskSpec(task_type="classification", template=SST2_TEMPLATE, labels=["negative", "positive"])
-    encoder = TaskEncoder(fm, spec, max_input_tokens=48)
-    examples = to_examples(read_rows(dataset_path("sst2", "dev")), SST2_TEMPLATE, "label")[:rows]
-    inputs = [encoder.input_ids(ex.fields) for ex in examples]
-    classes = [encoder.class_targets] * len(inputs)
     gen = torch.Generator().manual_seed(0)
     bank = [
         torch.randn(args.prompt_length, fm.embed_dim, generator=gen) * 0.5 for _ in range(max(PROMPT_COUNTS))
     ]
+    per_task: dict[str, tuple[list, list]] = {}
+    for name in {task for row_set in ROW_SETS.values() for task in row_set}:
+        task = TASKS[name]
+        spec = TaskSpec("classification", task.template, list(task.labels))
+        encoder = TaskEncoder(fm, spec, max_input_tokens=MAX_INPUT_TOKENS[name])
+        examples = to_examples(read_rows(dataset_path(name, "dev")), task.template, "label")[:rows]
+        per_task[name] = ([encoder.input_ids(ex.fields) for ex in examples], encoder.class_targets)
+    report: dict = {"rows": rows, "device": str(fm.device), "dtype": str(fm.dtype), "repeats": repeats}
+    for row_set in args.row_sets.split(","):
+        tasks = ROW_SETS[row_set]
+        # Row i comes from task i mod len(tasks): a batch mixes the tasks evenly.
+        picks = [(tasks[i % len(tasks)], i // len(tasks)) for i in range(rows)]
+        inputs = [per_task[task][0][k] for task, k in picks]
+        classes = [per_task[task][1] for task, _ in picks]
+        print(f"row set {row_set}: {', '.join(tasks)}", file=sys.stderr, flush=True)
+        report[row_set] = _measure(fm, bank, inputs, classes, repeats)
+    print(json.dumps(report))
 
-    def forward(prompt_list, rows, row_inputs) -> None:
+
+def _measure(fm, bank, inputs: list, classes: list, repeats: int) -> dict:
+    """Mixed, single and grouped rows/s over one row set, and the table of them."""
+    import torch
+
+    from workers.engine.batching import PromptSet
+    from workers.engine.scoring import class_logprobs
+
+    def forward(prompt_list, assignment, rows: list[int]) -> None:
         prompts = PromptSet.from_list(prompt_list, fm.embed_dim)
-        class_logprobs(fm, prompts, rows, row_inputs, classes[: len(row_inputs)])
+        class_logprobs(fm, prompts, assignment, [inputs[i] for i in rows], [classes[i] for i in rows])
 
     def timed(fn) -> float:
         times = []
@@ -77,19 +102,21 @@ def main() -> None:
             times.append(time.perf_counter() - started)
         return len(inputs) / statistics.median(times)  # rows/s
 
-    timed(lambda: forward(bank[:1], torch.zeros(len(inputs), dtype=torch.long), inputs))  # warm-up
-    single = timed(lambda: forward(bank[:1], torch.zeros(len(inputs), dtype=torch.long), inputs))
+    every = list(range(len(inputs)))
+    one_prompt = torch.zeros(len(inputs), dtype=torch.long)
+    timed(lambda: forward(bank[:1], one_prompt, every))  # warm-up
+    single = timed(lambda: forward(bank[:1], one_prompt, every))
     vs_single, vs_grouped, table = {}, {}, []
     for count in PROMPT_COUNTS:
         if count > len(inputs):
             continue
         assignment = torch.arange(len(inputs)) % count
-        mixed = timed(lambda a=assignment, c=count: forward(bank[:c], a, inputs))
+        mixed = timed(lambda a=assignment, c=count: forward(bank[:c], a, every))
 
         def grouped(c=count, a=assignment) -> None:
             for k in range(c):
-                members = [i for i in range(len(inputs)) if int(a[i]) == k]
-                forward([bank[k]], torch.zeros(len(members), dtype=torch.long), [inputs[i] for i in members])
+                members = [i for i in every if int(a[i]) == k]
+                forward([bank[k]], torch.zeros(len(members), dtype=torch.long), members)
 
         group_rps = timed(grouped)
         vs_single[str(count)] = round(mixed / single, 3)
@@ -107,19 +134,12 @@ def main() -> None:
             f"{count:>8}{mixed:>14.1f}{single_rps:>10.1f}{group_rps:>10.1f}"
             f"{mixed / single_rps:>11.3f}{mixed / group_rps:>12.3f}"
         )
-    print(
-        json.dumps(
-            {
-                "vs_single": vs_single,
-                "vs_grouped": vs_grouped,
-                "rows": len(inputs),
-                "single_rows_per_s": round(single, 1),
-                "device": str(fm.device),
-                "dtype": str(fm.dtype),
-                "repeats": repeats,
-            }
-        )
-    )
+    return {
+        "vs_single": vs_single,
+        "vs_grouped": vs_grouped,
+        "single_rows_per_s": round(single, 1),
+        "mean_input_tokens": round(statistics.mean(len(i) for i in inputs), 1),
+    }
 
 
 if __name__ == "__main__":
