@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -42,25 +43,61 @@ def current_actor(request: HttpRequest) -> Actor | None:
     return Actor(tenant=chosen.tenant, role=chosen.role, user=request.user)
 
 
-def team_page(action: str = "read") -> Callable:
-    """A page of the current team: signed in, a member, with at least the role `action` needs
-    (GET pages need `read`; the view checks stronger actions before it writes)."""
+@dataclass(frozen=True)
+class PageAccess:
+    """Who a page admits, declared where its view is decorated and enforced by that decorator.
+
+    `kind`: "team" (a member of the session's team, `read` for GET and `write` for a POST), "person" (any
+    signed-in account: the page shows only that person's own things) or "staff" (operators; anyone else
+    404). `rerender`: the POST field and value of a form's re-render (htmx), which writes nothing and
+    needs only `read`. The role matrix (tests/reliability/test_role_matrix.py) reads this from every URL's
+    view and checks each role's answer against it."""
+
+    kind: str
+    read: str | None = None
+    write: str | None = None
+    rerender: tuple[str, str] | None = None
+
+
+ACCESS_ATTR = "page_access"  # the view attribute carrying its PageAccess (kept by functools.wraps)
+
+
+def declare(view: Callable[..., HttpResponse], access: PageAccess) -> Callable[..., HttpResponse]:
+    setattr(view, ACCESS_ATTR, access)
+    return view
+
+
+def team_page(
+    action: str = "read", post: str | None = None, rerender: tuple[str, str] | None = None
+) -> Callable:
+    """A page of the current team: signed in, a member, with at least the role `action` needs for GET
+    and `post` for a POST (default `action`: a page whose POST writes nothing), except a POST carrying
+    `rerender` (field, value), which re-renders a form and needs `action` only. Views read
+    `request.rerender` rather than testing the field themselves, so the check and the branch agree."""
+    access = PageAccess("team", read=action, write=post or action, rerender=rerender)
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @login_required
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             actor = current_actor(request)
             if actor is None:
                 return no_team(request)
-            if not actor.may(action):
-                return forbidden(request, actor, action)
+            posted = request.method == "POST"
+            request.rerender = bool(posted and rerender and request.POST.get(rerender[0]) == rerender[1])
+            needed = access.write if posted and not request.rerender else access.read
+            if not actor.may(needed):
+                return forbidden(request, actor, needed)
             request.actor = actor
             return view(request, *args, **kwargs)
 
-        return wrapper
+        return declare(login_required(wrapper), access)
 
     return decorate
+
+
+def person_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A page of the signed-in person, whatever their teams (their own invitations)."""
+    return declare(login_required(view), PageAccess("person"))
 
 
 def no_team(request: HttpRequest) -> HttpResponse:

@@ -18,7 +18,7 @@ from softserve.datasets.validation import FORMATS
 
 from webui.forms import errors_of, page_of, submitted
 from webui.insights import PREVIEW_MAX_ROW, PREVIEW_PAGE, dataset_stats, preview_rows
-from webui.team import forbidden, team_page
+from webui.team import team_page
 
 _ROW = re.compile(r"^row (\d+): (.*)$", re.S)
 _COLUMN = re.compile(r"(?:column|in) '([^']*)'|column\(s\) \[([^\]]*)\]")
@@ -63,12 +63,10 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@team_page()
+@team_page(post="upload")
 def dataset_upload(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return dataset_list(request)
-    if not request.actor.may("upload"):
-        return forbidden(request, request.actor, "upload")
     values = submitted(request)
     form = UploadSerializer(data={**values, "file": request.FILES.get("file")})
     try:

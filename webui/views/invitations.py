@@ -7,7 +7,6 @@ they need a signed-in account only, and show nothing but the invitations sent to
 from __future__ import annotations
 
 from django.contrib import messages as flash
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -15,7 +14,7 @@ from rest_framework.exceptions import NotFound
 from softserve.tenancy import actions
 from softserve.tenancy.models import Invitation
 
-from webui.team import SESSION_KEY
+from webui.team import SESSION_KEY, person_page
 
 SHOWN = 50  # pending invitations listed (each needs a team to have invited this address)
 
@@ -27,13 +26,13 @@ def received(request: HttpRequest) -> list[Invitation]:
     )
 
 
-@login_required
+@person_page
 def invitation_list(request: HttpRequest) -> HttpResponse:
     return render(request, "webui/invitations.html", {"invitations": received(request)})
 
 
 @require_POST
-@login_required
+@person_page
 def invitation_answer(request: HttpRequest, pk, accept: bool) -> HttpResponse:
     try:
         invitation = actions.answer_invitation(request.user, pk, accept=accept)

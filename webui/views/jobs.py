@@ -18,7 +18,7 @@ from softserve.tenancy.models import Quota
 
 from webui.forms import dataset_options, errors_of, name_options, page_of, submitted
 from webui.insights import thin
-from webui.team import forbidden, team_page
+from webui.team import team_page
 from workers.contracts import JOB_KINDS, JOB_STATUSES, METHODS, JobStatus, TaskType, inits_for
 from workers.engine.defaults import GENERATION, GENERATION_INIT, OPTIMIZERS, defaults_rows
 
@@ -110,18 +110,15 @@ def _task_type(prompts: list[dict], types: dict[str, str], chosen: str) -> str:
     return types.get(name, TaskType.CLASSIFICATION)
 
 
-@team_page()
+@team_page(post="train", rerender=("refresh", "prompt"))
 def job_new(request: HttpRequest) -> HttpResponse:
     """The new-job form; choosing a prompt (htmx: `refresh=prompt`) re-renders it with what is set so
     far and only the inits that prompt's task type can take."""
     tenant = request.actor.tenant
     errors: dict[str, list[str]] = {}
-    refresh = request.method == "POST" and request.POST.get("refresh") == "prompt"
-    if refresh:
+    if request.rerender:
         values = submitted(request)
     elif request.method == "POST":
-        if not request.actor.may("train"):
-            return forbidden(request, request.actor, "train")
         values = submitted(request)
         body = {k: v for k, v in values.items() if k in JobCreateSerializer().fields}
         if body.get("kind") != "ensemble":
@@ -244,10 +241,8 @@ def job_live(request: HttpRequest, pk) -> HttpResponse:
 
 
 @require_POST
-@team_page()
+@team_page(post="train")
 def job_transition(request: HttpRequest, pk, transition: str) -> HttpResponse:
-    if not request.actor.may("train"):
-        return forbidden(request, request.actor, "train")
     job = _job(request, pk)
     act = {"cancel": actions.cancel_job, "retry": actions.retry_job}[transition]
     try:

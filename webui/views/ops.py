@@ -23,6 +23,8 @@ from softserve.jobs.models import Job
 from softserve.ops.summary import summary
 from softserve.tenancy.permissions import Actor
 
+from webui.team import PageAccess, declare
+
 logger = logging.getLogger(__name__)
 REFRESH_S = 5
 # The buttons each list of jobs shows (the jobs app's actions decide what is allowed).
@@ -42,7 +44,7 @@ def staff_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
             raise Http404("No such page.")
         return view(request, *args, **kwargs)
 
-    return wrapper
+    return declare(wrapper, PageAccess("staff"))
 
 
 def _context(data: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from softserve.tenancy import throttling
 
 from webui.forms import dataset_options, errors_of, name_options
 from webui.insights import preview_rows
-from webui.team import forbidden, team_page
+from webui.team import team_page
 from workers.contracts import template_fields
 
 CHOICES = 200
@@ -110,7 +110,7 @@ def snippets(request: HttpRequest, values: dict[str, str]) -> dict[str, str]:
     return {"curl": curl, "python": python}
 
 
-@team_page()
+@team_page(post="predict")
 def playground(request: HttpRequest) -> HttpResponse:
     tenant = request.actor.tenant
     source = request.POST if request.method == "POST" else request.GET
@@ -124,8 +124,6 @@ def playground(request: HttpRequest) -> HttpResponse:
     # 429 (with Retry-After) when the team is over its requests per minute; else 422 with errors, 200 without.
     status, retry_after = None, 0
     if request.method == "POST":
-        if not request.actor.may("predict"):
-            return forbidden(request, request.actor, "predict")
         refs = [("ref", values["ref"])] + ([("ref_b", values["ref_b"])] if values["ref_b"].strip() else [])
         for field, ref in refs:
             try:

@@ -22,7 +22,7 @@ from softserve.tenancy.permissions import AUDIT_ACTION
 
 from webui.forms import FORM, dataset_options, errors_of, page_of, submitted
 from webui.insights import preview_rows
-from webui.team import forbidden, team_page
+from webui.team import team_page
 from workers.contracts import TaskType, template_fields
 from workers.engine.formats import nearest_tokens_unavailable
 from workers.engine.task import Template
@@ -103,7 +103,7 @@ def _follow_dataset(values: dict[str, str], version: DatasetVersion) -> dict[str
     return out
 
 
-@team_page()
+@team_page(post="train", rerender=("refresh", "dataset"))
 def prompt_new(request: HttpRequest) -> HttpResponse:
     """The create-prompt form. Choosing a dataset version (htmx: `refresh=dataset` re-renders the form
     with what is typed so far) fills the task type and labels from it; on submit the prompt must fit the
@@ -117,12 +117,10 @@ def prompt_new(request: HttpRequest) -> HttpResponse:
             values["dataset_version"] = request.GET["dataset_version"]
     version = _chosen_version(request, values.get("dataset_version", ""))
     errors: dict[str, list[str]] = {}
-    refresh = request.POST.get("refresh") == "dataset" or request.method == "GET"
+    refresh = request.rerender or request.method == "GET"
     if version is not None and refresh:
         values = _follow_dataset(values, version)
     if request.method == "POST" and not refresh:
-        if not request.actor.may("train"):
-            return forbidden(request, request.actor, "train")
         if values.get("dataset_version") and version is None:
             errors["dataset_version"] = ["No such dataset version."]
         labels = [x.strip() for x in values.get("labels", "").split(",") if x.strip()]
@@ -334,11 +332,9 @@ def _previous(history: list[dict], alias: str) -> int | None:
 
 
 @require_POST
-@team_page()
+@team_page(post="manage_aliases")
 def alias_move(request: HttpRequest, name: str) -> HttpResponse:
     """Promote (point an alias at a version) or roll back (point it where it was before its last move)."""
-    if not request.actor.may("manage_aliases"):
-        return forbidden(request, request.actor, "manage_aliases")
     prompt = _prompt(request, name)
     alias = request.POST.get("alias", "production").strip()
     try:

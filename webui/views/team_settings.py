@@ -22,7 +22,7 @@ from softserve.tenancy.serializers import (
 )
 
 from webui.forms import errors_of, page_of
-from webui.team import forbidden, team_page
+from webui.team import team_page
 
 USAGE_DAYS = 30
 SETTINGS_PAGE = 25  # members and keys per page: each row carries its own small form
@@ -91,10 +91,8 @@ def settings_page(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@team_page()
+@team_page(post="manage_keys")
 def key_create(request: HttpRequest) -> HttpResponse:
-    if not request.actor.may("manage_keys"):
-        return forbidden(request, request.actor, "manage_keys")
     values = {"name": request.POST.get("name", "").strip(), "scopes": request.POST.getlist("scopes")}
     if request.POST.get("role"):
         values["role"] = request.POST["role"]
@@ -115,10 +113,8 @@ def key_create(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@team_page()
+@team_page(post="manage_keys")
 def key_revoke(request: HttpRequest, pk) -> HttpResponse:
-    if not request.actor.may("manage_keys"):
-        return forbidden(request, request.actor, "manage_keys")
     key = get_object_or_404(ApiKey.objects.for_tenant(request.actor.tenant), pk=pk)
     actions.revoke_key(request.actor, key)
     flash.success(request, f"Key {key.name} ({key.prefix}) is revoked.")
@@ -126,10 +122,8 @@ def key_revoke(request: HttpRequest, pk) -> HttpResponse:
 
 
 @require_POST
-@team_page()
+@team_page(post="manage_members")
 def member_add(request: HttpRequest) -> HttpResponse:
-    if not request.actor.may("manage_members"):
-        return forbidden(request, request.actor, "manage_members")
     values = {k: request.POST.get(k, "").strip() for k in ("email", "role")}
     form = MembershipCreateSerializer(data={k: v for k, v in values.items() if v})
     try:
@@ -147,10 +141,8 @@ def member_add(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@team_page()
+@team_page(post="manage_members")
 def invitation_withdraw(request: HttpRequest, pk) -> HttpResponse:
-    if not request.actor.may("manage_members"):
-        return forbidden(request, request.actor, "manage_members")
     invitation = get_object_or_404(Invitation.objects.for_tenant(request.actor.tenant), pk=pk)
     try:
         actions.withdraw_invitation(request.actor, invitation)
@@ -163,10 +155,8 @@ def invitation_withdraw(request: HttpRequest, pk) -> HttpResponse:
 
 
 @require_POST
-@team_page()
+@team_page(post="manage_members")
 def member_change(request: HttpRequest, pk) -> HttpResponse:
-    if not request.actor.may("manage_members"):
-        return forbidden(request, request.actor, "manage_members")
     membership = get_object_or_404(
         Membership.objects.for_tenant(request.actor.tenant).select_related("user"), pk=pk
     )
