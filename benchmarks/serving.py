@@ -4,7 +4,10 @@ A real stack in one command: the Django platform (gunicorn; PostgreSQL, database
 afresh; artifacts in a scratch folder), Redis (db 11) and one `python -m workers.serving` worker process
 with the default model (SmolLM2-135M). Prompts are random-initialised artifacts of the right shape
 (P=20): speed does not depend on trained values.
-C client threads each send one SST-2 input at a time to a prompt drawn uniformly at random.
+C client threads each send one input at a time to a prompt drawn uniformly at random. Row sets
+(`--row-set`): `multi` (the default: prompts in turn for AG News, RTE and SST-2, each with its task's
+template and labels, and each request one row of its prompt's task, so batches mix four-topic news with a
+three-token label, sentence pairs with multi-token labels and sentiment) or `sst2` (every prompt SST-2).
 
 Baselines: (a) the same load on one prompt (the limit); (b) the worker restarted with
 SERVING_GROUP_BY_PROMPT=1, which batches only requests of the same prompt, as a PEFT model with one
@@ -38,11 +41,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
 
-from benchmarks.common import SST2_TEMPLATE, dataset_path  # noqa: E402
+from benchmarks.common import TASKS, dataset_path  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/softserve_bench")
 PROMPT_COUNTS = (1, 16, 64)
+ROW_SETS = {"sst2": ("sst2",), "multi": ("agnews", "rte", "sst2")}
 # One default for the quick and the full run: quick once ran 32 clients against a full run's 8, and its
 # figures (latency, batching ratios) were not comparable.
 CLIENTS = 8
@@ -66,8 +70,8 @@ def _server_timing(header: str | None) -> dict[str, float]:
     return {name: float(value) for name, value in parts}
 
 
-def _post(port: int, key: str, name: str, text: str) -> tuple[int, float, dict[str, float]]:
-    body = json.dumps({"inputs": [text]})
+def _post(port: int, key: str, name: str, row: str | dict[str, str]) -> tuple[int, float, dict[str, float]]:
+    body = json.dumps({"inputs": [row]})
     started = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
@@ -90,7 +94,7 @@ def _post(port: int, key: str, name: str, text: str) -> tuple[int, float, dict[s
 
 
 def closed_loop(
-    port: int, key: str, names: list[str], texts: list[str], clients: int, seconds: float
+    port: int, key: str, names: list[str], rows: dict[str, list], clients: int, seconds: float
 ) -> dict:
     """`seconds` of measurement after WARMUP_S: only requests that start and end inside the window count,
     so neither the ramp-up nor the requests still draining when the clients stop skew req/s or latency."""
@@ -104,7 +108,8 @@ def closed_loop(
         nonlocal errors
         rng = random.Random(seed)
         while (started := time.monotonic()) < closes:
-            status, latency, _ = _post(port, key, rng.choice(names), rng.choice(texts))
+            name = rng.choice(names)
+            status, latency, _ = _post(port, key, name, rng.choice(rows[name]))
             if started < opens or started + latency > closes:
                 continue
             with lock:
@@ -169,6 +174,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=None, help="per load (default 15 quick, 60 full)")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--row-set", choices=sorted(ROW_SETS), default="multi")
     args = parser.parse_args()
     seconds = args.seconds or (15 if args.quick else 60)
     warnings.filterwarnings("ignore")
@@ -215,17 +221,19 @@ def main() -> None:
     from workers.storage import default_store, prompt_key
 
     fm = load_base_model()
-    spec = TaskSpec("classification", SST2_TEMPLATE, ["negative", "positive"])
+    tasks = ROW_SETS[args.row_set]
     tenant, _, key = create_tenant("bench", "bench@example.com")
     Quota.objects.update_or_create(tenant=tenant, defaults={"requests_per_minute": 10**9})
-    store, names, artifacts = default_store(), [], {}
+    store, names, artifacts, rows = default_store(), [], {}, {}
     for i in range(max(PROMPT_COUNTS)):
         name = f"task{i:03d}"
+        task = TASKS[tasks[i % len(tasks)]]
+        spec = TaskSpec("classification", task.template, list(task.labels))
         prompt = TaskPrompt.objects.create(
             tenant=tenant,
             name=name,
             task_type="classification",
-            template=SST2_TEMPLATE,
+            template=task.template,
             labels=spec.labels,
             verbalizer=spec.verbalizer,
             base_model=DEFAULT_MODEL_ID,
@@ -253,7 +261,12 @@ def main() -> None:
         Alias.objects.create(tenant=tenant, prompt=prompt, name="production", version=version)
         names.append(name)
         artifacts[name] = artifact
-    texts = [row["text"] for row in read_rows(dataset_path("sst2", "dev"))]
+        # A request's input: one dev row of its prompt's task (one text, or a pair's two fields).
+        fields = spec.fields
+        rows[name] = [
+            row["text"] if fields == ["text"] else {field: row[field] for field in fields}
+            for row in read_rows(dataset_path(task.name, "dev"))
+        ]
 
     server_log, worker_log = scratch / "web.log", scratch / "worker.log"
     # The production web server (docker-compose's `web`); each waiting prediction holds a thread.
@@ -271,14 +284,14 @@ def main() -> None:
         try:
             _wait_ready(worker_log, worker, "serving worker ready")
             # Warm the prompt cache (loading is not what is measured), many requests at once.
-            warm = [threading.Thread(target=_post, args=(args.port, key, n, texts[0])) for n in names]
+            warm = [threading.Thread(target=_post, args=(args.port, key, n, rows[n][0])) for n in names]
             for t in warm:
                 t.start()
             for t in warm:
                 t.join()
             out = {}
             for count in counts:
-                out[count] = closed_loop(args.port, key, names[:count], texts, args.clients, seconds)
+                out[count] = closed_loop(args.port, key, names[:count], rows, args.clients, seconds)
                 label = "grouped" if grouped else "mixed"
                 print(
                     f"{label:8s} prompts={count:3d} "
@@ -288,7 +301,7 @@ def main() -> None:
                     flush=True,
                 )
             if not grouped:  # REST overhead: one client, one prompt, paired per request
-                sample = [_post(args.port, key, names[0], t) for t in texts[:OVERHEAD_SAMPLES]]
+                sample = [_post(args.port, key, names[0], r) for r in rows[names[0]][:OVERHEAD_SAMPLES]]
                 sample = [(1000 * latency, timing) for status, latency, timing in sample if status == 200]
                 out["rest_single_p50_ms"] = statistics.median(ms for ms, _ in sample)
                 # Per request: what the client waited beyond the queue and the model time the platform
@@ -323,9 +336,11 @@ def main() -> None:
     torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     prompt = with_cached_states(fm, LoadedPrompt.from_artifact(fm, artifacts[names[0]]))
     bare = []
-    for text in texts[:OVERHEAD_SAMPLES]:
+    first_fields = artifacts[names[0]].spec.fields
+    for row in rows[names[0]][:OVERHEAD_SAMPLES]:
+        fields = {first_fields[0]: row} if isinstance(row, str) else row
         started = time.perf_counter()
-        predict_mixed(fm, [(prompt, {"text": text})])
+        predict_mixed(fm, [(prompt, fields)], precision=env.get("SERVING_PRECISION", "auto"))
         bare.append(time.perf_counter() - started)
     bare_p50 = 1000 * statistics.median(bare)
     overhead = mixed["overhead_p50_ms"]
@@ -351,6 +366,8 @@ def main() -> None:
     print(
         json.dumps(
             {
+                "row_set": args.row_set,
+                "tasks": list(tasks),
                 "rps": round(top["rps"], 2),
                 "ratio_vs_single_prompt": round(top["rps"] / mixed[1]["rps"], 3),
                 "ratio_vs_grouped": round(top["rps"] / grouped[max(PROMPT_COUNTS)]["rps"], 3),
