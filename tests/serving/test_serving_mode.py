@@ -26,6 +26,8 @@ def test_the_mode_is_explicit_when_set_and_derived_from_the_redis_url_otherwise(
 def test_the_check_warns_about_embedded_serving_under_several_gunicorn_processes(settings, capsys):
     settings.SERVING_MODE, settings.SERVING_REDIS_URL, settings.WEB_CONCURRENCY = "embedded", "", 4
     assert _ids(settings) == ["serving.W001"]
+    # The whole `check` runs every check: with DEBUG off (as in tests) it needs a key of its own.
+    settings.SECRET_KEY = "a-key-of-its-own-" + "x" * 40
     call_command("check")
     assert "serving.W001" in capsys.readouterr().err
     settings.WEB_CONCURRENCY = 1
