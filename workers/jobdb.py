@@ -25,6 +25,8 @@ from workers.contracts import FailureReason, JobKind, JobPolicy, JobStatus, Vers
 from workers.curves import thin_history
 
 log = logging.getLogger(__name__)
+# PostgreSQL's SQLSTATE for a transaction aborted to break a deadlock.
+DEADLOCK_DETECTED = "40P01"
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "jobs_job": (
@@ -218,27 +220,38 @@ class JobDB:
         mine = sa.select(jobs.c.id).where(
             jobs.c.status == JobStatus.RUNNING, jobs.c.worker == worker, jobs.c.cancel_requested == sa.false()
         )
-        for _ in range(5):  # SQLite has no row locks: a lost race picks again
-            with self.engine.begin() as conn:
-                held = conn.execute(mine.limit(1)).scalar()
-                if held is not None:
-                    conn.execute(
-                        jobs.update().where(jobs.c.id == held).values(**self._claim_values(worker, now))
-                    )
-                    return str(uuid.UUID(str(held)))
-                full: list[Any] = []  # tenants found at their limit under the lock, in this claim
-                while True:
-                    row = conn.execute(pick.where(jobs.c.tenant_id.not_in(full)) if full else pick).first()
-                    if row is None:
-                        return None
-                    if self._may_start(conn, row.tenant_id):
-                        break
-                    full.append(row.tenant_id)
-                claimed = conn.execute(
-                    jobs.update()
-                    .where(jobs.c.id == row.id, jobs.c.status == JobStatus.QUEUED)
-                    .values(**self._claim_values(worker, now))
-                ).rowcount
+        # SQLite has no row locks: a lost race picks again. PostgreSQL: a claim keeps the quota rows it
+        # locked until it commits, so two claims that each found the other's tenant full can wait on each
+        # other; the database aborts one (deadlock detected) and that one picks again.
+        for _ in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    held = conn.execute(mine.limit(1)).scalar()
+                    if held is not None:
+                        conn.execute(
+                            jobs.update().where(jobs.c.id == held).values(**self._claim_values(worker, now))
+                        )
+                        return str(uuid.UUID(str(held)))
+                    full: list[Any] = []  # tenants found at their limit under the lock, in this claim
+                    while True:
+                        row = conn.execute(
+                            pick.where(jobs.c.tenant_id.not_in(full)) if full else pick
+                        ).first()
+                        if row is None:
+                            return None
+                        if self._may_start(conn, row.tenant_id):
+                            break
+                        full.append(row.tenant_id)
+                    claimed = conn.execute(
+                        jobs.update()
+                        .where(jobs.c.id == row.id, jobs.c.status == JobStatus.QUEUED)
+                        .values(**self._claim_values(worker, now))
+                    ).rowcount
+            except sa.exc.DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) != DEADLOCK_DETECTED:
+                    raise
+                log.warning("claim by %s lost a deadlock with another claim; picking again", worker)
+                continue
             if claimed:
                 return str(uuid.UUID(str(row.id)))
         return None

@@ -40,6 +40,15 @@ def test_a_large_multipart_body_is_refused_off_the_upload_path(path, settings):
     assert _multipart(Client(), path, 1000).status_code != 413
 
 
+def test_a_made_up_authorization_header_opens_only_the_api_upload_not_the_page(settings):
+    """The page's CSRF check reads the body before its login check: a header alone (any text) must not
+    let a stranger's large body through there. The API checks a key before it reads the body."""
+    settings.LIMITS = replace(settings.LIMITS, body_max_bytes=1 * MiB)
+    header = {"HTTP_AUTHORIZATION": "Bearer not-a-key"}
+    assert _multipart(Client(), "/app/datasets/upload", 3 * MiB, **header).status_code == 413
+    assert _multipart(Client(), "/api/v1/datasets", 3 * MiB, **header).status_code == 401
+
+
 def test_the_dataset_upload_takes_large_bodies_with_credentials(acme, s3, settings):
     settings.LIMITS = replace(settings.LIMITS, body_max_bytes=64 * 1024)
     content = sst2_head(2000)

@@ -279,13 +279,11 @@ def train_bank(
                 run.use_probe_rows(clock.probe_rows)
 
     def single_reusable() -> bool:
-        """One member whose dev evaluations score all of dev, and whose best (if any) kept its predictions."""
+        """One member whose dev evaluations score all of dev, and whose best kept its predictions. Before
+        any dev evaluation there is nothing to reuse: a stop for time then skips the stop probe and the
+        final evaluation scores the last prompt, so its time stays reserved."""
         run = runs[0]
-        return (
-            len(runs) == 1
-            and len(run.dev_probe) == clock.dev_rows
-            and (run.best_outputs is not None or run.best_metric == -math.inf)
-        )
+        return len(runs) == 1 and len(run.dev_probe) == clock.dev_rows and run.best_outputs is not None
 
     step_started = time.perf_counter()
     for step in range(first_step, config.steps + 1):

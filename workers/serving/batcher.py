@@ -59,10 +59,12 @@ class _Row:
     version_id: str
     fields: dict[str, str]
     width: int  # positions one model row of this input takes in the forward pass
-    # Model rows this input takes in the forward pass: K for a K-member ensemble, else 1.
+    # Model rows this input takes at the widest of its two passes: K for a K-member ensemble, times the
+    # larger of 1 (the input's own pass) and the labels scored from its cached states (each of those
+    # holds a copy of the input's key/value states, as wide as the input).
     model_rows: int = 1
-    # Positions that run after it, from its cached states: the label tokens of rank classification
-    # (every label past its first token; an encoder-decoder's decoder over every label).
+    # Label tokens that run after the input, padded to its longest label (rank classification: every
+    # label past its first token; an encoder-decoder's decoder over every label).
     label_positions: int = 0
 
     @property
@@ -211,8 +213,9 @@ class Batcher:
         prompt = self.cache.get(request["version_id"], request["artifact_key"], request["artifact_sha256"])
         # Vector prompts that are not served from cached states still take P positions per row.
         extra = max((m.shape[0] for m in prompt.members if m.dim() == 2), default=0)
-        tail, label_positions = self._expansion(prompt, request)
-        model_rows = len(prompt.members)
+        tail, continued, label_positions = self._expansion(prompt, request)
+        members = len(prompt.members)
+        model_rows = members * max(1, continued)
         rows = []
         for j, fields in enumerate(request["inputs"]):
             row = _Row(
@@ -223,7 +226,7 @@ class Batcher:
                 fields,
                 width=len(prompt.encoder.input_ids(fields)) + extra + tail,
                 model_rows=model_rows,
-                label_positions=model_rows * label_positions,
+                label_positions=members * label_positions,
             )
             if model_rows > self.config.max_batch_rows or row.positions > self.config.max_batch_tokens:
                 raise TooLarge(
@@ -233,19 +236,22 @@ class Batcher:
             rows.append(row)
         return rows
 
-    def _expansion(self, prompt: LoadedPrompt, request: ServeRequest) -> tuple[int, int]:
-        """(positions added to each model row, label positions after it) of one input of this prompt.
+    def _expansion(self, prompt: LoadedPrompt, request: ServeRequest) -> tuple[int, int, int]:
+        """(positions added to each model row, labels continued from the input's cached states, label
+        positions that run after it) of one input of this prompt, per ensemble member.
 
-        Generation grows each row by up to its token limit. Rank classification runs the input once and
-        then, from its cached states, each label's tokens but the first (the input's last position
-        predicts every label's first token); an encoder-decoder's decoder runs every label's tokens.
+        Generation grows each row by up to its token limit. Rank classification runs the input once; its
+        last position predicts every label's first token, and each label of more tokens continues from a
+        copy of the input's cached states (an encoder-decoder: every label, through the decoder), its
+        tokens padded to the longest such label.
         """
         if prompt.spec.task_type != "classification":
-            return self._token_limit(request), 0
+            return self._token_limit(request), 0, 0
         targets = prompt.encoder.class_targets
         if self.fm.is_encoder_decoder:
-            return 0, sum(len(t) for t in targets)
-        return 0, sum(len(t) - 1 for t in targets)
+            return 0, len(targets), len(targets) * max(len(t) for t in targets)
+        continued = [len(t) - 1 for t in targets if len(t) > 1]
+        return 0, len(continued), len(continued) * max(continued, default=0)
 
     def sub_batches(self, rows: list[_Row]) -> list[list[_Row]]:
         """Length-sorted runs under the row and token budgets, counting each input's expanded model rows;

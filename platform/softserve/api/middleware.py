@@ -44,7 +44,12 @@ class OutageMiddleware:
 
 
 # The only views that take large bodies: the dataset upload of the API and of the web UI.
-UPLOAD_VIEWS = frozenset({"datasets", "webui:dataset-upload"})
+# The dataset upload views and who may send them a large body before the view runs: the API's with an
+# API key (DRF checks it before parsing the body), the page's with a signed-in session only (its CSRF check
+# reads the body before the view's own login check, so a header alone must not let a stranger in).
+API_UPLOAD_VIEW = "datasets"
+PAGE_UPLOAD_VIEW = "webui:dataset-upload"
+UPLOAD_VIEWS = frozenset({API_UPLOAD_VIEW, PAGE_UPLOAD_VIEW})
 
 
 @functools.cache
@@ -108,6 +113,8 @@ class RequestSizeLimit:
             match = resolve(request.path_info)
         except Resolver404:
             return False
-        if match.view_name not in UPLOAD_VIEWS:
-            return False
-        return bool(request.headers.get("Authorization")) or request.user.is_authenticated
+        if match.view_name == PAGE_UPLOAD_VIEW:
+            return request.user.is_authenticated
+        if match.view_name == API_UPLOAD_VIEW:
+            return bool(request.headers.get("Authorization")) or request.user.is_authenticated
+        return False
