@@ -128,3 +128,36 @@ def test_the_client_address_is_read_through_trusted_hops_only(settings):
     assert client_address_of("::ffff:10.0.0.1", "[2001:db8::1]:443", trusted) == "2001:db8::1"
     with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
         parse_networks("10.0.0.0/8,not-a-network")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_guesses_sent_side_by_side_get_no_more_than_the_free_ones(owner, settings, monkeypatch):
+    """Every attempt is counted before its password is checked: ten sent at once (each check made slow, so
+    they overlap) get the account's free failures checked and the rest refused, not ten guesses."""
+    import threading
+
+    from django.contrib.auth import forms as auth_forms
+
+    checked: list[str] = []
+    original = auth_forms.authenticate
+
+    def slow_check(*args, **kwargs):
+        checked.append(kwargs.get("username", ""))
+        time.sleep(0.5)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(auth_forms, "authenticate", slow_check)
+    start = threading.Barrier(10)
+    statuses: list[int] = []
+
+    def guess(i: int) -> None:
+        start.wait()
+        statuses.append(attempt(Client(), owner, f"wrong-{i}", client=f"203.0.113.{i + 1}").status_code)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(checked) == settings.LOGIN_ACCOUNT_FREE_FAILURES, (checked, statuses)
+    assert sorted(statuses) == [200] * len(checked) + [429] * (10 - len(checked))

@@ -71,10 +71,18 @@ class ProgressiveDelay:
         return min(settings.LOGIN_ACCOUNT_DELAY_S * 2 ** min(over, 32), settings.LOGIN_ACCOUNT_MAX_DELAY_S)
 
     def wait_s(self) -> float:
-        """Seconds until an attempt may be checked; 0 means now, and this caller holds that attempt."""
+        """Seconds until an attempt may be checked; 0 means now: this caller holds that attempt, and it is
+        already counted (as a failure until `passed` refunds it), so attempts sent side by side cannot all
+        read the same count and each get a free guess."""
         failures = cache.get(f"{self.key}:n", 0)
         delay = self._delay(failures)
         if delay <= 0:
+            taken = _count(f"{self.key}:n")
+            if self._delay(taken - 1) > 0:  # attempts beside this one took the free ones first
+                _uncount(f"{self.key}:n")
+                return self._delay(taken - 1)
+            # A delayed attempt waits from the latest one let through, not from the last that reported back.
+            cache.set(f"{self.key}:last", time.time(), timeout=settings.LOGIN_WINDOW_S)
             return 0.0
         remaining = cache.get(f"{self.key}:last", 0.0) + delay - time.time()
         if remaining > 0:
@@ -83,26 +91,42 @@ class ProgressiveDelay:
         # checked. The claim lapses after one delay, so one that never reports back blocks nothing for good.
         if not cache.add(f"{self.key}:slot:{failures}", 1, timeout=math.ceil(delay)):
             return delay
+        _count(f"{self.key}:n")
+        # The next attempt waits from now (not from the last failure) until this one reports back.
+        cache.set(f"{self.key}:last", time.time(), timeout=settings.LOGIN_WINDOW_S)
         return 0.0
 
     def fail(self) -> None:
-        _count(f"{self.key}:n")
+        """The checked attempt failed: it was counted when it was let through; its delay runs from now."""
         cache.set(f"{self.key}:last", time.time(), timeout=settings.LOGIN_WINDOW_S)
 
     def passed(self) -> None:
-        """The checked attempt signed in: the next one need not wait for its claim to lapse."""
+        """The checked attempt signed in: its count is refunded, and the next one need not wait for its
+        claim to lapse."""
+        _uncount(f"{self.key}:n")
         cache.delete(f"{self.key}:slot:{cache.get(f'{self.key}:n', 0)}")
 
     def clear(self) -> None:
         cache.delete_many([f"{self.key}:n", f"{self.key}:last"])
 
 
-def _count(key: str) -> None:
-    cache.add(key, 0, timeout=settings.LOGIN_WINDOW_S)  # the window starts at the first failure
+def _count(key: str) -> int:
+    """One more in the window's count (the window starts at the first); the count now."""
+    cache.add(key, 0, timeout=settings.LOGIN_WINDOW_S)
     try:
-        cache.incr(key)
-    except ValueError:  # expired between add and incr: this failure opens a new window
+        return int(cache.incr(key))
+    except ValueError:  # expired between add and incr: this one opens a new window
         cache.set(key, 1, timeout=settings.LOGIN_WINDOW_S)
+        return 1
+
+
+def _uncount(key: str) -> None:
+    """Take back one `_count` (an attempt refused before its check, or one that signed in)."""
+    try:
+        if cache.decr(key) < 0:
+            cache.set(key, 0, timeout=settings.LOGIN_WINDOW_S)
+    except ValueError:  # the window ended meanwhile: nothing left to take back
+        pass
 
 
 def _address_key(address: str) -> str:
@@ -132,12 +156,17 @@ class ThrottledLoginView(auth_views.LoginView):
             self.gate = ProgressiveDelay(f"softserve:login:device:{_digest(device)}")
         else:
             self.gate = ProgressiveDelay(f"softserve:login:account:{_digest(account)}")
-            failures = cache.get(_address_key(address), 0)
-            if failures >= settings.LOGIN_ADDRESS_MAX_FAILURES:
-                logger.warning("sign-in refused: %d failures from %s", failures, address)
+            # Counted before the password is checked (and refunded if it signs in or is refused here), so
+            # attempts sent side by side cannot all pass under the limit.
+            failures = _count(_address_key(address))
+            if failures > settings.LOGIN_ADDRESS_MAX_FAILURES:
+                _uncount(_address_key(address))
+                logger.warning("sign-in refused: %d failures from %s", failures - 1, address)
                 return self._refused("address", settings.LOGIN_WINDOW_S)
         wait = self.gate.wait_s()
         if wait > 0:
+            if device is None:
+                _uncount(_address_key(address))
             logger.warning("sign-in refused: account delayed %.1f s more (from %s)", wait, address)
             return self._refused("account", wait)
         self.device, self.address = device, address
@@ -151,9 +180,7 @@ class ThrottledLoginView(auth_views.LoginView):
         return response
 
     def form_invalid(self, form) -> HttpResponse:
-        self.gate.fail()
-        if self.device is None:
-            _count(_address_key(self.address))
+        self.gate.fail()  # counted (account and address) when it was let through
         return super().form_invalid(form)
 
     def form_valid(self, form) -> HttpResponse:
@@ -161,6 +188,7 @@ class ThrottledLoginView(auth_views.LoginView):
             self.gate.clear()  # a remembered browser's own mistakes; the account's count stays
         else:
             self.gate.passed()
+            _uncount(_address_key(self.address))
         response = super().form_valid(form)
         # Remember this browser for this account (a fresh id each time; the old one is simply replaced).
         who = _digest(account_of(form.cleaned_data.get("username", "")))
