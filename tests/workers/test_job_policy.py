@@ -221,7 +221,9 @@ def test_the_time_budget_applies_without_max_minutes_and_counts_earlier_attempts
     job.refresh_from_db()
     assert job.result["stop_reason"] == "time budget", job.result
     assert job.result["steps_run"] < 100_000 and job.prompt_version.status == VersionStatus.READY
-    assert 3.0 <= job.gpu_seconds < 3.0 + 10, job.gpu_seconds  # all attempts, and stopped near the budget
+    # All attempts count: this one had the 0.5 s left, not a fresh 3 s, and the budget held (the reserve
+    # for the final work may end it a little before the budget, never more than 10% after).
+    assert 2.5 < job.gpu_seconds <= 1.1 * 3.0, job.gpu_seconds
     assert store.exists(job.prompt_version.artifact_key)
 
 
