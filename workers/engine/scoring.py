@@ -182,7 +182,9 @@ def _shared_input_class_logprobs(
     """
     many_tokens = any(len(t) > 1 for t in flat_targets)
     batch = assemble(fm, prompts, row_prompt, inputs, left_pad=True)
-    out = fm.decoder_body()(**{**batch.decoder_inputs(), "use_cache": many_tokens})
+    # The cache is kept when labels continue from it (a prefix prompt's cache is used either way).
+    use_cache = many_tokens or batch.past_key_values is not None
+    out = fm.decoder_body()(**{**batch.decoder_inputs(), "use_cache": use_cache})
     first = F.log_softmax(fm.lm_head()(out.last_hidden_state[:, -1]).float(), dim=-1)  # (B, V)
     flat_row = torch.tensor([i for i, n in enumerate(counts) for _ in range(n)], device=fm.device)  # (N,)
     flat_first = torch.tensor([t[0] for t in flat_targets], device=fm.device)
