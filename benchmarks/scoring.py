@@ -24,19 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import dataset_path
+from benchmarks.common import TASKS, dataset_path
 
-TASKS = {
-    "agnews": {
-        "template": "Article: {text}\nTopic:",
-        "labels": ["world", "sports", "business", "sci_tech"],
-        "single": {"world": "world", "sports": "sports", "business": "business", "sci_tech": "science"},
-    },
-    "rte": {
-        "template": "Premise: {text_a}\nHypothesis: {text_b}\nAnswer:",
-        "labels": ["entailment", "not_entailment"],
-        "single": {"entailment": "yes", "not_entailment": "no"},
-    },
+# The tasks' templates and labels are the benchmarks' own (benchmarks.common.TASKS); here only the one-token
+# words each label is relabelled with for the single-token ceiling.
+SINGLE_TOKEN_WORDS = {
+    "agnews": {"world": "world", "sports": "sports", "business": "business", "sci_tech": "science"},
+    "rte": {"entailment": "yes", "not_entailment": "no"},
 }
 TARGETS = {"real_vs_single": 0.85, "agnews_speedup": 3.0}
 
@@ -150,14 +144,14 @@ def main() -> None:
         "matmul_gflops": round(flops / 1e9, 1),
         "rows": rows,
     }
-    for task, setup in TASKS.items():
-        labels = setup["labels"]
-        real = TaskSpec("classification", setup["template"], labels)
-        single = TaskSpec("classification", setup["template"], labels, verbalizer=setup["single"])
+    for task, words in SINGLE_TOKEN_WORDS.items():
+        template, labels = TASKS[task].template, list(TASKS[task].labels)
+        real = TaskSpec("classification", template, labels)
+        single = TaskSpec("classification", template, labels, verbalizer=words)
         real_encoder, single_encoder = TaskEncoder(fm, real), TaskEncoder(fm, single)
         if any(len(t) != 1 for t in single_encoder.class_targets):
             raise SystemExit(f"{task}: the relabelled words are not one token each in {fm.model_id}")
-        examples = to_examples(read_rows(dataset_path(task, "dev")), setup["template"], "label")[:rows]
+        examples = to_examples(read_rows(dataset_path(task, "dev")), template, "label")[:rows]
         inputs = [real_encoder.input_ids(ex.fields) for ex in examples]
         batches = _batches(inputs, args.batch_size)
         classes = {
@@ -189,7 +183,7 @@ def main() -> None:
         print(task, json.dumps(report[task]), file=sys.stderr)
     report["targets"] = TARGETS
     report["target_met"] = all(
-        report[task]["real_vs_single"] >= TARGETS["real_vs_single"] for task in TASKS
+        report[task]["real_vs_single"] >= TARGETS["real_vs_single"] for task in SINGLE_TOKEN_WORDS
     ) and (report["agnews"]["one_pass_vs_per_label"] >= TARGETS["agnews_speedup"])
     print(json.dumps(report))
 

@@ -217,6 +217,7 @@ def main() -> None:
     from workers.engine.data import read_rows
     from workers.engine.inference import LoadedPrompt, predict_mixed
     from workers.engine.task import TaskSpec
+    from workers.serving.config import ServingConfig
     from workers.serving.kv import with_cached_states
     from workers.storage import default_store, prompt_key
 
@@ -337,10 +338,11 @@ def main() -> None:
     prompt = with_cached_states(fm, LoadedPrompt.from_artifact(fm, artifacts[names[0]]))
     bare = []
     first_fields = artifacts[names[0]].spec.fields
+    serving_precision = ServingConfig.from_env(env).precision  # as the worker scored them
     for row in rows[names[0]][:OVERHEAD_SAMPLES]:
         fields = {first_fields[0]: row} if isinstance(row, str) else row
         started = time.perf_counter()
-        predict_mixed(fm, [(prompt, fields)], precision=env.get("SERVING_PRECISION", "auto"))
+        predict_mixed(fm, [(prompt, fields)], precision=serving_precision)
         bare.append(time.perf_counter() - started)
     bare_p50 = 1000 * statistics.median(bare)
     overhead = mixed["overhead_p50_ms"]
