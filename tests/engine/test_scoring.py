@@ -9,6 +9,7 @@ prompts served from cached states), label sets and label lengths.
 import pytest
 import torch
 
+from benchmarks.common import TASKS
 from tests.conftest import shared_dataset
 from workers.engine.base_model import load_base_model
 from workers.engine.batching import PromptSet
@@ -18,13 +19,10 @@ from workers.engine.inference import LoadedPrompt, predict_mixed
 from workers.engine.scoring import class_logprobs, class_logprobs_expanded
 from workers.engine.task import TaskSpec
 
-NEWS = TaskSpec("classification", "Article: {text}\nTopic:", ["world", "sports", "business", "sci_tech"])
-ENTAIL = TaskSpec(
-    "classification",
-    "Premise: {text_a}\nHypothesis: {text_b}\nAnswer:",
-    ["entailment", "not_entailment"],
+NEWS, ENTAIL, SENTIMENT = (
+    TaskSpec("classification", TASKS[name].template, list(TASKS[name].labels))
+    for name in ("agnews", "rte", "sst2")
 )
-SENTIMENT = TaskSpec("classification", "Review: {text}\nSentiment:", ["negative", "positive"])
 
 
 def _vector(fm, length, seed):

@@ -6,6 +6,7 @@ as training does); this checks on the real model and real rows that the labels s
 
 import pytest
 
+from benchmarks.common import TASKS
 from tests.conftest import shared_dataset
 from workers.engine.base_model import load_base_model
 from workers.engine.data import read_rows, to_examples
@@ -15,11 +16,6 @@ from workers.engine.task import TaskSpec
 
 pytestmark = pytest.mark.real_model
 
-TASKS = {
-    "sst2": ("Review: {text}\nSentiment:", ["negative", "positive"]),
-    "agnews": ("Article: {text}\nTopic:", ["world", "sports", "business", "sci_tech"]),
-    "rte": ("Premise: {text_a}\nHypothesis: {text_b}\nAnswer:", ["entailment", "not_entailment"]),
-}
 ROWS = 40
 
 
@@ -30,7 +26,7 @@ def fm():
 
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_bf16_labels_agree_with_fp32_on_held_rows(fm, task):
-    template, labels = TASKS[task]
+    template, labels = TASKS[task].template, list(TASKS[task].labels)
     spec = TaskSpec("classification", template, labels)
     examples = to_examples(read_rows(shared_dataset(task, "dev")), template, "label")[:ROWS]
     prompt = design_prompt(fm, spec, [])
