@@ -50,6 +50,43 @@ class VersionStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class ParityStatus(StrEnum):
+    """A ready version scored on its prompt's evaluation set through the serving pool (the path callers
+    use), against its training-time dev score: a gap over the tolerance is a train/serve parity failure."""
+
+    NONE = "none"  # the prompt pins no evaluation set (or the version predates it)
+    PENDING = "pending"  # queued for, or being scored on, the evaluation set
+    PASSED = "passed"
+    FAILED = "parity_failed"
+    ERROR = "error"  # the evaluation itself could not run (the message says why); never gates silently
+
+
+class PredictionOutcome(StrEnum):
+    """How one prediction request ended, as the prediction log keeps it (live per-version figures)."""
+
+    OK = "ok"
+    ERROR = "error"
+
+
+class WebhookEvent(StrEnum):
+    """What a team's webhooks may subscribe to; each delivery's `event`."""
+
+    VERSION_READY = "version.ready"
+    VERSION_FAILED = "version.failed"
+    ALIAS_MOVED = "alias.moved"
+    GATE_FAILED = "gate.failed"
+    CANARY_ROLLED_BACK = "canary.rolled_back"
+    JOB_FAILED = "job.failed"
+
+
+class DeliveryStatus(StrEnum):
+    """A webhook delivery: waiting for its (next) attempt, delivered (a 2xx), or given up."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 class FailureReason(StrEnum):
     """Why a job failed, as a category an operator can group by; the job's `error` says it in words."""
 
@@ -104,6 +141,13 @@ TASK_EVALUATE = "softserve.jobs.evaluate"
 TASK_FOR_KIND = {JobKind.TUNE: TASK_TUNE, JobKind.ENSEMBLE: TASK_ENSEMBLE, JobKind.EVALUATE: TASK_EVALUATE}
 # Periodic (Celery beat): re-queue stalled jobs, re-send lost messages. Workers only.
 TASK_RECONCILE = "softserve.maintenance.reconcile"
+# A version that became ready, scored on its prompt's evaluation set through the serving path.
+TASK_EVALUATE_VERSION = "softserve.versions.evaluate_set"
+# Webhooks: deliver one delivery row (retried with backoff); periodic: re-send deliveries that are due.
+TASK_DELIVER_WEBHOOK = "softserve.webhooks.deliver"
+TASK_SWEEP_WEBHOOKS = "softserve.webhooks.sweep"
+# Periodic: forget the inputs that prediction records keep past their prompt's retention period.
+TASK_EXPIRE_PREDICTION_INPUTS = "softserve.predictions.expire_inputs"
 
 QUEUE_GPU = "gpu"
 QUEUE_DEFAULT = "default"
@@ -239,6 +283,13 @@ def serving_replied_key(request_id: str) -> str:
     return f"softserve:replied:{request_id}"
 
 
+class ShadowTarget(TypedDict):
+    version: int
+    version_id: str
+    artifact_key: str
+    artifact_sha256: str
+
+
 class ServeRequest(TypedDict):
     request_id: str
     tenant_id: str
@@ -252,6 +303,10 @@ class ServeRequest(TypedDict):
     enqueued_at: float  # epoch seconds
     deadline: float  # epoch seconds; a request not started by then is answered "expired"
     max_new_tokens: NotRequired[int]  # generation: this request's limit (never above the worker's)
+    # An alias's shadow version: scores the same inputs in the same batch; the caller gets the primary's
+    # outputs, the reply carries the shadow's as `shadow_outputs` (for agreement figures).
+    shadow: NotRequired[ShadowTarget]
+
 
 
 class ServeReply(TypedDict, total=False):
@@ -264,6 +319,7 @@ class ServeReply(TypedDict, total=False):
     # Milliseconds: enqueue to the start of its batch, and the batch's own time (for Server-Timing).
     queue_ms: float
     batch_ms: float
+    shadow_outputs: list[dict]  # the request named a shadow: its outputs (absent if the shadow failed)
 
 
 @dataclass(frozen=True)

@@ -50,10 +50,12 @@ INSTALLED_APPS = [
     "softserve.jobs",
     "softserve.serving",
     "softserve.ops",
+    "softserve.webhooks",
     "webui",  # the team pages (/app/) and operator pages (/ops/); a top-level package beside platform/
 ]
 MIGRATION_MODULES = {
-    app: f"migrations.{app}" for app in ("tenancy", "datasets", "prompts", "jobs", "serving", "ops")
+    app: f"migrations.{app}"
+    for app in ("tenancy", "datasets", "prompts", "jobs", "serving", "ops", "webhooks")
 }
 
 MIDDLEWARE = [

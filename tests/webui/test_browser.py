@@ -160,13 +160,16 @@ def test_train_watch_cancel_promote_rollback_and_playground(page, stack):
     page.get_by_label("Name", exact=True).fill("<script>x")
     page.get_by_label("Labels").fill("negative,positive")
     page.get_by_label("Base model").select_option(stack["tiny"])
-    page.get_by_role("button", name="Create prompt").click()
+    # The refused form comes back as a new page: wait for its load, or the dataset choice below can land
+    # before htmx (a deferred script) has bound the select, and no refresh is sent.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create prompt").click()
     expect(page.locator(".field-error").first).to_contain_text("Use 1-100 letters")
     expect(page.get_by_label("Name", exact=True)).to_have_value("<script>x")
     page.get_by_label("Name", exact=True).fill("sentiment")
     page.get_by_label(re.compile("^Dataset it trains on")).select_option(index=1)
     expect(page.get_by_label("Labels")).to_have_value("negative,positive")
-    expect(page.locator("#template-preview")).to_contain_text("Fields found: text")
+    expect(page.locator("#template-preview")).to_contain_text("Fields found: text: each a column of reviews v1")
     expect(page.locator("#template-preview pre")).to_contain_text("Review: ")
     look(page, "prompt-new")
     page.get_by_role("button", name="Create prompt").click()

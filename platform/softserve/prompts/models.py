@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from softserve.tenancy.models import TenantOwned
-from workers.contracts import TaskType, VersionStatus, choices
+from workers.contracts import ParityStatus, TaskType, VersionStatus, choices
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
@@ -19,6 +19,14 @@ class TaskPrompt(TenantOwned):
     labels = models.JSONField(default=list)
     verbalizer = models.JSONField(default=dict)
     base_model = models.CharField(max_length=200)
+    # The held-out rows every new version is scored on through the serving pool (parity) and that alias
+    # gates compare versions on; a training job whose rows overlap it is refused unless told.
+    eval_dataset_version = models.ForeignKey(
+        "datasets.DatasetVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Prediction inputs are kept (for feedback datasets) only when the team opts in, and only this long.
+    keep_inputs = models.BooleanField(default=False)
+    input_retention_days = models.PositiveIntegerField(default=30)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="prompt_name_per_tenant")]
@@ -55,6 +63,11 @@ class PromptVersion(TenantOwned):
     # queries defer it.
     peft_key = models.CharField(max_length=300, blank=True)
     inspection = models.JSONField(default=dict, blank=True)
+    # The evaluation-set score through the serving pool: {"dataset_version", "metrics" (accuracy,
+    # macro_f1, per_label), "dev_metrics" (training time), "gap", "predictions" (one output per row, in
+    # the set's order: what gates pair two versions on), "error"}; `parity` says how it compared.
+    evaluation = models.JSONField(default=dict, blank=True)
+    parity = models.CharField(max_length=16, choices=choices(ParityStatus), default=ParityStatus.NONE)
 
     class Meta:
         constraints = [
@@ -70,6 +83,19 @@ class Alias(TenantOwned):
     name = models.CharField(max_length=50)
     version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="aliases")
     updated_at = models.DateTimeField(auto_now=True)
+    # Only owners and admins move a protected alias (`production` is protected when created).
+    protected = models.BooleanField(default=False)
+    # The gate and the canary's limits: {"metric", "min", "max_regression", "alpha"} checked on the
+    # evaluation set before a move; {"max_error_rate", "max_p95_ms", "window_s", "min_requests"} watched
+    # on live traffic of a canary. Empty: no gate, no automatic rollback.
+    policy = models.JSONField(default=dict, blank=True)
+    # A traffic split: [{"version": 3, "weight": 90}, {"version": 4, "weight": 10}] (weights sum to 100;
+    # `version` above is the primary, always in it). Empty: every request reaches `version`.
+    split = models.JSONField(default=list, blank=True)
+    # Scores the same inputs in the same batch as the primary; callers never see its answer.
+    shadow = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="shadowing"
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["prompt", "name"], name="alias_name_per_prompt")]
