@@ -7,7 +7,7 @@ from functools import cache
 from celery import Celery
 from django.conf import settings
 
-from workers.contracts import QUEUE_GPU, TASK_FOR_KIND, job_payload
+from workers.contracts import QUEUE_DEFAULT, QUEUE_GPU, TASK_FOR_KIND, job_payload
 
 
 @cache
@@ -38,3 +38,8 @@ def celery_app() -> Celery:
 
 def send_job(job_id: str, kind: str) -> None:
     celery_app().send_task(TASK_FOR_KIND[kind], kwargs=job_payload(job_id), queue=QUEUE_GPU)
+
+
+def send(task_name: str, queue: str = QUEUE_DEFAULT, **kwargs: str) -> None:
+    """Any other task by its contracts name: ids in, the database holds the rest."""
+    celery_app().send_task(task_name, kwargs=kwargs, queue=queue)
