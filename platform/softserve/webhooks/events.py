@@ -25,7 +25,8 @@ def emit(tenant: Tenant, event: WebhookEvent, data: dict[str, Any]) -> list[Webh
     now = timezone.now()
     body = {"event": str(event), "tenant": str(tenant.pk), "created_at": now.isoformat(), "data": data}
     deliveries = WebhookDelivery.objects.bulk_create(
-        WebhookDelivery(tenant=tenant, webhook=h, event=event, payload=body, next_attempt_at=now) for h in hooks
+        WebhookDelivery(tenant=tenant, webhook=hook, event=event, payload=body, next_attempt_at=now)
+        for hook in hooks
     )
     ids = [str(d.pk) for d in deliveries]
     transaction.on_commit(lambda: _send(ids))
