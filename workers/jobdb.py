@@ -20,8 +20,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from workers.config import WorkerConfig, worker_config
 from workers import webhooks
+from workers.config import WorkerConfig, worker_config
 from workers.contracts import FailureReason, JobKind, JobPolicy, JobStatus, VersionStatus, WebhookEvent
 from workers.curves import thin_history
 

@@ -12,6 +12,7 @@ a few kilobytes; the whole attempt has a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
@@ -72,7 +73,7 @@ class Target:
     path: str
 
 
-def _unwrapped(address: Address) -> Address:
+def unwrapped(address: Address) -> Address:
     """The IPv4 address an IPv6 form carries (IPv4-mapped, 6to4, NAT64 64:ff9b::/96), else itself."""
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
@@ -86,7 +87,7 @@ def _unwrapped(address: Address) -> Address:
 
 def is_public(address: Address) -> bool:
     """Whether a delivery may reach this address without the operator's say-so."""
-    for candidate in {address, _unwrapped(address)}:
+    for candidate in {address, unwrapped(address)}:
         if (
             candidate.is_private
             or candidate.is_loopback
@@ -156,8 +157,10 @@ def resolve(url: str, allowed: Allowed) -> Target:
     addresses = _addresses(host, port)
     for address in addresses:
         if not is_public(address) and not allowed.admits(host, address):
+            inner = unwrapped(address)
+            shown = f"{address} ({inner})" if inner != address else str(address)
             raise UnsafeURL(
-                f"The host {host!r} resolves to {address}, a private, loopback, link-local or reserved "
+                f"The host {host!r} resolves to {shown}, a private, loopback, link-local or reserved "
                 "address; webhooks may not reach it (an operator can allow it with "
                 "WEBHOOK_ALLOW_PRIVATE_HOSTS)."
             )
@@ -206,10 +209,8 @@ def post(
         expired.set()
         sock = conn.sock
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     timer = threading.Timer(total_timeout_s, _expire)
     timer.daemon = True
@@ -224,6 +225,8 @@ def post(
         conn.endheaders(body)
         response = conn.getresponse()
         excerpt = response.read(MAX_RESPONSE_BYTES)
+        if expired.is_set():  # the shut socket reads as an end of answer: not an answer in time
+            raise TimeoutError(f"no complete answer within {total_timeout_s:g} s")
         return response.status, excerpt.decode("utf-8", errors="replace")[:EXCERPT_CHARS]
     except (OSError, http.client.HTTPException) as exc:
         if expired.is_set():

@@ -322,7 +322,7 @@ def deliver(
         delivery_id,
         claimed.attempts + 1,
         outcome,
-        extra={"status_code": status_code, "event": claimed.event},
+        extra={"status_code": status_code, "webhook_event": claimed.event},
     )
     return str(outcome) if outcome else "lost claim"
 

@@ -23,7 +23,9 @@ def create(team, url, events=("version.ready",), **extra):
 def sent(monkeypatch):
     """Deliveries handed to Celery after commit (the broker itself is not needed here)."""
     calls = []
-    monkeypatch.setattr("softserve.webhooks.events.producer.send", lambda task, **kw: calls.append((task, kw)))
+    monkeypatch.setattr(
+        "softserve.webhooks.events.producer.send", lambda task, **kw: calls.append((task, kw))
+    )
     return calls
 
 
@@ -53,7 +55,10 @@ def test_create_shows_the_secret_once_then_a_prefix(acme, allow_local, receiver)
         ({"url": "https://" + "a" * 2000 + ".example/", "events": ["job.failed"]}, "url"),
         ({"url": "https://user:pw@hooks.example/", "events": ["job.failed"]}, "url"),
         ({"url": "not a url", "events": ["job.failed"]}, "url"),
-        ({"url": "https://hooks.example/x", "events": ["job.failed"], "description": "d" * 201}, "description"),
+        (
+            {"url": "https://hooks.example/x", "events": ["job.failed"], "description": "d" * 201},
+            "description",
+        ),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(acme, body, field):
@@ -98,7 +103,9 @@ def test_a_name_resolving_to_a_private_address_is_refused(acme, monkeypatch):
     import socket
 
     monkeypatch.setattr(
-        socket, "getaddrinfo", lambda host, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", 443))]
+        socket,
+        "getaddrinfo",
+        lambda host, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", 443))],
     )
     answer = create(acme, "https://hooks.example/x")
     assert answer.status_code == 400
@@ -110,7 +117,9 @@ def test_the_operator_may_allow_a_private_network(acme, settings, monkeypatch):
 
     settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = "10.20.0.0/16, hooks.internal"
     monkeypatch.setattr(
-        socket, "getaddrinfo", lambda host, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.30.0.5", 443))]
+        socket,
+        "getaddrinfo",
+        lambda host, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.30.0.5", 443))],
     )
     assert create(acme, "https://10.20.1.2/hook").status_code == 201
     assert create(acme, "https://hooks.internal/hook").status_code == 201  # allowed by name
@@ -140,7 +149,10 @@ def test_patch_and_enabling_again_resets_the_failures(acme, allow_local, receive
     assert (enabled["enabled"], enabled["consecutive_failures"], enabled["disabled_reason"]) == (True, 0, "")
     assert acme.client.patch(f"{HOOKS}/{hook_id}", {}, format="json").status_code == 400
     assert acme.client.patch(f"{HOOKS}/{hook_id}", {"events": ["nope"]}, format="json").status_code == 400
-    assert acme.client.patch(f"{HOOKS}/{hook_id}", {"url": "https://x.example"}, format="json").status_code == 400
+    assert (
+        acme.client.patch(f"{HOOKS}/{hook_id}", {"url": "https://x.example"}, format="json").status_code
+        == 400
+    )
     actions = set(AuditEvent.objects.filter(tenant=acme.tenant).values_list("action", flat=True))
     assert {"webhook.create", "webhook.update"} <= actions
     assert acme.client.delete(f"{HOOKS}/{hook_id}").status_code == 204
@@ -148,7 +160,9 @@ def test_patch_and_enabling_again_resets_the_failures(acme, allow_local, receive
     assert AuditEvent.objects.filter(tenant=acme.tenant, action="webhook.delete").exists()
 
 
-def test_test_delivery_is_queued_for_a_worker_and_logged(acme, allow_local, receiver, sent, django_capture_on_commit_callbacks):
+def test_test_delivery_is_queued_for_a_worker_and_logged(
+    acme, allow_local, receiver, sent, django_capture_on_commit_callbacks
+):
     hook_id = create(acme, receiver.url, ["job.failed"]).json()["id"]
     with django_capture_on_commit_callbacks(execute=True):
         queued = acme.client.post(f"{HOOKS}/{hook_id}/test")
@@ -165,7 +179,9 @@ def test_test_delivery_is_queued_for_a_worker_and_logged(acme, allow_local, rece
     assert {"last_status_code", "last_error", "created_at", "delivered_at"} <= set(row)
 
 
-def test_emit_queues_only_for_enabled_subscribed_hooks(acme, allow_local, receiver, sent, django_capture_on_commit_callbacks):
+def test_emit_queues_only_for_enabled_subscribed_hooks(
+    acme, allow_local, receiver, sent, django_capture_on_commit_callbacks
+):
     from softserve.webhooks.events import emit
 
     from workers.contracts import WebhookEvent
@@ -189,7 +205,11 @@ def test_owners_and_admins_only(acme, allow_local, receiver):
 
         _, key = ApiKey.mint(acme.tenant, role, ["read", "write"], role=role, created_by=membership.user)
         client = bearer(key)
-        for method, url in (("get", HOOKS), ("get", f"{HOOKS}/{hook_id}"), ("post", f"{HOOKS}/{hook_id}/test")):
+        for method, url in (
+            ("get", HOOKS),
+            ("get", f"{HOOKS}/{hook_id}"),
+            ("post", f"{HOOKS}/{hook_id}/test"),
+        ):
             status = getattr(client, method)(url).status_code
             assert (status < 400) == allowed, (role, method, url, status)
 

@@ -80,7 +80,11 @@ def delete_webhook(actor: Actor, hook: Webhook) -> None:
 def send_test(actor: Actor, hook: Webhook) -> WebhookDelivery:
     """A `ping` delivery to this hook alone (enabled or not, whatever it subscribes to): signed and
     logged as any other, sent by a worker after commit; it never counts towards disabling the hook."""
-    data = {"webhook": str(hook.pk), "message": "A test delivery from Softserve.", "at": timezone.now().isoformat()}
+    data = {
+        "webhook": str(hook.pk),
+        "message": "A test delivery from Softserve.",
+        "at": timezone.now().isoformat(),
+    }
     delivery = events.queue(actor.tenant, hook, WEBHOOK_TEST_EVENT, data)
     record(actor, actor.tenant, "webhook.test", hook, after={"delivery": str(delivery.pk)})
     return delivery
