@@ -13,6 +13,8 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import socket
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -273,11 +275,14 @@ def body_of(payload: dict[str, Any]) -> bytes:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError | ConnectionRefusedError | ConnectionResetError):
-        return f"{type(exc).__name__}: {exc}".rstrip(": ")
+    """What the team reads in the log for an attempt that got no answer (no stack, no internals)."""
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return f"Timed out: {exc}" if str(exc) else "Timed out."
     if isinstance(exc, http.client.HTTPException):
-        return f"Bad HTTP answer ({type(exc).__name__})."
-    return f"Connection failed ({type(exc).__name__}: {exc})"
+        return f"Not a valid HTTP answer ({type(exc).__name__})."
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed: {getattr(exc, 'reason', None) or type(exc).__name__}."
+    return f"Connection failed ({type(exc).__name__}: {getattr(exc, 'strerror', None) or exc})."
 
 
 def deliver(

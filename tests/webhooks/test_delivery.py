@@ -384,3 +384,20 @@ def test_a_job_failed_for_losing_its_worker_is_announced_and_swept(acme, receive
     assert delivery.event == "job.failed" and "stopped its worker" in delivery.payload["data"]["error"]
     sent: list[str] = []
     assert webhooks.sweep(jobdb.webhooks, sent.append) == [str(delivery.pk)] == sent
+
+
+def test_an_endpoint_that_is_down_or_not_tls_is_a_failed_attempt_with_a_reason(acme, receiver, hookdb):
+    from tests.net import free_port
+
+    down, _ = make_hook(acme, f"http://127.0.0.1:{free_port()}/x")
+    delivery = queue(acme, down)
+    assert webhooks.deliver(hookdb, str(delivery.pk), worker_config()) == DeliveryStatus.PENDING
+    delivery.refresh_from_db()
+    assert delivery.last_error.startswith("Connection failed (ConnectionRefusedError")
+    down.delete()
+    not_tls, _ = make_hook(acme, receiver.url.replace("http://", "https://"))
+    delivery = queue(acme, not_tls)
+    webhooks.deliver(hookdb, str(delivery.pk), worker_config())
+    delivery.refresh_from_db()
+    assert delivery.last_error.startswith(("TLS failed", "Connection failed")), delivery.last_error
+    assert delivery.attempts == 1 and delivery.status == "pending"
