@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from webui.views import datasets, invitations, jobs, ops, pages, playground, prompts, team_settings
+from webui.views import datasets, invitations, jobs, ops, pages, playground, prompts, team_settings, webhooks
 
 app_name = "webui"
 
@@ -48,6 +48,8 @@ urlpatterns = [
         team_settings.invitation_withdraw,
         name="invitation-withdraw",
     ),
+    path("app/webhooks", webhooks.webhook_list, name="webhooks"),
+    path("app/webhooks/<uuid:pk>", webhooks.webhook_detail, name="webhook"),
     # The signed-in person's own invitations, from any team (no team needed to see them).
     path("app/invitations", invitations.invitation_list, name="invitations"),
     path(

@@ -17,7 +17,7 @@ from celery import Celery, signals
 from kombu import Queue
 
 from workers.config import worker_config
-from workers.contracts import QUEUE_DEFAULT, QUEUE_GPU, TASK_RECONCILE
+from workers.contracts import QUEUE_DEFAULT, QUEUE_GPU, TASK_RECONCILE, TASK_SWEEP_WEBHOOKS
 
 logger = logging.getLogger(__name__)
 CONFIG = worker_config()
@@ -47,7 +47,11 @@ app.conf.update(
     worker_soft_shutdown_timeout=CONFIG.soft_shutdown_s,
     worker_enable_soft_shutdown_on_idle=True,
     worker_hijack_root_logger=False,
-    beat_schedule={"reconcile-jobs": {"task": TASK_RECONCILE, "schedule": CONFIG.reconcile_every_s}},
+    beat_schedule={
+        "reconcile-jobs": {"task": TASK_RECONCILE, "schedule": CONFIG.reconcile_every_s},
+        # Webhook retries (their backoff) and sends lost after commit: every due delivery.
+        "sweep-webhooks": {"task": TASK_SWEEP_WEBHOOKS, "schedule": CONFIG.webhook_sweep_every_s},
+    },
     beat_schedule_filename=str(Path(CONFIG.var_dir) / "celerybeat-schedule"),
 )
 

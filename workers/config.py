@@ -14,7 +14,18 @@ from workers.contracts import JobPolicy, StorageLocation
 ROOT = Path(__file__).resolve().parents[1]
 
 # field name → its environment variable, where that is not SOFTSERVE_<NAME>.
-_NAMES = {"broker_url": "CELERY_BROKER_URL", "database_url": "DATABASE_URL"}
+_NAMES = {
+    "broker_url": "CELERY_BROKER_URL",
+    "database_url": "DATABASE_URL",
+    # Shared with the platform (settings.py), which checks the same rules when a hook is created.
+    "webhook_allow_private_hosts": "WEBHOOK_ALLOW_PRIVATE_HOSTS",
+    "webhook_allow_http": "WEBHOOK_ALLOW_HTTP",
+    "webhook_max_attempts": "WEBHOOK_MAX_ATTEMPTS",
+    "webhook_disable_after": "WEBHOOK_DISABLE_AFTER",
+    "webhook_backoff_s": "WEBHOOK_BACKOFF_S",
+    "webhook_backoff_max_s": "WEBHOOK_BACKOFF_MAX_S",
+    "webhook_sweep_every_s": "WEBHOOK_SWEEP_EVERY_S",
+}
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -53,6 +64,18 @@ class WorkerConfig:
     # Tests only (tests/reliability): a job whose seed equals this kills its own worker process at its
     # first step, the way a native crash would. -1 (the default): off.
     test_crash_seed: int = -1
+    # Webhooks (workers/webhooks.py): hosts and CIDR networks a delivery may reach although they are
+    # private or loopback (comma-separated; empty: none), and whether plain http:// URLs are allowed.
+    webhook_allow_private_hosts: str = ""
+    webhook_allow_http: bool = False
+    # A delivery is tried at most this many times, the n-th retry after backoff_s·2^(n-1) (at most
+    # backoff_max_s); a hook whose deliveries gave up this many times in a row is disabled.
+    webhook_max_attempts: int = 8
+    webhook_disable_after: int = 5
+    webhook_backoff_s: float = 30.0
+    webhook_backoff_max_s: float = 3600.0
+    # The sweep (Celery beat) sends deliveries that are due (retries, and sends lost after commit).
+    webhook_sweep_every_s: float = 30.0
     policy: JobPolicy = field(default_factory=JobPolicy)
     storage: StorageLocation = field(
         default_factory=lambda: StorageLocation(folder=str(ROOT / "var" / "storage"))
@@ -65,6 +88,10 @@ class WorkerConfig:
             raise ValueError("SOFTSERVE_CURVE_EVERY_S must be > 0.")
         if self.checkpoint_every < 1 or self.worker_processes < 1:
             raise ValueError("SOFTSERVE_CHECKPOINT_EVERY and SOFTSERVE_WORKER_PROCESSES must be at least 1.")
+        if self.webhook_max_attempts < 1 or self.webhook_disable_after < 1:
+            raise ValueError("WEBHOOK_MAX_ATTEMPTS and WEBHOOK_DISABLE_AFTER must be at least 1.")
+        if self.webhook_backoff_s <= 0 or self.webhook_sweep_every_s <= 0:
+            raise ValueError("WEBHOOK_BACKOFF_S and WEBHOOK_SWEEP_EVERY_S must be > 0.")
 
     @property
     def heartbeat_timeout_s(self) -> float:
@@ -84,7 +111,15 @@ class WorkerConfig:
                 continue
             raw = env.get(_NAMES.get(f.name, f"SOFTSERVE_{f.name.upper()}"), "")
             if raw != "":
-                values[f.name] = int(raw) if f.type == "int" else float(raw) if f.type == "float" else raw
+                values[f.name] = (
+                    int(raw)
+                    if f.type == "int"
+                    else float(raw)
+                    if f.type == "float"
+                    else raw.strip().lower() in ("1", "true", "yes", "on")
+                    if f.type == "bool"
+                    else raw
+                )
         var_dir = Path(str(values.get("var_dir", cls.var_dir)))
         values["var_dir"] = str(var_dir)
         values["database_url"] = sqlalchemy_url(

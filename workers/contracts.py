@@ -79,6 +79,16 @@ class WebhookEvent(StrEnum):
     JOB_FAILED = "job.failed"
 
 
+# A hook's test delivery (POST /api/v1/webhooks/{id}/test): sent to that hook alone, whatever it subscribes
+# to, so it is not a WebhookEvent a hook could subscribe to; it never counts towards disabling a hook.
+WEBHOOK_TEST_EVENT = "ping"
+
+
+def webhook_envelope(event: str, tenant_id: str, created_at: str, data: dict) -> dict:
+    """Every delivery's body, from the platform (webhooks/events.py) and the workers alike."""
+    return {"event": str(event), "tenant": str(tenant_id), "created_at": created_at, "data": data}
+
+
 class DeliveryStatus(StrEnum):
     """A webhook delivery: waiting for its (next) attempt, delivered (a 2xx), or given up."""
 

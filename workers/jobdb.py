@@ -20,8 +20,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from workers import webhooks
 from workers.config import WorkerConfig, worker_config
-from workers.contracts import FailureReason, JobKind, JobPolicy, JobStatus, VersionStatus
+from workers.contracts import FailureReason, JobKind, JobPolicy, JobStatus, VersionStatus, WebhookEvent
 from workers.curves import thin_history
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ class JobDB:
         self.prompts = metadata.tables["prompts_taskprompt"]
         self.datasets = metadata.tables["datasets_datasetversion"]
         self.quotas = metadata.tables["tenancy_quota"]
+        # Versions that become ready or fail, and failed jobs, are announced to the team's webhooks.
+        self.webhooks = webhooks.WebhookDB(self.engine)
 
     # Django stores UUIDs as 32 hex characters, JSON as text and naive UTC times on SQLite.
     def _id(self, value: Any) -> Any:
@@ -282,6 +285,9 @@ class JobDB:
         if losses >= policy.job_max_attempts:
             log.warning("job %s failed: its worker stopped %d times in a row", job["id"], losses)
             self._set_version(conn, job, VersionStatus.FAILED)
+            # Announced in this transaction; the periodic sweep sends them (no Celery here).
+            failed = VersionStatus.FAILED if job["kind"] != JobKind.EVALUATE else None
+            self._events(conn, job["id"], JobStatus.FAILED, failed, None, worker_loss_message(losses))
             return {
                 **ended,
                 "status": JobStatus.FAILED,
@@ -387,6 +393,7 @@ class JobDB:
         if gpu_seconds is not None:
             values["gpu_seconds"] = gpu_seconds
         owned = self._owned(job_id, worker)
+        version_status = (version or {}).get("status")
         with self.engine.begin() as conn:
             if status == JobStatus.SUCCEEDED:
                 fenced = sa.and_(owned, self.jobs.c.cancel_requested == sa.false())
@@ -405,7 +412,46 @@ class JobDB:
                 conn.execute(
                     self.versions.update().where(self.versions.c.id == self._id(version_id)).values(**version)
                 )
+                version_status = version.get("status")
+            metrics = result if status == JobStatus.SUCCEEDED else None
+            delivery_ids = self._events(conn, job_id, status, version_status, metrics, error)
+        webhooks.announce(delivery_ids)  # committed: a worker may send them now
         return status
+
+    def _events(
+        self,
+        conn: Any,
+        job_id: str,
+        status: str,
+        version_status: str | None,
+        metrics: dict[str, Any] | None,
+        error: str,
+    ) -> list[str]:
+        """The webhook deliveries of a job's outcome, in the transaction that writes it: version.ready,
+        version.failed (a training job's version) and job.failed. Returns their ids."""
+        jobs, versions, prompts = self.jobs, self.versions, self.prompts
+        row = conn.execute(
+            sa.select(jobs.c.tenant_id, jobs.c.kind, versions.c.number, prompts.c.name)
+            .select_from(jobs)
+            .outerjoin(versions, versions.c.id == jobs.c.prompt_version_id)
+            .outerjoin(prompts, prompts.c.id == versions.c.prompt_id)
+            .where(jobs.c.id == self._id(job_id))
+        ).first()
+        if row is None:
+            return []
+        data = {"prompt": row.name, "version": row.number, "job_id": str(job_id)}
+        events: list[tuple[WebhookEvent, dict[str, Any]]] = []
+        if status == JobStatus.SUCCEEDED and version_status == VersionStatus.READY:
+            events.append((WebhookEvent.VERSION_READY, {**data, "metrics": metrics or {}}))
+        if status == JobStatus.FAILED:
+            failed = {**data, "error": error[:1000]}
+            if version_status == VersionStatus.FAILED:
+                events.append((WebhookEvent.VERSION_FAILED, failed))
+            events.append((WebhookEvent.JOB_FAILED, {**failed, "kind": row.kind}))
+        ids: list[str] = []
+        for event, payload in events:
+            ids += self.webhooks.enqueue(conn, row.tenant_id, event, payload)
+        return ids
 
     def release(self, job_id: str, worker: str) -> None:
         """Give a running job back to the queue (a transient error); the retry claims it again."""

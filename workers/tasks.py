@@ -6,14 +6,17 @@ from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as S3ConnectionError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from workers import runner
+from workers import runner, webhooks
 from workers.celeryconf import CONFIG, app
 from workers.contracts import (
+    QUEUE_DEFAULT,
     QUEUE_GPU,
+    TASK_DELIVER_WEBHOOK,
     TASK_ENSEMBLE,
     TASK_EVALUATE,
     TASK_FOR_KIND,
     TASK_RECONCILE,
+    TASK_SWEEP_WEBHOOKS,
     TASK_TUNE,
     job_payload,
 )
@@ -55,3 +58,22 @@ def send_job(job_id: str, kind: str) -> None:
 @app.task(name=TASK_RECONCILE)
 def reconcile() -> dict[str, list[str]]:
     return runner.reconcile(default_db(), send_job, CONFIG.requeue_unclaimed_s, CONFIG)
+
+
+def send_delivery(delivery_id: str) -> None:
+    app.send_task(TASK_DELIVER_WEBHOOK, kwargs={"delivery_id": delivery_id}, queue=QUEUE_DEFAULT)
+
+
+# Deliveries the workers create (version.ready, version.failed, job.failed) are sent once committed.
+webhooks.install_sender(send_delivery)
+
+
+@app.task(name=TASK_DELIVER_WEBHOOK, autoretry_for=TRANSIENT, retry_backoff=5, max_retries=3)
+def deliver_webhook(delivery_id: str) -> str:
+    """One attempt; a failure is scheduled again by the sweep (backoff), not retried here."""
+    return webhooks.deliver(webhooks.default_webhook_db(), delivery_id, CONFIG)
+
+
+@app.task(name=TASK_SWEEP_WEBHOOKS)
+def sweep_webhooks() -> list[str]:
+    return webhooks.sweep(webhooks.default_webhook_db(), send_delivery)

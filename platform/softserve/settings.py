@@ -297,3 +297,11 @@ PROMETHEUS_URL = os.environ.get("PROMETHEUS_URL", "")
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # Operations. /readyz: each dependency (database, broker, storage) must answer within this many seconds.
 SOFTSERVE_READY_TIMEOUT_S = float(os.environ.get("SOFTSERVE_READY_TIMEOUT_S", 2))
+
+# Webhooks (softserve/webhooks; sent by the workers, which read the same variables in workers/config.py).
+# Hosts and CIDR networks a hook may reach although they are private, loopback or link-local
+# (comma-separated, e.g. "127.0.0.1" in tests; empty: none: no SSRF into the cluster), and whether plain
+# http:// URLs are allowed (otherwise https only). Hooks per team.
+WEBHOOK_ALLOW_PRIVATE_HOSTS = os.environ.get("WEBHOOK_ALLOW_PRIVATE_HOSTS", "")
+WEBHOOK_ALLOW_HTTP = _bool("WEBHOOK_ALLOW_HTTP", False)
+WEBHOOKS_MAX_PER_TEAM = int(os.environ.get("WEBHOOKS_MAX_PER_TEAM", 10))

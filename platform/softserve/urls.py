@@ -26,6 +26,7 @@ urlpatterns = [
     path("api/v1/", include("softserve.serving.urls")),  # before prompts: `prompts/{name}:predict`
     path("api/v1/", include("softserve.prompts.urls")),
     path("api/v1/", include("softserve.jobs.urls")),
+    path("api/v1/", include("softserve.webhooks.urls")),
     path("", include("webui.urls")),
 ]
 

@@ -20,6 +20,7 @@ from softserve.datasets.models import Dataset, DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.tenancy.models import ApiKey, Invitation, Membership, Quota
+from softserve.webhooks.models import Webhook, WebhookDelivery
 
 from tests.s3 import object_keys
 from tests.teams import join
@@ -97,6 +98,16 @@ def world(acme, globex, s3):
     _, read_only = ApiKey.mint(victim.tenant, "ro", ["read"], role="owner", created_by=victim.owner)
     _, predict_only = ApiKey.mint(victim.tenant, "po", ["predict"], role="owner", created_by=victim.owner)
     bootstrap = ApiKey.objects.for_tenant(victim.tenant).get(name="bootstrap")
+    # A webhook (its URL and secret name the victim) with a delivery in its log.
+    hook = Webhook.objects.create(
+        tenant=victim.tenant,
+        url=f"https://hooks.acme.example/{SECRET}",
+        events=["version.ready"],
+        secret=f"whsec_{SECRET}-signing",
+    )
+    WebhookDelivery.objects.create(
+        tenant=victim.tenant, webhook=hook, event="version.ready", payload={"data": SECRET}
+    )
     return {
         "victim": victim,
         "attacker": globex,
@@ -106,6 +117,7 @@ def world(acme, globex, s3):
             "key": bootstrap.id,
             "member": owner.id,
             "invitation": invited.json()["id"],
+            "webhook": hook.id,
         },
         "keys": {
             "revoked_key": revoked_key,
@@ -120,6 +132,7 @@ def world(acme, globex, s3):
             victim.owner.email,
             bootstrap.prefix,
             "invitee@acme.example",
+            hook.secret,
         ],
         "s3": s3,
     }
@@ -132,7 +145,9 @@ def fill(route: str, name: str, world) -> dict:
     values = {}
     for param in params:
         if param == "pk":
-            hint = next((k for k in ("invitation", "dataset", "job", "key", "member") if k in name), None)
+            hint = next(
+                (k for k in ("webhook", "invitation", "dataset", "job", "key", "member") if k in name), None
+            )
             if hint is None:
                 pytest.fail(f"{name}: which victim object does <pk> name? Add it to fill() in {__file__}.")
             values[param] = ids[hint]
@@ -167,6 +182,8 @@ def victim_state(world) -> tuple:
         ),
         sorted(Membership.objects.for_tenant(tenant).values_list("user__email", "role")),
         sorted(Invitation.objects.for_tenant(tenant).values_list("email", "role", "status")),
+        sorted(Webhook.objects.for_tenant(tenant).values_list("url", "enabled", "events")),
+        WebhookDelivery.objects.for_tenant(tenant).count(),
         sorted(object_keys(world["s3"])),
     )
 

@@ -64,6 +64,7 @@ def connection_kept():
 def seeded(acme, tmp_path, settings):
     """Some data to find: a prompt and a dataset version; storage in a scratch folder; no rate limit."""
     from softserve.tenancy.models import Quota
+    from softserve.webhooks.models import Webhook, WebhookDelivery
 
     settings.STORAGES = {
         **settings.STORAGES,
@@ -75,6 +76,11 @@ def seeded(acme, tmp_path, settings):
     Quota.objects.filter(tenant=acme.tenant).update(requests_per_minute=1_000_000)
     make_prompt(acme)
     make_dataset_version(acme.tenant)
+    # A webhook with a delivery in its log (a hook the fuzzer makes needs a resolvable public host).
+    hook = Webhook.objects.create(
+        tenant=acme.tenant, url="https://hooks.example/x", events=["version.ready"], secret="whsec_fuzz"
+    )
+    WebhookDelivery.objects.create(tenant=acme.tenant, webhook=hook, event="version.ready", payload={})
     _current["key"] = acme.key
     return acme
 

@@ -20,6 +20,7 @@ PERMISSIONS: dict[str, Role] = {
     "manage_aliases": Role.ADMIN,
     "manage_keys": Role.ADMIN,
     "manage_members": Role.ADMIN,
+    "manage_webhooks": Role.ADMIN,  # a hook's URL and secret, and its delivery log
     "manage_tenant": Role.OWNER,
 }
 SCOPE_FOR_ACTION = {"read": "read", "predict": "predict"}  # everything else needs "write"
