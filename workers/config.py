@@ -14,7 +14,14 @@ from workers.contracts import JobPolicy, StorageLocation
 ROOT = Path(__file__).resolve().parents[1]
 
 # field name → its environment variable, where that is not SOFTSERVE_<NAME>.
-_NAMES = {"broker_url": "CELERY_BROKER_URL", "database_url": "DATABASE_URL"}
+_NAMES = {
+    "broker_url": "CELERY_BROKER_URL",
+    "database_url": "DATABASE_URL",
+    # The serving settings the platform reads too: an evaluation reaches the pool the way predictions do.
+    "serving_mode": "SERVING_MODE",
+    "serving_max_inputs": "SERVING_MAX_INPUTS",
+    "serving_timeout_ms": "SERVING_TIMEOUT_MS",
+}
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -53,6 +60,17 @@ class WorkerConfig:
     # Tests only (tests/reliability): a job whose seed equals this kills its own worker process at its
     # first step, the way a native crash would. -1 (the default): off.
     test_crash_seed: int = -1
+    # Evaluation sets (workers/evalset.py): a ready version is scored through the serving pool, in requests
+    # of serving_max_inputs rows, each given serving_timeout_ms; serving_mode as the platform's (empty:
+    # redis when a serving Redis URL is set, else the embedded loop in this process).
+    serving_mode: str = ""
+    serving_max_inputs: int = 64
+    serving_timeout_ms: int = 30_000
+    # Train/serve parity: the largest gap (absolute accuracy, or exact match) between the serving pool's score
+    # on the training job's dev rows and training's own dev score; more dev rows than parity_max_dev_rows
+    # are not re-scored (the evaluation set's score is compared instead, and the evaluation says so).
+    parity_tolerance: float = 0.02
+    parity_max_dev_rows: int = 2000
     policy: JobPolicy = field(default_factory=JobPolicy)
     storage: StorageLocation = field(
         default_factory=lambda: StorageLocation(folder=str(ROOT / "var" / "storage"))

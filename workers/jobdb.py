@@ -39,6 +39,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "prompts_promptversion": (
         *("id", "tenant_id", "prompt_id", "number", "method", "status", "metrics", "ensemble_size"),
         *("artifact_key", "artifact_sha256", "peft_key", "inspection"),
+        # Evaluation sets (workers/evalset.py): the training data and seed (its dev rows), the result.
+        *("hyperparameters", "dataset_version_id", "evaluation", "parity"),
     ),
     "prompts_taskprompt": (
         "id",
@@ -49,12 +51,13 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "labels",
         "verbalizer",
         "base_model",
+        "eval_dataset_version_id",
     ),
     "datasets_datasetversion": ("id", "tenant_id", "storage_key", "task_type", "columns", "labels"),
 }
 _JSON = {
     *("spec", "progress", "metric_history", "result", "metrics", "labels", "verbalizer", "columns"),
-    "inspection",
+    *("inspection", "evaluation", "hyperparameters"),
 }
 
 
@@ -477,6 +480,55 @@ class JobDB:
                 .where(versions.c.id == self._id(version_id))
                 .values(metrics=self._json(metrics))
             )
+
+    # --- evaluation sets (workers/evalset.py) ------------------------------------------------------
+    def evaluation_context(self, version_id: str) -> EvaluationContext | None:
+        """A version to score on its prompt's evaluation set: the version, its prompt, the pinned dataset
+        version (None: the prompt pins none now) and the version's training dataset version (None: gone)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(self.versions).where(self.versions.c.id == self._id(version_id))
+            ).first()
+            if row is None:
+                return None
+            version = self._row(row)
+            prompt = self._row(
+                conn.execute(
+                    sa.select(self.prompts).where(self.prompts.c.id == self._id(version["prompt_id"]))
+                ).one()
+            )
+
+            def dataset(pk: str | None) -> dict[str, Any] | None:
+                if not pk:
+                    return None
+                found = conn.execute(
+                    sa.select(self.datasets).where(self.datasets.c.id == self._id(pk))
+                ).first()
+                return self._row(found) if found else None
+
+            return EvaluationContext(
+                version,
+                prompt,
+                dataset(prompt.get("eval_dataset_version_id")),
+                dataset(version.get("dataset_version_id")),
+            )
+
+    def set_evaluation(self, version_id: str, evaluation: dict[str, Any], parity: str) -> None:
+        """The version's evaluation-set result and its parity verdict, in one write."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                self.versions.update()
+                .where(self.versions.c.id == self._id(version_id))
+                .values(evaluation=self._json(evaluation), parity=parity)
+            )
+
+
+@dataclass(frozen=True)
+class EvaluationContext:
+    version: dict[str, Any]
+    prompt: dict[str, Any]
+    eval_dataset: dict[str, Any] | None
+    train_dataset: dict[str, Any] | None
 
 
 @cache

@@ -26,10 +26,10 @@ from typing import Any
 
 import structlog
 
-from workers import fleet
+from workers import evalset, fleet
 from workers import metrics as prom  # `metrics` is the name of a job's figures here
 from workers.config import WorkerConfig, worker_config
-from workers.contracts import FailureReason, JobKind, JobStatus, VersionStatus
+from workers.contracts import FailureReason, JobKind, JobStatus, ParityStatus, VersionStatus
 from workers.curves import CurvePoints
 from workers.engine.artifact import PromptArtifact, artifact_bytes, artifact_from_bytes
 from workers.engine.base_model import FrozenModel, load_base_model
@@ -356,16 +356,31 @@ def run_training(
         "inspection": version_inspection(fm, artifact),
         "metrics": metrics,
     }
+    # A prompt that pins an evaluation set has each new version scored on it through the serving pool.
+    scored = bool(context.prompt.get("eval_dataset_version_id"))
+    if scored:
+        version["parity"] = ParityStatus.PENDING
     outcome = db.finish(
         job_id, worker, JobStatus.SUCCEEDED, metrics, version=version, gpu_seconds=beat.gpu_seconds()
     )
     if outcome is None:
         raise JobLost(job_id)
+    if outcome == JobStatus.SUCCEEDED and scored:
+        _send_evaluation(context.version["id"])
     if outcome == JobStatus.CANCELLED:  # cancelled after the last heartbeat: cancel wins
         for key in filter(None, (artifact_key, peft_key)):
             with contextlib.suppress(ObjectMissing):
                 store.delete(key)
     return outcome
+
+
+def _send_evaluation(version_id: str) -> None:
+    """The version is ready whatever happens here: a lost message leaves it pending, to be re-run from
+    the API or the prompt page (POST .../evaluate)."""
+    try:
+        evalset.send_evaluation(version_id)
+    except Exception:
+        logger.exception("version %s is ready but its evaluation was not queued", version_id)
 
 
 def _store_peft(store: ObjectStore, context: JobContext, artifact: PromptArtifact, fm: FrozenModel) -> str:
