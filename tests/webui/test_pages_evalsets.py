@@ -120,7 +120,9 @@ def test_the_job_form_refuses_overlap_beside_the_field_and_the_checkbox_allows_i
     error = page.split('id="id_dataset_version-error">')[1].split("</p>")[0]
     assert error.startswith("10 of the 110 rows of reviews v1 are also in sentiment")
     assert 'name="steps" value="7"' in page or 'value="7"' in page  # the form kept what was typed
-    assert 'id="id_allow_eval_overlap"' in page
+    assert "checked" not in page.split('id="id_allow_eval_overlap"')[1].split(">")[0]
+    fresh = client.get("/app/jobs/new?prompt=sentiment").content.decode()  # unticked until ticked
+    assert "checked" not in fresh.split('id="id_allow_eval_overlap"')[1].split(">")[0]
     response = client.post("/app/jobs/new", {**form, "allow_eval_overlap": "true"})
     assert response.status_code == 302, response.content.decode()[:2000]
     assert PromptVersion.objects.get(prompt__name="sentiment").hyperparameters["allow_eval_overlap"] is True
