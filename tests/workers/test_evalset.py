@@ -262,3 +262,51 @@ def test_a_tune_job_on_a_prompt_with_an_evaluation_set_ends_scored_and_passed(
     assert detail["dataset_version"] == held_out and detail["rows"] == 40 and len(detail["predictions"]) == 40
     assert detail["gap_basis"] == "dev_rows" and detail["gap"] <= detail["tolerance"]
     assert detail["dev_metrics"]["accuracy"] == shown["metrics"]["dev"]["accuracy"]
+
+
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def test_a_generation_version_is_scored_by_exact_match(acme, s3, store, tiny_model_dirs, settings, jobdb):
+    model = str(tiny_model_dirs["gpt2"])
+    settings.SOFTSERVE_BASE_MODELS = [model, *settings.SOFTSERVE_BASE_MODELS]
+    template = "Number: {text}\nWords:"
+    make_prompt(
+        acme, "numbers", task_type="generation", labels=[], verbalizer={}, template=template, base_model=model
+    )
+
+    def rows(numbers) -> bytes:
+        lines = "".join(f"{n},{' '.join(DIGITS[int(d)] for d in str(n))}\n" for n in numbers)
+        return ("text,label\n" + lines).encode()
+
+    train = upload(acme.client, "numbers", "n.csv", rows(range(40))).json()["id"]
+    held_out = upload(acme.client, "numbers-eval", "e.csv", rows(range(100, 120))).json()["id"]
+    pinned = acme.client.patch("/api/v1/prompts/numbers", {"eval_dataset_version": held_out}, format="json")
+    assert pinned.status_code == 200, pinned.content
+    fm = load_base_model(model)
+    spec = TaskSpec("generation", template)
+    artifact = make_artifact(fm, spec, length=4)
+    prompt = TaskPrompt.objects.get(tenant=acme.tenant, name="numbers")
+    key = f"tenants/{acme.tenant.pk}/prompts/{prompt.pk}/1/prompt.safetensors"
+    sha = stored(store, key, artifact)
+    dev = _rows(s3, train, "dev")
+    dev_score = evaluate(fm, LoadedPrompt.from_artifact(fm, artifact), dev, precision=DEFAULT_PRECISION)
+    version = PromptVersion.objects.create(
+        tenant=acme.tenant,
+        prompt=prompt,
+        number=1,
+        method="prompt",
+        status="ready",
+        artifact_key=key,
+        artifact_sha256=sha,
+        dataset_version_id=train,
+        metrics={"dev": dev_score, "final_eval_rows": len(dev), "dev_rows": len(dev)},
+    )
+    config = WorkerConfig(serving_mode="embedded")
+    assert evalset.evaluate_version(jobdb, store, str(version.pk), config) == ParityStatus.PASSED
+    version.refresh_from_db()
+    evaluation = version.evaluation
+    assert set(evaluation["metrics"]) == {"exact_match", "n"} and evaluation["rows"] == 20
+    assert evaluation["gold"][0] == "one zero zero"
+    assert all(isinstance(p, str) for p in evaluation["predictions"])
+    assert evaluation["serving_dev_metrics"]["exact_match"] == dev_score["exact_match"]
