@@ -308,7 +308,6 @@ class ServeRequest(TypedDict):
     shadow: NotRequired[ShadowTarget]
 
 
-
 class ServeReply(TypedDict, total=False):
     request_id: str
     status: str  # one of SERVING_STATUSES

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from workers.config import WorkerConfig, worker_config
-from workers.contracts import FailureReason, JobKind, JobPolicy, JobStatus, VersionStatus
+from workers.contracts import FailureReason, JobKind, JobPolicy, JobStatus, ParityStatus, VersionStatus
 from workers.curves import thin_history
 
 log = logging.getLogger(__name__)
@@ -513,6 +513,30 @@ class JobDB:
                 dataset(version.get("dataset_version_id")),
             )
 
+    def stale_evaluations(self, older_than_s: float) -> list[str]:
+        """Versions pending evaluation whose task was queued (evaluation.queued_at) longer ago than this:
+        a message lost on the way, or never sent. Their clock restarts as they are returned to be re-sent;
+        a duplicate is harmless (the evaluation is rewritten whole)."""
+        versions, now = self.versions, datetime.now(UTC)
+        out = []
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(versions.c.id, versions.c.evaluation)
+                .where(versions.c.parity == ParityStatus.PENDING)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                evaluation = self._row(row)["evaluation"] or {}
+                queued = _when(evaluation.get("queued_at"))
+                if queued is not None and (now - queued).total_seconds() < older_than_s:
+                    continue
+                evaluation = {**evaluation, "queued_at": now.isoformat(timespec="seconds")}
+                conn.execute(
+                    versions.update().where(versions.c.id == row.id).values(evaluation=self._json(evaluation))
+                )
+                out.append(str(uuid.UUID(str(row.id))))
+        return out
+
     def set_evaluation(self, version_id: str, evaluation: dict[str, Any], parity: str) -> None:
         """The version's evaluation-set result and its parity verdict, in one write."""
         with self.engine.begin() as conn:
@@ -521,6 +545,15 @@ class JobDB:
                 .where(self.versions.c.id == self._id(version_id))
                 .values(evaluation=self._json(evaluation), parity=parity)
             )
+
+
+def _when(text: Any) -> datetime | None:
+    """An ISO 8601 time written by the platform or a worker (UTC), or None when absent or unreadable."""
+    try:
+        when = datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

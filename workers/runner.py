@@ -358,8 +358,9 @@ def run_training(
     }
     # A prompt that pins an evaluation set has each new version scored on it through the serving pool.
     scored = bool(context.prompt.get("eval_dataset_version_id"))
-    if scored:
+    if scored:  # queued_at: the reconciler re-sends an evaluation whose message was lost
         version["parity"] = ParityStatus.PENDING
+        version["evaluation"] = {"queued_at": datetime.now(UTC).isoformat(timespec="seconds")}
     outcome = db.finish(
         job_id, worker, JobStatus.SUCCEEDED, metrics, version=version, gpu_seconds=beat.gpu_seconds()
     )
@@ -563,12 +564,22 @@ def _run_claimed(
 
 
 def reconcile(
-    db: JobDB, send: Any, requeue_after_s: float, config: WorkerConfig = CONFIG
+    db: JobDB,
+    send: Any,
+    requeue_after_s: float,
+    config: WorkerConfig = CONFIG,
+    send_evaluation: Any = None,
 ) -> dict[str, list[str]]:
     """Re-queue jobs whose worker stopped beating (or end them: past the attempt cap, or asked to cancel)
-    and re-send jobs nobody claimed (a lost message). A duplicate message is harmless: it is a wake-up."""
+    and re-send jobs nobody claimed (a lost message). A duplicate message is harmless: it is a wake-up.
+    With `send_evaluation`, evaluations pending longer than `requeue_after_s` are re-sent too."""
     stalled = db.requeue_stalled(config.heartbeat_timeout_s, config.policy)
     unclaimed = db.unclaimed(requeue_after_s)
     for job_id, kind in stalled + unclaimed:
         send(job_id, kind)
-    return {"requeued": [j for j, _ in stalled], "resent": [j for j, _ in unclaimed]}
+    out = {"requeued": [j for j, _ in stalled], "resent": [j for j, _ in unclaimed]}
+    if send_evaluation is not None:
+        out["evaluations"] = db.stale_evaluations(requeue_after_s)
+        for version_id in out["evaluations"]:
+            send_evaluation(version_id)
+    return out

@@ -55,7 +55,9 @@ def send_job(job_id: str, kind: str) -> None:
 
 @app.task(name=TASK_RECONCILE)
 def reconcile() -> dict[str, list[str]]:
-    return runner.reconcile(default_db(), send_job, CONFIG.requeue_unclaimed_s, CONFIG)
+    return runner.reconcile(
+        default_db(), send_job, CONFIG.requeue_unclaimed_s, CONFIG, evalset.send_evaluation
+    )
 
 
 @app.task(name=TASK_EVALUATE_VERSION, **RETRY)

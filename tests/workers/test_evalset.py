@@ -6,6 +6,7 @@ connection), the S3 server and the tiny GPT-2."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -18,7 +19,7 @@ from tests.serving.helpers import make_artifact, start_worker, stop_worker, stor
 from tests.teams import make_prompt
 from tests.workers.conftest import test_database_url as database_of_tests
 from tests.workers.conftest import wait_for
-from workers import evalset
+from workers import evalset, runner
 from workers.config import WorkerConfig
 from workers.contracts import ParityStatus
 from workers.engine.base_model import load_base_model
@@ -310,3 +311,39 @@ def test_a_generation_version_is_scored_by_exact_match(acme, s3, store, tiny_mod
     assert evaluation["gold"][0] == "one zero zero"
     assert all(isinstance(p, str) for p in evaluation["predictions"])
     assert evaluation["serving_dev_metrics"]["exact_match"] == dev_score["exact_match"]
+
+
+def test_the_reconciler_resends_an_evaluation_pending_too_long(acme, jobdb):
+    """A message lost on the way (or never sent) leaves a version pending: re-sent once it has waited
+    longer than the unclaimed-job period, and its clock restarts."""
+    make_prompt(acme)
+    prompt = TaskPrompt.objects.get(tenant=acme.tenant, name="sentiment")
+
+    def pending(number: int, evaluation: dict) -> PromptVersion:
+        return PromptVersion.objects.create(
+            tenant=acme.tenant,
+            prompt=prompt,
+            number=number,
+            method="prompt",
+            status="ready",
+            artifact_key=f"k/{number}",
+            parity=ParityStatus.PENDING,
+            evaluation=evaluation,
+        )
+
+    lost = pending(1, {"queued_at": "2026-01-01T00:00:00+00:00", "metrics": {"accuracy": 0.5}})
+    pending(2, {"queued_at": datetime.now(UTC).isoformat()})  # just queued: its message is on the way
+    unknown = pending(3, {})  # pending with no time (written before queued_at was): re-sent
+    sent: list[str] = []
+    result = runner.reconcile(jobdb, lambda *a: None, 60, WorkerConfig(), send_evaluation=sent.append)
+    assert sorted(result["evaluations"]) == sorted(sent) == sorted([str(lost.pk), str(unknown.pk)])
+    lost.refresh_from_db()
+    assert lost.evaluation["metrics"] == {"accuracy": 0.5}  # the last result stays beside it
+    restarted = datetime.fromisoformat(lost.evaluation["queued_at"])
+    assert (datetime.now(UTC) - restarted).total_seconds() < 60
+    assert (
+        runner.reconcile(jobdb, lambda *a: None, 60, WorkerConfig(), send_evaluation=sent.append)[
+            "evaluations"
+        ]
+        == []
+    )

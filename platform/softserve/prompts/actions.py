@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from softserve.datasets.models import DatasetVersion
@@ -102,13 +103,16 @@ def _send_evaluations(version_ids: list[str]) -> None:
             logger.exception("version %s: its evaluation was not queued", version_id)
 
 
-def _queue(actor: Actor, versions: list[PromptVersion]) -> None:
-    ids = [v.pk for v in versions]
-    PromptVersion.objects.for_tenant(actor.tenant).filter(pk__in=ids).update(parity=ParityStatus.PENDING)
+def _queue(versions: list[PromptVersion]) -> None:
+    """Pending, with the time it was queued (the workers' reconciler re-sends one pending too long: a
+    message lost on the way); the last result stays beside it until the new one replaces it."""
+    queued_at = timezone.now().isoformat(timespec="seconds")
     for version in versions:
         version.parity = ParityStatus.PENDING
-    queued = [str(pk) for pk in ids]
-    transaction.on_commit(lambda: _send_evaluations(queued))
+        version.evaluation = {**(version.evaluation or {}), "queued_at": queued_at}
+        version.save(update_fields=["parity", "evaluation"])
+    ids = [str(v.pk) for v in versions]
+    transaction.on_commit(lambda: _send_evaluations(ids))
 
 
 @transaction.atomic
@@ -125,7 +129,7 @@ def pin_eval_set(actor: Actor, prompt: TaskPrompt, dataset: DatasetVersion | Non
         versions.filter(parity=ParityStatus.PENDING).update(parity=ParityStatus.NONE)
     else:
         ready = versions.filter(status=VersionStatus.READY).exclude(artifact_key="").order_by("-number")
-        _queue(actor, list(ready.only("pk")[:EVALUATE_ON_PIN]))
+        _queue(list(ready.only("pk", "evaluation", "parity")[:EVALUATE_ON_PIN]))
     record(
         actor,
         actor.tenant,
@@ -146,7 +150,7 @@ def evaluate_version(actor: Actor, prompt: TaskPrompt, version: PromptVersion) -
         )
     if version.status != VersionStatus.READY or not version.artifact_key:
         raise ValidationError({"version": [f"Version {version.number} is {version.status}, not ready."]})
-    _queue(actor, [version])
+    _queue([version])
     record(
         actor,
         actor.tenant,
