@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import cache
@@ -376,8 +377,8 @@ def run_training(
 
 
 def _send_evaluation(version_id: str) -> None:
-    """The version is ready whatever happens here: a lost message leaves it pending, to be re-run from
-    the API or the prompt page (POST .../evaluate)."""
+    """The version is ready whatever happens here: an unsent message leaves it pending, and the
+    reconciler re-sends it (`reconcile`; or re-run it: POST .../versions/{n}/evaluate)."""
     try:
         evalset.send_evaluation(version_id)
     except Exception:
@@ -568,7 +569,7 @@ def reconcile(
     send: Any,
     requeue_after_s: float,
     config: WorkerConfig = CONFIG,
-    send_evaluation: Any = None,
+    send_evaluation: Callable[[str], None] | None = None,
 ) -> dict[str, list[str]]:
     """Re-queue jobs whose worker stopped beating (or end them: past the attempt cap, or asked to cancel)
     and re-send jobs nobody claimed (a lost message). A duplicate message is harmless: it is a wake-up.

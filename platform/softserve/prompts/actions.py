@@ -94,8 +94,8 @@ def delete_alias(actor: Actor, alias: Alias) -> None:
 
 
 def _send_evaluations(version_ids: list[str]) -> None:
-    """After commit: the versions are pending whatever happens here; a send that fails is logged and the
-    version re-run from the API or the prompt page (a message the broker lost likewise)."""
+    """After commit: the versions are pending whatever happens here; a send that fails is logged, and the
+    workers' reconciler re-sends an evaluation pending longer than SOFTSERVE_REQUEUE_UNCLAIMED_S."""
     for version_id in version_ids:
         try:
             send(TASK_EVALUATE_VERSION, QUEUE_DEFAULT, version_id=version_id)
