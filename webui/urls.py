@@ -2,7 +2,18 @@
 
 from django.urls import path
 
-from webui.views import datasets, invitations, jobs, ops, pages, playground, prompts, team_settings, webhooks
+from webui.views import (
+    datasets,
+    evalsets,
+    invitations,
+    jobs,
+    ops,
+    pages,
+    playground,
+    prompts,
+    team_settings,
+    webhooks,
+)
 
 app_name = "webui"
 
@@ -23,6 +34,12 @@ urlpatterns = [
     path("app/prompts/template-preview", prompts.template_preview, name="template-preview"),
     path("app/prompts/<str:name>", prompts.prompt_detail, name="prompt"),
     path("app/prompts/<str:name>/aliases", prompts.alias_move, name="alias-move"),
+    path("app/prompts/<str:name>/eval-set", evalsets.eval_set_pin, name="eval-set-pin"),
+    path(
+        "app/prompts/<str:name>/versions/<int:number>/evaluate",
+        evalsets.version_evaluate,
+        name="version-evaluate",
+    ),
     path(
         "app/prompts/<str:name>/versions/<int:number>/artifact/<str:fmt>",
         prompts.artifact_download,

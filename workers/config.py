@@ -25,6 +25,10 @@ _NAMES = {
     "webhook_backoff_s": "WEBHOOK_BACKOFF_S",
     "webhook_backoff_max_s": "WEBHOOK_BACKOFF_MAX_S",
     "webhook_sweep_every_s": "WEBHOOK_SWEEP_EVERY_S",
+    # The serving settings the platform reads too: an evaluation reaches the pool the way predictions do.
+    "serving_mode": "SERVING_MODE",
+    "serving_max_inputs": "SERVING_MAX_INPUTS",
+    "serving_timeout_ms": "SERVING_TIMEOUT_MS",
 }
 
 
@@ -76,6 +80,17 @@ class WorkerConfig:
     webhook_backoff_max_s: float = 3600.0
     # The sweep (Celery beat) sends deliveries that are due (retries, and sends lost after commit).
     webhook_sweep_every_s: float = 30.0
+    # Evaluation sets (workers/evalset.py): a ready version is scored through the serving pool, in requests
+    # of serving_max_inputs rows, each given serving_timeout_ms; serving_mode as the platform's (empty:
+    # redis when a serving Redis URL is set, else the embedded loop in this process).
+    serving_mode: str = ""
+    serving_max_inputs: int = 64
+    serving_timeout_ms: int = 30_000
+    # Train/serve parity: the largest gap (absolute accuracy, or exact match) between the serving pool's score
+    # on the training job's dev rows and training's own dev score; more dev rows than parity_max_dev_rows
+    # are not re-scored (the evaluation set's score is compared instead, and the evaluation says so).
+    parity_tolerance: float = 0.02
+    parity_max_dev_rows: int = 2000
     policy: JobPolicy = field(default_factory=JobPolicy)
     storage: StorageLocation = field(
         default_factory=lambda: StorageLocation(folder=str(ROOT / "var" / "storage"))

@@ -22,7 +22,15 @@ import sqlalchemy as sa
 
 from workers import webhooks
 from workers.config import WorkerConfig, worker_config
-from workers.contracts import FailureReason, JobKind, JobPolicy, JobStatus, VersionStatus, WebhookEvent
+from workers.contracts import (
+    FailureReason,
+    JobKind,
+    JobPolicy,
+    JobStatus,
+    ParityStatus,
+    VersionStatus,
+    WebhookEvent,
+)
 from workers.curves import thin_history
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "prompts_promptversion": (
         *("id", "tenant_id", "prompt_id", "number", "method", "status", "metrics", "ensemble_size"),
         *("artifact_key", "artifact_sha256", "peft_key", "inspection"),
+        # Evaluation sets (workers/evalset.py): the training data and seed (its dev rows), the result.
+        *("hyperparameters", "dataset_version_id", "evaluation", "parity"),
     ),
     "prompts_taskprompt": (
         "id",
@@ -50,12 +60,13 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "labels",
         "verbalizer",
         "base_model",
+        "eval_dataset_version_id",
     ),
     "datasets_datasetversion": ("id", "tenant_id", "storage_key", "task_type", "columns", "labels"),
 }
 _JSON = {
     *("spec", "progress", "metric_history", "result", "metrics", "labels", "verbalizer", "columns"),
-    "inspection",
+    *("inspection", "evaluation", "hyperparameters"),
 }
 
 
@@ -523,6 +534,88 @@ class JobDB:
                 .where(versions.c.id == self._id(version_id))
                 .values(metrics=self._json(metrics))
             )
+
+    # --- evaluation sets (workers/evalset.py) ------------------------------------------------------
+    def evaluation_context(self, version_id: str) -> EvaluationContext | None:
+        """A version to score on its prompt's evaluation set: the version, its prompt, the pinned dataset
+        version (None: the prompt pins none now) and the version's training dataset version (None: gone)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(self.versions).where(self.versions.c.id == self._id(version_id))
+            ).first()
+            if row is None:
+                return None
+            version = self._row(row)
+            prompt = self._row(
+                conn.execute(
+                    sa.select(self.prompts).where(self.prompts.c.id == self._id(version["prompt_id"]))
+                ).one()
+            )
+
+            def dataset(pk: str | None) -> dict[str, Any] | None:
+                if not pk:
+                    return None
+                found = conn.execute(
+                    sa.select(self.datasets).where(self.datasets.c.id == self._id(pk))
+                ).first()
+                return self._row(found) if found else None
+
+            return EvaluationContext(
+                version,
+                prompt,
+                dataset(prompt.get("eval_dataset_version_id")),
+                dataset(version.get("dataset_version_id")),
+            )
+
+    def stale_evaluations(self, older_than_s: float) -> list[str]:
+        """Versions pending evaluation whose task was queued (evaluation.queued_at) longer ago than this:
+        a message lost on the way, or never sent. Their clock restarts as they are returned to be re-sent;
+        a duplicate is harmless (the evaluation is rewritten whole)."""
+        versions, now = self.versions, datetime.now(UTC)
+        out = []
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(versions.c.id, versions.c.evaluation)
+                .where(versions.c.parity == ParityStatus.PENDING)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                evaluation = self._row(row)["evaluation"] or {}
+                queued = _when(evaluation.get("queued_at"))
+                if queued is not None and (now - queued).total_seconds() < older_than_s:
+                    continue
+                evaluation = {**evaluation, "queued_at": now.isoformat(timespec="seconds")}
+                conn.execute(
+                    versions.update().where(versions.c.id == row.id).values(evaluation=self._json(evaluation))
+                )
+                out.append(str(uuid.UUID(str(row.id))))
+        return out
+
+    def set_evaluation(self, version_id: str, evaluation: dict[str, Any], parity: str) -> None:
+        """The version's evaluation-set result and its parity verdict, in one write."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                self.versions.update()
+                .where(self.versions.c.id == self._id(version_id))
+                .values(evaluation=self._json(evaluation), parity=parity)
+            )
+
+
+def _when(text: Any) -> datetime | None:
+    """An ISO 8601 time written by the platform or a worker (UTC), or None when absent or unreadable."""
+    try:
+        when = datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class EvaluationContext:
+    version: dict[str, Any]
+    prompt: dict[str, Any]
+    eval_dataset: dict[str, Any] | None
+    train_dataset: dict[str, Any] | None
 
 
 @cache

@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import cache
@@ -26,10 +27,10 @@ from typing import Any
 
 import structlog
 
-from workers import fleet
+from workers import evalset, fleet
 from workers import metrics as prom  # `metrics` is the name of a job's figures here
 from workers.config import WorkerConfig, worker_config
-from workers.contracts import FailureReason, JobKind, JobStatus, VersionStatus
+from workers.contracts import FailureReason, JobKind, JobStatus, ParityStatus, VersionStatus
 from workers.curves import CurvePoints
 from workers.engine.artifact import PromptArtifact, artifact_bytes, artifact_from_bytes
 from workers.engine.base_model import FrozenModel, load_base_model
@@ -356,16 +357,32 @@ def run_training(
         "inspection": version_inspection(fm, artifact),
         "metrics": metrics,
     }
+    # A prompt that pins an evaluation set has each new version scored on it through the serving pool.
+    scored = bool(context.prompt.get("eval_dataset_version_id"))
+    if scored:  # queued_at: the reconciler re-sends an evaluation whose message was lost
+        version["parity"] = ParityStatus.PENDING
+        version["evaluation"] = {"queued_at": datetime.now(UTC).isoformat(timespec="seconds")}
     outcome = db.finish(
         job_id, worker, JobStatus.SUCCEEDED, metrics, version=version, gpu_seconds=beat.gpu_seconds()
     )
     if outcome is None:
         raise JobLost(job_id)
+    if outcome == JobStatus.SUCCEEDED and scored:
+        _send_evaluation(context.version["id"])
     if outcome == JobStatus.CANCELLED:  # cancelled after the last heartbeat: cancel wins
         for key in filter(None, (artifact_key, peft_key)):
             with contextlib.suppress(ObjectMissing):
                 store.delete(key)
     return outcome
+
+
+def _send_evaluation(version_id: str) -> None:
+    """The version is ready whatever happens here: an unsent message leaves it pending, and the
+    reconciler re-sends it (`reconcile`; or re-run it: POST .../versions/{n}/evaluate)."""
+    try:
+        evalset.send_evaluation(version_id)
+    except Exception:
+        logger.exception("version %s is ready but its evaluation was not queued", version_id)
 
 
 def _store_peft(store: ObjectStore, context: JobContext, artifact: PromptArtifact, fm: FrozenModel) -> str:
@@ -548,12 +565,22 @@ def _run_claimed(
 
 
 def reconcile(
-    db: JobDB, send: Any, requeue_after_s: float, config: WorkerConfig = CONFIG
+    db: JobDB,
+    send: Any,
+    requeue_after_s: float,
+    config: WorkerConfig = CONFIG,
+    send_evaluation: Callable[[str], None] | None = None,
 ) -> dict[str, list[str]]:
     """Re-queue jobs whose worker stopped beating (or end them: past the attempt cap, or asked to cancel)
-    and re-send jobs nobody claimed (a lost message). A duplicate message is harmless: it is a wake-up."""
+    and re-send jobs nobody claimed (a lost message). A duplicate message is harmless: it is a wake-up.
+    With `send_evaluation`, evaluations pending longer than `requeue_after_s` are re-sent too."""
     stalled = db.requeue_stalled(config.heartbeat_timeout_s, config.policy)
     unclaimed = db.unclaimed(requeue_after_s)
     for job_id, kind in stalled + unclaimed:
         send(job_id, kind)
-    return {"requeued": [j for j, _ in stalled], "resent": [j for j, _ in unclaimed]}
+    out = {"requeued": [j for j, _ in stalled], "resent": [j for j, _ in unclaimed]}
+    if send_evaluation is not None:
+        out["evaluations"] = db.stale_evaluations(requeue_after_s)
+        for version_id in out["evaluations"]:
+            send_evaluation(version_id)
+    return out

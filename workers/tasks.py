@@ -6,7 +6,7 @@ from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as S3ConnectionError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from workers import runner, webhooks
+from workers import evalset, runner, webhooks
 from workers.celeryconf import CONFIG, app
 from workers.contracts import (
     QUEUE_DEFAULT,
@@ -14,6 +14,7 @@ from workers.contracts import (
     TASK_DELIVER_WEBHOOK,
     TASK_ENSEMBLE,
     TASK_EVALUATE,
+    TASK_EVALUATE_VERSION,
     TASK_FOR_KIND,
     TASK_RECONCILE,
     TASK_SWEEP_WEBHOOKS,
@@ -57,7 +58,9 @@ def send_job(job_id: str, kind: str) -> None:
 
 @app.task(name=TASK_RECONCILE)
 def reconcile() -> dict[str, list[str]]:
-    return runner.reconcile(default_db(), send_job, CONFIG.requeue_unclaimed_s, CONFIG)
+    return runner.reconcile(
+        default_db(), send_job, CONFIG.requeue_unclaimed_s, CONFIG, evalset.send_evaluation
+    )
 
 
 def send_delivery(delivery_id: str) -> None:
@@ -77,3 +80,9 @@ def deliver_webhook(delivery_id: str) -> str:
 @app.task(name=TASK_SWEEP_WEBHOOKS)
 def sweep_webhooks() -> list[str]:
     return webhooks.sweep(webhooks.default_webhook_db(), send_delivery)
+
+
+@app.task(name=TASK_EVALUATE_VERSION, **RETRY)
+def evaluate_version(version_id: str) -> str:
+    """A ready version scored on its prompt's evaluation set through the serving pool (parity)."""
+    return evalset.evaluate_version(default_db(), default_store(), version_id, CONFIG, TRANSIENT)

@@ -287,6 +287,9 @@ SERVING_MAX_INPUTS = int(os.environ.get("SERVING_MAX_INPUTS", 64))
 SERVING_MAX_INPUT_CHARS = int(os.environ.get("SERVING_MAX_INPUT_CHARS", 4000))
 # The serving workers' generation limit (the same variable they read): the most a request may ask for.
 SERVING_MAX_NEW_TOKENS = int(os.environ.get("SERVING_MAX_NEW_TOKENS", 32))
+# The most rows a prompt's pinned evaluation set may have: every new version is scored on all of them
+# through the serving pool (the workers' SOFTSERVE_PARITY_TOLERANCE says when a gap fails parity).
+EVAL_SET_MAX_ROWS = int(os.environ.get("EVAL_SET_MAX_ROWS", 1000))
 
 # One JSON object per log line (SOFTSERVE_LOG_FORMAT, SOFTSERVE_LOG_LEVEL), the workers' format too.
 LOGGING = logging_config()

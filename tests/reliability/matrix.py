@@ -113,6 +113,7 @@ def world(acme, globex, s3):
         "attacker": globex,
         "ids": {
             "dataset": dataset_version.dataset_id,
+            "dataset_version": dataset_version.id,
             "job": job.id,
             "key": bootstrap.id,
             "member": owner.id,
@@ -171,8 +172,13 @@ def fill(route: str, name: str, world) -> dict:
 def victim_state(world) -> tuple:
     tenant = world["victim"].tenant
     return (
-        sorted(TaskPrompt.objects.for_tenant(tenant).values_list("name", "template")),
-        sorted(PromptVersion.objects.for_tenant(tenant).values_list("number", "status")),
+        sorted(
+            (name, template, str(pinned))
+            for name, template, pinned in TaskPrompt.objects.for_tenant(tenant).values_list(
+                "name", "template", "eval_dataset_version_id"
+            )
+        ),
+        sorted(PromptVersion.objects.for_tenant(tenant).values_list("number", "status", "parity")),
         sorted(Alias.objects.for_tenant(tenant).values_list("name", "version__number")),
         sorted(Dataset.objects.for_tenant(tenant).values_list("name", flat=True)),
         DatasetVersion.objects.for_tenant(tenant).count(),
@@ -205,6 +211,8 @@ def form_values(world) -> dict[str, object]:
         "labels": ["a", "b"],
         "kind": "tune",
         "dataset_version": str(ids["dataset"]),
+        # The victim's own dataset version: pinning it on the victim's prompt must still be refused.
+        "eval_dataset_version": str(ids["dataset_version"]),
     }
 
 

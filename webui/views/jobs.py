@@ -52,6 +52,8 @@ EXPLAINED = {
     "Empty: the method's default (table below).",
     "seed": "Same seed, same data, same settings: the same prompt.",
     "version": "Evaluate only: the ready version to score.",
+    "allow_eval_overlap": "The evaluation set is held out: a training job whose rows are also in it is "
+    "refused (its scores there would be inflated) unless this is ticked.",
 }
 
 

@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from softserve.datasets.models import DatasetVersion
 from softserve.jobs.models import Job
+from softserve.prompts import evalsets
 from softserve.prompts.models import PromptVersion, TaskPrompt, VersionStatus
 from workers.contracts import INITS, JOB_KINDS, METHODS, Init, JobKind, Method, inits_for
 from workers.engine.defaults import (
@@ -111,6 +112,11 @@ class JobCreateSerializer(serializers.Serializer):
         + ", or SOFTSERVE_JOB_DEFAULT_MINUTES where the operator set it)",
     )
     seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+    allow_eval_overlap = serializers.BooleanField(
+        default=False,
+        help_text="tune/ensemble: train even though rows of the dataset version are also rows of the "
+        "prompt's evaluation set (refused otherwise: the set is held out)",
+    )
 
     def validate_max_minutes(self, value: float) -> float:
         most = settings.SOFTSERVE_JOB_POLICY.job_max_minutes
@@ -178,8 +184,20 @@ class JobCreateSerializer(serializers.Serializer):
                 )
         elif "version" in data:
             raise serializers.ValidationError({"version": ["Only evaluate jobs name a version."]})
+        if kind != JobKind.EVALUATE and not data["allow_eval_overlap"]:
+            self._held_out(prompt, dataset)
         data["prompt_obj"], data["dataset_obj"], data["target"] = prompt, dataset, target
         return data
+
+    def _held_out(self, prompt: TaskPrompt, dataset: DatasetVersion) -> None:
+        """A training job may not see the rows of its prompt's evaluation set unless told to."""
+        if prompt.eval_dataset_version_id is None:
+            return
+        count = evalsets.overlap(prompt, dataset)
+        if count:
+            raise serializers.ValidationError(
+                {"dataset_version": [evalsets.overlap_message(prompt, dataset, count)]}
+            )
 
     def spec(self) -> dict:
         data = self.validated_data
@@ -199,6 +217,8 @@ class JobCreateSerializer(serializers.Serializer):
         ]
         spec = {key: data[key] for key in keys if key in data}
         spec["dataset_version"] = str(data["dataset_version"])
+        if data.get("allow_eval_overlap") and data["kind"] != JobKind.EVALUATE:
+            spec["allow_eval_overlap"] = True  # on record: this version may have seen evaluation rows
         if data["kind"] != JobKind.EVALUATE:  # the budget the job runs under, on record from the start
             policy = settings.SOFTSERVE_JOB_POLICY
             spec.setdefault("max_minutes", policy.default_minutes(data["method"], data["kind"]))

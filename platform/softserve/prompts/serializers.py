@@ -7,11 +7,14 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from softserve.prompts import downloads
+from softserve.datasets.models import DatasetVersion
+from softserve.prompts import downloads, evalsets
 from softserve.prompts.models import NAME_PATTERN, Alias, PromptVersion, TaskPrompt
 from workers.contracts import TaskType
 from workers.engine.task import template_fields
 
+# The per-row lists of a version's evaluation: only its detail view carries them.
+EVALUATION_ROWS = ("predictions", "gold")
 NAME_ERROR = {"invalid": "Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."}
 
 
@@ -28,6 +31,18 @@ class PromptVersionSerializer(serializers.ModelSerializer):
         help_text="Per format (softserve, peft): its URL, or null and the reason it has none."
     )
     nearest_tokens = serializers.SerializerMethodField(help_text="URL of the nearest-vocabulary-token view.")
+    parity = serializers.CharField(
+        read_only=True,
+        help_text="Train/serve parity on the prompt's evaluation set: none (no set pinned), pending, "
+        "passed, parity_failed (the serving pool's score differs from the training-time dev score by more "
+        "than the tolerance) or error (evaluation.error says why).",
+    )
+    evaluation = serializers.SerializerMethodField(
+        help_text="The score on the prompt's evaluation set through the serving pool: dataset_version, "
+        "rows, metrics (accuracy, macro_f1, per_label; generation: exact_match), dev_metrics (training "
+        "time), serving_dev_metrics (the dev rows re-scored by the pool), gap, gap_basis, tolerance, "
+        "evaluated_at, error; a version's own URL adds predictions and gold (one per row, in order)."
+    )
     best_step = serializers.SerializerMethodField(
         help_text="The training step of the checkpoint this version keeps: early stopping keeps the one "
         "with the best metric on the job's dev split (an ensemble: one step per member). Null until "
@@ -51,8 +66,20 @@ class PromptVersionSerializer(serializers.ModelSerializer):
             "artifact_sha256",
             "downloads",
             "nearest_tokens",
+            "parity",
+            "evaluation",
         ]
         read_only_fields = fields
+
+    @extend_schema_field({"type": "object"})
+    def get_evaluation(self, version: PromptVersion) -> dict:
+        """Lists leave out the per-row predictions and gold labels (one per evaluation-set row): the
+        version's own page (detail) carries them."""
+        evaluation = dict(version.evaluation or {})
+        if not self.context.get("full_evaluation"):
+            for key in EVALUATION_ROWS:
+                evaluation.pop(key, None)
+        return evaluation
 
     def _url(self, version: PromptVersion, name: str, **extra) -> str:
         return reverse(name, kwargs={"name": version.prompt.name, "number": version.number, **extra})
@@ -82,6 +109,12 @@ class PromptSerializer(serializers.ModelSerializer):
     name = serializers.RegexField(NAME_PATTERN, max_length=100, error_messages=NAME_ERROR)
     base_model = serializers.CharField(required=False)
     aliases = serializers.SerializerMethodField()
+    eval_dataset_version = serializers.UUIDField(
+        source="eval_dataset_version_id",
+        read_only=True,
+        allow_null=True,
+        help_text="The pinned evaluation set (a dataset version id; PATCH to pin or unpin), or null.",
+    )
 
     class Meta:
         model = TaskPrompt
@@ -95,8 +128,9 @@ class PromptSerializer(serializers.ModelSerializer):
             "base_model",
             "created_at",
             "aliases",
+            "eval_dataset_version",
         ]
-        read_only_fields = ["id", "created_at", "aliases"]
+        read_only_fields = ["id", "created_at", "aliases", "eval_dataset_version"]
 
     def get_aliases(self, prompt: TaskPrompt) -> dict[str, int]:
         # prompt.aliases.all(): the list view prefetches them with their versions (one query per page).
@@ -191,3 +225,27 @@ def alias_target(tenant, prompt: TaskPrompt, alias: str, number: int) -> PromptV
     if version is None:
         raise serializers.ValidationError({"version": [f"{prompt.name} has no version {number}."]})
     return version
+
+
+class EvalSetSerializer(serializers.Serializer):
+    """PATCH /prompts/{name}: pin an evaluation set (a dataset version of the team's that fits the prompt,
+    at most EVAL_SET_MAX_ROWS rows) or unpin it (null)."""
+
+    eval_dataset_version = serializers.UUIDField(allow_null=True)
+
+    def validate_eval_dataset_version(self, value):
+        if value is None:
+            return None
+        prompt: TaskPrompt = self.context["prompt"]
+        version = (
+            DatasetVersion.objects.for_tenant(prompt.tenant)
+            .select_related("dataset")
+            .filter(pk=value)
+            .first()
+        )
+        if version is None:  # another team's id reads exactly like one that does not exist
+            raise serializers.ValidationError("No such dataset version.")
+        problems = evalsets.fit_problems(prompt, version)
+        if problems:
+            raise serializers.ValidationError(problems)
+        return version

@@ -13,6 +13,11 @@ urlpatterns = [
         name="prompt-version-artifact",
     ),
     path(
+        "prompts/<str:name>/versions/<int:number>/evaluate",
+        views.VersionEvaluate.as_view(),
+        name="prompt-version-evaluate",
+    ),
+    path(
         "prompts/<str:name>/versions/<int:number>/nearest-tokens",
         views.VersionTokens.as_view(),
         name="prompt-version-tokens",

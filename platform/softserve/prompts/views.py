@@ -17,6 +17,7 @@ from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.prompts.serializers import (
     AliasMoveSerializer,
     AliasSerializer,
+    EvalSetSerializer,
     PromptSerializer,
     PromptVersionSerializer,
     alias_target,
@@ -47,7 +48,17 @@ class PromptDetail(WithAliases, generics.RetrieveDestroyAPIView):
     model = TaskPrompt
     serializer_class = PromptSerializer
     lookup_field = "name"
-    actions_by_method = {"GET": "read", "DELETE": "manage_aliases"}
+    # Pinning the evaluation set decides what alias gates compare on: the same role as moving aliases.
+    actions_by_method = {"GET": "read", "PATCH": "manage_aliases", "DELETE": "manage_aliases"}
+
+    @extend_schema(request=EvalSetSerializer, responses={200: PromptSerializer})
+    def patch(self, request, name: str):
+        """Pin the prompt's evaluation set (`{"eval_dataset_version": "<id>"}`) or unpin it (null)."""
+        prompt = self.get_object()
+        form = EvalSetSerializer(data=request.data, context={"prompt": prompt})
+        form.is_valid(raise_exception=True)
+        actions.pin_eval_set(request.actor, prompt, form.validated_data["eval_dataset_version"])
+        return Response(PromptSerializer(self.get_object()).data)
 
     def perform_destroy(self, prompt: TaskPrompt) -> None:
         actions.delete_prompt(self.request.actor, prompt)
@@ -79,6 +90,27 @@ class VersionDetail(PromptScoped, generics.RetrieveAPIView):
         return downloads.tenant_version(
             self.request.actor.tenant, self.kwargs["name"], self.kwargs["number"]
         )[1]
+
+    def get_serializer_context(self) -> dict:
+        # One version: its evaluation with the per-row predictions and gold labels (gates pair on them).
+        return {**super().get_serializer_context(), "full_evaluation": True}
+
+
+class VersionEvaluate(PromptScoped, APIView):
+    """Re-score a ready version on the prompt's evaluation set through the serving pool (202: queued;
+    the version's `parity` is pending until it is done)."""
+
+    model = PromptVersion
+    actions_by_method = {"POST": "train"}
+
+    @extend_schema(request=None, responses={202: PromptVersionSerializer})
+    def post(self, request, name: str, number: int):
+        prompt, version = downloads.tenant_version(request.actor.tenant, name, number)
+        version = actions.evaluate_version(request.actor, prompt, version)
+        return Response(
+            PromptVersionSerializer(version, context={"request": request}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
 
 
 class VersionArtifact(PromptScoped, APIView):
