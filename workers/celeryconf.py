@@ -17,7 +17,7 @@ from celery import Celery, signals
 from kombu import Queue
 
 from workers.config import worker_config
-from workers.contracts import QUEUE_DEFAULT, QUEUE_GPU, TASK_RECONCILE
+from workers.contracts import QUEUE_DEFAULT, QUEUE_GPU, TASK_EXPIRE_PREDICTION_INPUTS, TASK_RECONCILE
 
 logger = logging.getLogger(__name__)
 CONFIG = worker_config()
@@ -37,7 +37,11 @@ app.conf.update(
     result_backend=None,
     task_queues=[Queue(QUEUE_GPU), Queue(QUEUE_DEFAULT)],
     task_default_queue=QUEUE_DEFAULT,
-    task_routes={"softserve.jobs.*": {"queue": QUEUE_GPU}, TASK_RECONCILE: {"queue": QUEUE_DEFAULT}},
+    task_routes={
+        "softserve.jobs.*": {"queue": QUEUE_GPU},
+        TASK_RECONCILE: {"queue": QUEUE_DEFAULT},
+        TASK_EXPIRE_PREDICTION_INPUTS: {"queue": QUEUE_DEFAULT},
+    },
     # A job is acknowledged when it ends, and handed back when its worker process dies mid-job.
     task_acks_late=True,
     task_reject_on_worker_lost=True,
@@ -47,7 +51,13 @@ app.conf.update(
     worker_soft_shutdown_timeout=CONFIG.soft_shutdown_s,
     worker_enable_soft_shutdown_on_idle=True,
     worker_hijack_root_logger=False,
-    beat_schedule={"reconcile-jobs": {"task": TASK_RECONCILE, "schedule": CONFIG.reconcile_every_s}},
+    beat_schedule={
+        "reconcile-jobs": {"task": TASK_RECONCILE, "schedule": CONFIG.reconcile_every_s},
+        "expire-prediction-inputs": {
+            "task": TASK_EXPIRE_PREDICTION_INPUTS,
+            "schedule": CONFIG.expire_inputs_every_s,
+        },
+    },
     beat_schedule_filename=str(Path(CONFIG.var_dir) / "celerybeat-schedule"),
 )
 

@@ -6,12 +6,13 @@ from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as S3ConnectionError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from workers import runner
+from workers import retention, runner
 from workers.celeryconf import CONFIG, app
 from workers.contracts import (
     QUEUE_GPU,
     TASK_ENSEMBLE,
     TASK_EVALUATE,
+    TASK_EXPIRE_PREDICTION_INPUTS,
     TASK_FOR_KIND,
     TASK_RECONCILE,
     TASK_TUNE,
@@ -55,3 +56,9 @@ def send_job(job_id: str, kind: str) -> None:
 @app.task(name=TASK_RECONCILE)
 def reconcile() -> dict[str, list[str]]:
     return runner.reconcile(default_db(), send_job, CONFIG.requeue_unclaimed_s, CONFIG)
+
+
+@app.task(name=TASK_EXPIRE_PREDICTION_INPUTS, **RETRY)
+def expire_prediction_inputs() -> int:
+    """Periodic: forget the prediction inputs kept past their prompt's retention period."""
+    return retention.expire_prediction_inputs(default_db().engine)

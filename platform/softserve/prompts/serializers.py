@@ -95,8 +95,11 @@ class PromptSerializer(serializers.ModelSerializer):
             "base_model",
             "created_at",
             "aliases",
+            "keep_inputs",
+            "input_retention_days",
         ]
-        read_only_fields = ["id", "created_at", "aliases"]
+        # Settings change through PATCH (PromptUpdateSerializer), not at creation.
+        read_only_fields = ["id", "created_at", "aliases", "keep_inputs", "input_retention_days"]
 
     def get_aliases(self, prompt: TaskPrompt) -> dict[str, int]:
         # prompt.aliases.all(): the list view prefetches them with their versions (one query per page).
@@ -164,6 +167,27 @@ class PromptSerializer(serializers.ModelSerializer):
                 raise serializers.ValidationError({"verbalizer": ["Words must be non-empty and distinct."]})
         elif labels or verbalizer:
             raise serializers.ValidationError({"labels": ["A generation task has no labels or verbalizer."]})
+        return data
+
+
+class PromptUpdateSerializer(serializers.Serializer):
+    """PATCH /api/v1/prompts/{name}: the prompt's settings; each field is optional, the others stay."""
+
+    keep_inputs = serializers.BooleanField(
+        required=False,
+        help_text="Keep prediction inputs (for datasets made from feedback); turning it off forgets the "
+        "inputs kept so far at once.",
+    )
+    input_retention_days = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=365,
+        help_text="Kept inputs are forgotten this many days after their prediction.",
+    )
+
+    def validate(self, data: dict) -> dict:
+        if not data:
+            raise serializers.ValidationError({"non_field_errors": ["Send at least one setting to change."]})
         return data
 
 

@@ -18,6 +18,7 @@ from softserve.prompts.serializers import (
     AliasMoveSerializer,
     AliasSerializer,
     PromptSerializer,
+    PromptUpdateSerializer,
     PromptVersionSerializer,
     alias_target,
 )
@@ -47,7 +48,16 @@ class PromptDetail(WithAliases, generics.RetrieveDestroyAPIView):
     model = TaskPrompt
     serializer_class = PromptSerializer
     lookup_field = "name"
-    actions_by_method = {"GET": "read", "DELETE": "manage_aliases"}
+    # PATCH: the prompt's settings (kept inputs and their retention), by those who create and train prompts.
+    actions_by_method = {"GET": "read", "PATCH": "train", "DELETE": "manage_aliases"}
+
+    @extend_schema(request=PromptUpdateSerializer, responses={200: PromptSerializer})
+    def patch(self, request, name):
+        prompt = self.get_object()
+        form = PromptUpdateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        prompt = actions.update_prompt(request.actor, prompt, **form.validated_data)
+        return Response(PromptSerializer(prompt).data)
 
     def perform_destroy(self, prompt: TaskPrompt) -> None:
         actions.delete_prompt(self.request.actor, prompt)
