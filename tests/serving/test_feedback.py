@@ -160,8 +160,14 @@ def _collect(team, version, with_inputs: bool = True) -> None:
         assert feedback(team, prediction, label=truth).status_code == 200
 
 
+@pytest.fixture
+def job_messages(broker):  # noqa: F811 - the jobs tests' fixture, imported above
+    """The Celery messages on the jobs tests' real Redis broker."""
+    return broker
+
+
 def test_dataset_from_feedback_is_ready_for_a_job(
-    acme, sentiment, s3, broker, django_capture_on_commit_callbacks
+    acme, sentiment, s3, job_messages, django_capture_on_commit_callbacks
 ):
     refused = acme.client.post("/api/v1/prompts/sentiment/feedback-dataset", {}, format="json")
     assert refused.status_code == 400 and "prompt" in refused.json()["error"]["fields"]
@@ -215,7 +221,7 @@ def test_dataset_from_feedback_is_ready_for_a_job(
         steps=5,
     )
     assert job.status_code == 201, job.content
-    assert broker()[0]["task"] == TASK_TUNE
+    assert job_messages()[0]["task"] == TASK_TUNE
 
 
 def test_keep_inputs_and_retention_settings(acme, globex, sentiment):
