@@ -42,7 +42,7 @@ def _feedback_history(tenant) -> TaskPrompt:
     for i in range(60):
         version = versions[i % 2]
         truth = ("negative", "positive")[(i // 2) % 2]
-        right = (i % 5 != 0) if version.number == 2 else (i % 4 < 2)
+        right = (i % 5 != 0) if version.number == 2 else (i % 4 < 2 or i % 12 == 1)
         out = truth if right else ("positive" if truth == "negative" else "negative")
         prediction = Prediction.objects.create(
             tenant=tenant,
@@ -52,7 +52,7 @@ def _feedback_history(tenant) -> TaskPrompt:
             outputs=[out],
             inputs=[{"text": f"film review number {i}"}],
         )
-        Prediction.objects.filter(pk=prediction.pk).update(created_at=now - timedelta(days=i % 6, hours=1))
+        Prediction.objects.filter(pk=prediction.pk).update(created_at=now - timedelta(days=i % 12, hours=1))
         Feedback.objects.create(tenant=tenant, prediction=prediction, label=truth, correct=right)
     return prompt
 

@@ -44,7 +44,9 @@ def feedback_panel(request: HttpRequest, prompt: TaskPrompt) -> dict:
                 "labels": [day.isoformat() for day in days],
                 "datasets": [{"label": f"v{entry['version']} accuracy", "data": points}],
                 "x": "day served",
-                "y": "accuracy from feedback",
+                "y": "accuracy",
+                "yMin": 0,
+                "yMax": 1,
             }
         versions.append({**entry, "chart": chart})
     return {

@@ -180,8 +180,10 @@ class FeedbackRows:
 def corrected_rows(actor: Actor, prompt: TaskPrompt, since: datetime | None) -> FeedbackRows:
     """The feedback rows that still have their input, as dataset rows (template fields + `label`), newest
     feedback first and one row per distinct input (the newest word on it): an upload refuses repeated
-    texts, and a caller who corrected the same input twice meant the later answer."""
+    texts, and a caller who corrected the same input twice meant the later answer. At most
+    LIMITS.dataset_max_rows rows, the newest: memory stays bounded."""
     fields = template_fields(prompt.template)
+    most = settings.LIMITS.dataset_max_rows
     scoped = Feedback.objects.for_tenant(actor.tenant).filter(prediction__prompt=prompt)
     if since is not None:
         scoped = scoped.filter(created_at__gte=since)
@@ -205,6 +207,8 @@ def corrected_rows(actor: Actor, prompt: TaskPrompt, since: datetime | None) -> 
             continue
         seen.add(texts)
         rows.append({**dict(zip(fields, texts, strict=True)), "label": answer or target})
+        if len(rows) >= most:
+            break
     return FeedbackRows(rows, total, missing)
 
 
@@ -218,8 +222,9 @@ def make_dataset(
         raise ValidationError(
             {
                 "prompt": [
-                    f"{prompt.name} does not keep prediction inputs, so feedback has no rows to learn from: "
-                    "turn on keep_inputs (PATCH /api/v1/prompts/{name}) and collect feedback first."
+                    f"{prompt.name} does not keep prediction inputs, so feedback has no rows to learn "
+                    "from: turn on keep_inputs (Kept inputs on the prompt's page, or PATCH "
+                    "/api/v1/prompts/{name}) and collect feedback first."
                 ]
             }
         )
