@@ -169,7 +169,7 @@ class ModelList(APIView):
 
     actions_by_method = {"GET": "list_models"}
 
-    @extend_schema(responses={200: ModelListSerializer})
+    @extend_schema(operation_id="v1_models_list", responses={200: ModelListSerializer})
     def get(self, request):
         return Response({"object": "list", "data": catalog.models(request.actor)})
 
@@ -177,6 +177,6 @@ class ModelList(APIView):
 class ModelDetail(APIView):
     actions_by_method = {"GET": "list_models"}
 
-    @extend_schema(responses={200: ModelSerializer})
+    @extend_schema(operation_id="v1_models_retrieve", responses={200: ModelSerializer})
     def get(self, request, model_id):
         return Response(catalog.model(request.actor, model_id))
