@@ -1,6 +1,7 @@
-"""Input retention end to end: a real `celery worker -B` (the beat schedule of workers/celeryconf.py)
-runs TASK_EXPIRE_PREDICTION_INPUTS on the test database, and the inputs past their prompt's retention
-period are forgotten while the newer ones (and every output) stay."""
+"""Feedback and kept inputs end to end on a real `celery worker -B`: the beat schedule of
+workers/celeryconf.py runs TASK_EXPIRE_PREDICTION_INPUTS on the test database (inputs past their prompt's
+retention are forgotten, newer ones and every output stay), and a dataset version made from feedback on 50
+predictions trains a version."""
 
 from __future__ import annotations
 
