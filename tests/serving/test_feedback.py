@@ -10,12 +10,13 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 from softserve.datasets.models import DatasetVersion
 from softserve.prompts.models import PromptVersion, TaskPrompt
 from softserve.serving.models import Feedback, Prediction
-from softserve.tenancy.models import AuditEvent
+from softserve.tenancy.models import AuditEvent, Quota
 
 from tests.jobs.test_jobs_api import broker, post_job  # noqa: F401 - the broker fixture
 from tests.prompts.test_registry_api import ready_version
@@ -300,3 +301,13 @@ def test_predictions_and_feedback_go_with_the_prompt(acme, sentiment):
     feedback(acme, prediction, label="positive")
     assert acme.client.delete("/api/v1/prompts/sentiment").status_code == 204
     assert not Prediction.objects.exists() and not Feedback.objects.exists()
+
+
+def test_feedback_counts_on_the_teams_requests_per_minute(acme, sentiment):
+    """Feedback is a write like any other: the team's one requests-per-minute counter (429 past it)."""
+    cache.clear()
+    Quota.objects.filter(tenant=acme.tenant).update(requests_per_minute=3)
+    prediction = predicted(sentiment, ["positive"])
+    codes = [feedback(acme, prediction, label="positive").status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    cache.clear()
