@@ -5,6 +5,7 @@ from django.urls import path
 from webui.views import (
     datasets,
     evalsets,
+    feedback,
     invitations,
     jobs,
     ops,
@@ -40,6 +41,8 @@ urlpatterns = [
         evalsets.version_evaluate,
         name="version-evaluate",
     ),
+    path("app/prompts/<str:name>/feedback-settings", feedback.feedback_settings, name="feedback-settings"),
+    path("app/prompts/<str:name>/feedback-dataset", feedback.feedback_dataset, name="feedback-dataset"),
     path(
         "app/prompts/<str:name>/versions/<int:number>/artifact/<str:fmt>",
         prompts.artifact_download,

@@ -17,7 +17,13 @@ from celery import Celery, signals
 from kombu import Queue
 
 from workers.config import worker_config
-from workers.contracts import QUEUE_DEFAULT, QUEUE_GPU, TASK_RECONCILE, TASK_SWEEP_WEBHOOKS
+from workers.contracts import (
+    QUEUE_DEFAULT,
+    QUEUE_GPU,
+    TASK_EXPIRE_PREDICTION_INPUTS,
+    TASK_RECONCILE,
+    TASK_SWEEP_WEBHOOKS,
+)
 
 logger = logging.getLogger(__name__)
 CONFIG = worker_config()
@@ -37,7 +43,11 @@ app.conf.update(
     result_backend=None,
     task_queues=[Queue(QUEUE_GPU), Queue(QUEUE_DEFAULT)],
     task_default_queue=QUEUE_DEFAULT,
-    task_routes={"softserve.jobs.*": {"queue": QUEUE_GPU}, TASK_RECONCILE: {"queue": QUEUE_DEFAULT}},
+    task_routes={
+        "softserve.jobs.*": {"queue": QUEUE_GPU},
+        TASK_RECONCILE: {"queue": QUEUE_DEFAULT},
+        TASK_EXPIRE_PREDICTION_INPUTS: {"queue": QUEUE_DEFAULT},
+    },
     # A job is acknowledged when it ends, and handed back when its worker process dies mid-job.
     task_acks_late=True,
     task_reject_on_worker_lost=True,
@@ -51,6 +61,10 @@ app.conf.update(
         "reconcile-jobs": {"task": TASK_RECONCILE, "schedule": CONFIG.reconcile_every_s},
         # Webhook retries (their backoff) and sends lost after commit: every due delivery.
         "sweep-webhooks": {"task": TASK_SWEEP_WEBHOOKS, "schedule": CONFIG.webhook_sweep_every_s},
+        "expire-prediction-inputs": {
+            "task": TASK_EXPIRE_PREDICTION_INPUTS,
+            "schedule": CONFIG.expire_inputs_every_s,
+        },
     },
     beat_schedule_filename=str(Path(CONFIG.var_dir) / "celerybeat-schedule"),
 )

@@ -61,6 +61,8 @@ class WorkerConfig:
     # The reconciler's period, and how long a queued job may wait unclaimed before its message is re-sent.
     reconcile_every_s: float = 30.0
     requeue_unclaimed_s: float = 600.0
+    # Prediction inputs kept past their prompt's retention period are forgotten this often (Celery beat).
+    expire_inputs_every_s: float = 3600.0
     # /metrics, /healthz and /readyz of this worker on this port (0: not served), and how long /readyz
     # waits for each dependency (the web's SOFTSERVE_READY_TIMEOUT_S).
     worker_metrics_port: int = 0

@@ -6,7 +6,7 @@ from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as S3ConnectionError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from workers import evalset, runner, webhooks
+from workers import evalset, retention, runner, webhooks
 from workers.celeryconf import CONFIG, app
 from workers.contracts import (
     QUEUE_DEFAULT,
@@ -15,6 +15,7 @@ from workers.contracts import (
     TASK_ENSEMBLE,
     TASK_EVALUATE,
     TASK_EVALUATE_VERSION,
+    TASK_EXPIRE_PREDICTION_INPUTS,
     TASK_FOR_KIND,
     TASK_RECONCILE,
     TASK_SWEEP_WEBHOOKS,
@@ -86,3 +87,9 @@ def sweep_webhooks() -> list[str]:
 def evaluate_version(version_id: str) -> str:
     """A ready version scored on its prompt's evaluation set through the serving pool (parity)."""
     return evalset.evaluate_version(default_db(), default_store(), version_id, CONFIG, TRANSIENT)
+
+
+@app.task(name=TASK_EXPIRE_PREDICTION_INPUTS, **RETRY)
+def expire_prediction_inputs() -> int:
+    """Periodic: forget the prediction inputs kept past their prompt's retention period."""
+    return retention.expire_prediction_inputs(default_db().engine)

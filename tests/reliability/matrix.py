@@ -19,6 +19,7 @@ from django.utils import timezone
 from softserve.datasets.models import Dataset, DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
+from softserve.serving.models import Feedback, Prediction
 from softserve.tenancy.models import ApiKey, Invitation, Membership, Quota
 from softserve.webhooks.models import Webhook, WebhookDelivery
 
@@ -72,6 +73,18 @@ def world(acme, globex, s3):
         peft_key=peft_key,
     )
     Alias.objects.create(tenant=victim.tenant, prompt=prompt, name="production", version=version)
+    # A logged prediction that kept its input (holding the secret), with feedback on it.
+    TaskPrompt.objects.filter(pk=prompt.pk).update(keep_inputs=True)
+    prediction = Prediction.objects.create(
+        tenant=victim.tenant,
+        prompt=prompt,
+        version=version,
+        alias="production",
+        rows=1,
+        outputs=["a"],
+        inputs=[{"text": f"{SECRET} input"}],
+    )
+    Feedback.objects.create(tenant=victim.tenant, prediction=prediction, label="b", correct=False)
     job = Job.objects.create(
         tenant=victim.tenant,
         kind="tune",
@@ -97,6 +110,7 @@ def world(acme, globex, s3):
     ApiKey.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     _, read_only = ApiKey.mint(victim.tenant, "ro", ["read"], role="owner", created_by=victim.owner)
     _, predict_only = ApiKey.mint(victim.tenant, "po", ["predict"], role="owner", created_by=victim.owner)
+    _, write_only = ApiKey.mint(victim.tenant, "wo", ["write"], role="owner", created_by=victim.owner)
     bootstrap = ApiKey.objects.for_tenant(victim.tenant).get(name="bootstrap")
     # A webhook (its URL and secret name the victim) with a delivery in its log.
     hook = Webhook.objects.create(
@@ -119,6 +133,7 @@ def world(acme, globex, s3):
             "member": owner.id,
             "invitation": invited.json()["id"],
             "webhook": hook.id,
+            "prediction": prediction.id,
         },
         "keys": {
             "revoked_key": revoked_key,
@@ -126,6 +141,7 @@ def world(acme, globex, s3):
             "removed_member_key": removed_key,
             "read_only": read_only,
             "predict_only": predict_only,
+            "write_only": write_only,
         },
         "markers": [
             SECRET,
@@ -162,6 +178,10 @@ def fill(route: str, name: str, world) -> dict:
             values[param] = "cancel"
         elif param == "fmt":  # a version's download format: the PEFT zip, the newer of the two
             values[param] = "peft"
+        elif param == "prediction_id":
+            values[param] = ids["prediction"]
+        elif param == "model_id":  # an OpenAI-style model name: prompt@alias
+            values[param] = "sentiment@production"
         else:
             pytest.fail(
                 f"{name}: no victim value for URL parameter <{param}>; add one to fill() in {__file__}."
@@ -173,12 +193,14 @@ def victim_state(world) -> tuple:
     tenant = world["victim"].tenant
     return (
         sorted(
-            (name, template, str(pinned))
-            for name, template, pinned in TaskPrompt.objects.for_tenant(tenant).values_list(
-                "name", "template", "eval_dataset_version_id"
+            (name, template, str(pinned), keep, days)
+            for name, template, pinned, keep, days in TaskPrompt.objects.for_tenant(tenant).values_list(
+                "name", "template", "eval_dataset_version_id", "keep_inputs", "input_retention_days"
             )
         ),
         sorted(PromptVersion.objects.for_tenant(tenant).values_list("number", "status", "parity")),
+        sorted(map(str, Prediction.objects.for_tenant(tenant).values_list("outputs", "inputs"))),
+        sorted(Feedback.objects.for_tenant(tenant).values_list("index", "label", "target", "correct")),
         sorted(Alias.objects.for_tenant(tenant).values_list("name", "version__number")),
         sorted(Dataset.objects.for_tenant(tenant).values_list("name", flat=True)),
         DatasetVersion.objects.for_tenant(tenant).count(),
@@ -213,6 +235,10 @@ def form_values(world) -> dict[str, object]:
         "dataset_version": str(ids["dataset"]),
         # The victim's own dataset version: pinning it on the victim's prompt must still be refused.
         "eval_dataset_version": str(ids["dataset_version"]),
+        "label": "a",
+        "keep_inputs": False,
+        "input_retention_days": 1,
+        "dataset": "intruder",
     }
 
 

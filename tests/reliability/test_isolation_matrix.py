@@ -16,6 +16,7 @@ from django.conf import settings
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 from django.urls import URLPattern, get_resolver, reverse
+from softserve.tenancy.permissions import action_for, scopes_for
 
 from tests.reliability.figures import record_figures
 from tests.reliability.matrix import body_for, fill, victim_state, walk
@@ -122,6 +123,16 @@ def expected(kind: str, scenario: str, method: str, handles: bool | None) -> set
     return {302, 403, 404, 405}
 
 
+def wrong_scope_key(pattern: URLPattern, method: str, world) -> str | None:
+    """A key whose scopes lack the one the endpoint's method needs, where the usual choice has it: the
+    model list takes a read or a predict key, so only a write-only key is wrong there."""
+    view = getattr(pattern.callback, "cls", None) or getattr(pattern.callback, "view_class", None)
+    action = action_for(view, method) if view is not None else None
+    if action and "predict" in scopes_for(action) and method in SAFE:
+        return world["keys"]["write_only"]
+    return None
+
+
 def client_for(scenario: str, method: str, world) -> tuple[Client, dict]:
     """A client as that caller, and the extra headers of its request."""
     # As a browser meets it: CSRF is checked; a server error is an answer to count, not an exception.
@@ -168,6 +179,8 @@ def test_isolation_matrix(world):
                     if (scenario, method in SAFE) not in clients:
                         clients[scenario, method in SAFE] = client_for(scenario, method, world)
                     client, headers = clients[scenario, method in SAFE]
+                if scenario == "wrong_scope_key" and wrong_scope_key(pattern, method, world):
+                    headers = {"HTTP_AUTHORIZATION": f"Bearer {wrong_scope_key(pattern, method, world)}"}
                 response = client.generic(
                     method, url, body if method not in SAFE else "", "application/json", **headers
                 )

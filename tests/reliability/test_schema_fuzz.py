@@ -81,8 +81,26 @@ def seeded(acme, tmp_path, settings):
         tenant=acme.tenant, url="https://hooks.example/x", events=["version.ready"], secret="whsec_fuzz"
     )
     WebhookDelivery.objects.create(tenant=acme.tenant, webhook=hook, event="version.ready", payload={})
+    _served_with_feedback(acme)
     _current["key"] = acme.key
     return acme
+
+
+def _served_with_feedback(team) -> None:
+    """A ready version behind `production` with a logged prediction and feedback: the model list and the
+    feedback figures answer with data, checked against their schemas."""
+    from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
+    from softserve.serving.models import Feedback, Prediction
+
+    prompt = TaskPrompt.objects.get(tenant=team.tenant, name="sentiment")
+    version = PromptVersion.objects.create(
+        tenant=team.tenant, prompt=prompt, number=1, method="prompt", status="ready", artifact_key="a/1"
+    )
+    Alias.objects.create(tenant=team.tenant, prompt=prompt, name="production", version=version)
+    prediction = Prediction.objects.create(
+        tenant=team.tenant, prompt=prompt, version=version, rows=1, outputs=["positive"]
+    )
+    Feedback.objects.create(tenant=team.tenant, prediction=prediction, label="positive", correct=True)
 
 
 def _record() -> None:

@@ -24,6 +24,7 @@ from webui.forms import FORM, dataset_options, errors_of, page_of, submitted
 from webui.insights import preview_rows
 from webui.team import team_page
 from webui.views.evalsets import eval_set_context
+from webui.views.feedback import feedback_panel
 from workers.contracts import TaskType, template_fields
 from workers.engine.formats import nearest_tokens_unavailable
 from workers.engine.task import Template
@@ -310,6 +311,7 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
         "rollback": {a.name: _previous(history, a.name) for a in aliases},
         "may_move": request.actor.may("manage_aliases"),
         **eval_set_context(request, prompt, page.object_list),
+        "feedback": feedback_panel(request, prompt),  # webui/_feedback.html
     }
     return render(request, "webui/prompt_detail.html", context)
 

@@ -141,16 +141,21 @@ def _predict_mixed(
             row_limits = [limits[i] for i, (p, _) in zip(chosen, group, strict=True) for _ in p.members]
             generated = greedy_generate(fm, prompts, row_prompt, inputs, row_limits)
             # Ids come cut at the end of sequence: a row still as long as its limit was cut there ("length").
+            # With the number of tokens generated (up to, not counting, the end of sequence): usage figures.
             ended = [
-                (fm.decode(ids).strip(), len(ids) >= limit)
+                (fm.decode(ids).strip(), len(ids) >= limit, len(ids))
                 for ids, limit in zip(generated, row_limits, strict=True)
             ]
             for i, member_outs in zip(chosen, _split(ended, counts), strict=True):
                 # Ensembles of generators: the most frequent text, ties to the earliest member.
-                texts = [text for text, _ in member_outs]
+                texts = [text for text, _, _ in member_outs]
                 text = max(texts, key=texts.count)
-                cut = member_outs[texts.index(text)][1]
-                outputs[i] = {"text": text, "finish_reason": "length" if cut else "stop"}
+                _, cut, tokens = member_outs[texts.index(text)]
+                outputs[i] = {
+                    "text": text,
+                    "finish_reason": "length" if cut else "stop",
+                    "completion_tokens": tokens,
+                }
     return outputs
 
 

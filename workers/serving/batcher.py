@@ -66,6 +66,8 @@ class _Row:
     # Label tokens that run after the input, padded to its longest label (rank classification: every
     # label past its first token; an encoder-decoder's decoder over every label).
     label_positions: int = 0
+    # The input's tokens as the template formats it (usage figures): no soft-prompt positions, no labels.
+    prompt_tokens: int = 0
 
     @property
     def positions(self) -> int:
@@ -81,10 +83,17 @@ Send = Callable[[int, ServeReply], None]
 
 
 def _output(result: dict[str, Any]) -> dict[str, Any]:
-    """The public shape: label and per-label probabilities (ensembles: votes too), or text."""
+    """The public shape: label and per-label probabilities (ensembles: votes too), or text; with the
+    tokens generated (`completion_tokens`: a generation's answer without its end-of-sequence token; 0 for
+    classification, which scores its labels and generates nothing). The platform moves the token counts
+    into the reply's usage figures (softserve.serving.actions)."""
     if "text" in result:
-        return {"text": result["text"], "finish_reason": result["finish_reason"]}
-    out = {"label": result["label"], "scores": result["scores"]}
+        return {
+            "text": result["text"],
+            "finish_reason": result["finish_reason"],
+            "completion_tokens": result.get("completion_tokens", 0),
+        }
+    out = {"label": result["label"], "scores": result["scores"], "completion_tokens": 0}
     if "votes" in result:
         out["votes"] = result["votes"]
     return out
@@ -184,7 +193,7 @@ class Batcher:
             metrics.FORWARD.observe(time.perf_counter() - tick)
         if error is None:
             for r, answer in zip(group, answers, strict=True):
-                outputs[r.request][r.position] = answer
+                outputs[r.request][r.position] = {**answer, "prompt_tokens": r.prompt_tokens}
             return
         requests = list(dict.fromkeys(r.request for r in group))
         if len(requests) == 1:
@@ -218,15 +227,17 @@ class Batcher:
         model_rows = members * max(1, continued)
         rows = []
         for j, fields in enumerate(request["inputs"]):
+            tokens = len(prompt.encoder.input_ids(fields))
             row = _Row(
                 i,
                 j,
                 prompt,
                 request["version_id"],
                 fields,
-                width=len(prompt.encoder.input_ids(fields)) + extra + tail,
+                width=tokens + extra + tail,
                 model_rows=model_rows,
                 label_positions=members * label_positions,
+                prompt_tokens=tokens,
             )
             if model_rows > self.config.max_batch_rows or row.positions > self.config.max_batch_tokens:
                 raise TooLarge(

@@ -159,3 +159,48 @@ def evaluate_version(actor: Actor, prompt: TaskPrompt, version: PromptVersion) -
         after={"version": version.number, "eval_dataset_version": str(prompt.eval_dataset_version_id)},
     )
     return version
+
+
+@transaction.atomic
+def update_prompt(actor: Actor, prompt: TaskPrompt, **changes) -> TaskPrompt:
+    """Change a prompt's settings (those the PATCH serializer lets through), audited with before/after.
+
+    Turning `keep_inputs` off forgets the inputs its predictions kept, in the same transaction: a team that
+    stops keeping inputs expects the ones already kept gone now, not after the retention period."""
+    from softserve.serving.models import Prediction  # serving's models point at prompts': import here
+
+    changed = {field: value for field, value in changes.items() if getattr(prompt, field) != value}
+    if not changed:
+        return prompt
+    before = {field: _shown(getattr(prompt, field)) for field in changed}
+    for field, value in changed.items():
+        setattr(prompt, field, value)
+    prompt.save(update_fields=list(changed))
+    forgotten = 0
+    if changed.get("keep_inputs") is False:
+        forgotten = (
+            Prediction.objects.for_tenant(actor.tenant)
+            .filter(prompt=prompt, inputs__isnull=False)
+            .update(inputs=None)
+        )
+    after = {field: _shown(value) for field, value in changed.items()}
+    if forgotten:
+        after["inputs_forgotten"] = forgotten
+    record(actor, actor.tenant, "prompt.update", prompt, before=before, after=after)
+    return prompt
+
+
+def _shown(value):
+    """A setting as the audit log keeps it (JSON): a model instance by its id."""
+    return str(value.pk) if hasattr(value, "pk") else value
+
+
+@transaction.atomic
+def change_prompt(actor: Actor, prompt: TaskPrompt, **changes) -> TaskPrompt:
+    """PATCH /prompts/{name}: the evaluation set (pinned or unpinned) and the prompt's settings, together
+    or not at all."""
+    if "eval_dataset_version" in changes:
+        prompt = pin_eval_set(actor, prompt, changes.pop("eval_dataset_version"))
+    if changes:
+        prompt = update_prompt(actor, prompt, **changes)
+    return prompt

@@ -129,8 +129,18 @@ class PromptSerializer(serializers.ModelSerializer):
             "created_at",
             "aliases",
             "eval_dataset_version",
+            "keep_inputs",
+            "input_retention_days",
         ]
-        read_only_fields = ["id", "created_at", "aliases", "eval_dataset_version"]
+        # Settings change through PATCH (PromptUpdateSerializer), not at creation.
+        read_only_fields = [
+            "id",
+            "created_at",
+            "aliases",
+            "eval_dataset_version",
+            "keep_inputs",
+            "input_retention_days",
+        ]
 
     def get_aliases(self, prompt: TaskPrompt) -> dict[str, int]:
         # prompt.aliases.all(): the list view prefetches them with their versions (one query per page).
@@ -249,3 +259,31 @@ class EvalSetSerializer(serializers.Serializer):
         if problems:
             raise serializers.ValidationError(problems)
         return version
+
+
+class PromptUpdateSerializer(EvalSetSerializer):
+    """PATCH /api/v1/prompts/{name}: the evaluation set and the prompt's settings; each field is optional,
+    the others stay."""
+
+    eval_dataset_version = serializers.UUIDField(
+        allow_null=True,
+        required=False,
+        help_text="Pin this dataset version as the evaluation set (null: unpin).",
+    )
+
+    keep_inputs = serializers.BooleanField(
+        required=False,
+        help_text="Keep prediction inputs (for datasets made from feedback); turning it off forgets the "
+        "inputs kept so far at once.",
+    )
+    input_retention_days = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=365,
+        help_text="Kept inputs are forgotten this many days after their prediction.",
+    )
+
+    def validate(self, data: dict) -> dict:
+        if not data:
+            raise serializers.ValidationError({"non_field_errors": ["Send at least one setting to change."]})
+        return data

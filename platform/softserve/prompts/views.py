@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,8 +17,8 @@ from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.prompts.serializers import (
     AliasMoveSerializer,
     AliasSerializer,
-    EvalSetSerializer,
     PromptSerializer,
+    PromptUpdateSerializer,
     PromptVersionSerializer,
     alias_target,
 )
@@ -48,16 +48,20 @@ class PromptDetail(WithAliases, generics.RetrieveDestroyAPIView):
     model = TaskPrompt
     serializer_class = PromptSerializer
     lookup_field = "name"
-    # Pinning the evaluation set decides what alias gates compare on: the same role as moving aliases.
-    actions_by_method = {"GET": "read", "PATCH": "manage_aliases", "DELETE": "manage_aliases"}
+    # PATCH: the prompt's settings (kept inputs and their retention), by those who create and train prompts;
+    # pinning the evaluation set decides what alias gates compare on, so it needs manage_aliases as well.
+    actions_by_method = {"GET": "read", "PATCH": "train", "DELETE": "manage_aliases"}
 
-    @extend_schema(request=EvalSetSerializer, responses={200: PromptSerializer})
+    @extend_schema(request=PromptUpdateSerializer, responses={200: PromptSerializer})
     def patch(self, request, name: str):
-        """Pin the prompt's evaluation set (`{"eval_dataset_version": "<id>"}`) or unpin it (null)."""
         prompt = self.get_object()
-        form = EvalSetSerializer(data=request.data, context={"prompt": prompt})
+        form = PromptUpdateSerializer(data=request.data, context={"prompt": prompt})
         form.is_valid(raise_exception=True)
-        actions.pin_eval_set(request.actor, prompt, form.validated_data["eval_dataset_version"])
+        if "eval_dataset_version" in form.validated_data and not request.actor.may("manage_aliases"):
+            raise PermissionDenied(
+                "Pinning the evaluation set is for those who move aliases (admins, owners)."
+            )
+        actions.change_prompt(request.actor, prompt, **form.validated_data)
         return Response(PromptSerializer(self.get_object()).data)
 
     def perform_destroy(self, prompt: TaskPrompt) -> None:

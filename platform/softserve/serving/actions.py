@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from django.conf import settings
@@ -191,6 +191,19 @@ class Prediction:
     body: dict[str, Any]
     # A Server-Timing header: time in the queue, the batch's forward passes, the whole round trip.
     server_timing: str
+    # Tokens per output as the serving worker counted them: {"prompt_tokens": [...], "completion_tokens":
+    # [...]} (the completions call reports their sums as OpenAI's usage).
+    tokens: dict[str, list[int]] = field(default_factory=dict)
+
+
+TOKEN_COUNTS = ("prompt_tokens", "completion_tokens")
+
+
+def _split_tokens(outputs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, list[int]]]:
+    """The outputs in their public shape, and the worker's token counts per output taken out of them."""
+    public = [{k: v for k, v in out.items() if k not in TOKEN_COUNTS} for out in outputs]
+    tokens = {name: [int(out.get(name) or 0) for out in outputs] for name in TOKEN_COUNTS}
+    return public, tokens
 
 
 def predict(
@@ -241,7 +254,8 @@ def predict(
         f"queue;dur={reply.get('queue_ms', 0):.1f}, model;dur={reply.get('batch_ms', 0):.1f}, "
         f"pool;dur={round_trip_ms:.1f}"
     )
-    return Prediction({"version": version.number, "outputs": reply["outputs"]}, timing)
+    outputs, tokens = _split_tokens(reply["outputs"])
+    return Prediction({"version": version.number, "outputs": outputs}, timing, tokens)
 
 
 def _refuse(request_id: str, reply: dict[str, Any]) -> NoReturn:

@@ -83,3 +83,88 @@ class UsageSerializer(serializers.ModelSerializer):
         model = Usage
         fields = ["prompt_name", "day", "requests", "inputs"]
         read_only_fields = fields
+
+
+class FeedbackSerializer(serializers.Serializer):
+    """The right answer for one output: `label` (classification) or `target` (generation); checked
+    against the prediction's prompt in softserve.serving.feedback."""
+
+    label = serializers.CharField(required=False, max_length=200, trim_whitespace=False)
+    target = serializers.CharField(required=False, trim_whitespace=False, allow_blank=True)
+    index = serializers.IntegerField(
+        required=False, default=0, min_value=0, help_text="Which input of the request (default 0)."
+    )
+
+    def validate_target(self, value: str) -> str:
+        most = settings.LIMITS.dataset_max_target_chars
+        if len(value) > most:
+            raise serializers.ValidationError(f"{len(value)} characters; at most {most}.")
+        return value
+
+    def validate(self, data: dict) -> dict:
+        if "label" in data and "target" in data:
+            raise serializers.ValidationError({"label": ["Send `label` or `target`, not both."]})
+        if "label" not in data and "target" not in data:
+            raise serializers.ValidationError(
+                {"label": ["Send `label` (classification) or `target` (generation)."]}
+            )
+        return data
+
+
+class FeedbackRecordedSerializer(serializers.Serializer):
+    prediction_id = serializers.UUIDField()
+    index = serializers.IntegerField()
+    label = serializers.CharField(allow_blank=True)
+    target = serializers.CharField(allow_blank=True)
+    correct = serializers.BooleanField(help_text="Whether the prediction's output equals it.")
+    created_at = serializers.DateTimeField()
+
+
+class FeedbackDaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    count = serializers.IntegerField()
+    correct = serializers.IntegerField()
+    accuracy = serializers.FloatField(allow_null=True)
+
+
+class FeedbackVersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    count = serializers.IntegerField()
+    correct = serializers.IntegerField()
+    accuracy = serializers.FloatField(allow_null=True)
+    days = FeedbackDaySerializer(many=True)
+
+
+class FeedbackAccuracySerializer(serializers.Serializer):
+    prompt = serializers.CharField()
+    days = serializers.IntegerField()
+    since = serializers.DateField()
+    versions = FeedbackVersionSerializer(many=True)
+
+
+class FeedbackWindowSerializer(serializers.Serializer):
+    days = serializers.IntegerField(required=False, default=30, min_value=1, max_value=365)
+
+
+class FeedbackDatasetSerializer(serializers.Serializer):
+    dataset = serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+        required=False,
+        error_messages={
+            "invalid": "Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."
+        },
+        help_text="The dataset to add a version to (default `<prompt>-feedback`).",
+    )
+    since = serializers.DateTimeField(required=False, help_text="Only feedback recorded from then on.")
+
+
+class ModelSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="`prompt@alias` or `prompt@version`: the `model` of a completion.")
+    object = serializers.CharField()
+    created = serializers.IntegerField()
+    owned_by = serializers.CharField()
+
+
+class ModelListSerializer(serializers.Serializer):
+    object = serializers.CharField()
+    data = ModelSerializer(many=True)

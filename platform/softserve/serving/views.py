@@ -6,17 +6,26 @@ import time
 import uuid
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics
+from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from softserve.datasets.serializers import DatasetVersionSerializer
 from softserve.numbers import whole_number
-from softserve.serving import actions
-from softserve.serving.models import Usage
+from softserve.prompts.views import PromptScoped
+from softserve.serving import actions, catalog, feedback
+from softserve.serving.models import Feedback, Prediction, Usage
 from softserve.serving.serializers import (
     CompletionResponseSerializer,
     CompletionSerializer,
+    FeedbackAccuracySerializer,
+    FeedbackDatasetSerializer,
+    FeedbackRecordedSerializer,
+    FeedbackSerializer,
+    FeedbackWindowSerializer,
+    ModelListSerializer,
+    ModelSerializer,
     PredictResponseSerializer,
     PredictSerializer,
     UsageSerializer,
@@ -82,7 +91,7 @@ class Completions(APIView):
                 "created": int(time.time()),
                 "model": f"{prompt.name}@{version.number}",
                 "choices": choices,
-                "usage": {"inputs": len(rows)},
+                "usage": {"inputs": len(rows), **token_usage(prediction.tokens)},
             },
             headers={"Server-Timing": prediction.server_timing},
         )
@@ -91,3 +100,83 @@ class Completions(APIView):
 class UsageList(TenantScoped, generics.ListAPIView):
     model = Usage
     serializer_class = UsageSerializer
+
+
+def token_usage(tokens: dict[str, list[int]]) -> dict[str, int]:
+    """OpenAI's usage figures: the sums of the serving worker's counts per output (workers/serving/
+    batcher.py): prompt tokens of each input as the template formats it, without the soft prompt's
+    positions; completion tokens generated (a generation's answer), 0 for classification."""
+    prompt_tokens = sum(tokens.get("prompt_tokens", []))
+    completion_tokens = sum(tokens.get("completion_tokens", []))
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+class PredictionFeedback(TenantScoped, APIView):
+    """What the right answer was for one output of a prediction (`prediction_id` of its reply)."""
+
+    model = Feedback
+    # Sent by the applications that predict, with the key they predict with.
+    actions_by_method = {"POST": "predict"}
+
+    @extend_schema(request=FeedbackSerializer, responses={200: FeedbackRecordedSerializer})
+    def post(self, request, prediction_id):
+        prediction = feedback.prediction_of(request.actor, prediction_id)  # 404 before the body's errors
+        form = FeedbackSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        recorded = feedback.record_feedback(
+            request.actor, prediction, data["index"], data.get("label"), data.get("target")
+        )
+        return Response(FeedbackRecordedSerializer(recorded).data)
+
+
+class PromptFeedback(PromptScoped, APIView):
+    """Accuracy from feedback per version of the prompt, over the last `days` days (default 30)."""
+
+    model = Prediction
+
+    @extend_schema(parameters=[FeedbackWindowSerializer], responses={200: FeedbackAccuracySerializer})
+    def get(self, request, name):
+        prompt = self.prompt()
+        form = FeedbackWindowSerializer(data=request.query_params)
+        form.is_valid(raise_exception=True)
+        figures = feedback.accuracy(request.actor, prompt, form.validated_data["days"])
+        return Response(FeedbackAccuracySerializer(figures).data)
+
+
+class PromptFeedbackDataset(PromptScoped, APIView):
+    """The prompt's corrected predictions (kept inputs + the feedback's answer) as a new dataset version."""
+
+    model = Prediction
+    actions_by_method = {"POST": "upload"}
+
+    @extend_schema(request=FeedbackDatasetSerializer, responses={201: DatasetVersionSerializer})
+    def post(self, request, name):
+        prompt = self.prompt()
+        form = FeedbackDatasetSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        version = feedback.make_dataset(request.actor, prompt, data.get("dataset"), data.get("since"))
+        return Response(DatasetVersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+
+class ModelList(APIView):
+    """OpenAI's `GET /v1/models`: the team's `prompt@alias` and `prompt@version` names."""
+
+    actions_by_method = {"GET": "list_models"}
+
+    @extend_schema(operation_id="v1_models_list", responses={200: ModelListSerializer})
+    def get(self, request):
+        return Response({"object": "list", "data": catalog.models(request.actor)})
+
+
+class ModelDetail(APIView):
+    actions_by_method = {"GET": "list_models"}
+
+    @extend_schema(operation_id="v1_models_retrieve", responses={200: ModelSerializer})
+    def get(self, request, model_id):
+        return Response(catalog.model(request.actor, model_id))

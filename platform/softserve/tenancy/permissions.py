@@ -17,13 +17,27 @@ PERMISSIONS: dict[str, Role] = {
     "upload": Role.MEMBER,
     "train": Role.MEMBER,
     "predict": Role.MEMBER,
+    # The OpenAI-style model list: what a caller may name in `model`. A key made only to predict (the one
+    # an OpenAI client holds) must reach it, and so must a read key: either scope opens it.
+    "list_models": Role.VIEWER,
     "manage_aliases": Role.ADMIN,
     "manage_keys": Role.ADMIN,
     "manage_members": Role.ADMIN,
     "manage_webhooks": Role.ADMIN,  # a hook's URL and secret, and its delivery log
     "manage_tenant": Role.OWNER,
 }
-SCOPE_FOR_ACTION = {"read": "read", "predict": "predict"}  # everything else needs "write"
+# Each action's key scopes (any one of them will do); everything else needs "write".
+SCOPE_FOR_ACTION: dict[str, tuple[str, ...]] = {
+    "read": ("read",),
+    "predict": ("predict",),
+    "list_models": ("read", "predict"),
+}
+
+
+def scopes_for(action: str) -> tuple[str, ...]:
+    return SCOPE_FOR_ACTION.get(action, ("write",))
+
+
 # The audit log names members (e-mails) and keys (prefixes): those who manage members read it, and only
 # they see who did what anywhere else (the alias history of the prompt page, for one).
 AUDIT_ACTION = "manage_members"
@@ -41,7 +55,7 @@ class Actor:
     def may(self, action: str) -> bool:
         if ROLE_RANK[self.role] < ROLE_RANK[PERMISSIONS[action]]:
             return False
-        return self.key is None or self.key.has_scope(SCOPE_FOR_ACTION.get(action, "write"))
+        return self.key is None or any(self.key.has_scope(scope) for scope in scopes_for(action))
 
 
 def resolve_actor(request) -> Actor:
@@ -97,7 +111,7 @@ class TenantPermission(BasePermission):
         if not actor.may(action):
             needed = PERMISSIONS[action]
             detail = f"This needs the {needed} role" + (
-                f" and a key with the {SCOPE_FOR_ACTION.get(action, 'write')} scope." if actor.key else "."
+                f" and a key with the {' or '.join(scopes_for(action))} scope." if actor.key else "."
             )
             raise PermissionDenied(detail)
         return True

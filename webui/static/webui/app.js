@@ -5,7 +5,7 @@
   const charts = {};
 
   function chartConfig(spec) {
-    // spec: {type, labels, datasets:[{label, data}], x, y} -> a Chart.js config
+    // spec: {type, labels, datasets:[{label, data}], x, y, yMin, yMax} -> a Chart.js config
     const palette = ["#0b5cad", "#c2410c", "#15803d", "#7c3aed", "#b91c1c", "#0e7490"];
     const datasets = spec.datasets.map(function (d, i) {
       return Object.assign({ borderColor: palette[i % palette.length], backgroundColor: palette[i % palette.length],
@@ -18,6 +18,9 @@
       scales.x = { title: { display: !!spec.x, text: spec.x || "" } };
     }
     scales.y = { title: { display: !!spec.y, text: spec.y || "" }, beginAtZero: spec.type === "bar" };
+    // A fixed range where the values have one (a share: 0 to 1), so one flat series is not zoomed into.
+    if (typeof spec.yMin === "number") { scales.y.min = spec.yMin; }
+    if (typeof spec.yMax === "number") { scales.y.max = spec.yMax; }
     if (spec.datasets.some(function (d) { return d.stack; })) { scales.x.stacked = true; scales.y.stacked = true; }
     if (spec.y2) { scales.y2 = { position: "right", title: { display: true, text: spec.y2 }, grid: { drawOnChartArea: false } }; }
     return {
