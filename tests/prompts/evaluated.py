@@ -8,9 +8,9 @@ import json
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from softserve.prompts.models import PromptVersion, TaskPrompt
-from workers.contracts import ParityStatus, VersionStatus
 
 from tests.teams import make_dataset_version
+from workers.contracts import ParityStatus, VersionStatus
 
 LABELS = ("negative", "positive")
 
@@ -94,5 +94,6 @@ def evaluated_version(
         status=status,
         artifact_key=f"a/{number}",
         evaluation=evaluation,
-        parity=parity if dataset is not None else ParityStatus.NONE,
+        # Unscored: `none` unless told (pending: being scored, error: the scoring failed).
+        parity=ParityStatus.NONE if dataset is None and parity == ParityStatus.PASSED else parity,
     )
