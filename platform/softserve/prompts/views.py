@@ -115,14 +115,8 @@ class VersionTokens(PromptScoped, APIView):
         )
 
 
-class AliasDetail(PromptScoped, APIView):
-    """An alias: GET shows its routing, policy, protection and move history; PUT moves it (see the body's
-    fields), checked by its gate (409 `gate_failed` with the figures under `error.gate`); DELETE removes
-    it. Unprotected aliases move with the member role, protected ones only with owner or admin."""
-
+class AliasScoped(PromptScoped):
     model = Alias
-    serializer_class = AliasSerializer
-    actions_by_method = {"GET": "read", "PUT": "move_aliases", "DELETE": "move_aliases"}
 
     def _alias(self) -> Alias:
         return get_object_or_404(
@@ -130,6 +124,15 @@ class AliasDetail(PromptScoped, APIView):
             prompt=self.prompt(),
             name=self.kwargs["alias"],
         )
+
+
+class AliasDetail(AliasScoped, APIView):
+    """An alias: GET shows its routing, policy, protection and move history; PUT moves it (see the body's
+    fields), checked by its gate (409 `gate_failed` with the figures under `error.gate`); DELETE removes
+    it. Unprotected aliases move with the member role, protected ones only with owner or admin."""
+
+    serializer_class = AliasSerializer
+    actions_by_method = {"GET": "read", "PUT": "move_aliases", "DELETE": "move_aliases"}
 
     @extend_schema(responses={200: AliasSerializer})
     def get(self, request, name, alias):
@@ -166,7 +169,7 @@ class AliasDetail(PromptScoped, APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class AliasGate(AliasDetail):
+class AliasGate(AliasScoped, APIView):
     """The gate's verdict on moving the alias wholly to `version`, without moving it: the candidate's
     and the current primary's scores on the evaluation set, the regression, McNemar's exact test (b: rows
     only the current version gets right, c: only the candidate) and the reasons it would refuse.
