@@ -2,7 +2,17 @@
 
 from django.urls import path
 
-from webui.views import datasets, invitations, jobs, ops, pages, playground, prompts, team_settings
+from webui.views import (
+    aliases,
+    datasets,
+    invitations,
+    jobs,
+    ops,
+    pages,
+    playground,
+    prompts,
+    team_settings,
+)
 
 app_name = "webui"
 
@@ -23,6 +33,8 @@ urlpatterns = [
     path("app/prompts/template-preview", prompts.template_preview, name="template-preview"),
     path("app/prompts/<str:name>", prompts.prompt_detail, name="prompt"),
     path("app/prompts/<str:name>/aliases", prompts.alias_move, name="alias-move"),
+    path("app/prompts/<str:name>/aliases/verdict", aliases.alias_verdict, name="alias-verdict"),
+    path("app/prompts/<str:name>/compare", aliases.version_compare, name="prompt-compare"),
     path(
         "app/prompts/<str:name>/versions/<int:number>/artifact/<str:fmt>",
         prompts.artifact_download,

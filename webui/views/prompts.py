@@ -23,6 +23,7 @@ from softserve.tenancy.permissions import AUDIT_ACTION
 from webui.forms import FORM, dataset_options, errors_of, page_of, submitted
 from webui.insights import preview_rows
 from webui.team import team_page
+from webui.views import aliases
 from workers.contracts import TaskType, template_fields
 from workers.engine.formats import nearest_tokens_unavailable
 from workers.engine.task import Template
@@ -277,7 +278,11 @@ def _downloads(version: PromptVersion) -> list[dict]:
 
 @team_page()
 def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
-    prompt = _prompt(request, name)
+    return render(request, "webui/prompt_detail.html", _detail_context(request, _prompt(request, name)))
+
+
+def _detail_context(request: HttpRequest, prompt: TaskPrompt, editing: aliases.Editing | None = None) -> dict:
+    """The prompt page; `editing`: an alias editor form sent back with its errors, kept as typed."""
     tenant = request.actor.tenant
     versions = (
         PromptVersion.objects.for_tenant(tenant)
@@ -286,30 +291,32 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
         .defer("inspection")  # the nearest-token panel loads it, one version at a time
     )
     page = page_of(request, versions.select_related("dataset_version__dataset"), per_page=COMPARE)
-    aliases = list(
+    rows = list(
         Alias.objects.for_tenant(tenant)
         .filter(prompt=prompt)
-        .select_related("version")
-        .defer("version__inspection")
+        .select_related("version", "shadow")
+        .defer("version__inspection", "shadow__inspection")
     )
     history = alias_history(tenant, prompt, who=request.actor.may(AUDIT_ACTION))
     for version in page.object_list:
-        version.alias_names = [a.name for a in aliases if a.version_id == version.pk]
+        version.alias_names = [a.name for a in rows if a.version_id == version.pk]
         version.dev = (version.metrics or {}).get("dev") or {}
         version.report = label_report(version.dev, prompt.task_type)
         version.downloads = _downloads(version)
         version.tokens_unavailable = nearest_tokens_unavailable(version.method)
         version.checkpoint = best_checkpoint(version.metrics or {})
-    context = {
+    production = next((a for a in rows if a.name == "production"), None)
+    return {
         "prompt": prompt,
         "page": page,
-        "aliases": aliases,
+        "aliases": rows,
         "history": history,
         "history_who": request.actor.may(AUDIT_ACTION),
-        "rollback": {a.name: _previous(history, a.name) for a in aliases},
-        "may_move": request.actor.may("manage_aliases"),
+        "rollback": {a.name: _previous(history, a.name) for a in rows},
+        # The promote buttons move `production`, protected unless an owner lifted it.
+        "may_move": actions.may_move(request.actor, production, "production"),
+        **aliases.editor_context(request, prompt, rows, editing),
     }
-    return render(request, "webui/prompt_detail.html", context)
 
 
 def best_checkpoint(metrics: dict) -> str:
@@ -332,10 +339,18 @@ def _previous(history: list[dict], alias: str) -> int | None:
 
 
 @require_POST
-@team_page(post="manage_aliases")
+@team_page(post="move_aliases")
 def alias_move(request: HttpRequest, name: str) -> HttpResponse:
-    """Promote (point an alias at a version) or roll back (point it where it was before its last move)."""
+    """Promote (point an alias at a version) or roll back (point it where it was before its last move);
+    with `editor`, the alias editor's form (split, shadow, policy, protection, a gate override), which on
+    a refusal comes back filled, each message beside its field and the gate's verdict shown."""
     prompt = _prompt(request, name)
+    if request.POST.get("editor"):
+        editing = aliases.save(request, prompt)
+        if editing is None:
+            return redirect("webui:prompt", prompt.name)
+        context = _detail_context(request, prompt, editing)
+        return render(request, "webui/prompt_detail.html", context, status=422)
     alias = request.POST.get("alias", "production").strip()
     try:
         if request.POST.get("rollback"):
