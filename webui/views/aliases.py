@@ -237,8 +237,8 @@ def save(request: HttpRequest, prompt: TaskPrompt) -> Editing | None:
     return Editing(name, values, errors)
 
 
-@require_GET
 @team_page()
+@require_GET
 def alias_verdict(request: HttpRequest, name: str) -> HttpResponse:
     """The gate's verdict on the editor's current values, before anything moves (htmx, on each change)."""
     prompt = get_object_or_404(TaskPrompt.objects.for_tenant(request.actor.tenant), name=name)
@@ -270,8 +270,8 @@ def _version_number(raw: str | None) -> int | None:
     return int(raw) if raw and raw.isdigit() and len(raw) < 10 else None
 
 
-@require_GET
 @team_page()
+@require_GET
 def version_compare(request: HttpRequest, name: str) -> HttpResponse:
     """Two versions on the evaluation set: scores, per-label F1 side by side, the rows they disagree on."""
     tenant = request.actor.tenant
