@@ -30,8 +30,8 @@ READY_CHOICES = 200  # ready versions offered in the selects (newest first)
 # (field, label, help, step): the policy's keys as the form shows them; blank means "not set".
 GATE_FIELDS = (
     ("min", "Minimum score", "0 to 1", "0.001"),
-    ("max_regression", "Largest drop allowed", "absolute, vs the version replaced", "0.001"),
-    ("alpha", "Significance level", "McNemar's test; 0.05 if blank", "0.001"),
+    ("max_regression", "Largest drop allowed", "absolute", "0.001"),
+    ("alpha", "Significance level", "0.05 if blank", "0.001"),
 )
 CANARY_FIELDS = (
     ("max_error_rate", "Error rate above which a canary is rolled back", "0 to 1", "0.001"),

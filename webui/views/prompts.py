@@ -226,9 +226,22 @@ def alias_history(tenant, prompt: TaskPrompt, limit: int = 20, who: bool = True)
             "alias": e.after.get("alias"),
             "from": (e.before or {}).get("version"),
             "to": e.after.get("version"),
+            "routing": routing_text(e.after),
         }
         for e in events
     ]
+
+
+def routing_text(after: dict) -> str:
+    """A move's split and shadow in words ("v3 90%, v4 10%; shadow v5"); empty for a plain move."""
+    parts = []
+    if after.get("split"):
+        parts.append(", ".join(f"v{e['version']} {e['weight']}%" for e in after["split"]))
+    if after.get("shadow"):
+        parts.append(f"shadow v{after['shadow']}")
+    if after.get("override_reason"):
+        parts.append("gate overridden")
+    return "; ".join(parts)
 
 
 def _who(event: AuditEvent) -> str:
