@@ -198,7 +198,7 @@ class AliasSerializer(serializers.ModelSerializer):
     version = serializers.IntegerField(source="version.number")
     shadow = serializers.SerializerMethodField()
     split = serializers.ListField(child=SplitEntrySerializer())
-    policy = AliasPolicySerializer()
+    policy = serializers.SerializerMethodField()
 
     class Meta:
         model = Alias
@@ -207,6 +207,10 @@ class AliasSerializer(serializers.ModelSerializer):
 
     def get_shadow(self, alias: Alias) -> int | None:
         return alias.shadow.number if alias.shadow_id else None
+
+    @extend_schema_field(AliasPolicySerializer)
+    def get_policy(self, alias: Alias) -> dict:
+        return dict(alias.policy or {})  # as stored: every key, none dropped by a field list
 
 
 @extend_schema_field(SplitEntrySerializer(many=True))
