@@ -75,8 +75,31 @@ def seeded(acme, tmp_path, settings):
     Quota.objects.filter(tenant=acme.tenant).update(requests_per_minute=1_000_000)
     make_prompt(acme)
     make_dataset_version(acme.tenant)
+    _gated_alias(acme)
     _current["key"] = acme.key
     return acme
+
+
+def _gated_alias(team) -> None:
+    """Two versions scored on an evaluation set (stored rows) and a gated `production` on v1, so the
+    alias PUT, its gate and the compare endpoint get past the lookups to splits, gates and rows."""
+    from softserve.prompts.models import Alias, TaskPrompt
+
+    from tests.prompts.evaluated import eval_set, evaluated_version, gold_labels
+
+    prompt = TaskPrompt.objects.for_tenant(team.tenant).get(name="sentiment")
+    gold = gold_labels(40)
+    dataset = eval_set(team.tenant, prompt, gold, store=True)
+    v1 = evaluated_version(team.tenant, prompt, 1, dataset, gold, {0, 1, 2, 3})
+    evaluated_version(team.tenant, prompt, 2, dataset, gold, {2, 3, *range(4, 14)})
+    Alias.objects.create(
+        tenant=team.tenant,
+        prompt=prompt,
+        name="production",
+        version=v1,
+        policy={"metric": "accuracy", "min": 0.8, "max_regression": 0.01},
+        protected=True,
+    )
 
 
 def _record() -> None:
