@@ -169,9 +169,7 @@ def test_train_watch_cancel_promote_rollback_and_playground(page, stack):
     page.get_by_label("Name", exact=True).fill("sentiment")
     page.get_by_label(re.compile("^Dataset it trains on")).select_option(index=1)
     expect(page.get_by_label("Labels")).to_have_value("negative,positive")
-    expect(page.locator("#template-preview")).to_contain_text(
-        "Fields found: text: each a column of reviews v1"
-    )
+    expect(page.locator("#template-preview")).to_contain_text("Fields found: text: each a column of reviews v1")
     expect(page.locator("#template-preview pre")).to_contain_text("Review: ")
     look(page, "prompt-new")
     page.get_by_role("button", name="Create prompt").click()
