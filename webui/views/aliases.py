@@ -18,6 +18,8 @@ from rest_framework.exceptions import APIException, ValidationError
 from softserve.prompts import actions, compare, gates
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.prompts.serializers import ALIAS_PATTERN, AliasMoveSerializer, alias_change
+from softserve.tenancy.models import Tenant
+from softserve.tenancy.permissions import Actor
 
 from webui.forms import FORM, errors_of
 from webui.team import team_page
@@ -52,7 +54,7 @@ class Editing:
     verdicts: list[dict] = field(default_factory=list)
 
 
-def _ready(prompt: TaskPrompt, tenant) -> list[PromptVersion]:
+def _ready(prompt: TaskPrompt, tenant: Tenant) -> list[PromptVersion]:
     return list(
         PromptVersion.objects.for_tenant(tenant)
         .filter(prompt=prompt, status=VersionStatus.READY)
@@ -83,7 +85,7 @@ def _submitted(data: QueryDict) -> dict[str, Any]:
 
 
 def _editor(
-    actor, alias: Alias | None, ready: list[PromptVersion], editing: Editing | None, name: str
+    actor: Actor, alias: Alias | None, ready: list[PromptVersion], editing: Editing | None, name: str
 ) -> dict[str, Any]:
     mine = editing if editing is not None and editing.alias == name else None
     values = mine.values if mine else (_initial(alias) if alias else {"alias": "", "rows": []})
@@ -130,7 +132,9 @@ def _editor(
     }
 
 
-def editor_context(request: HttpRequest, prompt: TaskPrompt, aliases: list[Alias], editing=None) -> dict:
+def editor_context(
+    request: HttpRequest, prompt: TaskPrompt, aliases: list[Alias], editing: Editing | None = None
+) -> dict[str, Any]:
     """What the prompt page's alias editor shows: one form per alias and one for a new alias."""
     actor = request.actor
     ready = _ready(prompt, actor.tenant)
@@ -204,7 +208,7 @@ def _field_errors(exc: APIException) -> dict[str, list[str]]:
     return out
 
 
-def _alias_row(prompt: TaskPrompt, tenant, name: str) -> Alias | None:
+def _alias_row(prompt: TaskPrompt, tenant: Tenant, name: str) -> Alias | None:
     return (
         Alias.objects.for_tenant(tenant)
         .filter(prompt=prompt, name=name)

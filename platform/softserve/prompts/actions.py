@@ -170,6 +170,7 @@ def move_alias(actor: Actor, prompt: TaskPrompt, name: str, change: AliasChange 
                 actor, prompt, name, alias, before, primary, split, shadow, policy, change, verdicts
             )
     _refuse(actor, prompt, name, failed)
+    logger.info("gate refused %s@%s -> v%s: %s", prompt.name, name, failed[0].version, failed[0].reasons)
     raise GateFailed(failed)
 
 
@@ -284,6 +285,13 @@ def _apply(
             },
         )
     if overridden:
+        logger.warning(
+            "gate overridden on %s@%s -> v%s: %s",
+            prompt.name,
+            name,
+            overridden[0].version,
+            after["override_reason"],
+        )
         _announce_gate(actor, prompt, name, overridden, after["override_reason"])
     return alias
 

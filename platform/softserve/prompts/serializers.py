@@ -11,6 +11,7 @@ from rest_framework import serializers
 from softserve.prompts import downloads, gates
 from softserve.prompts.actions import AliasChange
 from softserve.prompts.models import NAME_PATTERN, Alias, PromptVersion, TaskPrompt
+from softserve.tenancy.models import Tenant
 from workers.contracts import TaskType, VersionStatus
 from workers.engine.task import template_fields
 
@@ -360,7 +361,7 @@ def alias_target(tenant, prompt: TaskPrompt, alias: str, number: int) -> PromptV
 
 
 def alias_targets(
-    tenant, prompt: TaskPrompt, alias: str, numbers: dict[str, list[int]]
+    tenant: Tenant, prompt: TaskPrompt, alias: str, numbers: dict[str, list[int]]
 ) -> dict[int, PromptVersion]:
     """The versions a move names ({field: [numbers]}), each ready: {number: version}; field errors name
     the field that named a missing or unready version."""
@@ -380,7 +381,7 @@ def alias_targets(
     return found
 
 
-def alias_change(tenant, prompt: TaskPrompt, alias: str, data: dict) -> AliasChange:
+def alias_change(tenant: Tenant, prompt: TaskPrompt, alias: str, data: dict) -> AliasChange:
     """A validated AliasMoveSerializer body as the action takes it, its version numbers resolved."""
     split = data.get("versions")
     numbers: dict[str, list[int]] = {}
