@@ -148,13 +148,12 @@ def move_alias(actor: Actor, prompt: TaskPrompt, name: str, change: AliasChange 
         if version.status != VersionStatus.READY:
             raise ValidationError({"version": [f"Version {version.number} is {version.status}, not ready."]})
     with transaction.atomic():
-        alias = (
-            Alias.objects.for_tenant(actor.tenant)
-            .select_for_update(of=("self",))  # the alias row only (its shadow join may be empty)
-            .select_related("version", "shadow")
-            .filter(prompt=prompt, name=name)
-            .first()
-        )
+        alias = _locked(actor, prompt, name)
+        if alias is None:
+            # Creating: two creators of one name would both insert (a unique violation); the prompt's row
+            # lock makes the second wait, and then find the first's alias and move it.
+            TaskPrompt.objects.for_tenant(actor.tenant).select_for_update().filter(pk=prompt.pk).first()
+            alias = _locked(actor, prompt, name)
         if is_protected(alias, name) and not actor.may(MANAGE):
             raise PermissionDenied(
                 f"{name} is a protected alias: only owners and admins move, split, shadow or delete it."
@@ -172,6 +171,16 @@ def move_alias(actor: Actor, prompt: TaskPrompt, name: str, change: AliasChange 
     _refuse(actor, prompt, name, failed)
     logger.info("gate refused %s@%s -> v%s: %s", prompt.name, name, failed[0].version, failed[0].reasons)
     raise GateFailed(failed)
+
+
+def _locked(actor: Actor, prompt: TaskPrompt, name: str) -> Alias | None:
+    return (
+        Alias.objects.for_tenant(actor.tenant)
+        .select_for_update(of=("self",))  # the alias row only (its shadow join may be empty)
+        .select_related("version", "shadow")
+        .filter(prompt=prompt, name=name)
+        .first()
+    )
 
 
 def _verdicts(
