@@ -3,6 +3,7 @@
 from django.urls import path
 
 from webui.views import (
+    aliases,
     datasets,
     evalsets,
     feedback,
@@ -43,6 +44,8 @@ urlpatterns = [
     ),
     path("app/prompts/<str:name>/feedback-settings", feedback.feedback_settings, name="feedback-settings"),
     path("app/prompts/<str:name>/feedback-dataset", feedback.feedback_dataset, name="feedback-dataset"),
+    path("app/prompts/<str:name>/aliases/verdict", aliases.alias_verdict, name="alias-verdict"),
+    path("app/prompts/<str:name>/compare", aliases.version_compare, name="prompt-compare"),
     path(
         "app/prompts/<str:name>/versions/<int:number>/artifact/<str:fmt>",
         prompts.artifact_download,

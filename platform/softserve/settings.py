@@ -263,6 +263,11 @@ SOFTSERVE_BASE_MODELS = [
     m for m in os.environ.get("SOFTSERVE_BASE_MODELS", "smollm2-135m-instruct").split(",") if m
 ]
 
+# Aliases created protected (comma-separated): only owners and admins move, split, shadow or delete them.
+PROTECTED_ALIASES = [
+    a.strip() for a in os.environ.get("PROTECTED_ALIASES", "production").split(",") if a.strip()
+]
+
 # Serving (predictions). Redis: the base model's request stream, read by `python -m workers.serving`
 # workers; empty (and no REDIS_URL): the batching loop runs inside this web process (embedded default).
 SERVING_REDIS_URL = os.environ.get("SERVING_REDIS_URL") or os.environ.get("REDIS_URL", "")

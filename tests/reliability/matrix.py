@@ -14,7 +14,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
 from softserve.datasets.models import Dataset, DatasetVersion
 from softserve.jobs.models import Job
@@ -187,6 +187,15 @@ def fill(route: str, name: str, world) -> dict:
                 f"{name}: no victim value for URL parameter <{param}>; add one to fill() in {__file__}."
             )
     return values
+
+
+# Query strings of endpoints that need one to answer (without, the team's own caller gets a 400).
+QUERIES = {"prompt-alias-gate": "?version=1", "prompt-compare": "?a=1&b=1"}
+
+
+def url_of(route: str, name: str, world) -> str:
+    """The endpoint's URL naming the victim's objects, with the query string it needs."""
+    return reverse(name, kwargs=fill(route, name, world)) + QUERIES.get(name, "")
 
 
 def victim_state(world) -> tuple:

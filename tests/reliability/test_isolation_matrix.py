@@ -15,11 +15,11 @@ import pytest
 from django.conf import settings
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
-from django.urls import URLPattern, get_resolver, reverse
+from django.urls import URLPattern, get_resolver
 from softserve.tenancy.permissions import action_for, scopes_for
 
 from tests.reliability.figures import record_figures
-from tests.reliability.matrix import body_for, fill, victim_state, walk
+from tests.reliability.matrix import body_for, url_of, victim_state, walk
 
 pytestmark = pytest.mark.django_db
 
@@ -169,7 +169,7 @@ def test_isolation_matrix(world):
             if name is None:
                 pytest.fail(f"URL {route!r} has no name: name it so the isolation matrix can reverse it.")
             kind = kind_of(route, name)
-            url = reverse(name, kwargs=fill(route, name, world))
+            url = url_of(route, name, world)
             for method in METHODS:
                 # A signed-in client is made once per caller (signing in writes a session row); logout
                 # would end that session, so that endpoint gets a fresh client of its own each time.

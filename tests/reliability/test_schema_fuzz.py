@@ -81,22 +81,42 @@ def seeded(acme, tmp_path, settings):
         tenant=acme.tenant, url="https://hooks.example/x", events=["version.ready"], secret="whsec_fuzz"
     )
     WebhookDelivery.objects.create(tenant=acme.tenant, webhook=hook, event="version.ready", payload={})
+    _gated_alias(acme)
     _served_with_feedback(acme)
     _current["key"] = acme.key
     return acme
 
 
+def _gated_alias(team) -> None:
+    """Two versions scored on an evaluation set (stored rows) and a gated `production` on v1, so the
+    alias PUT, its gate and the compare endpoint get past the lookups to splits, gates and rows."""
+    from softserve.prompts.models import Alias, TaskPrompt
+
+    from tests.prompts.evaluated import eval_set, evaluated_version, gold_labels
+
+    prompt = TaskPrompt.objects.for_tenant(team.tenant).get(name="sentiment")
+    gold = gold_labels(40)
+    dataset = eval_set(team.tenant, prompt, gold, store=True)
+    v1 = evaluated_version(team.tenant, prompt, 1, dataset, gold, {0, 1, 2, 3})
+    evaluated_version(team.tenant, prompt, 2, dataset, gold, {2, 3, *range(4, 14)})
+    Alias.objects.create(
+        tenant=team.tenant,
+        prompt=prompt,
+        name="production",
+        version=v1,
+        policy={"metric": "accuracy", "min": 0.8, "max_regression": 0.01},
+        protected=True,
+    )
+
+
 def _served_with_feedback(team) -> None:
-    """A ready version behind `production` with a logged prediction and feedback: the model list and the
+    """A logged prediction of `production`'s version (_gated_alias) with feedback: the model list and the
     feedback figures answer with data, checked against their schemas."""
-    from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
+    from softserve.prompts.models import Alias
     from softserve.serving.models import Feedback, Prediction
 
-    prompt = TaskPrompt.objects.get(tenant=team.tenant, name="sentiment")
-    version = PromptVersion.objects.create(
-        tenant=team.tenant, prompt=prompt, number=1, method="prompt", status="ready", artifact_key="a/1"
-    )
-    Alias.objects.create(tenant=team.tenant, prompt=prompt, name="production", version=version)
+    alias = Alias.objects.for_tenant(team.tenant).select_related("prompt", "version").get(name="production")
+    prompt, version = alias.prompt, alias.version
     prediction = Prediction.objects.create(
         tenant=team.tenant, prompt=prompt, version=version, rows=1, outputs=["positive"]
     )

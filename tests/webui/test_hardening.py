@@ -91,7 +91,8 @@ def test_viewers_see_alias_history_as_the_api_shows_it(acme):
         assert "owner@acme.example" not in table and prefix not in table, role
         assert table.count("<tr>") == 3 and "v1" in table and "v2" in table  # header + two moves
         api = acme.client.get("/api/v1/prompts/sentiment/aliases/production").json()["history"]
-        assert len(api) == 2 and set(api[0]) == {"at", "from", "to"}
+        # When, from, to, and the split and shadow it left; never who moved it.
+        assert len(api) == 2 and set(api[0]) == {"at", "from", "to", "split", "shadow", "override_reason"}
     admin_table = owner.get("/app/prompts/sentiment").content.decode().split('id="alias-history"')[1]
     assert "owner@acme.example" in admin_table and f"key {prefix}" in admin_table
 

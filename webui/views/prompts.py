@@ -23,6 +23,7 @@ from softserve.tenancy.permissions import AUDIT_ACTION
 from webui.forms import FORM, dataset_options, errors_of, page_of, submitted
 from webui.insights import preview_rows
 from webui.team import team_page
+from webui.views import aliases
 from webui.views.evalsets import eval_set_context
 from webui.views.feedback import feedback_panel
 from workers.contracts import TaskType, template_fields
@@ -227,9 +228,22 @@ def alias_history(tenant, prompt: TaskPrompt, limit: int = 20, who: bool = True)
             "alias": e.after.get("alias"),
             "from": (e.before or {}).get("version"),
             "to": e.after.get("version"),
+            "routing": routing_text(e.after),
         }
         for e in events
     ]
+
+
+def routing_text(after: dict) -> str:
+    """A move's split and shadow in words ("v3 90%, v4 10%; shadow v5"); empty for a plain move."""
+    parts = []
+    if after.get("split"):
+        parts.append(", ".join(f"v{e['version']} {e['weight']}%" for e in after["split"]))
+    if after.get("shadow"):
+        parts.append(f"shadow v{after['shadow']}")
+    if after.get("override_reason"):
+        parts.append("gate overridden")
+    return "; ".join(parts)
 
 
 def _who(event: AuditEvent) -> str:
@@ -279,7 +293,11 @@ def _downloads(version: PromptVersion) -> list[dict]:
 
 @team_page()
 def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
-    prompt = _prompt(request, name)
+    return render(request, "webui/prompt_detail.html", _detail_context(request, _prompt(request, name)))
+
+
+def _detail_context(request: HttpRequest, prompt: TaskPrompt, editing: aliases.Editing | None = None) -> dict:
+    """The prompt page; `editing`: an alias editor form sent back with its errors, kept as typed."""
     tenant = request.actor.tenant
     versions = (
         PromptVersion.objects.for_tenant(tenant)
@@ -288,32 +306,34 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
         .defer("inspection")  # the nearest-token panel loads it, one version at a time
     )
     page = page_of(request, versions.select_related("dataset_version__dataset"), per_page=COMPARE)
-    aliases = list(
+    rows = list(
         Alias.objects.for_tenant(tenant)
         .filter(prompt=prompt)
-        .select_related("version")
-        .defer("version__inspection")
+        .select_related("version", "shadow")
+        .defer("version__inspection", "shadow__inspection")
     )
     history = alias_history(tenant, prompt, who=request.actor.may(AUDIT_ACTION))
     for version in page.object_list:
-        version.alias_names = [a.name for a in aliases if a.version_id == version.pk]
+        version.alias_names = [a.name for a in rows if a.version_id == version.pk]
         version.dev = (version.metrics or {}).get("dev") or {}
         version.report = label_report(version.dev, prompt.task_type)
         version.downloads = _downloads(version)
         version.tokens_unavailable = nearest_tokens_unavailable(version.method)
         version.checkpoint = best_checkpoint(version.metrics or {})
-    context = {
+    production = next((a for a in rows if a.name == "production"), None)
+    return {
         "prompt": prompt,
         "page": page,
-        "aliases": aliases,
+        "aliases": rows,
         "history": history,
         "history_who": request.actor.may(AUDIT_ACTION),
-        "rollback": {a.name: _previous(history, a.name) for a in aliases},
-        "may_move": request.actor.may("manage_aliases"),
+        "rollback": {a.name: _previous(history, a.name) for a in rows},
+        # The promote buttons move `production`, protected unless an owner lifted it.
+        "may_move": actions.may_move(request.actor, production, "production"),
+        **aliases.editor_context(request, prompt, rows, editing),
         **eval_set_context(request, prompt, page.object_list),
         "feedback": feedback_panel(request, prompt),  # webui/_feedback.html
     }
-    return render(request, "webui/prompt_detail.html", context)
 
 
 def best_checkpoint(metrics: dict) -> str:
@@ -336,10 +356,18 @@ def _previous(history: list[dict], alias: str) -> int | None:
 
 
 @require_POST
-@team_page(post="manage_aliases")
+@team_page(post="move_aliases")
 def alias_move(request: HttpRequest, name: str) -> HttpResponse:
-    """Promote (point an alias at a version) or roll back (point it where it was before its last move)."""
+    """Promote (point an alias at a version) or roll back (point it where it was before its last move);
+    with `editor`, the alias editor's form (split, shadow, policy, protection, a gate override), which on
+    a refusal comes back filled, each message beside its field and the gate's verdict shown."""
     prompt = _prompt(request, name)
+    if request.POST.get("editor"):
+        editing = aliases.save(request, prompt)
+        if editing is None:
+            return redirect("webui:prompt", prompt.name)
+        context = _detail_context(request, prompt, editing)
+        return render(request, "webui/prompt_detail.html", context, status=422)
     alias = request.POST.get("alias", "production").strip()
     try:
         if request.POST.get("rollback"):

@@ -80,6 +80,8 @@ def exception_handler(exc, context):
         message = str(detail)
         code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
     response.data = error_body(response.status_code, code, message, fields)
+    # An exception may carry figures of its own beside the shape's keys (a gate's verdict on 409).
+    response.data["error"].update(getattr(exc, "extra", None) or {})
     return response
 
 

@@ -29,6 +29,11 @@ ERROR_SCHEMA = {
                     "type": "object",
                     "additionalProperties": {"type": "array", "items": {"type": "string"}},
                 },
+                "gate": {
+                    "type": "object",
+                    "description": "409 `gate_failed` only: the failing verdict (version, against, metric, "
+                    "candidate, current, regression, mcnemar {b, c, p_value}, reasons); `gates` lists all",
+                },
             },
         }
     },

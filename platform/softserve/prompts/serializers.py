@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import re
 
 from django.conf import settings
@@ -8,9 +9,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from softserve.datasets.models import DatasetVersion
-from softserve.prompts import downloads, evalsets
+from softserve.prompts import downloads, evalsets, gates
+from softserve.prompts.actions import AliasChange
 from softserve.prompts.models import NAME_PATTERN, Alias, PromptVersion, TaskPrompt
-from workers.contracts import TaskType
+from softserve.tenancy.models import Tenant
+from workers.contracts import TaskType, VersionStatus
 from workers.engine.task import template_fields
 
 # The per-row lists of a version's evaluation: only its detail view carries them.
@@ -211,17 +214,181 @@ class PromptSerializer(serializers.ModelSerializer):
         return data
 
 
+VERSION_MAX = 2**31 - 1  # a version number as the database holds it
+
+
+class SplitEntrySerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, max_value=VERSION_MAX)
+    weight = serializers.IntegerField(min_value=0, max_value=100)
+
+
+class AliasPolicySerializer(serializers.Serializer):
+    """The schema of an alias policy (validated by `clean_policy`): the gate and the canary's limits."""
+
+    metric = serializers.ChoiceField(choices=list(gates.METRICS), required=False)
+    min = serializers.FloatField(min_value=0, max_value=1, required=False)
+    max_regression = serializers.FloatField(min_value=0, max_value=1, required=False)
+    alpha = serializers.FloatField(min_value=0, max_value=1, required=False)
+    max_error_rate = serializers.FloatField(min_value=0, max_value=1, required=False)
+    max_p95_ms = serializers.IntegerField(min_value=1, max_value=600_000, required=False)
+    window_s = serializers.IntegerField(min_value=1, max_value=86_400, required=False)
+    min_requests = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
+
+
 class AliasSerializer(serializers.ModelSerializer):
+    """An alias: its primary version, traffic split ([] when the primary takes all of it), shadow version
+    (scores the same inputs, callers never see its answer), policy (gate and canary limits) and whether
+    only owners and admins may move it."""
+
     version = serializers.IntegerField(source="version.number")
+    shadow = serializers.SerializerMethodField()
+    split = serializers.ListField(child=SplitEntrySerializer())
+    policy = serializers.SerializerMethodField()
 
     class Meta:
         model = Alias
-        fields = ["name", "version", "updated_at"]
+        fields = ["name", "version", "split", "shadow", "policy", "protected", "updated_at"]
         read_only_fields = fields
+
+    def get_shadow(self, alias: Alias) -> int | None:
+        return alias.shadow.number if alias.shadow_id else None
+
+    @extend_schema_field(AliasPolicySerializer)
+    def get_policy(self, alias: Alias) -> dict:
+        return dict(alias.policy or {})  # as stored: every key, none dropped by a field list
+
+
+@extend_schema_field(SplitEntrySerializer(many=True))
+class SplitField(serializers.JSONField):
+    """A list of {version, weight}; its rules are checked with the rest of the body (`clean_split`)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list):
+            raise serializers.ValidationError('A list of {"version": n, "weight": w} objects.')
+        return data
+
+
+@extend_schema_field(AliasPolicySerializer)
+class PolicyField(serializers.JSONField):
+    """An object of policy keys ({} clears the policy); each key is checked by `clean_policy`."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("An object of policy keys; {} clears the policy.")
+        return data
+
+
+class GateQuerySerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, max_value=VERSION_MAX, help_text="The candidate version.")
+
+
+class CompareQuerySerializer(serializers.Serializer):
+    a = serializers.IntegerField(min_value=1, max_value=VERSION_MAX, help_text="The baseline version.")
+    b = serializers.IntegerField(min_value=1, max_value=VERSION_MAX, help_text="The version compared to it.")
+
+
+MAX_SPLIT = 4  # versions in one split: a canary or two beside the primary, not a lottery
+OVERRIDE_MAX_CHARS = 500
+# (low, high, whole number): the range of each numeric policy key, both ends allowed except alpha's 0.
+POLICY_RANGES: dict[str, tuple[float, float, bool]] = {
+    "min": (0, 1, False),
+    "max_regression": (0, 1, False),
+    "alpha": (0, 1, False),
+    "max_error_rate": (0, 1, False),
+    "max_p95_ms": (1, 600_000, True),
+    "window_s": (1, 86_400, True),
+    "min_requests": (1, 1_000_000, True),
+}
+
+
+def clean_split(entries: list) -> list[dict[str, int]]:
+    """[{version, weight}] checked: 1 to MAX_SPLIT entries of distinct versions with whole-number weights
+    from 0 to 100 that sum to 100. Messages go under `versions`."""
+    problems: list[str] = []
+    if not entries:
+        problems.append("Name at least one version.")
+    elif len(entries) > MAX_SPLIT:
+        problems.append(f"{len(entries)} versions; a split has at most {MAX_SPLIT}.")
+    out: list[dict[str, int]] = []
+    for i, entry in enumerate(entries[: MAX_SPLIT + 1], start=1):
+        if not isinstance(entry, dict) or set(entry) != {"version", "weight"}:
+            problems.append(f"Entry {i}: an object with exactly `version` and `weight`.")
+            continue
+        version, weight = entry["version"], entry["weight"]
+        if not _whole(version) or not 1 <= version <= VERSION_MAX:
+            problems.append(f"Entry {i}: version must be a version number (1 or more).")
+        elif not _whole(weight) or not 0 <= weight <= 100:
+            problems.append(f"Entry {i}: weight must be a whole number from 0 to 100.")
+        else:
+            out.append({"version": version, "weight": weight})
+    if problems:
+        raise serializers.ValidationError({"versions": problems})
+    numbers = [e["version"] for e in out]
+    repeated = sorted({n for n in numbers if numbers.count(n) > 1})
+    if repeated:
+        problems.append(f"Version {repeated[0]} is named more than once.")
+    total = sum(e["weight"] for e in out)
+    if total != 100:
+        problems.append(f"The weights sum to {total}; they must sum to 100.")
+    if problems:
+        raise serializers.ValidationError({"versions": problems})
+    return out
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def clean_policy(policy: dict) -> dict:
+    """The policy checked key by key (`policy.<key>` errors); unknown keys are refused, not dropped."""
+    errors: dict[str, list[str]] = {}
+    allowed = (*gates.GATE_KEYS, *gates.ROLLBACK_KEYS)
+    for key, value in policy.items():
+        where = f"policy.{key}"
+        if key not in allowed:
+            errors[where] = [f"Unknown policy key; known keys: {', '.join(allowed)}."]
+        elif key == "metric":
+            if value not in gates.METRICS:
+                errors[where] = [f"One of {', '.join(gates.METRICS)}."]
+        else:
+            low, high, whole = POLICY_RANGES[key]
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or (whole and not _whole(value)) or not math.isfinite(value):
+                errors[where] = ["A whole number." if whole else "A number."]
+            elif key == "alpha" and not 0 < value < 1:
+                errors[where] = ["A significance level above 0 and below 1 (0.05 is usual)."]
+            elif not low <= value <= high:
+                errors[where] = [f"From {low} to {high}."]
+    if errors:
+        raise serializers.ValidationError(errors)
+    return dict(policy)
 
 
 class AliasMoveSerializer(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1)
+    """Move an alias: `version` (all traffic to one version; clears a split) or `versions` (a weighted
+    split; the primary is the heaviest), `shadow` (a version number, or null to stop shadowing; omitted:
+    kept), `policy` (replaces the stored one; {} clears it; omitted: kept), `protected` and
+    `override_reason` (owners and admins only). Every field may be omitted for an existing alias."""
+
+    version = serializers.IntegerField(min_value=1, max_value=VERSION_MAX, required=False)
+    versions = SplitField(required=False)
+    shadow = serializers.IntegerField(min_value=1, max_value=VERSION_MAX, required=False, allow_null=True)
+    policy = PolicyField(required=False)
+    protected = serializers.BooleanField(required=False)
+    override_reason = serializers.CharField(
+        max_length=OVERRIDE_MAX_CHARS,
+        required=False,
+        help_text="Moves past a failing gate (owners and admins); kept in the audit log with the verdict.",
+    )
+
+    def validate(self, data: dict) -> dict:
+        if "version" in data and "versions" in data:
+            raise serializers.ValidationError({"versions": ["Send `version` or `versions`, not both."]})
+        if "versions" in data:
+            data["versions"] = clean_split(data["versions"])
+        if "policy" in data:
+            data["policy"] = clean_policy(data["policy"])
+        return data
 
 
 ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$")
@@ -287,3 +454,47 @@ class PromptUpdateSerializer(EvalSetSerializer):
         if not data:
             raise serializers.ValidationError({"non_field_errors": ["Send at least one setting to change."]})
         return data
+
+
+def alias_targets(
+    tenant: Tenant, prompt: TaskPrompt, alias: str, numbers: dict[str, list[int]]
+) -> dict[int, PromptVersion]:
+    """The versions a move names ({field: [numbers]}), each ready: {number: version}; field errors name
+    the field that named a missing or unready version."""
+    if not ALIAS_PATTERN.match(alias):
+        raise serializers.ValidationError({"alias": ["Use 1-50 letters, digits, '.', '_' or '-'."]})
+    found = gates.versions_by_number(tenant, prompt, [n for ns in numbers.values() for n in ns])
+    errors: dict[str, list[str]] = {}
+    for name, wanted in numbers.items():
+        for number in wanted:
+            version = found.get(number)
+            if version is None:
+                errors.setdefault(name, []).append(f"{prompt.name} has no version {number}.")
+            elif version.status != VersionStatus.READY:
+                errors.setdefault(name, []).append(f"Version {number} is {version.status}, not ready.")
+    if errors:
+        raise serializers.ValidationError(errors)
+    return found
+
+
+def alias_change(tenant: Tenant, prompt: TaskPrompt, alias: str, data: dict) -> AliasChange:
+    """A validated AliasMoveSerializer body as the action takes it, its version numbers resolved."""
+    split = data.get("versions")
+    numbers: dict[str, list[int]] = {}
+    if "version" in data:
+        numbers["version"] = [data["version"]]
+    if split:
+        numbers["versions"] = [e["version"] for e in split]
+    if data.get("shadow") is not None:
+        numbers["shadow"] = [data["shadow"]]
+    found = alias_targets(tenant, prompt, alias, numbers)
+    return AliasChange(
+        version=found[data["version"]] if "version" in data else None,
+        split=split,
+        versions=found,
+        shadow=found[data["shadow"]] if data.get("shadow") is not None else None,
+        set_shadow="shadow" in data,
+        policy=data.get("policy"),
+        protected=data.get("protected"),
+        override_reason=data.get("override_reason", ""),
+    )

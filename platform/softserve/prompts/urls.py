@@ -23,4 +23,6 @@ urlpatterns = [
         name="prompt-version-tokens",
     ),
     path("prompts/<str:name>/aliases/<str:alias>", views.AliasDetail.as_view(), name="prompt-alias"),
+    path("prompts/<str:name>/aliases/<str:alias>/gate", views.AliasGate.as_view(), name="prompt-alias-gate"),
+    path("prompts/<str:name>/compare", views.VersionCompare.as_view(), name="prompt-compare"),
 ]

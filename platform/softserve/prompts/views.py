@@ -8,19 +8,22 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from softserve.prompts import actions, downloads
+from softserve.prompts import actions, compare, downloads, gates
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.prompts.serializers import (
     AliasMoveSerializer,
     AliasSerializer,
+    CompareQuerySerializer,
+    GateQuerySerializer,
     PromptSerializer,
     PromptUpdateSerializer,
     PromptVersionSerializer,
-    alias_target,
+    alias_change,
+    alias_targets,
 )
 from softserve.tenancy.models import AuditEvent
 from softserve.tenancy.views import TenantScoped
@@ -148,15 +151,24 @@ class VersionTokens(PromptScoped, APIView):
         )
 
 
-class AliasDetail(PromptScoped, APIView):
+class AliasScoped(PromptScoped):
     model = Alias
-    serializer_class = AliasSerializer
-    actions_by_method = {"GET": "read", "PUT": "manage_aliases", "DELETE": "manage_aliases"}
 
     def _alias(self) -> Alias:
         return get_object_or_404(
-            self.get_queryset().select_related("version"), prompt=self.prompt(), name=self.kwargs["alias"]
+            self.get_queryset().select_related("version", "shadow"),
+            prompt=self.prompt(),
+            name=self.kwargs["alias"],
         )
+
+
+class AliasDetail(AliasScoped, APIView):
+    """An alias: GET shows its routing, policy, protection and move history; PUT moves it (see the body's
+    fields), checked by its gate (409 `gate_failed` with the figures under `error.gate`); DELETE removes
+    it. Unprotected aliases move with the member role, protected ones only with owner or admin."""
+
+    serializer_class = AliasSerializer
+    actions_by_method = {"GET": "read", "PUT": "move_aliases", "DELETE": "move_aliases"}
 
     @extend_schema(responses={200: AliasSerializer})
     def get(self, request, name, alias):
@@ -167,7 +179,14 @@ class AliasDetail(PromptScoped, APIView):
             .order_by("created_at")
         )
         history = [
-            {"at": e.created_at, "from": (e.before or {}).get("version"), "to": e.after["version"]}
+            {
+                "at": e.created_at,
+                "from": (e.before or {}).get("version"),
+                "to": e.after["version"],
+                "split": e.after.get("split", []),
+                "shadow": e.after.get("shadow"),
+                "override_reason": e.after.get("override_reason"),
+            }
             for e in moves
         ]
         return Response({**AliasSerializer(current).data, "history": history})
@@ -177,10 +196,51 @@ class AliasDetail(PromptScoped, APIView):
         form = AliasMoveSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         prompt = self.prompt()
-        version = alias_target(request.actor.tenant, prompt, alias, form.validated_data["version"])
-        moved = actions.move_alias(request.actor, prompt, alias, version)
+        change = alias_change(request.actor.tenant, prompt, alias, form.validated_data)
+        moved = actions.move_alias(request.actor, prompt, alias, change)
         return Response(AliasSerializer(moved).data)
 
     def delete(self, request, name, alias):
         actions.delete_alias(request.actor, self._alias())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AliasGate(AliasScoped, APIView):
+    """The gate's verdict on moving the alias wholly to `version`, without moving it: the candidate's
+    and the current primary's scores on the evaluation set, the regression, McNemar's exact test (b: rows
+    only the current version gets right, c: only the candidate) and the reasons it would refuse.
+    `gated`: whether the move would be checked at all; `passed`: whether it would go through."""
+
+    actions_by_method = {"GET": "read"}
+
+    @extend_schema(parameters=[GateQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, name, alias):
+        current = self._alias()
+        query = GateQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        number = query.validated_data["version"]
+        candidate = alias_targets(request.actor.tenant, current.prompt, alias, {"version": [number]})[number]
+        verdict = actions.version_verdict(current.prompt, current, candidate)
+        return Response({"alias": current.name, **verdict.as_dict()})
+
+
+class VersionCompare(PromptScoped, APIView):
+    """Versions `a` and `b` on the prompt's evaluation set: their scores, per-label F1 side by side,
+    McNemar's exact test (b: rows only `a` gets right, c: only `b`) and the first rows where their
+    outputs differ (index in the set, the row's input, gold, each one's output)."""
+
+    model = PromptVersion
+
+    @extend_schema(parameters=[CompareQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, name):
+        prompt = self.prompt()
+        query = CompareQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        a, b = query.validated_data["a"], query.validated_data["b"]
+        found = gates.versions_by_number(request.actor.tenant, prompt, [a, b])
+        missing = {
+            f: [f"{prompt.name} has no version {n}."] for f, n in (("a", a), ("b", b)) if n not in found
+        }
+        if missing:
+            raise ValidationError(missing)
+        return Response(compare.compare(request.actor.tenant, prompt, found[a], found[b]))

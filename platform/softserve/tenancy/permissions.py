@@ -10,8 +10,8 @@ from rest_framework.permissions import BasePermission
 
 from softserve.tenancy.models import ROLE_RANK, ApiKey, Membership, Role, Tenant
 
-# viewer reads; member uploads, trains, predicts; admin manages aliases, keys and members;
-# owner manages the tenant itself.
+# viewer reads; member uploads, trains, predicts and moves unprotected aliases; admin manages aliases
+# (protected ones, policies), keys and members; owner manages the tenant itself.
 PERMISSIONS: dict[str, Role] = {
     "read": Role.VIEWER,
     "upload": Role.MEMBER,
@@ -20,6 +20,9 @@ PERMISSIONS: dict[str, Role] = {
     # The OpenAI-style model list: what a caller may name in `model`. A key made only to predict (the one
     # an OpenAI client holds) must reach it, and so must a read key: either scope opens it.
     "list_models": Role.VIEWER,
+    # Aliases that are not protected (`staging`, a test alias) move with the member role; protected ones
+    # (`production`), policies, protection and gate overrides need manage_aliases (prompts/actions.py).
+    "move_aliases": Role.MEMBER,
     "manage_aliases": Role.ADMIN,
     "manage_keys": Role.ADMIN,
     "manage_members": Role.ADMIN,
