@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from webui.views import datasets, invitations, jobs, ops, pages, playground, prompts, team_settings
+from webui.views import datasets, invitations, jobs, ops, pages, playground, prompts, team_settings, traffic
 
 app_name = "webui"
 
@@ -23,6 +23,7 @@ urlpatterns = [
     path("app/prompts/template-preview", prompts.template_preview, name="template-preview"),
     path("app/prompts/<str:name>", prompts.prompt_detail, name="prompt"),
     path("app/prompts/<str:name>/aliases", prompts.alias_move, name="alias-move"),
+    path("app/prompts/<str:name>/traffic", traffic.prompt_traffic, name="prompt-traffic"),
     path(
         "app/prompts/<str:name>/versions/<int:number>/artifact/<str:fmt>",
         prompts.artifact_download,
