@@ -16,6 +16,14 @@ prompt; per request, the client's latency minus the queue and model time the pla
 same request (its Server-Timing header), so the figure is paired and the model's own jitter cancels out.
 Last line: one JSON object for the 64-prompt load.
 
+`--split 50/50` and/or `--shadow`: instead, the cost of traffic splitting. Each of SPLIT_PROMPTS prompts
+gets two more versions; the same load runs with each alias on one version (the baseline), then with a
+50/50 split between two versions and a third as shadow (its rows scored in the same mixed batches), in
+turns (baseline, split, baseline, split) on the same worker. Reported: requests and primary rows/s
+(what callers get) and total model rows/s (the shadow's extra rows counted); target: primary rows/s ≥
+0.95× the baseline's, the shadow's extra rows aside (i.e. the total: the shadow's rows must ride in the
+batch at the same cost per row). Last line: one JSON object for that comparison.
+
 `--quick` differs from the full run only in how long each load lasts (and so in sampling noise): the
 same clients (CLIENTS), the same worker settings (SERVING_TORCH_THREADS=TORCH_THREADS) and the same
 counting, which takes only requests that start after a warm-up and end before the window closes.
@@ -57,6 +65,8 @@ TORCH_THREADS = 1
 WARMUP_S = 3.0
 # Single-client requests behind the REST overhead figure (the same in quick and full runs).
 OVERHEAD_SAMPLES = 100
+# `--split` / `--shadow`: the prompts the split comparison spreads its load over (each with 3 versions).
+SPLIT_PROMPTS = 16
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -70,8 +80,16 @@ def _server_timing(header: str | None) -> dict[str, float]:
     return {name: float(value) for name, value in parts}
 
 
-def _post(port: int, key: str, name: str, row: str | dict[str, str]) -> tuple[int, float, dict[str, float]]:
-    body = json.dumps({"inputs": [row]})
+def _post(
+    port: int,
+    key: str,
+    name: str,
+    row: str | dict[str, str],
+    extra: dict | None = None,
+    seen: dict | None = None,
+) -> tuple[int, float, dict[str, float]]:
+    """One prediction; `extra` goes into the body; `seen` counts the versions that answered."""
+    body = json.dumps({"inputs": [row], **(extra or {})})
     started = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
@@ -85,6 +103,9 @@ def _post(port: int, key: str, name: str, row: str | dict[str, str]) -> tuple[in
         body = response.read()
         if response.status != 200:
             print(f"error {response.status}: {body[:300]!r}", file=sys.stderr, flush=True)
+        elif seen is not None:
+            version = json.loads(body)["version"]
+            seen[version] = seen.get(version, 0) + 1
         timing = _server_timing(response.getheader("Server-Timing"))
         return response.status, time.perf_counter() - started, timing
     except OSError:
@@ -94,7 +115,13 @@ def _post(port: int, key: str, name: str, row: str | dict[str, str]) -> tuple[in
 
 
 def closed_loop(
-    port: int, key: str, names: list[str], rows: dict[str, list], clients: int, seconds: float
+    port: int,
+    key: str,
+    names: list[str],
+    rows: dict[str, list],
+    clients: int,
+    seconds: float,
+    seen: dict | None = None,
 ) -> dict:
     """`seconds` of measurement after WARMUP_S: only requests that start and end inside the window count,
     so neither the ramp-up nor the requests still draining when the clients stop skew req/s or latency."""
@@ -109,7 +136,7 @@ def closed_loop(
         rng = random.Random(seed)
         while (started := time.monotonic()) < closes:
             name = rng.choice(names)
-            status, latency, _ = _post(port, key, name, rng.choice(rows[name]))
+            status, latency, _ = _post(port, key, name, rng.choice(rows[name]), seen=seen)
             if started < opens or started + latency > closes:
                 continue
             with lock:
@@ -130,6 +157,108 @@ def closed_loop(
         "errors": errors,
         "requests": len(latencies),
     }
+
+
+def _set_split(names: list[str], weights: list[int], shadow: bool) -> None:
+    """Each prompt's `production` alias: on v1 alone (no weights, no shadow), or split v1/v2 by `weights`
+    with v3 as shadow when `shadow`. The web processes read the alias on every request."""
+    from softserve.prompts.models import Alias, PromptVersion
+
+    for alias in Alias.objects.filter(prompt__name__in=names, name="production"):
+        alias.split = (
+            [{"version": 1, "weight": weights[0]}, {"version": 2, "weight": weights[1]}] if weights else []
+        )
+        alias.shadow = PromptVersion.objects.get(prompt_id=alias.prompt_id, number=3) if shadow else None
+        alias.save(update_fields=["split", "shadow"])
+
+
+def split_loads(
+    args: argparse.Namespace,
+    env: dict,
+    seconds: float,
+    key: str,
+    names: list[str],
+    rows: dict[str, list],
+    weights: list[int],
+    worker_log: Path,
+) -> dict:
+    """The same closed-loop load with each alias on one version, then split (and shadowed), in turns on
+    one worker: primary rows/s (callers' rows) and model rows/s (the shadow's counted) of each."""
+    from softserve.serving.models import Prediction
+
+    worker = _start(
+        [sys.executable, "-m", "workers.serving"], {**env, "SERVING_GROUP_BY_PROMPT": "0"}, worker_log
+    )
+    runs: dict[str, list[dict]] = {"one_version": [], "split": []}
+    seen: dict[int, int] = {}
+    try:
+        _wait_ready(worker_log, worker, "serving worker ready")
+        # Warm the prompt cache with every version (loading is not what is measured).
+        warm = [
+            threading.Thread(target=_post, args=(args.port, key, n, rows[n][0], {"version": v}))
+            for n in names
+            for v in (1, 2, 3)
+        ]
+        for t in warm:
+            t.start()
+        for t in warm:
+            t.join()
+        for _ in range(2):  # in turns: a drift of the shared machine's load hits both alike
+            for mode in ("one_version", "split"):
+                splitting = mode == "split"
+                _set_split(names, weights if splitting else [], args.shadow and splitting)
+                logged_before = Prediction.objects.filter(shadow_outputs__isnull=False).count()
+                result = closed_loop(
+                    args.port, key, names, rows, args.clients, seconds, seen if splitting else None
+                )
+                result["shadowed"] = (
+                    Prediction.objects.filter(shadow_outputs__isnull=False).count() - logged_before
+                )
+                runs[mode].append(result)
+                print(
+                    f"{mode:12s} prompts={len(names)} "
+                    + " ".join(
+                        f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
+                    ),
+                    flush=True,
+                )
+    finally:
+        _stop(worker)
+
+    def mean(mode: str, field: str) -> float:
+        return statistics.mean(r[field] for r in runs[mode])
+
+    shadow_share = 1.0 if args.shadow else 0.0
+    base_rows = mean("one_version", "rps")  # one input per request
+    split_rows = mean("split", "rps")
+    served = sum(seen.values()) or 1
+    report = {
+        "mode": "split",
+        "split": "/".join(str(w) for w in weights) or "none",
+        "shadow": args.shadow,
+        "prompts": len(names),
+        "one_version_rows_s": round(base_rows, 2),
+        "split_primary_rows_s": round(split_rows, 2),
+        "split_model_rows_s": round(split_rows * (1 + shadow_share), 2),
+        "ratio_primary": round(split_rows / base_rows, 3),
+        "ratio_model_rows": round(split_rows * (1 + shadow_share) / base_rows, 3),
+        "one_version_p50_ms": round(mean("one_version", "p50_ms"), 1),
+        "split_p50_ms": round(mean("split", "p50_ms"), 1),
+        "versions_reached": {str(v): round(n / served, 3) for v, n in sorted(seen.items())},
+        "shadow_outputs_logged": sum(r["shadowed"] for r in runs["split"]),
+        "clients": args.clients,
+        "seconds_per_load": seconds,
+        "loads_per_mode": len(runs["split"]),
+        "worker_torch_threads": args.torch_threads,
+        "errors": sum(r["errors"] for mode in runs for r in runs[mode]),
+    }
+    print(
+        f"one version {base_rows:.1f} rows/s; split {report['split']} + shadow={args.shadow}: primary "
+        f"{split_rows:.1f} rows/s ({report['ratio_primary']:.2f}x), model rows "
+        f"{report['split_model_rows_s']:.1f}/s ({report['ratio_model_rows']:.2f}x); "
+        f"versions reached {report['versions_reached']}"
+    )
+    return report
 
 
 def _wait_ready(log: Path, proc: subprocess.Popen, marker: str, timeout: float = 600) -> None:
@@ -175,7 +304,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="per load (default 15 quick, 60 full)")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--row-set", choices=sorted(ROW_SETS), default="multi")
+    parser.add_argument(
+        "--split", default="", help="e.g. 50/50: measure a split between two versions (see the docstring)"
+    )
+    parser.add_argument("--shadow", action="store_true", help="with a third version as shadow")
     args = parser.parse_args()
+    split_weights = [int(w) for w in args.split.split("/")] if args.split else []
+    if split_weights and (len(split_weights) != 2 or sum(split_weights) != 100):
+        parser.error("--split takes two weights that sum to 100, e.g. 50/50")
     seconds = args.seconds or (15 if args.quick else 60)
     warnings.filterwarnings("ignore")
     scratch = Path(tempfile.mkdtemp(prefix="softserve-bench-serving-"))
@@ -226,7 +362,33 @@ def main() -> None:
     tenant, _, key = create_tenant("bench", "bench@example.com")
     Quota.objects.update_or_create(tenant=tenant, defaults={"requests_per_minute": 10**9})
     store, names, artifacts, rows = default_store(), [], {}, {}
-    for i in range(max(PROMPT_COUNTS)):
+    splitting = bool(split_weights) or args.shadow
+
+    def add_version(prompt, spec, number: int, seed: int):
+        """A ready version of random values (P=20) whose artifact is in the store."""
+        generator = torch.Generator().manual_seed(seed)
+        artifact = PromptArtifact(
+            tensors={"prompt": torch.empty(20, fm.embed_dim).uniform_(-0.5, 0.5, generator=generator)},
+            method="prompt",
+            base_model=fm.model_id,
+            fingerprint=fm.fingerprint,
+            spec=spec,
+        )
+        data = artifact_bytes(artifact)
+        artifact_key = prompt_key(str(tenant.pk), str(prompt.pk), number, "prompt.safetensors")
+        store.put_bytes(artifact_key, data)
+        version = PromptVersion.objects.create(
+            tenant=tenant,
+            prompt=prompt,
+            number=number,
+            method="prompt",
+            status="ready",
+            artifact_key=artifact_key,
+            artifact_sha256=hashlib.sha256(data).hexdigest(),
+        )
+        return version, artifact
+
+    for i in range(SPLIT_PROMPTS if splitting else max(PROMPT_COUNTS)):
         name = f"task{i:03d}"
         task = TASKS[tasks[i % len(tasks)]]
         spec = TaskSpec("classification", task.template, list(task.labels))
@@ -239,27 +401,11 @@ def main() -> None:
             verbalizer=spec.verbalizer,
             base_model=DEFAULT_MODEL_ID,
         )
-        generator = torch.Generator().manual_seed(i)
-        artifact = PromptArtifact(
-            tensors={"prompt": torch.empty(20, fm.embed_dim).uniform_(-0.5, 0.5, generator=generator)},
-            method="prompt",
-            base_model=fm.model_id,
-            fingerprint=fm.fingerprint,
-            spec=spec,
-        )
-        data = artifact_bytes(artifact)
-        artifact_key = prompt_key(str(tenant.pk), str(prompt.pk), 1, "prompt.safetensors")
-        store.put_bytes(artifact_key, data)
-        version = PromptVersion.objects.create(
-            tenant=tenant,
-            prompt=prompt,
-            number=1,
-            method="prompt",
-            status="ready",
-            artifact_key=artifact_key,
-            artifact_sha256=hashlib.sha256(data).hexdigest(),
-        )
+        version, artifact = add_version(prompt, spec, 1, i)
         Alias.objects.create(tenant=tenant, prompt=prompt, name="production", version=version)
+        if splitting:  # the canary (v2) and the shadow (v3): other random values, the same task
+            for number in (2, 3):
+                add_version(prompt, spec, number, 1000 * number + i)
         names.append(name)
         artifacts[name] = artifact
         # A request's input: one dev row of its prompt's task (one text, or a pair's two fields).
@@ -327,6 +473,14 @@ def main() -> None:
         f"worker torch threads {args.torch_threads}",
         flush=True,
     )
+    if splitting:
+        try:
+            report = split_loads(args, env, seconds, key, names, rows, split_weights, worker_log)
+        finally:
+            _stop(server)
+        report["load_average_at_start"] = round(load_at_start, 2)
+        print(json.dumps(report))
+        return
     try:
         mixed = run_loads(False, PROMPT_COUNTS)
         grouped = run_loads(True, (max(PROMPT_COUNTS),))

@@ -19,6 +19,7 @@ from django.utils import timezone
 from softserve.datasets.models import Dataset, DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
+from softserve.serving.models import Prediction
 from softserve.tenancy.models import ApiKey, Invitation, Membership, Quota
 
 from tests.s3 import object_keys
@@ -71,6 +72,11 @@ def world(acme, globex, s3):
         peft_key=peft_key,
     )
     Alias.objects.create(tenant=victim.tenant, prompt=prompt, name="production", version=version)
+    # A logged prediction whose label is the secret: the prompt's live traffic figures show it to the
+    # victim only (GET prompts/{name}/traffic, the prompt page's traffic panel).
+    Prediction.objects.create(
+        tenant=victim.tenant, prompt=prompt, version=version, alias="production", rows=1, outputs=[SECRET]
+    )
     job = Job.objects.create(
         tenant=victim.tenant,
         kind="tune",

@@ -242,3 +242,23 @@ def test_a_failing_canary_is_rolled_back_within_its_window(served, acme, tiny_mo
     canary_figures = next(v for v in figures["versions"] if v["version"] == 2)
     assert canary_figures["errors"] == canary_figures["requests"] == 4 and canary_figures["error_rate"] == 1.0
     assert canary_figures["labels"] is None  # generation: no label distribution
+
+
+def test_a_missed_deadline_writes_an_error_row(acme, tiny_models, tmp_path, monkeypatch):
+    from softserve.serving import client
+
+    from workers.storage import LocalStore
+
+    fm = tiny_models["gpt2"]
+    version = publish(LocalStore(tmp_path), acme.tenant, "sentiment", make_artifact(fm, SENTIMENT), "gpt2")
+
+    def no_reply(request, timeout_s):
+        raise client.NoReply
+
+    monkeypatch.setattr(client, "submit", no_reply)
+    response = acme.client.post(PREDICT.format("sentiment"), {"inputs": ["fine", "ok"]}, format="json")
+    assert response.status_code == 504, response.content
+    row = Prediction.objects.get(version=version)
+    assert row.outcome == PredictionOutcome.ERROR and row.error_code == "deadline_exceeded"
+    assert row.alias == "production" and row.rows == 2 and row.inputs is None  # the prompt keeps no inputs
+    assert row.latency_ms >= 0

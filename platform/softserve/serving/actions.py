@@ -342,7 +342,7 @@ def predict(
     except client.Overloaded:
         raise Overloaded from None
     except client.NoReply:
-        failed(DeadlineExceeded.default_code, DeadlineExceeded())
+        reply = {"status": ServingStatus.EXPIRED}  # no answer within the deadline: the same 504
     except client.Unavailable:
         raise ServingUnavailable from None
     if reply.get("status") == ServingStatus.EXPIRED:
