@@ -17,16 +17,12 @@ same request (its Server-Timing header), so the figure is paired and the model's
 Last line: one JSON object for the 64-prompt load.
 
 `--split 50/50` and/or `--shadow`: instead, the cost of traffic splitting. Each of SPLIT_PROMPTS prompts
-gets two more versions; the same load runs with each alias on one version (the baseline), then with a
-50/50 split between two versions and a third as shadow (its rows scored in the same mixed batches), in
-turns (baseline, split, baseline, split) on the same worker. Reported: requests and primary rows/s
-(what callers get) and total model rows/s (the shadow's extra rows counted); target: primary rows/s ≥
-0.95× the baseline's, the shadow's extra rows aside (i.e. the total: the shadow's rows must ride in the
-batch at the same cost per row). Last line: one JSON object for that comparison.
-
-`--quick` differs from the full run only in how long each load lasts (and so in sampling noise): the
-same clients (CLIENTS), the same worker settings (SERVING_TORCH_THREADS=TORCH_THREADS) and the same
-counting, which takes only requests that start after a warm-up and end before the window closes.
+gets two more versions; the same load runs with each alias on one version (the baseline), with a 50/50
+split between two versions, and with that split plus a third version as shadow (its rows scored in the
+same mixed batches), in turns (two loads of each) on one worker. Reported per mode: primary rows/s (the
+rows callers get answers for) and model rows/s (the shadow's extra rows counted), against the baseline.
+Throughput here counts the requests that end inside each window. Last line: one JSON object for that
+comparison.
 """
 
 from __future__ import annotations
@@ -127,16 +123,20 @@ def closed_loop(
     so neither the ramp-up nor the requests still draining when the clients stop skew req/s or latency."""
     latencies: list[float] = []
     errors = 0
+    done = 0  # requests that end inside the window, wherever they started (throughput)
     lock = threading.Lock()
     opens = time.monotonic() + WARMUP_S
     closes = opens + seconds
 
     def client(seed: int) -> None:
-        nonlocal errors
+        nonlocal errors, done
         rng = random.Random(seed)
         while (started := time.monotonic()) < closes:
             name = rng.choice(names)
             status, latency, _ = _post(port, key, name, rng.choice(rows[name]), seen=seen)
+            if status == 200 and opens <= started + latency <= closes:
+                with lock:
+                    done += 1
             if started < opens or started + latency > closes:
                 continue
             with lock:
@@ -156,6 +156,7 @@ def closed_loop(
         "p99_ms": 1000 * _percentile(latencies, 0.99),
         "errors": errors,
         "requests": len(latencies),
+        "done_rps": done / seconds,
     }
 
 
@@ -182,14 +183,21 @@ def split_loads(
     weights: list[int],
     worker_log: Path,
 ) -> dict:
-    """The same closed-loop load with each alias on one version, then split (and shadowed), in turns on
-    one worker: primary rows/s (callers' rows) and model rows/s (the shadow's counted) of each."""
+    """The same closed-loop load with each alias on one version, split (no shadow) and split with a
+    shadow, in turns on one worker: primary rows/s (callers' rows) and model rows/s (the shadow's
+    counted). Throughput counts the requests that end inside each window (`done_rps`): at several
+    seconds per request a window sees few requests that also start in it."""
     from softserve.serving.models import Prediction
 
+    modes = {"one_version": ([], False)}
+    if weights:
+        modes["split"] = (weights, False)
+    if args.shadow:
+        modes["split_shadow" if weights else "shadow"] = (weights, True)
     worker = _start(
         [sys.executable, "-m", "workers.serving"], {**env, "SERVING_GROUP_BY_PROMPT": "0"}, worker_log
     )
-    runs: dict[str, list[dict]] = {"one_version": [], "split": []}
+    runs: dict[str, list[dict]] = {mode: [] for mode in modes}
     seen: dict[int, int] = {}
     try:
         _wait_ready(worker_log, worker, "serving worker ready")
@@ -203,16 +211,15 @@ def split_loads(
             t.start()
         for t in warm:
             t.join()
-        for _ in range(2):  # in turns: a drift of the shared machine's load hits both alike
-            for mode in ("one_version", "split"):
-                splitting = mode == "split"
-                _set_split(names, weights if splitting else [], args.shadow and splitting)
-                logged_before = Prediction.objects.filter(shadow_outputs__isnull=False).count()
+        for _ in range(2):  # in turns: a drift of the shared machine's load hits every mode alike
+            for mode, (split, shadow) in modes.items():
+                _set_split(names, split, shadow)
+                shadowed = Prediction.objects.filter(shadow_outputs__isnull=False).count()
                 result = closed_loop(
-                    args.port, key, names, rows, args.clients, seconds, seen if splitting else None
+                    args.port, key, names, rows, args.clients, seconds, seen if split else None
                 )
                 result["shadowed"] = (
-                    Prediction.objects.filter(shadow_outputs__isnull=False).count() - logged_before
+                    Prediction.objects.filter(shadow_outputs__isnull=False).count() - shadowed
                 )
                 runs[mode].append(result)
                 print(
@@ -228,35 +235,40 @@ def split_loads(
     def mean(mode: str, field: str) -> float:
         return statistics.mean(r[field] for r in runs[mode])
 
-    shadow_share = 1.0 if args.shadow else 0.0
-    base_rows = mean("one_version", "rps")  # one input per request
-    split_rows = mean("split", "rps")
+    base = mean("one_version", "done_rps")  # one input per request: rows/s
     served = sum(seen.values()) or 1
-    report = {
+    report: dict = {
         "mode": "split",
         "split": "/".join(str(w) for w in weights) or "none",
         "shadow": args.shadow,
         "prompts": len(names),
-        "one_version_rows_s": round(base_rows, 2),
-        "split_primary_rows_s": round(split_rows, 2),
-        "split_model_rows_s": round(split_rows * (1 + shadow_share), 2),
-        "ratio_primary": round(split_rows / base_rows, 3),
-        "ratio_model_rows": round(split_rows * (1 + shadow_share) / base_rows, 3),
-        "one_version_p50_ms": round(mean("one_version", "p50_ms"), 1),
-        "split_p50_ms": round(mean("split", "p50_ms"), 1),
-        "versions_reached": {str(v): round(n / served, 3) for v, n in sorted(seen.items())},
-        "shadow_outputs_logged": sum(r["shadowed"] for r in runs["split"]),
-        "clients": args.clients,
-        "seconds_per_load": seconds,
-        "loads_per_mode": len(runs["split"]),
-        "worker_torch_threads": args.torch_threads,
-        "errors": sum(r["errors"] for mode in runs for r in runs[mode]),
+        "one_version_rows_s": round(base, 2),
     }
-    print(
-        f"one version {base_rows:.1f} rows/s; split {report['split']} + shadow={args.shadow}: primary "
-        f"{split_rows:.1f} rows/s ({report['ratio_primary']:.2f}x), model rows "
-        f"{report['split_model_rows_s']:.1f}/s ({report['ratio_model_rows']:.2f}x); "
-        f"versions reached {report['versions_reached']}"
+    for mode, (_, shadow) in modes.items():
+        if mode == "one_version":
+            continue
+        primary = mean(mode, "done_rps")
+        model = primary * (2 if shadow else 1)  # a shadow scores every input once more
+        report[f"{mode}_primary_rows_s"] = round(primary, 2)
+        report[f"{mode}_model_rows_s"] = round(model, 2)
+        report[f"{mode}_ratio_primary"] = round(primary / base, 3)
+        report[f"{mode}_ratio_model_rows"] = round(model / base, 3)
+        report[f"{mode}_p50_ms"] = round(mean(mode, "p50_ms"), 1)
+        print(
+            f"{mode}: primary {primary:.2f} rows/s ({primary / base:.2f}x one version's {base:.2f}), "
+            f"model rows {model:.2f}/s ({model / base:.2f}x)"
+        )
+    report.update(
+        {
+            "one_version_p50_ms": round(mean("one_version", "p50_ms"), 1),
+            "versions_reached": {str(v): round(n / served, 3) for v, n in sorted(seen.items())},
+            "shadow_outputs_logged": sum(r["shadowed"] for m in runs for r in runs[m]),
+            "clients": args.clients,
+            "seconds_per_load": seconds,
+            "loads_per_mode": 2,
+            "worker_torch_threads": args.torch_threads,
+            "errors": sum(r["errors"] for m in runs for r in runs[m]),
+        }
     )
     return report
 

@@ -262,3 +262,31 @@ def test_a_missed_deadline_writes_an_error_row(acme, tiny_models, tmp_path, monk
     assert row.outcome == PredictionOutcome.ERROR and row.error_code == "deadline_exceeded"
     assert row.alias == "production" and row.rows == 2 and row.inputs is None  # the prompt keeps no inputs
     assert row.latency_ms >= 0
+
+
+def test_routing_costs_one_query_and_a_split_pick_one_more(
+    acme, tiny_models, tmp_path, django_assert_num_queries
+):
+    from softserve.tenancy.permissions import Actor
+
+    from workers.storage import LocalStore
+
+    store, fm = LocalStore(tmp_path), tiny_models["gpt2"]
+    v1 = publish(store, acme.tenant, "sentiment", make_artifact(fm, SENTIMENT, seed=1), "gpt2")
+    v2 = publish(store, acme.tenant, "sentiment", make_artifact(fm, SENTIMENT, seed=2), "gpt2", 2, None)
+    v3 = publish(store, acme.tenant, "sentiment", make_artifact(fm, SENTIMENT, seed=3), "gpt2", 3, None)
+    actor = Actor(tenant=acme.tenant, role="owner")
+    with django_assert_num_queries(1):
+        plain = actions.route(actor, "sentiment")
+    assert plain.version == v1 and plain.alias.name == "production" and plain.shadow is None
+    split = [{"version": 1, "weight": 50}, {"version": 2, "weight": 50}]
+    Alias.objects.filter(pk=plain.alias.pk).update(split=split, shadow=v3)
+    picks = Counter()
+    for i in range(40):
+        expected = actions.pick_version(plain.alias.pk, split, f"k{i}")
+        with django_assert_num_queries(1 if expected == 1 else 2):  # the primary comes with the alias
+            where = actions.route(actor, "sentiment", routing_key=f"k{i}")
+        assert where.version.number == expected and where.shadow == v3
+        assert where.canary == (where.version == v2)
+        picks[expected] += 1
+    assert set(picks) == {1, 2}
