@@ -21,7 +21,9 @@ gets two more versions; the same load runs with each alias on one version (the b
 split between two versions, and with that split plus a third version as shadow (its rows scored in the
 same mixed batches), in turns (two loads of each) on one worker. Reported per mode: primary rows/s (the
 rows callers get answers for) and model rows/s (the shadow's extra rows counted), against the baseline.
-Throughput here counts the requests that end inside each window. Last line: one JSON object for that
+Throughput here counts the requests that end inside each window. Then the same modes in this process on
+the worker's Batcher alone (`batcher`: batches of the worker's row budget, no REST, Redis or database),
+which isolates what a shadow costs per model row in the mixed batch. Last line: one JSON object for that
 comparison.
 """
 
@@ -63,6 +65,8 @@ WARMUP_S = 3.0
 OVERHEAD_SAMPLES = 100
 # `--split` / `--shadow`: the prompts the split comparison spreads its load over (each with 3 versions).
 SPLIT_PROMPTS = 16
+# ... and the batches its in-process part times per mode (quick, full).
+BATCH_ROUNDS_QUICK, BATCH_ROUNDS = 12, 40
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -271,6 +275,99 @@ def split_loads(
         }
     )
     return report
+
+
+def batcher_split(
+    fm, env: dict, names: list[str], rows: dict[str, list], weights: list[int], shadow: bool, rounds: int
+) -> dict:
+    """The same comparison in this process, on the worker's Batcher alone (no REST, Redis or database,
+    so the shared machine's noise in those is out): batches of the worker's row budget (SERVING_MAX_BATCH_ROWS
+    = clients) taken as the worker takes them (a request with a shadow counts its rows twice), one
+    request per prompt drawn at random, the modes in turns, `rounds` batches each. Primary rows/s and
+    model rows/s (medians over the batches)."""
+    import uuid
+
+    from softserve.prompts.models import PromptVersion, TaskPrompt
+
+    from workers.engine.task import template_fields
+    from workers.serving.batcher import Batcher
+    from workers.serving.cache import PromptCache
+    from workers.serving.config import ServingConfig
+    from workers.serving.queueing import Pending, fair_pick
+    from workers.storage import default_store
+
+    config = ServingConfig.from_env(env, base_model=fm.model_id)
+    batcher = Batcher(fm, PromptCache(fm, default_store(), 256, 4096, config.kv_cache), config)
+    targets = {
+        (v.prompt.name, v.number): {
+            "version": v.number,
+            "version_id": str(v.pk),
+            "artifact_key": v.artifact_key,
+            "artifact_sha256": v.artifact_sha256,
+        }
+        for v in PromptVersion.objects.filter(prompt__name__in=names).select_related("prompt")
+    }
+    modes = {"one_version": ([], False)}
+    if weights:
+        modes["split"] = (weights, False)
+    if shadow:
+        modes["split_shadow" if weights else "shadow"] = (weights, True)
+    fields = {p.name: template_fields(p.template) for p in TaskPrompt.objects.filter(name__in=names)}
+    rng = random.Random(0)
+
+    def request(name: str, number: int, with_shadow: bool) -> Pending:
+        row = rng.choice(rows[name])
+        now = time.time()
+        body = {
+            "request_id": uuid.uuid4().hex,
+            "tenant_id": "bench",
+            "prompt": name,
+            **targets[name, number],
+            "base_model": fm.model_id,
+            "inputs": [{fields[name][0]: row} if isinstance(row, str) else row],
+            "enqueued_at": now,
+            "deadline": now + 3600,
+        }
+        if with_shadow:
+            body["shadow"] = targets[name, 3]
+        return Pending(body)  # type: ignore[arg-type]
+
+    def drawn(split: list[int], with_shadow: bool) -> Pending:
+        number = rng.choices([1, 2], weights=split)[0] if split else 1
+        return request(rng.choice(names), number, with_shadow)
+
+    # Load every version once: loading is not what is measured.
+    batcher.process([request(name, n, False) for name in names for n in (1, 2, 3)])
+    samples: dict[str, list[tuple[int, int, float]]] = {mode: [] for mode in modes}
+    for _ in range(rounds):
+        for mode, (split, with_shadow) in modes.items():
+            backlog = [drawn(split, with_shadow) for _ in range(2 * config.max_batch_rows)]
+            batch, _ = fair_pick(backlog, config.max_batch_rows)
+            primary = sum(len(p.request["inputs"]) for p in batch)
+            started = time.perf_counter()
+            replies = batcher.process(batch)
+            elapsed = time.perf_counter() - started
+            assert all(r["status"] == "ok" for r in replies), replies
+            assert not with_shadow or all("shadow_outputs" in r for r in replies)
+            samples[mode].append((primary, primary * (2 if with_shadow else 1), elapsed))
+    out: dict = {"rounds": rounds, "max_batch_rows": config.max_batch_rows}
+    base = statistics.median(p / t for p, _, t in samples["one_version"])
+    for mode, values in samples.items():
+        primary = statistics.median(p / t for p, _, t in values)
+        model = statistics.median(m / t for _, m, t in values)
+        out[mode] = {
+            "primary_rows_s": round(primary, 2),
+            "model_rows_s": round(model, 2),
+            "ratio_primary": round(primary / base, 3),
+            "ratio_model_rows": round(model / base, 3),
+            "batch_ms_p50": round(1000 * statistics.median(t for _, _, t in values), 1),
+        }
+        print(
+            f"batcher {mode:12s}: primary {primary:.2f} rows/s ({primary / base:.2f}x), "
+            f"model rows {model:.2f}/s ({model / base:.2f}x)",
+            flush=True,
+        )
+    return out
 
 
 def _wait_ready(log: Path, proc: subprocess.Popen, marker: str, timeout: float = 600) -> None:
@@ -490,6 +587,16 @@ def main() -> None:
             report = split_loads(args, env, seconds, key, names, rows, split_weights, worker_log)
         finally:
             _stop(server)
+        torch.set_num_threads(args.torch_threads or torch.get_num_threads())  # as the worker runs
+        report["batcher"] = batcher_split(
+            fm,
+            env,
+            names,
+            rows,
+            split_weights,
+            args.shadow,
+            BATCH_ROUNDS_QUICK if args.quick else BATCH_ROUNDS,
+        )
         report["load_average_at_start"] = round(load_at_start, 2)
         print(json.dumps(report))
         return

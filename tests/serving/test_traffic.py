@@ -228,6 +228,9 @@ def test_a_failing_canary_is_rolled_back_within_its_window(served, acme, tiny_mo
     assert event.actor_user is None and event.actor_key is None
     assert event.after["by"] == actions.SYSTEM_ACTOR and event.after["rolled_back"] == 2
     assert event.after["reasons"] == ["max_error_rate"] and event.after["figures"]["requests"] == 4
+    audit = acme.client.get("/api/v1/audit").json()
+    listed = next(e for e in audit.get("results", audit) if e["action"] == "alias.rollback")
+    assert listed["actor"] == "system:canary-watch"
     delivery = WebhookDelivery.objects.get(webhook=hook)
     assert delivery.event == WebhookEvent.CANARY_ROLLED_BACK and delivery.payload["data"]["version"] == 2
     # From now on the primary answers every request.
