@@ -17,6 +17,7 @@ from softserve.tenancy.models import AuditEvent
 from softserve.webhooks.models import Webhook, WebhookDelivery
 
 from tests.net import free_port
+from tests.serving import test_embedded
 from tests.serving.conftest import S3_CREDENTIALS
 from tests.serving.helpers import (
     ANSWER,
@@ -34,6 +35,7 @@ from workers.contracts import PredictionOutcome, WebhookEvent
 from workers.storage import S3Store
 
 PREDICT = "/api/v1/prompts/{}:predict"
+embedded = test_embedded.embedded  # the embedded pool's fixture (no Redis, the batcher in this process)
 TRAFFIC = "/api/v1/prompts/{}/traffic"
 TEXTS = ["a great film", "so bad I left early", "fine", "dull", "wonderful acting", "meh"]
 
@@ -293,3 +295,19 @@ def test_routing_costs_one_query_and_a_split_pick_one_more(
         assert where.canary == (where.version == v2)
         picks[expected] += 1
     assert set(picks) == {1, 2}
+
+
+def test_embedded_pool_scores_the_shadow_in_process(embedded, acme, tiny_models, tiny_model_dirs):
+    """The embedded default (no Redis): the same batcher in the web process rides the shadow along."""
+    fm, model_dir = tiny_models["llama"], str(tiny_model_dirs["llama"])
+    primary, shadow = make_artifact(fm, SENTIMENT, seed=7), make_artifact(fm, SENTIMENT, seed=8)
+    v1 = publish(embedded, acme.tenant, "sentiment", primary, model_dir)
+    v2 = publish(embedded, acme.tenant, "sentiment", shadow, model_dir, number=2, alias=None)
+    Alias.objects.filter(prompt=v1.prompt, name="production").update(shadow=v2)
+    body = acme.client.post(PREDICT.format("sentiment"), {"inputs": TEXTS[:3]}, format="json").json()
+    assert body["version"] == 1 and body["alias"] == "production"
+    logged = Prediction.objects.get(pk=body["prediction_id"])
+    expected = [engine_output(fm, shadow, {"text": t})["label"] for t in TEXTS[:3]]
+    assert logged.shadow_version == v2 and logged.shadow_outputs == expected
+    for text, out in zip(TEXTS[:3], body["outputs"], strict=True):
+        assert same_output(out, engine_output(fm, primary, {"text": text}))
