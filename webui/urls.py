@@ -14,6 +14,7 @@ from webui.views import (
     playground,
     prompts,
     team_settings,
+    traffic,
     webhooks,
 )
 
@@ -46,6 +47,7 @@ urlpatterns = [
     path("app/prompts/<str:name>/feedback-dataset", feedback.feedback_dataset, name="feedback-dataset"),
     path("app/prompts/<str:name>/aliases/verdict", aliases.alias_verdict, name="alias-verdict"),
     path("app/prompts/<str:name>/compare", aliases.version_compare, name="prompt-compare"),
+    path("app/prompts/<str:name>/traffic", traffic.prompt_traffic, name="prompt-traffic"),
     path(
         "app/prompts/<str:name>/versions/<int:number>/artifact/<str:fmt>",
         prompts.artifact_download,

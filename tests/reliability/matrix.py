@@ -73,7 +73,8 @@ def world(acme, globex, s3):
         peft_key=peft_key,
     )
     Alias.objects.create(tenant=victim.tenant, prompt=prompt, name="production", version=version)
-    # A logged prediction that kept its input (holding the secret), with feedback on it.
+    # A logged prediction that kept its input and whose label is the secret, with feedback on it: the
+    # prompt's live traffic figures (labels) and the kept inputs show it to the victim only.
     TaskPrompt.objects.filter(pk=prompt.pk).update(keep_inputs=True)
     prediction = Prediction.objects.create(
         tenant=victim.tenant,
@@ -81,7 +82,7 @@ def world(acme, globex, s3):
         version=version,
         alias="production",
         rows=1,
-        outputs=["a"],
+        outputs=[SECRET],
         inputs=[{"text": f"{SECRET} input"}],
     )
     Feedback.objects.create(tenant=victim.tenant, prediction=prediction, label="b", correct=False)

@@ -72,16 +72,22 @@ def _run(request: HttpRequest, name: str, ref: dict, text: str) -> dict:
 
 
 def _predict(request: HttpRequest, name: str, ref: dict, text: str) -> dict:
-    prompt, version = actions.resolve(request.actor, name, ref.get("alias"), ref.get("version"))
+    where = actions.route(request.actor, name, ref.get("alias"), ref.get("version"))
+    prompt, version = where.prompt, where.version
     rows = actions.validate_inputs(prompt, _inputs(text, template_fields(prompt.template)))
     started = time.perf_counter()
-    prediction = actions.predict(request.actor, prompt, version, rows)
+    prediction = actions.predict(request.actor, prompt, version, rows, alias=where.alias, shadow=where.shadow)
     latency = 1000 * (time.perf_counter() - started)
     outputs = []
     for row, out in zip(rows, prediction.body["outputs"], strict=False):
         scores = sorted((out.get("scores") or {}).items(), key=lambda kv: -kv[1])
         outputs.append({"input": row, "label": out.get("label"), "text": out.get("text"), "scores": scores})
-    return {"version": version.number, "outputs": outputs, "latency_ms": round(latency, 1)}
+    return {
+        "version": version.number,
+        "prediction_id": prediction.prediction_id,
+        "outputs": outputs,
+        "latency_ms": round(latency, 1),
+    }
 
 
 def snippets(request: HttpRequest, values: dict[str, str]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workers.contracts import ServeReply, ServeRequest, ServingStatus
+from workers.contracts import ServeReply, ServeRequest, ServingStatus, ShadowTarget
 from workers.engine.base_model import FrozenModel
 from workers.engine.errors import ArtifactError, EngineError
 from workers.engine.inference import LoadedPrompt, predict_mixed
@@ -68,6 +68,9 @@ class _Row:
     label_positions: int = 0
     # The input's tokens as the template formats it (usage figures): no soft-prompt positions, no labels.
     prompt_tokens: int = 0
+    # A row of the request's shadow version (the same input, another prompt): its output goes to the
+    # reply's `shadow_outputs`, and its failure never fails the request.
+    shadow: bool = False
 
     @property
     def positions(self) -> int:
@@ -113,10 +116,16 @@ class Batcher:
         exception nobody foresaw), it fails that request alone: its batch-mates are still answered.
         With `send`, each reply also goes out as soon as its request is done (classification sub-batches
         run first), so a short request does not wait for a batch-mate's long generation.
+
+        A request that names a `shadow` version adds that version's rows for the same inputs to the same
+        mixed batch (counted in the row and token budgets like any other rows); the reply carries their
+        outputs as `shadow_outputs`, or leaves them out when the shadow fails (logged), never failing the
+        request for it.
         """
         started = time.time()
         replies: list[ServeReply | None] = [None] * len(batch)
         rows: list[_Row] = []
+        shadow_failures: dict[int, BaseException] = {}
         for i, pending in enumerate(batch):
             request = pending.request
             try:
@@ -129,8 +138,17 @@ class Batcher:
                 rows.extend(self._rows(i, request))
             except Exception as exc:
                 replies[i] = self._failed(request, exc)
+                continue
+            if request.get("shadow"):
+                try:
+                    rows.extend(self._rows(i, request, request["shadow"]))
+                except Exception as exc:  # the caller still gets the primary's answer
+                    shadow_failures[i] = exc
         outputs: dict[int, list[dict[str, Any] | None]] = {
             i: [None] * len(p.request["inputs"]) for i, p in enumerate(batch) if replies[i] is None
+        }
+        shadow_outputs: dict[int, list[dict[str, Any] | None]] = {
+            i: [None] * len(batch[i].request["inputs"]) for i in {r.request for r in rows if r.shadow}
         }
         failures: dict[int, BaseException] = {}
         done: set[int] = set()
@@ -142,6 +160,10 @@ class Batcher:
                     replies[i] = self._failed(request, failures[i])
                 else:
                     replies[i] = self._reply(request, ServingStatus.OK, outputs=outputs[i])
+                    if i in shadow_failures:
+                        self._shadow_failed(request, shadow_failures[i])
+                    elif i in shadow_outputs:
+                        replies[i]["shadow_outputs"] = shadow_outputs[i]
             reply = replies[i]
             reply["queue_ms"] = round(max(0.0, 1000 * (started - _enqueued_at(request))), 2)
             reply["batch_ms"] = round(1000 * (time.time() - started), 2)
@@ -157,7 +179,7 @@ class Batcher:
             metrics.BATCH_PROMPTS.observe(len({r.version_id for r in rows}))
         remaining = Counter(r.request for r in rows)
         for group in self.sub_batches(rows):
-            self._forward(batch, group, outputs, failures)
+            self._forward(batch, group, outputs, failures, shadow_outputs, shadow_failures)
             for r in group:
                 remaining[r.request] -= 1
                 if not remaining[r.request]:
@@ -173,9 +195,12 @@ class Batcher:
         group: list[_Row],
         outputs: dict[int, list[dict[str, Any] | None]],
         failures: dict[int, BaseException],
+        shadow_outputs: dict[int, list[dict[str, Any] | None]],
+        shadow_failures: dict[int, BaseException],
     ) -> None:
         """Run one sub-batch; when it fails, run its requests again in halves until the failing ones are
-        alone, so a poison input fails its own request and no other tenant's."""
+        alone, so a poison input fails its own request and no other tenant's. A request's shadow rows are
+        a unit of their own here: a shadow that breaks the pass fails only the shadow."""
         tick = time.perf_counter()
         try:
             limits = [self._token_limit(batch[r.request].request) for r in group]
@@ -193,17 +218,33 @@ class Batcher:
             metrics.FORWARD.observe(time.perf_counter() - tick)
         if error is None:
             for r, answer in zip(group, answers, strict=True):
-                outputs[r.request][r.position] = {**answer, "prompt_tokens": r.prompt_tokens}
+                answer = {**answer, "prompt_tokens": r.prompt_tokens}
+                (shadow_outputs if r.shadow else outputs)[r.request][r.position] = answer
             return
-        requests = list(dict.fromkeys(r.request for r in group))
-        if len(requests) == 1:
-            failures[requests[0]] = error
+        units = list(dict.fromkeys((r.request, r.shadow) for r in group))
+        if len(units) == 1:
+            request, shadow = units[0]
+            (shadow_failures if shadow else failures)[request] = error
             return
-        log.warning("a sub-batch of %d requests failed (%r); isolating the cause", len(requests), error)
+        log.warning("a sub-batch of %d requests failed (%r); isolating the cause", len(units), error)
         metrics.ISOLATION_RETRIES.inc()
-        first = set(requests[: len(requests) // 2])
-        self._forward(batch, [r for r in group if r.request in first], outputs, failures)
-        self._forward(batch, [r for r in group if r.request not in first], outputs, failures)
+        first = set(units[: len(units) // 2])
+        for part in (
+            [r for r in group if (r.request, r.shadow) in first],
+            [r for r in group if (r.request, r.shadow) not in first],
+        ):
+            self._forward(batch, part, outputs, failures, shadow_outputs, shadow_failures)
+
+    def _shadow_failed(self, request: ServeRequest, exc: BaseException) -> None:
+        """The shadow's rows could not be scored: logged (and counted); the reply goes without them."""
+        metrics.SHADOW_FAILURES.inc()
+        log.warning(
+            "shadow version %s of request %s failed (%s): %r",
+            request.get("shadow", {}).get("version"),
+            request.get("request_id", "?"),
+            failure_code(exc),
+            exc,
+        )
 
     def _failed(self, request: ServeRequest, exc: BaseException) -> ServeReply:
         code = failure_code(exc)
@@ -214,12 +255,14 @@ class Batcher:
         """The request's own generation limit, never above this worker's."""
         return min(request.get("max_new_tokens") or self.config.max_new_tokens, self.config.max_new_tokens)
 
-    def _rows(self, i: int, request: ServeRequest) -> list[_Row]:
+    def _rows(self, i: int, request: ServeRequest, shadow: ShadowTarget | None = None) -> list[_Row]:
+        """The model rows of a request's inputs under its version, or under its `shadow` version."""
         if request["base_model"] != self.config.base_model:
             raise EngineError(
                 f"This worker serves {self.config.base_model!r}, not {request['base_model']!r}."
             )
-        prompt = self.cache.get(request["version_id"], request["artifact_key"], request["artifact_sha256"])
+        target = shadow or request
+        prompt = self.cache.get(target["version_id"], target["artifact_key"], target["artifact_sha256"])
         # Vector prompts that are not served from cached states still take P positions per row.
         extra = max((m.shape[0] for m in prompt.members if m.dim() == 2), default=0)
         tail, continued, label_positions = self._expansion(prompt, request)
@@ -232,12 +275,13 @@ class Batcher:
                 i,
                 j,
                 prompt,
-                request["version_id"],
+                target["version_id"],
                 fields,
                 width=tokens + extra + tail,
                 model_rows=model_rows,
                 label_positions=members * label_positions,
                 prompt_tokens=tokens,
+                shadow=shadow is not None,
             )
             if model_rows > self.config.max_batch_rows or row.positions > self.config.max_batch_tokens:
                 raise TooLarge(

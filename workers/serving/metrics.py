@@ -39,6 +39,9 @@ ISOLATION_RETRIES = Counter(
     "softserve_serving_isolation_retries",
     "Sub-batches that failed and were run again in halves to isolate the failing request",
 )
+SHADOW_FAILURES = Counter(
+    "softserve_serving_shadow_failures", "Requests whose shadow version failed (answered without it)"
+)
 RECLAIMED = Counter("softserve_serving_reclaimed", "Requests taken over from a stopped consumer")
 GIVEN_UP = Counter(
     "softserve_serving_given_up", "Requests answered with an error after too many workers stopped on them"

@@ -28,8 +28,11 @@ class Pending:
 
     @property
     def rows(self) -> int:
+        """Inputs the request adds to a batch; twice that with a shadow version (its rows ride along)."""
         inputs = self.request.get("inputs") if isinstance(self.request, dict) else None
-        return len(inputs) if isinstance(inputs, list) else 1
+        if not isinstance(inputs, list):
+            return 1
+        return len(inputs) * (2 if self.request.get("shadow") else 1)
 
     @property
     def tenant(self) -> str:

@@ -2,24 +2,42 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
+import random
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, NoReturn
 
 from django.conf import settings
+from django.core.cache import cache
+from django.db import models, transaction
+from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt, VersionStatus
 from softserve.serving import client
-from softserve.serving.models import Usage
+from softserve.serving.models import Prediction as PredictionRecord
+from softserve.serving.models import Usage, _commit_without_waiting_for_disk
+from softserve.tenancy.actions import record
+from softserve.tenancy.models import Tenant
 from softserve.tenancy.permissions import Actor
-from workers.contracts import SERVING_ERRORS, ServeRequest, ServingStatus
+from softserve.webhooks.events import emit
+from workers.contracts import (
+    SERVING_ERRORS,
+    PredictionOutcome,
+    ServeRequest,
+    ServingStatus,
+    ShadowTarget,
+    WebhookEvent,
+)
 from workers.engine.task import TemplateError, template_fields
 
 log = logging.getLogger(__name__)
@@ -110,13 +128,60 @@ def admit(actor: Actor):
     return thread_shares.hold(str(actor.tenant.pk))
 
 
-def resolve(
-    actor: Actor, name: str, alias: str | None = None, version: int | None = None
-) -> tuple[TaskPrompt, PromptVersion]:
-    """The caller's prompt and the ready version named by number or alias (default `production`).
+@dataclass(frozen=True)
+class Route:
+    """Where one prediction goes: the prompt, the version that answers, the alias it came through (if
+    any), and the alias's shadow version that scores the same inputs alongside (if any)."""
 
-    One query on the way that succeeds (it runs on every prediction); the errors look closer.
+    prompt: TaskPrompt
+    version: PromptVersion
+    alias: Alias | None = None
+    shadow: PromptVersion | None = None
+
+    @property
+    def canary(self) -> bool:
+        """The alias's split sent this request to a version other than its primary."""
+        return self.alias is not None and self.version.pk != self.alias.version_id
+
+
+def pick_version(alias_id: Any, split: list[dict[str, Any]], routing_key: str | None = None) -> int:
+    """The version number one request reaches under `split` ([{"version", "weight"}], weights summing to
+    100): a point in [0, total) against the cumulative weights. With a routing key the point is a hash of
+    the alias and the key, so the same key always reaches the same version (while the split stands); without
+    one, a random draw by weight."""
+    entries = [e for e in split if int(e.get("weight", 0)) > 0]
+    total = sum(int(e["weight"]) for e in entries)
+    if routing_key is not None:
+        digest = hashlib.sha256(f"{alias_id}:{routing_key}".encode()).digest()
+        point = int.from_bytes(digest[:8], "big") % total
+    else:
+        point = random.randrange(total)
+    for entry in entries:
+        point -= int(entry["weight"])
+        if point < 0:
+            return int(entry["version"])
+    return int(entries[-1]["version"])  # unreachable: the points end inside the last entry
+
+
+def _servable(version: PromptVersion | None) -> bool:
+    return version is not None and version.status == VersionStatus.READY and bool(version.artifact_key)
+
+
+def route(
+    actor: Actor,
+    name: str,
+    alias: str | None = None,
+    version: int | None = None,
+    routing_key: str | None = None,
+) -> Route:
+    """The caller's prompt and the ready version named by number or alias (default `production`); an
+    alias with a split picks one of its versions per request (by `routing_key` when given), and brings
+    its shadow version along.
+
+    One query on the way that succeeds for a plain alias or a version number (it runs on every
+    prediction); a split's non-primary pick costs one more. The errors look closer.
     """
+    pointer = None
     if version is not None:
         chosen = (
             PromptVersion.objects.for_tenant(actor.tenant)
@@ -129,8 +194,8 @@ def resolve(
         alias = alias or DEFAULT_ALIAS
         pointer = (
             Alias.objects.for_tenant(actor.tenant)
-            .select_related("prompt", "version")
-            .defer("version__inspection")
+            .select_related("prompt", "version", "shadow")
+            .defer("version__inspection", "shadow__inspection")
             .filter(prompt__name=name, name=alias)
             .first()
         )
@@ -141,10 +206,34 @@ def resolve(
         if version is not None:
             raise NotFound(f"{name} has no version {version}.")
         raise NotFound(f"{name} has no alias {alias!r}; name a version or move the alias first.")
-    prompt = pointer.prompt if version is None else chosen.prompt
-    if chosen.status != VersionStatus.READY or not chosen.artifact_key:
+    prompt = pointer.prompt if pointer is not None else chosen.prompt
+    if not _servable(chosen):
         raise NotReady(f"Version {chosen.number} of {name} is {chosen.status}, not ready to serve.")
-    return prompt, chosen
+    if pointer is None:
+        return Route(prompt, chosen)
+    if pointer.split:
+        number = pick_version(pointer.pk, pointer.split, routing_key)
+        if number != chosen.number:
+            canary = (
+                PromptVersion.objects.for_tenant(actor.tenant)
+                .defer("inspection")
+                .filter(prompt_id=pointer.prompt_id, number=number)
+                .first()
+            )
+            if _servable(canary):
+                chosen = canary
+            else:  # a split that names a version no longer servable: the primary answers instead
+                log.warning("alias %s of %s: split version %s is not servable", pointer.name, name, number)
+    shadow = pointer.shadow if _servable(pointer.shadow) and pointer.shadow_id != chosen.pk else None
+    return Route(prompt, chosen, pointer, shadow)
+
+
+def resolve(
+    actor: Actor, name: str, alias: str | None = None, version: int | None = None
+) -> tuple[TaskPrompt, PromptVersion]:
+    """The prompt and the version a request reaches (`route` without the alias and shadow)."""
+    chosen = route(actor, name, alias, version)
+    return chosen.prompt, chosen.version
 
 
 def validate_inputs(prompt: TaskPrompt, inputs: Any) -> list[dict[str, str]]:
@@ -191,6 +280,7 @@ class Prediction:
     body: dict[str, Any]
     # A Server-Timing header: time in the queue, the batch's forward passes, the whole round trip.
     server_timing: str
+    prediction_id: str | None = None  # the prediction log's row (None: not recorded)
     # Tokens per output as the serving worker counted them: {"prompt_tokens": [...], "completion_tokens":
     # [...]} (the completions call reports their sums as OpenAI's usage).
     tokens: dict[str, list[int]] = field(default_factory=dict)
@@ -213,9 +303,19 @@ def predict(
     rows: list[dict[str, str]],
     timeout_ms: int | None = None,
     max_new_tokens: int | None = None,
+    *,
+    alias: Alias | None = None,
+    shadow: PromptVersion | None = None,
+    record_prediction: bool = True,
 ) -> Prediction:
     """Outputs for `rows` from the serving pool; counts the tenant's usage when answered. The caller holds
-    the tenant's place (`admit`) around the whole request."""
+    the tenant's place (`admit`) around the whole request.
+
+    `alias`: the alias the version was reached through (named in the reply and the log; a canary pick
+    of its split is watched for automatic rollback). `shadow`: a version that scores the same rows in the
+    same batch; the caller never sees its outputs, the log keeps them and their agreement. Every answered
+    request, and every one that fails in or after the pool, writes one prediction log row (unless
+    `record_prediction` is off: platform-internal scoring that is not traffic)."""
     timeout_s = min(timeout_ms or settings.SERVING_TIMEOUT_MS, settings.SERVING_TIMEOUT_MS) / 1000
     now = time.time()
     request: ServeRequest = {
@@ -233,7 +333,21 @@ def predict(
     }
     if max_new_tokens:
         request["max_new_tokens"] = max_new_tokens
+    if shadow is not None:
+        request["shadow"] = ShadowTarget(
+            version=shadow.number,
+            version_id=str(shadow.pk),
+            artifact_key=shadow.artifact_key,
+            artifact_sha256=shadow.artifact_sha256,
+        )
+    log_entry = _LogEntry(actor.tenant, prompt, version, alias, rows) if record_prediction else None
     sent = time.perf_counter()
+
+    def failed(code: str, exc: APIException) -> NoReturn:
+        if log_entry is not None:
+            log_entry.failed(code, 1000 * (time.perf_counter() - sent))
+        raise exc
+
     try:
         reply = client.submit(request, timeout_s + client.REPLY_GRACE_S)
     except client.TenantOverloaded:
@@ -241,13 +355,14 @@ def predict(
     except client.Overloaded:
         raise Overloaded from None
     except client.NoReply:
-        raise DeadlineExceeded from None
+        reply = {"status": ServingStatus.EXPIRED}  # no answer within the deadline: the same 504
     except client.Unavailable:
         raise ServingUnavailable from None
     if reply.get("status") == ServingStatus.EXPIRED:
-        raise DeadlineExceeded
+        failed(DeadlineExceeded.default_code, DeadlineExceeded())
     if reply.get("status") != ServingStatus.OK:
-        _refuse(request["request_id"], reply)
+        code, exc = _refusal(request["request_id"], reply)
+        failed(code, exc)
     round_trip_ms = 1000 * (time.perf_counter() - sent)
     Usage.count(actor.tenant, prompt.name, len(rows))
     timing = (
@@ -255,15 +370,226 @@ def predict(
         f"pool;dur={round_trip_ms:.1f}"
     )
     outputs, tokens = _split_tokens(reply["outputs"])
-    return Prediction({"version": version.number, "outputs": outputs}, timing, tokens)
+    body: dict[str, Any] = {"version": version.number}
+    prediction_id = None
+    if log_entry is not None:
+        shadow_outputs = reply.get("shadow_outputs") if shadow is not None else None
+        prediction_id = log_entry.answered(outputs, round_trip_ms, shadow, shadow_outputs)
+        body["prediction_id"] = prediction_id
+    if alias is not None:
+        body["alias"] = alias.name
+    body["outputs"] = outputs
+    return Prediction(body, timing, prediction_id, tokens)
 
 
-def _refuse(request_id: str, reply: dict[str, Any]) -> NoReturn:
+def _answer(output: dict[str, Any]) -> str:
+    """What a caller got for one input, as the log keeps it: the label, or the generated text."""
+    return str(output.get("label", output.get("text", "")))
+
+
+class _LogEntry:
+    """One request's row in the prediction log, written once the request ends: one INSERT in its own
+    transaction, committed without waiting for the disk (like Usage.count), so the log costs a prediction
+    about a round trip to the database. A canary's entry then looks at its rollback thresholds."""
+
+    def __init__(
+        self,
+        tenant: Tenant,
+        prompt: TaskPrompt,
+        version: PromptVersion,
+        alias: Alias | None,
+        rows: list[dict[str, str]],
+    ):
+        self.tenant, self.prompt, self.version, self.alias, self.rows = tenant, prompt, version, alias, rows
+
+    def _write(self, **fields: Any) -> PredictionRecord:
+        entry = PredictionRecord(
+            id=uuid.uuid4(),
+            tenant=self.tenant,
+            prompt=self.prompt,
+            version=self.version,
+            alias=self.alias.name if self.alias else "",
+            rows=len(self.rows),
+            inputs=self.rows if self.prompt.keep_inputs else None,
+            **fields,
+        )
+        with transaction.atomic():
+            _commit_without_waiting_for_disk()
+            entry.save(force_insert=True)
+        return entry
+
+    def answered(
+        self,
+        outputs: list[dict[str, Any]],
+        latency_ms: float,
+        shadow: PromptVersion | None,
+        shadow_outputs: list[dict[str, Any]] | None,
+    ) -> str:
+        answers = [_answer(o) for o in outputs]
+        fields: dict[str, Any] = {"outputs": answers, "latency_ms": latency_ms}
+        if shadow is not None and shadow_outputs:
+            theirs = [_answer(o) for o in shadow_outputs]
+            fields["shadow_version"] = shadow
+            fields["shadow_outputs"] = theirs
+            fields["shadow_agreement"] = sum(a == b for a, b in zip(answers, theirs, strict=False)) / max(
+                1, len(answers)
+            )
+        elif shadow is not None:
+            log.warning("prediction of %s: shadow v%s sent no outputs", self.prompt.name, shadow.number)
+        entry = self._write(**fields)
+        self._watch()
+        return str(entry.pk)
+
+    def failed(self, code: str, latency_ms: float) -> None:
+        """The error row; never hides the caller's error behind a database one."""
+        try:
+            self._write(outcome=PredictionOutcome.ERROR, error_code=code, latency_ms=latency_ms)
+        except Exception:
+            log.exception("could not log the failed prediction of %s", self.prompt.name)
+            return
+        self._watch()
+
+    def _watch(self) -> None:
+        if self.alias is None or self.version.pk == self.alias.version_id:
+            return
+        try:
+            watch_canary(self.tenant, self.alias, self.version)
+        except Exception:  # the caller's answer never depends on the watch
+            log.exception("checking canary v%s of %s failed", self.version.number, self.prompt.name)
+
+
+def _refusal(request_id: str, reply: dict[str, Any]) -> tuple[str, APIException]:
     """A worker's error reply as the tenant sees it: a stable message for its code and the request id
-    (the worker logged the detail under that id); never the text of an exception."""
+    (the worker logged the detail under that id); never the text of an exception. (code, exception)."""
     code = reply.get("code") if reply.get("code") in SERVING_ERRORS else "internal"
     log.warning("prediction %s failed in the serving pool: %s", request_id, code)
     message = f"{SERVING_ERRORS[code]} (request id {request_id})"
     if code == "too_large":
-        raise ValidationError({"inputs": [message]})
-    raise ServingFailed(message, code=code)
+        return code, ValidationError({"inputs": [message]})
+    return code, ServingFailed(message, code=code)
+
+
+# --- automatic rollback of a canary ----------------------------------------------------------------
+# The audit log's name for the platform itself when it, not a member or key, changes an alias.
+SYSTEM_ACTOR = "system:canary-watch"
+# A canary's figures are looked at most this often per alias (every web process shares the throttle
+# through the cache), so a busy canary costs its predictions two aggregate queries every few seconds.
+CANARY_CHECK_EVERY_S = 5.0
+DEFAULT_WINDOW_S = 300
+DEFAULT_MIN_REQUESTS = 20
+# p95 over at most this many of the newest predictions in the window: bounded reads on a busy canary.
+P95_SAMPLE = 2000
+
+
+def _policy_number(policy: dict[str, Any], key: str) -> float | None:
+    value = policy.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def canary_figures(tenant: Tenant, alias: Alias, version: PromptVersion, window_s: float) -> dict[str, Any]:
+    """Requests, errors, error rate and p95 latency (ms) of `version` through `alias` over the window."""
+    since = timezone.now() - timedelta(seconds=window_s)
+    recent = PredictionRecord.objects.for_tenant(tenant).filter(
+        version=version, alias=alias.name, created_at__gte=since
+    )
+    outcomes = dict(recent.values_list("outcome").annotate(n=models.Count("id")).order_by())
+    requests = sum(outcomes.values())
+    errors = outcomes.get(PredictionOutcome.ERROR, 0)
+    latencies = list(recent.order_by("-created_at").values_list("latency_ms", flat=True)[:P95_SAMPLE])
+    return {
+        "requests": requests,
+        "errors": errors,
+        "error_rate": errors / requests if requests else 0.0,
+        "p95_ms": percentile(latencies, 0.95),
+        "window_s": window_s,
+    }
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The nearest-rank percentile (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))], 2)
+
+
+def watch_canary(tenant: Tenant, alias: Alias, version: PromptVersion) -> bool:
+    """After a prediction that a split sent to the canary `version`: past the alias policy's thresholds
+    over its window (with at least min_requests seen), roll the canary back. Throttled per alias.
+    True when it rolled back."""
+    policy = alias.policy or {}
+    max_error_rate = _policy_number(policy, "max_error_rate")
+    max_p95_ms = _policy_number(policy, "max_p95_ms")
+    if max_error_rate is None and max_p95_ms is None:
+        return False
+    if CANARY_CHECK_EVERY_S > 0 and not cache.add(
+        f"softserve:canary-check:{alias.pk}", 1, timeout=CANARY_CHECK_EVERY_S
+    ):
+        return False
+    window_s = min(_policy_number(policy, "window_s") or DEFAULT_WINDOW_S, 24 * 3600)
+    min_requests = _policy_number(policy, "min_requests") or DEFAULT_MIN_REQUESTS
+    figures = canary_figures(tenant, alias, version, window_s)
+    if figures["requests"] < min_requests:
+        return False
+    reasons = []
+    if max_error_rate is not None and figures["error_rate"] > max_error_rate:
+        reasons.append("max_error_rate")
+    if max_p95_ms is not None and figures["p95_ms"] is not None and figures["p95_ms"] > max_p95_ms:
+        reasons.append("max_p95_ms")
+    if not reasons:
+        return False
+    return rollback_canary(tenant, alias.pk, version, figures, reasons)
+
+
+@transaction.atomic
+def rollback_canary(
+    tenant: Tenant, alias_id: Any, version: PromptVersion, figures: dict[str, Any], reasons: list[str]
+) -> bool:
+    """Take `version` out of the alias's split, its weight to the primary (a split left with one entry is
+    cleared), audited as the system and announced (`canary.rolled_back`). False when another process did
+    it first, or the alias moved meanwhile so the version is no longer its canary."""
+    alias = Alias.objects.for_tenant(tenant).select_for_update().filter(pk=alias_id).first()
+    if alias is None or alias.version_id == version.pk:
+        return False
+    split = list(alias.split or [])
+    out = next((e for e in split if int(e.get("version", 0)) == version.number), None)
+    if out is None:
+        return False
+    primary = alias.version.number
+    kept = [dict(e) for e in split if e is not out]
+    into = next((e for e in kept if int(e["version"]) == primary), None)
+    if into is None:
+        kept.append({"version": primary, "weight": int(out["weight"])})
+    else:
+        into["weight"] = int(into["weight"]) + int(out["weight"])
+    alias.split = kept if len(kept) > 1 else []
+    alias.save(update_fields=["split", "updated_at"])
+    prompt_name = alias.prompt.name
+    after = {
+        "alias": alias.name,
+        "split": alias.split,
+        "version": primary,
+        "rolled_back": version.number,
+        "by": SYSTEM_ACTOR,
+        "reasons": reasons,
+        "figures": figures,
+    }
+    record(None, tenant, "alias.rollback", alias, before={"alias": alias.name, "split": split}, after=after)
+    emit(
+        tenant,
+        WebhookEvent.CANARY_ROLLED_BACK,
+        {
+            "prompt": prompt_name,
+            "alias": alias.name,
+            "version": version.number,
+            "primary": primary,
+            "split": alias.split,
+            "reasons": reasons,
+            "figures": figures,
+            "policy": alias.policy,
+        },
+    )
+    log.warning(
+        "rolled back canary v%s of %s@%s (%s): %s", version.number, prompt_name, alias.name, reasons, figures
+    )
+    return True

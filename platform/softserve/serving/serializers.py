@@ -8,6 +8,14 @@ from softserve.serving.models import Usage
 ALIAS_OR_NUMBER = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$"
 
 
+def _routing_key() -> serializers.CharField:
+    return serializers.CharField(
+        max_length=200,
+        required=False,
+        help_text="An alias with a traffic split: the same key always reaches the same version",
+    )
+
+
 class PredictSerializer(serializers.Serializer):
     # Each input: an object of the template's fields, or a string when the template has one field.
     # The fields are checked against the prompt's template in actions.validate_inputs.
@@ -18,6 +26,7 @@ class PredictSerializer(serializers.Serializer):
     max_new_tokens = serializers.IntegerField(
         min_value=1, required=False, help_text="Generation prompts: the longest answer, in tokens"
     )
+    routing_key = _routing_key()
 
     def validate_max_new_tokens(self, value: int) -> int:
         return _within_token_limit(value)
@@ -43,7 +52,9 @@ class OutputSerializer(serializers.Serializer):
 
 
 class PredictResponseSerializer(serializers.Serializer):
-    version = serializers.IntegerField()
+    version = serializers.IntegerField(help_text="The version that answered (an alias's split picks one)")
+    prediction_id = serializers.UUIDField(help_text="This prediction in the log (feedback refers to it)")
+    alias = serializers.CharField(required=False, help_text="The alias the version was reached through")
     outputs = OutputSerializer(many=True)
 
 
@@ -57,6 +68,7 @@ class CompletionSerializer(serializers.Serializer):
     max_tokens = serializers.IntegerField(
         min_value=1, required=False, help_text="Generation prompts: the longest answer, in tokens"
     )
+    routing_key = _routing_key()
 
     def validate_max_tokens(self, value: int) -> int:
         return _within_token_limit(value)
@@ -69,6 +81,12 @@ class ChoiceSerializer(serializers.Serializer):
     scores = serializers.DictField(child=serializers.FloatField(), required=False)
 
 
+class CompletionSoftserveSerializer(serializers.Serializer):
+    prediction_id = serializers.UUIDField()
+    version = serializers.IntegerField()
+    alias = serializers.CharField(required=False)
+
+
 class CompletionResponseSerializer(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.CharField()
@@ -76,6 +94,9 @@ class CompletionResponseSerializer(serializers.Serializer):
     model = serializers.CharField()
     choices = ChoiceSerializer(many=True)
     usage = serializers.DictField(child=serializers.IntegerField())
+    softserve = CompletionSoftserveSerializer(
+        help_text="Softserve's own: the prediction log's id, the version"
+    )
 
 
 class UsageSerializer(serializers.ModelSerializer):
@@ -168,3 +189,9 @@ class ModelSerializer(serializers.Serializer):
 class ModelListSerializer(serializers.Serializer):
     object = serializers.CharField()
     data = ModelSerializer(many=True)
+
+
+class TrafficQuerySerializer(serializers.Serializer):
+    window_s = serializers.IntegerField(
+        min_value=10, max_value=24 * 3600, default=300, help_text="The last this many seconds (at most a day)"
+    )

@@ -5,6 +5,7 @@ from softserve.serving import views
 # Before the prompts app's `prompts/<str:name>`, which would otherwise take `name:predict` as a name.
 urlpatterns = [
     re_path(r"^prompts/(?P<name>[^/:]+):predict$", views.Predict.as_view(), name="prompt-predict"),
+    path("prompts/<str:name>/traffic", views.Traffic.as_view(), name="prompt-traffic"),
     path("completions", views.Completions.as_view(), name="completions"),
     path("usage", views.UsageList.as_view(), name="usage"),
     path(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 import uuid
 
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
@@ -13,8 +15,9 @@ from rest_framework.views import APIView
 
 from softserve.datasets.serializers import DatasetVersionSerializer
 from softserve.numbers import whole_number
+from softserve.prompts.models import TaskPrompt
 from softserve.prompts.views import PromptScoped
-from softserve.serving import actions, catalog, feedback
+from softserve.serving import actions, catalog, feedback, traffic
 from softserve.serving.models import Feedback, Prediction, Usage
 from softserve.serving.serializers import (
     CompletionResponseSerializer,
@@ -28,6 +31,7 @@ from softserve.serving.serializers import (
     ModelSerializer,
     PredictResponseSerializer,
     PredictSerializer,
+    TrafficQuerySerializer,
     UsageSerializer,
 )
 from softserve.tenancy.views import TenantScoped
@@ -42,10 +46,19 @@ class Predict(APIView):
             form = PredictSerializer(data=request.data)
             form.is_valid(raise_exception=True)
             data = form.validated_data
-            prompt, version = actions.resolve(request.actor, name, data.get("alias"), data.get("version"))
-            rows = actions.validate_inputs(prompt, data["inputs"])
+            where = actions.route(
+                request.actor, name, data.get("alias"), data.get("version"), data.get("routing_key")
+            )
+            rows = actions.validate_inputs(where.prompt, data["inputs"])
             prediction = actions.predict(
-                request.actor, prompt, version, rows, data.get("timeout_ms"), data.get("max_new_tokens")
+                request.actor,
+                where.prompt,
+                where.version,
+                rows,
+                data.get("timeout_ms"),
+                data.get("max_new_tokens"),
+                alias=where.alias,
+                shadow=where.shadow,
             )
         return Response(prediction.body, headers={"Server-Timing": prediction.server_timing})
 
@@ -66,7 +79,10 @@ class Completions(APIView):
         data = form.validated_data
         name, _, ref = data["model"].partition("@")
         number = whole_number(ref)
-        prompt, version = actions.resolve(request.actor, name, None if number else ref or None, number)
+        where = actions.route(
+            request.actor, name, None if number else ref or None, number, data.get("routing_key")
+        )
+        prompt, version = where.prompt, where.version
         texts = data["prompt"] if isinstance(data["prompt"], list) else [data["prompt"]]
         try:
             rows = actions.validate_inputs(prompt, texts)
@@ -75,7 +91,14 @@ class Completions(APIView):
                 {key.replace("inputs", "prompt", 1): value for key, value in exc.detail.items()}
             ) from None
         prediction = actions.predict(
-            request.actor, prompt, version, rows, data.get("timeout_ms"), data.get("max_tokens")
+            request.actor,
+            prompt,
+            version,
+            rows,
+            data.get("timeout_ms"),
+            data.get("max_tokens"),
+            alias=where.alias,
+            shadow=where.shadow,
         )
         choices = []
         for i, out in enumerate(prediction.body["outputs"]):
@@ -92,9 +115,29 @@ class Completions(APIView):
                 "model": f"{prompt.name}@{version.number}",
                 "choices": choices,
                 "usage": {"inputs": len(rows), **token_usage(prediction.tokens)},
+                # Not OpenAI's: the prediction log's id (for feedback) and the version that answered.
+                "softserve": {
+                    key: prediction.body[key]
+                    for key in ("prediction_id", "version", "alias")
+                    if key in prediction.body
+                },
             },
             headers={"Server-Timing": prediction.server_timing},
         )
+
+
+class Traffic(APIView):
+    """Live figures per version of one prompt over a window: requests, errors, latency, labels, a shadow's
+    agreement, and a per-minute series of each."""
+
+    actions_by_method = {"GET": "read"}
+
+    @extend_schema(parameters=[TrafficQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, name):
+        form = TrafficQuerySerializer(data=request.query_params)
+        form.is_valid(raise_exception=True)
+        prompt = get_object_or_404(TaskPrompt.objects.for_tenant(request.actor.tenant), name=name)
+        return Response(traffic.figures(request.actor.tenant, prompt, form.validated_data["window_s"]))
 
 
 class UsageList(TenantScoped, generics.ListAPIView):

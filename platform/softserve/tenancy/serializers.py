@@ -98,4 +98,6 @@ class AuditEventSerializer(serializers.ModelSerializer):
             return f"key:{event.actor_key.prefix}"
         if event.actor_user_id:
             return f"user:{event.actor_user.email}"
-        return None
+        # The platform itself (e.g. `system:canary-watch` rolling a canary back) names itself in `after`.
+        by = (event.after or {}).get("by") if isinstance(event.after, dict) else None
+        return by if isinstance(by, str) and by.startswith("system:") else None
