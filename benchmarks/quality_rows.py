@@ -133,9 +133,9 @@ class Bench:
     the default one (the tests pass a tiny one)."""
 
     def __init__(self, protocol: Protocol, task: str = "sst2", fm=None):
+        from common.task import TaskSpec
         from workers.engine.base_model import load_base_model
         from workers.engine.data import read_rows, split_train_dev, to_examples
-        from workers.engine.task import TaskSpec
 
         self.protocol = protocol
         self.task = TASKS[task]

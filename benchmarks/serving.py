@@ -289,7 +289,7 @@ def batcher_split(
 
     from softserve.prompts.models import PromptVersion, TaskPrompt
 
-    from workers.engine.task import template_fields
+    from common.task import template_fields
     from workers.serving.batcher import Batcher
     from workers.serving.cache import PromptCache
     from workers.serving.config import ServingConfig
@@ -468,11 +468,11 @@ def main() -> None:
     from softserve.tenancy.actions import create_tenant
     from softserve.tenancy.models import Quota
 
+    from common.task import TaskSpec
     from workers.engine.artifact import PromptArtifact, artifact_bytes
     from workers.engine.base_model import DEFAULT_MODEL_ID, load_base_model
     from workers.engine.data import read_rows
     from workers.engine.inference import LoadedPrompt, predict_mixed
-    from workers.engine.task import TaskSpec
     from workers.serving.config import ServingConfig
     from workers.serving.kv import with_cached_states
     from workers.storage import default_store, prompt_key

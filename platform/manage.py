@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-# `platform/` holds the Django package; the repository root holds `migrations/` and `workers/contracts.py`.
+# `platform/` holds the Django package; the repository root holds `migrations/` and `common/contracts.py`.
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 

@@ -45,3 +45,20 @@ def test_platform_never_imports_torch():
 
 def test_engine_never_imports_django_or_celery():
     assert _loaded(ENGINE) == "[]"
+
+
+SHARED = """
+import sys, pkgutil, importlib
+before = set(sys.modules)
+import common
+for module in pkgutil.iter_modules(common.__path__):
+    importlib.import_module(f"common.{module.name}")
+loaded = {m.split(".")[0] for m in set(sys.modules) - before}
+print(sorted(loaded - set(sys.stdlib_module_names) - {"common"}))
+"""
+
+
+def test_the_shared_package_is_standard_library_only():
+    """Both sides import `common` (the web side without torch, the engine without Django): it may import
+    nothing but the standard library."""
+    assert _loaded(SHARED) == "[]"

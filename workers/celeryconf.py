@@ -16,14 +16,14 @@ from typing import Any
 from celery import Celery, signals
 from kombu import Queue
 
-from workers.config import worker_config
-from workers.contracts import (
+from common.contracts import (
     QUEUE_DEFAULT,
     QUEUE_GPU,
     TASK_EXPIRE_PREDICTION_INPUTS,
     TASK_RECONCILE,
     TASK_SWEEP_WEBHOOKS,
 )
+from workers.config import worker_config
 
 logger = logging.getLogger(__name__)
 CONFIG = worker_config()

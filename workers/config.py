@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from functools import cache
 from pathlib import Path
 
-from workers.contracts import JobPolicy, StorageLocation
+from common.contracts import JobPolicy, StorageLocation
 
 ROOT = Path(__file__).resolve().parents[1]
 

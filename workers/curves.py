@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from workers.contracts import METRIC_HISTORY_MAX_POINTS
+from common.contracts import METRIC_HISTORY_MAX_POINTS
 
 if TYPE_CHECKING:  # jobdb imports this module: no torch for it
     from workers.engine.trainer import Progress

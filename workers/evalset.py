@@ -28,8 +28,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from workers.config import WorkerConfig
-from workers.contracts import (
+from common.contracts import (
     QUEUE_DEFAULT,
     SERVING_ERRORS,
     TASK_EVALUATE_VERSION,
@@ -43,8 +42,9 @@ from workers.contracts import (
     serving_reply_key,
     serving_stream,
 )
+from common.task import Example, TaskSpec, template_fields
+from workers.config import WorkerConfig
 from workers.engine.evaluation import headline, metrics_of
-from workers.engine.task import Example, TaskSpec, template_fields
 from workers.jobdb import EvaluationContext, JobDB
 from workers.serving.config import ServingConfig
 from workers.storage import ObjectMissing, ObjectStore

@@ -23,7 +23,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.contracts import StorageLocation
+from common.contracts import StorageLocation
 
 logger = logging.getLogger(__name__)
 

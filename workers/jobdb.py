@@ -20,9 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from workers import webhooks
-from workers.config import WorkerConfig, worker_config
-from workers.contracts import (
+from common.contracts import (
     FailureReason,
     JobKind,
     JobPolicy,
@@ -31,6 +29,8 @@ from workers.contracts import (
     VersionStatus,
     WebhookEvent,
 )
+from workers import webhooks
+from workers.config import WorkerConfig, worker_config
 from workers.curves import thin_history
 
 log = logging.getLogger(__name__)

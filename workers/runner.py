@@ -27,24 +27,24 @@ from typing import Any
 
 import structlog
 
+from common.contracts import FailureReason, JobKind, JobStatus, ParityStatus, VersionStatus
+from common.defaults import DEFAULT_PRECISION, PROMPT_LENGTH, STEPS
+from common.errors import EngineError
+from common.formats import PEFT_ZIP, peft_unavailable
+from common.task import Example, TaskSpec
 from workers import evalset, fleet
 from workers import metrics as prom  # `metrics` is the name of a job's figures here
 from workers.config import WorkerConfig, worker_config
-from workers.contracts import FailureReason, JobKind, JobStatus, ParityStatus, VersionStatus
 from workers.curves import CurvePoints
 from workers.engine.artifact import PromptArtifact, artifact_bytes, artifact_from_bytes
 from workers.engine.base_model import FrozenModel, load_base_model
 from workers.engine.checkpoint import BankState
-from workers.engine.defaults import DEFAULT_PRECISION, PROMPT_LENGTH, STEPS
-from workers.engine.errors import EngineError
 from workers.engine.evaluation import evaluate
-from workers.engine.formats import PEFT_ZIP, peft_unavailable
 from workers.engine.inference import LoadedPrompt
 from workers.engine.inspection import version_inspection
 from workers.engine.interop import export_peft_zip
 from workers.engine.pipeline import train_task
 from workers.engine.precision import resolved_precision
-from workers.engine.task import Example, TaskSpec
 from workers.engine.trainer import Progress, TrainConfig
 from workers.jobdb import JobContext, JobDB
 from workers.storage import ObjectMissing, ObjectStore, prompt_key

@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Protocol
 
-from workers.contracts import StorageLocation
+from common.contracts import StorageLocation
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,9 +6,7 @@ from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as S3ConnectionError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from workers import evalset, retention, runner, webhooks
-from workers.celeryconf import CONFIG, app
-from workers.contracts import (
+from common.contracts import (
     QUEUE_DEFAULT,
     QUEUE_GPU,
     TASK_DELIVER_WEBHOOK,
@@ -22,6 +20,8 @@ from workers.contracts import (
     TASK_TUNE,
     job_payload,
 )
+from workers import evalset, retention, runner, webhooks
+from workers.celeryconf import CONFIG, app
 from workers.jobdb import default_db
 from workers.storage import default_store
 

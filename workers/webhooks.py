@@ -25,9 +25,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from common.contracts import WEBHOOK_TEST_EVENT, DeliveryStatus, WebhookEvent, webhook_envelope
 from workers import webhook_net
 from workers.config import WorkerConfig, worker_config
-from workers.contracts import WEBHOOK_TEST_EVENT, DeliveryStatus, WebhookEvent, webhook_envelope
 from workers.webhook_signing import (
     HEADER_DELIVERY,
     HEADER_EVENT,

@@ -3,7 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-import workers.contracts
+import common.contracts
 
 
 def protect_production(apps, schema_editor):
@@ -60,7 +60,7 @@ class Migration(migrations.Migration):
                     ("parity_failed", "parity_failed"),
                     ("error", "error"),
                 ],
-                default=workers.contracts.ParityStatus["NONE"],
+                default=common.contracts.ParityStatus["NONE"],
                 max_length=16,
             ),
         ),

@@ -6,7 +6,7 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-import workers.contracts
+import common.contracts
 
 
 class Migration(migrations.Migration):
@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
                     "outcome",
                     models.CharField(
                         choices=[("ok", "ok"), ("error", "error")],
-                        default=workers.contracts.PredictionOutcome["OK"],
+                        default=common.contracts.PredictionOutcome["OK"],
                         max_length=8,
                     ),
                 ),

@@ -6,7 +6,7 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-import workers.contracts
+import common.contracts
 
 
 class Migration(migrations.Migration):
@@ -55,7 +55,7 @@ class Migration(migrations.Migration):
                     "status",
                     models.CharField(
                         choices=[("pending", "pending"), ("delivered", "delivered"), ("failed", "failed")],
-                        default=workers.contracts.DeliveryStatus["PENDING"],
+                        default=common.contracts.DeliveryStatus["PENDING"],
                         max_length=12,
                     ),
                 ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from workers.engine.task import MAX_TEMPLATE_CHARS
+from common.task import MAX_TEMPLATE_CHARS
 
 
 @dataclass(frozen=True)

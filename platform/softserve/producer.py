@@ -7,7 +7,7 @@ from functools import cache
 from celery import Celery
 from django.conf import settings
 
-from workers.contracts import QUEUE_DEFAULT, QUEUE_GPU, TASK_FOR_KIND, job_payload
+from common.contracts import QUEUE_DEFAULT, QUEUE_GPU, TASK_FOR_KIND, job_payload
 
 
 @cache

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import dj_database_url
 
+from common.contracts import JobPolicy
 from softserve.clientaddr import parse_networks
 from softserve.limits import Limits
 from softserve.storage import storages_setting
-from workers.contracts import JobPolicy
 from workers.logs import logging_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -273,7 +273,7 @@ PROTECTED_ALIASES = [
 SERVING_REDIS_URL = os.environ.get("SERVING_REDIS_URL") or os.environ.get("REDIS_URL", "")
 # "redis": requests go to the model's Redis stream (SERVING_REDIS_URL) for `python -m workers.serving`;
 # "embedded": the batching loop runs in this web process and loads the model here (one per process).
-# Empty: redis when a serving Redis URL is set, else embedded (workers/contracts.py's ServingMode). A system
+# Empty: redis when a serving Redis URL is set, else embedded (common/contracts.py's ServingMode). A system
 # check warns when embedded serving would load a model in each of several gunicorn processes.
 SERVING_MODE = os.environ.get("SERVING_MODE", "").strip().lower()
 # Gunicorn's processes (deploy/gunicorn.conf.py reads the same variable); None outside gunicorn's setup.

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from workers.contracts import StorageLocation
+from common.contracts import StorageLocation
 
 
 def storages_setting(var_dir: Path) -> dict[str, Any]:

@@ -22,9 +22,9 @@ from softserve.producer import celery_app, send_job
 from softserve.tenancy import throttling
 from softserve.tenancy.models import Quota
 
+from common.contracts import QUEUE_GPU, TASK_TUNE
 from tests.net import free_port, redis_db_url
 from tests.teams import make_dataset_version, make_prompt
-from workers.contracts import QUEUE_GPU, TASK_TUNE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from django.urls import Resolver404, resolve
 
+from common import contracts
 from tests.deploy.tools import ROOT, env_example, run, tool
 from tests.net import free_port
-from workers import contracts
 
 K8S = ROOT / "deploy" / "kubernetes"
 KEDA_VERSION = "2.20.2"

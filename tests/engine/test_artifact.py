@@ -6,10 +6,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from common.errors import ArtifactError
+from common.task import TaskSpec
 from workers.engine.artifact import PromptArtifact, load_artifact, save_artifact
-from workers.engine.errors import ArtifactError
 from workers.engine.inference import LoadedPrompt, predict_mixed
-from workers.engine.task import TaskSpec
 
 SPEC = TaskSpec(
     "classification",

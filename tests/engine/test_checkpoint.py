@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from common.errors import EngineError
 from tests.engine.test_bank_and_ensemble import TOPIC, _config, _topic_data
 from tests.engine.test_training import SPEC, _data
 from workers.engine.checkpoint import BankState
-from workers.engine.errors import EngineError
 from workers.engine.p_tuning import PromptEncoder, PTuningConfig
 from workers.engine.prompt_tuning import SoftPrompt, init_prompt
 from workers.engine.trainer import Member, train_bank

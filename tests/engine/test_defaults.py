@@ -9,10 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from tests.conftest import ROOT
-from workers.contracts import INITS, METHODS, JobKind, JobPolicy, TaskType, inits_for
-from workers.engine.cli import _parser
-from workers.engine.defaults import (
+from common.contracts import INITS, METHODS, JobKind, JobPolicy, TaskType, inits_for
+from common.defaults import (
     CLASSIFICATION,
     DEFAULTS,
     ENSEMBLE,
@@ -22,9 +20,11 @@ from workers.engine.defaults import (
     defaults_for,
     defaults_table,
 )
-from workers.engine.errors import EngineError
+from common.errors import EngineError
+from common.task import Example, TaskSpec
+from tests.conftest import ROOT
+from workers.engine.cli import _parser
 from workers.engine.pipeline import train_task
-from workers.engine.task import Example, TaskSpec
 from workers.engine.trainer import TrainConfig
 
 # The decision of issue 15 (benchmarks/README.md): optimizer, learning rate, init, budget in minutes.
@@ -66,8 +66,8 @@ def test_a_config_with_no_settings_trains_each_method_with_its_defaults(method, 
     import torch
     from transformers.optimization import Adafactor
 
+    from common.task import Example, TaskSpec
     from workers.engine.pipeline import train_task
-    from workers.engine.task import Example, TaskSpec
     from workers.engine.trainer import build_module, make_optimizer
 
     fm = tiny_models["gpt2"]
@@ -135,7 +135,7 @@ def test_the_cli_with_no_settings_trains_with_the_declared_defaults(tmp_path, ti
 def test_defaults_import_without_torch():
     """The platform reads them for its schema and form and must never import torch."""
     code = (
-        "import sys; import workers.engine.defaults, workers.contracts; "
+        "import sys; import common.defaults, common.contracts; "
         "assert 'torch' not in sys.modules, 'torch imported'; "
         "assert 'transformers' not in sys.modules"
     )
@@ -181,7 +181,7 @@ def test_the_readme_table_is_the_one_defaults_py_makes():
     readme = (ROOT / "README.md").read_text()
     found = re.search(r"<!-- defaults:start[^\n]*-->\n(.*?)\n<!-- defaults:end -->", readme, re.S)
     assert found, "README.md lost its defaults table markers"
-    assert found.group(1) == defaults_table(), "run: python -c 'from workers.engine.defaults import *; ...'"
+    assert found.group(1) == defaults_table(), "run: python -c 'from common.defaults import *; ...'"
 
 
 def test_the_readme_15_minute_command_relies_on_the_defaults():

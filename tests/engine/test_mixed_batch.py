@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from common.task import TaskSpec
 from workers.engine.batching import PromptSet
 from workers.engine.inference import LoadedPrompt, _expand, predict_mixed
 from workers.engine.scoring import greedy_generate
-from workers.engine.task import TaskSpec
 
 SENTIMENT = TaskSpec("classification", "{text}\nAnswer:", ["negative", "positive"])
 TOPIC = TaskSpec(

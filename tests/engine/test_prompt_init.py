@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from workers.engine.errors import EngineError
+from common.errors import EngineError
 from workers.engine.prompt_tuning import control_token_ids, init_prompt, pool_ids, vocab_pool
 
 

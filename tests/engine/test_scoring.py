@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from benchmarks.common import TASKS
+from common.task import TaskSpec
 from tests.conftest import shared_dataset
 from workers.engine.base_model import load_base_model
 from workers.engine.batching import PromptSet
@@ -17,7 +18,6 @@ from workers.engine.data import read_rows
 from workers.engine.encoding import TaskEncoder
 from workers.engine.inference import LoadedPrompt, predict_mixed
 from workers.engine.scoring import class_logprobs, class_logprobs_expanded
-from workers.engine.task import TaskSpec
 
 NEWS, ENTAIL, SENTIMENT = (
     TaskSpec("classification", TASKS[name].template, list(TASKS[name].labels))

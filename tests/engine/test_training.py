@@ -6,13 +6,13 @@ from dataclasses import replace
 import pytest
 import torch
 
+from common.defaults import DEFAULTS
+from common.errors import EngineError
+from common.task import Example, TaskSpec
 from tests.engine.slow import slow_evaluation
 from workers.engine.budget import MIN_EVAL_ROWS
-from workers.engine.defaults import DEFAULTS
-from workers.engine.errors import EngineError
 from workers.engine.pipeline import train_task
 from workers.engine.prompt_tuning import init_prompt
-from workers.engine.task import Example, TaskSpec
 from workers.engine.trainer import TrainConfig, train_prompt
 
 SPEC = TaskSpec("classification", "{text}\nAnswer:", ["negative", "positive"])

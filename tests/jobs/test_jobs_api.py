@@ -13,11 +13,11 @@ from softserve.producer import celery_app
 from softserve.prompts.models import PromptVersion
 from softserve.tenancy.models import ApiKey, Quota
 
+from common.contracts import QUEUE_GPU, TASK_ENSEMBLE, TASK_EVALUATE, TASK_TUNE, JobPolicy
+from common.defaults import PROMPT_LENGTH, STEPS, defaults_for
 from tests.net import redis_db_url
 from tests.prompts.test_registry_api import ready_version
 from tests.teams import bearer, make_dataset_version, make_prompt
-from workers.contracts import QUEUE_GPU, TASK_ENSEMBLE, TASK_EVALUATE, TASK_TUNE, JobPolicy
-from workers.engine.defaults import PROMPT_LENGTH, STEPS, defaults_for
 from workers.runner import _train_config
 
 pytestmark = pytest.mark.django_db
@@ -336,7 +336,7 @@ def test_a_generation_prompt_is_refused_the_labels_init_it_names(
 
 
 def test_the_schema_shows_each_default_with_its_reason_and_best_step(acme):
-    from workers.engine.defaults import DEFAULTS
+    from common.defaults import DEFAULTS
 
     schema = acme.client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     request = next(s for n, s in schema["components"]["schemas"].items() if n.startswith("JobCreate"))

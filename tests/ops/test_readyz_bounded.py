@@ -13,7 +13,7 @@ import pytest
 from django.test import Client
 from softserve.ops import health
 
-from workers.contracts import StorageLocation
+from common.contracts import StorageLocation
 from workers.health import readiness, storage_check
 
 

@@ -9,8 +9,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from softserve.prompts.models import PromptVersion, TaskPrompt
 
+from common.contracts import ParityStatus, VersionStatus
 from tests.teams import make_dataset_version
-from workers.contracts import ParityStatus, VersionStatus
 
 LABELS = ("negative", "positive")
 

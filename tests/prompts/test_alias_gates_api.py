@@ -7,9 +7,9 @@ from softserve.prompts.models import Alias, TaskPrompt
 from softserve.tenancy.models import ApiKey, AuditEvent
 from softserve.webhooks.models import Webhook, WebhookDelivery
 
+from common.contracts import ParityStatus, VersionStatus, WebhookEvent
 from tests.prompts.evaluated import eval_set, evaluated_version, gold_labels
 from tests.teams import bearer, make_prompt
-from workers.contracts import ParityStatus, VersionStatus, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -8,9 +8,9 @@ from softserve.prompts import actions
 from softserve.prompts.models import PromptVersion, TaskPrompt
 from softserve.tenancy.models import AuditEvent
 
+from common.contracts import TASK_EVALUATE_VERSION, ParityStatus
 from tests.datasets.test_datasets_api import sst2_head, upload
 from tests.teams import make_dataset_version, make_prompt
-from workers.contracts import TASK_EVALUATE_VERSION, ParityStatus
 
 pytestmark = pytest.mark.django_db
 

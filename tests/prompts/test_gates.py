@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 from softserve.prompts import gates
 
+from common.contracts import ParityStatus
 from tests.prompts.evaluated import gold_labels, outputs, scores
-from workers.contracts import ParityStatus
 
 SET = "5f0c1d7e-0000-4000-8000-000000000001"
 

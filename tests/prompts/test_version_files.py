@@ -6,8 +6,8 @@ from softserve.prompts.downloads import NOT_COMPUTED, NOT_EXPORTED, NOT_TRAINED
 from softserve.prompts.models import PromptVersion, TaskPrompt
 from softserve.tenancy.models import ApiKey
 
+from common.formats import nearest_tokens_unavailable, peft_unavailable
 from tests.teams import bearer, make_prompt
-from workers.engine.formats import nearest_tokens_unavailable, peft_unavailable
 
 pytestmark = pytest.mark.django_db
 

@@ -22,16 +22,16 @@ from softserve.serving import actions as serving_actions
 from softserve.serving.models import Prediction
 from softserve.tenancy.models import AuditEvent, Quota
 
+from common.contracts import JobStatus, ParityStatus, WebhookEvent
+from common.task import Example, TaskSpec
 from tests.datasets.test_datasets_api import upload
 from tests.net import free_port, redis_db_url
 from tests.serving.conftest import S3_CREDENTIALS
 from tests.serving.helpers import make_artifact, start_worker, stop_worker, stored, worker_env
 from tests.workers.conftest import Workers, wait_for
-from workers.contracts import JobStatus, ParityStatus, WebhookEvent
 from workers.engine.artifact import PromptArtifact
 from workers.engine.evaluation import evaluate
 from workers.engine.inference import LoadedPrompt, predict
-from workers.engine.task import Example, TaskSpec
 from workers.storage import S3Store
 from workers.webhook_signing import HEADER_SIGNATURE, HEADER_TIMESTAMP, verify_signature
 

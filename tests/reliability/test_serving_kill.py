@@ -15,6 +15,7 @@ import pytest
 from django.db import connection
 from softserve.tenancy.models import Quota
 
+from common.contracts import SERVING_ERRORS, SERVING_GROUP, serving_stream
 from tests.reliability.figures import FULL_SCALE, record_figures, scaled
 from tests.serving.helpers import (
     ANSWER,
@@ -32,7 +33,6 @@ from tests.serving.helpers import (
 )
 from tests.serving.test_isolation import poison_artifact_bytes
 from tests.teams import Team, bearer
-from workers.contracts import SERVING_ERRORS, SERVING_GROUP, serving_stream
 
 REQUESTS = scaled(40, 500)
 CLIENTS = scaled(4, 8)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 
+from common.task import TaskSpec
 from tests.conftest import ROOT
 from tests.net import redis_db_url
 from workers.engine.artifact import PromptArtifact, artifact_bytes, ensemble_tensors
 from workers.engine.base_model import FrozenModel
-from workers.engine.task import TaskSpec
 
 REDIS_URL = redis_db_url(13)  # db 14 belongs to the jobs tests
 SENTIMENT = TaskSpec(

@@ -9,6 +9,7 @@ import uuid
 import pytest
 from prometheus_client import REGISTRY
 
+from common.contracts import SERVING_ERRORS
 from tests.serving.helpers import (
     ANSWER,
     PAIR,
@@ -21,7 +22,6 @@ from tests.serving.helpers import (
     same_output,
     stored,
 )
-from workers.contracts import SERVING_ERRORS
 from workers.engine.inference import LoadedPrompt, predict_mixed
 from workers.serving.batcher import Batcher
 from workers.serving.cache import PromptCache

@@ -13,11 +13,11 @@ import time
 import pytest
 from django.db import connection
 
+from common.contracts import serving_stream, serving_tenant_key
 from tests.net import free_port
 from tests.serving.helpers import REDIS_URL, make_artifact, publish
 from tests.serving.test_isolation import serve_request
 from tests.teams import Team, bearer
-from workers.contracts import serving_stream, serving_tenant_key
 from workers.serving.config import ServingConfig
 from workers.serving.local import LocalSource
 from workers.serving.queueing import Pending, fair_pick

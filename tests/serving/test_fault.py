@@ -10,6 +10,7 @@ import time
 import pytest
 from django.db import connection
 
+from common.contracts import SERVING_GROUP, serving_stream
 from tests.serving.helpers import (
     REDIS_URL,
     SENTIMENT,
@@ -23,7 +24,6 @@ from tests.serving.helpers import (
     worker_env,
 )
 from tests.teams import Team, bearer
-from workers.contracts import SERVING_GROUP, serving_stream
 
 CLIENTS, PER_CLIENT = 4, 10
 

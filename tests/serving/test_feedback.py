@@ -18,11 +18,11 @@ from softserve.prompts.models import PromptVersion, TaskPrompt
 from softserve.serving.models import Feedback, Prediction
 from softserve.tenancy.models import AuditEvent, Quota
 
+from common.contracts import TASK_EXPIRE_PREDICTION_INPUTS, TASK_TUNE
 from tests.jobs.test_jobs_api import broker, post_job  # noqa: F401 - the broker fixture
 from tests.prompts.test_registry_api import ready_version
 from tests.teams import make_prompt
 from workers.config import sqlalchemy_url
-from workers.contracts import TASK_EXPIRE_PREDICTION_INPUTS, TASK_TUNE
 from workers.retention import expire_prediction_inputs
 
 pytestmark = pytest.mark.django_db

@@ -13,6 +13,8 @@ import uuid
 import pytest
 from prometheus_client import REGISTRY
 
+from common.contracts import SERVING_ERRORS, serving_reply_key, serving_stream
+from common.task import TaskSpec
 from tests.serving.helpers import (
     ANSWER,
     SENTIMENT,
@@ -26,9 +28,7 @@ from tests.serving.helpers import (
     worker_env,
 )
 from workers import storage
-from workers.contracts import SERVING_ERRORS, serving_reply_key, serving_stream
 from workers.engine.artifact import artifact_bytes
-from workers.engine.task import TaskSpec
 from workers.serving import local
 from workers.serving.batcher import Batcher
 from workers.serving.cache import PromptCache

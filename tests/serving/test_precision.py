@@ -7,12 +7,12 @@ as training does); this checks on the real model and real rows that the labels s
 import pytest
 
 from benchmarks.common import TASKS
+from common.task import TaskSpec
 from tests.conftest import shared_dataset
 from workers.engine.base_model import load_base_model
 from workers.engine.data import read_rows, to_examples
 from workers.engine.design import design_prompt
 from workers.engine.inference import predict
-from workers.engine.task import TaskSpec
 
 pytestmark = pytest.mark.real_model
 

@@ -11,14 +11,14 @@ import uuid
 
 import pytest
 
-from tests.serving.helpers import REDIS_URL, make_artifact, start_worker, stored, worker_env
-from workers.contracts import (
+from common.contracts import (
     SERVING_ERRORS,
     SERVING_GROUP,
     serving_replied_key,
     serving_reply_key,
     serving_stream,
 )
+from tests.serving.helpers import REDIS_URL, make_artifact, start_worker, stored, worker_env
 from workers.serving.config import ServingConfig
 from workers.serving.redis_queue import RedisSource
 

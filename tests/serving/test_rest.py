@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from softserve.serving.models import Usage
 from softserve.tenancy.models import ApiKey, Quota
 
+from common.contracts import serving_stream
 from tests.net import free_port
 from tests.serving.conftest import S3_CREDENTIALS
 from tests.serving.helpers import (
@@ -33,7 +34,6 @@ from tests.serving.helpers import (
     worker_env,
 )
 from tests.teams import bearer
-from workers.contracts import serving_stream
 from workers.engine.inference import LoadedPrompt, predict_mixed
 from workers.storage import S3Store
 

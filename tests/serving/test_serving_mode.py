@@ -7,7 +7,7 @@ from django.core.management import call_command
 from softserve.serving.apps import check_serving_mode
 from softserve.serving.client import serving_mode
 
-from workers.contracts import ServingMode
+from common.contracts import ServingMode
 
 
 def _ids(settings) -> list[str]:

@@ -1,4 +1,4 @@
-"""Templates are tenant input that every serving worker renders: one safe parser (workers/engine/task.py)
+"""Templates are tenant input that every serving worker renders: one safe parser (common/task.py)
 accepts only `{identifier}` fields and `{{`/`}}`, bounded; the platform validates with it at creation, and
 a template stored before (or around) that check still never crashes rendering."""
 
@@ -11,11 +11,11 @@ import uuid
 
 import pytest
 
+from common.contracts import SERVING_ERRORS
+from common.task import MAX_TEMPLATE_CHARS, MAX_TEMPLATE_FIELDS, TaskSpec, Template, TemplateError
 from tests.conftest import ROOT
 from tests.serving.helpers import SENTIMENT, make_artifact, stored
-from workers.contracts import SERVING_ERRORS
 from workers.engine.artifact import artifact_bytes
-from workers.engine.task import MAX_TEMPLATE_CHARS, MAX_TEMPLATE_FIELDS, TaskSpec, Template, TemplateError
 from workers.serving.batcher import Batcher
 from workers.serving.cache import PromptCache
 from workers.serving.config import ServingConfig
@@ -70,7 +70,7 @@ def test_fields_escapes_and_verbatim_values():
 
 def test_the_parser_module_does_not_import_torch():
     # The platform imports it; Django never imports torch.
-    code = "import sys, workers.engine.task; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, common.task; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 

@@ -16,6 +16,7 @@ from softserve.serving.models import Prediction
 from softserve.tenancy.models import AuditEvent
 from softserve.webhooks.models import Webhook, WebhookDelivery
 
+from common.contracts import PredictionOutcome, WebhookEvent
 from tests.net import free_port
 from tests.serving import test_embedded
 from tests.serving.conftest import S3_CREDENTIALS
@@ -31,7 +32,6 @@ from tests.serving.helpers import (
     stop_worker,
     worker_env,
 )
-from workers.contracts import PredictionOutcome, WebhookEvent
 from workers.storage import S3Store
 
 PREDICT = "/api/v1/prompts/{}:predict"

@@ -7,8 +7,8 @@ import pytest
 from softserve.tenancy.models import AuditEvent
 from softserve.webhooks.models import Webhook, WebhookDelivery
 
+from common.contracts import WEBHOOK_TEST_EVENT, DeliveryStatus
 from tests.teams import bearer, join
-from workers.contracts import WEBHOOK_TEST_EVENT, DeliveryStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -184,7 +184,7 @@ def test_emit_queues_only_for_enabled_subscribed_hooks(
 ):
     from softserve.webhooks.events import emit
 
-    from workers.contracts import WebhookEvent
+    from common.contracts import WebhookEvent
 
     subscribed = create(acme, receiver.url, ["alias.moved"]).json()["id"]
     create(acme, receiver.url, ["job.failed"])

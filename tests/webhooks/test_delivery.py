@@ -16,11 +16,11 @@ from django.apps import apps
 from softserve.jobs.models import Job
 from softserve.webhooks.models import Webhook, WebhookDelivery
 
+from common.contracts import DeliveryStatus, JobStatus, VersionStatus, WebhookEvent
 from tests.teams import make_dataset_version, make_prompt
 from tests.webhooks.conftest import worker_config
 from tests.workers import conftest as worker_fixtures
 from workers import webhook_net, webhooks
-from workers.contracts import DeliveryStatus, JobStatus, VersionStatus, WebhookEvent
 from workers.jobdb import JobDB, database_url
 from workers.webhook_signing import REPLAY_WINDOW_S, verify_signature
 
@@ -374,7 +374,7 @@ def test_a_cancelled_job_announces_nothing(acme, receiver, jobdb, running_job):
 
 
 def test_a_job_failed_for_losing_its_worker_is_announced_and_swept(acme, receiver, jobdb, running_job):
-    from workers.contracts import JobPolicy
+    from common.contracts import JobPolicy
 
     make_hook(acme, receiver.url, ["job.failed"])
     Job.objects.filter(pk=running_job.pk).update(worker_losses=2)

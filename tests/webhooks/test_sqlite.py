@@ -10,10 +10,10 @@ import sys
 
 import sqlalchemy as sa
 
+from common.contracts import DeliveryStatus, WebhookEvent
 from tests.conftest import ROOT
 from tests.webhooks.conftest import worker_config
 from workers import webhooks
-from workers.contracts import DeliveryStatus, WebhookEvent
 from workers.webhook_signing import verify_signature
 
 SETUP = r"""

@@ -13,9 +13,9 @@ from softserve.producer import celery_app
 from softserve.webhooks.events import emit
 from softserve.webhooks.models import WebhookDelivery
 
+from common.contracts import WebhookEvent
 from tests.net import redis_db_url
 from tests.workers import conftest as worker_fixtures
-from workers.contracts import WebhookEvent
 from workers.webhook_signing import verify_signature
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,10 +12,10 @@ from softserve.datasets.models import DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import PromptVersion, TaskPrompt
 
+from common.defaults import PROMPT_LENGTH, STEPS
 from tests.datasets.test_datasets_api import sst2_head
 from tests.teams import make_prompt
 from tests.webui.fill import fill_team
-from workers.engine.defaults import PROMPT_LENGTH, STEPS
 
 pytestmark = pytest.mark.django_db
 
@@ -221,7 +221,7 @@ def test_job_form_validates_with_the_apis_serializer(acme):
 def test_job_form_shows_each_methods_defaults_with_its_reason(acme):
     from html import unescape
 
-    from workers.engine.defaults import DEFAULTS, rate_text
+    from common.defaults import DEFAULTS, rate_text
 
     make_prompt(acme)
     form = unescape(browser(acme).get("/app/jobs/new").content.decode())

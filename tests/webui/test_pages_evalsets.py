@@ -7,10 +7,10 @@ import pytest
 from softserve.prompts import actions
 from softserve.prompts.models import PromptVersion, TaskPrompt
 
+from common.contracts import ParityStatus
 from tests.datasets.test_datasets_api import sst2_head, upload
 from tests.teams import make_dataset_version, make_prompt
 from tests.webui.test_pages import browser
-from workers.contracts import ParityStatus
 
 pytestmark = pytest.mark.django_db
 

@@ -16,8 +16,8 @@ from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.serving.models import Prediction
 from softserve.tenancy.actions import create_tenant
 
+from common.contracts import PredictionOutcome
 from tests.webui.conftest import CHROMIUM, look, sign_in
-from workers.contracts import PredictionOutcome
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PASSWORD = "correct horse battery"

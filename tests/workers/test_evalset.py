@@ -13,6 +13,9 @@ import redis
 from softserve.prompts import actions
 from softserve.prompts.models import PromptVersion, TaskPrompt
 
+from common.contracts import ParityStatus
+from common.defaults import DEFAULT_PRECISION
+from common.task import Example, TaskSpec
 from tests.datasets.test_datasets_api import sst2_head, upload
 from tests.net import redis_db_url
 from tests.serving.helpers import make_artifact, start_worker, stop_worker, stored, worker_env
@@ -21,12 +24,9 @@ from tests.workers.conftest import test_database_url as database_of_tests
 from tests.workers.conftest import wait_for
 from workers import evalset, runner
 from workers.config import WorkerConfig
-from workers.contracts import ParityStatus
 from workers.engine.base_model import load_base_model
-from workers.engine.defaults import DEFAULT_PRECISION
 from workers.engine.evaluation import evaluate
 from workers.engine.inference import LoadedPrompt, predict
-from workers.engine.task import Example, TaskSpec
 from workers.jobdb import JobDB, database_url
 from workers.serving import local
 from workers.storage import S3Store, default_store

@@ -12,11 +12,11 @@ import pytest
 from softserve.jobs.models import Job
 from softserve.tenancy.models import Quota
 
+from common.contracts import JobStatus
 from tests.workers.conftest import test_database_url as _database_url
 from tests.workers.conftest import wait_for
 from tests.workers.test_job_policy import _queued
 from tests.workers.test_jobs_e2e import _setup, _start
-from workers.contracts import JobStatus
 from workers.jobdb import JobDB, database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)

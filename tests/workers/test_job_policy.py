@@ -14,11 +14,11 @@ from softserve.jobs.models import ACTIVE, Job
 from softserve.tenancy.models import Quota
 from softserve.tenancy.permissions import Actor
 
+from common.contracts import FailureReason, JobPolicy, JobStatus, VersionStatus
 from tests.teams import Team, make_dataset_version, make_prompt
 from tests.workers.conftest import test_database_url as _database_url
 from workers import runner
 from workers.config import WorkerConfig
-from workers.contracts import FailureReason, JobPolicy, JobStatus, VersionStatus
 from workers.jobdb import JobDB, database_url
 from workers.storage import LocalStore
 

@@ -91,7 +91,7 @@ def test_database_url_speaks_sqlalchemy():
 def test_the_metric_history_stays_bounded_and_keeps_evaluations_events_and_the_ends(jobdb, job):
     """A long job's heartbeats add a loss point every few seconds: the row keeps at most
     METRIC_HISTORY_MAX_POINTS step points, thinned evenly, with every dev evaluation and every event."""
-    from workers.contracts import METRIC_HISTORY_MAX_POINTS as MOST
+    from common.contracts import METRIC_HISTORY_MAX_POINTS as MOST
 
     job_id = str(job.id)
     assert jobdb.claim(job_id, "worker-a", stale_after_s=60)

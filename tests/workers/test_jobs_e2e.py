@@ -16,10 +16,10 @@ from softserve.datasets.models import DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import PromptVersion
 
+from common.contracts import QUEUE_GPU
 from tests.datasets.test_datasets_api import sst2_head, upload
 from tests.teams import make_prompt
 from tests.workers.conftest import HEARTBEAT_S, wait_for
-from workers.contracts import QUEUE_GPU
 from workers.engine.artifact import artifact_from_bytes
 from workers.engine.base_model import load_base_model
 from workers.engine.inference import LoadedPrompt, predict

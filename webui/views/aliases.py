@@ -21,9 +21,9 @@ from softserve.prompts.serializers import ALIAS_PATTERN, AliasMoveSerializer, al
 from softserve.tenancy.models import Tenant
 from softserve.tenancy.permissions import Actor
 
+from common.contracts import VersionStatus
 from webui.forms import FORM, errors_of
 from webui.team import team_page
-from workers.contracts import VersionStatus
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from softserve.prompts import actions, downloads
 from softserve.prompts.models import PromptVersion, TaskPrompt
 from softserve.prompts.serializers import EvalSetSerializer
 
+from common.contracts import ParityStatus
 from webui.forms import dataset_options, errors_of
 from webui.team import team_page
-from workers.contracts import ParityStatus
 
 CHOICES = 200  # dataset versions offered in the pin form's menu
 

@@ -16,11 +16,11 @@ from softserve.numbers import whole_number
 from softserve.prompts.models import TaskPrompt
 from softserve.tenancy.models import Quota
 
+from common.contracts import JOB_KINDS, JOB_STATUSES, METHODS, JobStatus, TaskType, inits_for
+from common.defaults import GENERATION, GENERATION_INIT, OPTIMIZERS, defaults_rows
 from webui.forms import dataset_options, errors_of, name_options, page_of, submitted
 from webui.insights import thin
 from webui.team import team_page
-from workers.contracts import JOB_KINDS, JOB_STATUSES, METHODS, JobStatus, TaskType, inits_for
-from workers.engine.defaults import GENERATION, GENERATION_INIT, OPTIMIZERS, defaults_rows
 
 # A list shows status and step only: a long metric history (or result) is never decoded for it.
 LIST_DEFERRED = (

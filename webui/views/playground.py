@@ -18,10 +18,10 @@ from softserve.prompts.models import TaskPrompt
 from softserve.serving import actions
 from softserve.tenancy import throttling
 
+from common.contracts import template_fields
 from webui.forms import dataset_options, errors_of, name_options
 from webui.insights import preview_rows
 from webui.team import team_page
-from workers.contracts import template_fields
 
 CHOICES = 200
 SAMPLE_ROWS = 3

@@ -20,15 +20,15 @@ from softserve.prompts.serializers import PromptSerializer, alias_target
 from softserve.tenancy.models import AuditEvent
 from softserve.tenancy.permissions import AUDIT_ACTION
 
+from common.contracts import TaskType, template_fields
+from common.formats import nearest_tokens_unavailable
+from common.task import Template
 from webui.forms import FORM, dataset_options, errors_of, page_of, submitted
 from webui.insights import preview_rows
 from webui.team import team_page
 from webui.views import aliases
 from webui.views.evalsets import eval_set_context
 from webui.views.feedback import feedback_panel
-from workers.contracts import TaskType, template_fields
-from workers.engine.formats import nearest_tokens_unavailable
-from workers.engine.task import Template
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from softserve.webhooks import actions
 from softserve.webhooks.models import Webhook, WebhookDelivery
 from softserve.webhooks.serializers import SECRET_SHOWN, WebhookCreateSerializer
 
+from common.contracts import WebhookEvent
 from webui.forms import errors_of, page_of
 from webui.team import team_page
-from workers.contracts import WebhookEvent
 
 MANAGE = "manage_webhooks"
 DELIVERIES_PAGE = 25

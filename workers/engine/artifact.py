@@ -13,9 +13,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, load_file, save, save_file
 
+from common.errors import ArtifactError
+from common.task import TaskSpec
 from workers.engine.base_model import FrozenModel
-from workers.engine.errors import ArtifactError
-from workers.engine.task import TaskSpec
 
 FORMAT_VERSION = 1
 _JSON_KEYS = ("task", "train_config", "metrics")

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from common.errors import EngineError
+from common.task import Example, TaskSpec
 from workers.engine.base_model import FrozenModel
 from workers.engine.batching import length_buckets
 from workers.engine.encoding import TaskEncoder
-from workers.engine.errors import EngineError
 from workers.engine.evaluation import headline, metrics_of
 from workers.engine.inference import LoadedPrompt, predict
-from workers.engine.task import Example, TaskSpec
 
 if TYPE_CHECKING:
     from workers.engine.trainer import TrainConfig

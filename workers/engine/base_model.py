@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-from workers.engine.errors import EngineError
+from common.errors import EngineError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
-from workers.engine.errors import EngineError
+from common.errors import EngineError
 
 FORMAT_VERSION = 1
 

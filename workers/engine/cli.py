@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from workers.engine.defaults import (
+from common.defaults import (
     CLASSIFICATION,
     DEFAULT_PRECISION,
     DEFAULTS,
@@ -27,7 +27,7 @@ from workers.engine.defaults import (
     per_method,
     rate_text,
 )
-from workers.engine.errors import EngineError
+from common.errors import EngineError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

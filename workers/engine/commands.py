@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from workers.engine.errors import EngineError
+from common.errors import EngineError
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:
@@ -55,11 +55,11 @@ def _load_prompt(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
+    from common.task import TaskSpec
     from workers.engine.artifact import save_artifact
     from workers.engine.base_model import load_base_model
     from workers.engine.data import check_labels, infer_task, split_train_dev
     from workers.engine.pipeline import train_task
-    from workers.engine.task import TaskSpec
     from workers.engine.trainer import TrainConfig
 
     config = TrainConfig(
@@ -174,10 +174,10 @@ def cmd_export_peft(args: argparse.Namespace) -> None:
 
 
 def cmd_import_peft(args: argparse.Namespace) -> None:
+    from common.task import TaskSpec
     from workers.engine.artifact import save_artifact
     from workers.engine.base_model import load_base_model
     from workers.engine.interop import import_peft
-    from workers.engine.task import TaskSpec
 
     if not args.template:
         raise EngineError("--template is needed: a PEFT adapter does not record how inputs were written.")

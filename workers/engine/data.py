@@ -7,8 +7,8 @@ import json
 import random
 from pathlib import Path
 
-from workers.engine.errors import DataError
-from workers.engine.task import Example, TaskSpec, default_template, template_fields
+from common.errors import DataError
+from common.task import Example, TaskSpec, default_template, template_fields
 
 csv.field_size_limit(10 * 1024 * 1024)
 

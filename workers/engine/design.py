@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 import torch
 
+from common.errors import EngineError
+from common.task import Example, TaskSpec
 from workers.engine.base_model import FrozenModel
-from workers.engine.errors import EngineError
 from workers.engine.inference import LoadedPrompt
-from workers.engine.task import Example, TaskSpec
 
 
 def instruction(spec: TaskSpec) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from common.errors import DataError
+from common.task import Example, TaskSpec
 from workers.engine.base_model import FrozenModel
-from workers.engine.errors import DataError
-from workers.engine.task import Example, TaskSpec
 
 DEFAULT_MAX_INPUT_TOKENS = 256
 

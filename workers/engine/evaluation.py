@@ -7,9 +7,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from common.task import Example, TaskSpec
 from workers.engine.base_model import FrozenModel
 from workers.engine.inference import LoadedPrompt, predict
-from workers.engine.task import Example, TaskSpec
 
 
 def accuracy(gold: Sequence[str], predicted: Sequence[str]) -> float:

@@ -7,9 +7,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from common.formats import nearest_tokens_unavailable
 from workers.engine.artifact import PromptArtifact
 from workers.engine.base_model import FrozenModel
-from workers.engine.formats import nearest_tokens_unavailable
 
 
 @torch.no_grad()

@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from common.errors import ArtifactError
+from common.formats import peft_unavailable
+from common.task import TaskSpec
 from workers.engine.artifact import PromptArtifact
 from workers.engine.base_model import FrozenModel
-from workers.engine.errors import ArtifactError
-from workers.engine.formats import peft_unavailable
-from workers.engine.task import TaskSpec
 
 PEFT_WEIGHTS = "adapter_model.safetensors"
 PEFT_CONFIG = "adapter_config.json"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from workers.engine.errors import EngineError
+from common.errors import EngineError
 from workers.engine.prompt_tuning import check_prompt_length
 
 ENCODER_KINDS = ("mlp", "lstm")

@@ -10,13 +10,13 @@ from typing import Any
 
 import torch
 
+from common.task import Example, TaskSpec
 from workers.engine.artifact import PromptArtifact, ensemble_tensors, load_artifact
 from workers.engine.base_model import FrozenModel
 from workers.engine.checkpoint import BankState
 from workers.engine.evaluation import evaluate, metrics_of
 from workers.engine.inference import LoadedPrompt
 from workers.engine.prompt_tuning import init_prompt
-from workers.engine.task import Example, TaskSpec
 from workers.engine.trainer import Member, Progress, TrainConfig, TrainResult, build_module, train_bank
 
 

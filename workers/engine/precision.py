@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from workers.engine.defaults import PRECISIONS
-from workers.engine.errors import EngineError
+from common.defaults import PRECISIONS
+from common.errors import EngineError
 
 
 def fast_bf16(device: torch.device) -> bool:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from common.errors import EngineError
 from workers.engine.base_model import FrozenModel
-from workers.engine.errors import EngineError
 from workers.engine.prompt_tuning import check_prompt_length
 
 

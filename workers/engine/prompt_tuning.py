@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from common.errors import EngineError
 from workers.engine.base_model import FrozenModel
-from workers.engine.errors import EngineError
 
 MIN_PROMPT_LENGTH, MAX_PROMPT_LENGTH = 1, 150
 INIT_STRATEGIES = ("random", "vocab", "labels", "text", "file")

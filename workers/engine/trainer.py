@@ -12,12 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from workers.engine.bank import Member, MemberRun
-from workers.engine.base_model import FrozenModel
-from workers.engine.batching import PromptSet
-from workers.engine.budget import CALIBRATION_ROWS, Budget
-from workers.engine.checkpoint import BankState
-from workers.engine.defaults import (
+from common.defaults import (
     CLASSIFICATION,
     DEFAULT_PRECISION,
     GENERATION,
@@ -27,14 +22,19 @@ from workers.engine.defaults import (
     MethodDefaults,
     defaults_for,
 )
+from common.errors import EngineError
+from common.task import Example, TaskSpec
+from workers.engine.bank import Member, MemberRun
+from workers.engine.base_model import FrozenModel
+from workers.engine.batching import PromptSet
+from workers.engine.budget import CALIBRATION_ROWS, Budget
+from workers.engine.checkpoint import BankState
 from workers.engine.encoding import DEFAULT_MAX_INPUT_TOKENS
-from workers.engine.errors import EngineError
 from workers.engine.p_tuning import PromptEncoder, PTuningConfig
 from workers.engine.precision import autocast, check_precision
 from workers.engine.prefix_tuning import PrefixConfig, PrefixEncoder
 from workers.engine.prompt_tuning import INIT_STRATEGIES, SoftPrompt, check_prompt_length
 from workers.engine.scoring import target_nll
-from workers.engine.task import Example, TaskSpec
 
 METHODS = ("prompt", "ptuning", "prefix")
 
@@ -43,7 +43,7 @@ METHODS = ("prompt", "ptuning", "prefix")
 class TrainConfig:
     method: str = "prompt"
     prompt_length: int = PROMPT_LENGTH
-    # None in `init`, `optimizer`, `learning_rate`: the method's default (workers/engine/defaults.py)
+    # None in `init`, `optimizer`, `learning_rate`: the method's default (common/defaults.py)
     init: str | None = None
     init_text: str | None = None
     init_file: str | None = None

@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workers.contracts import ServeReply, ServeRequest, ServingStatus, ShadowTarget
+from common.contracts import ServeReply, ServeRequest, ServingStatus, ShadowTarget
+from common.errors import ArtifactError, EngineError
+from common.task import TemplateError
 from workers.engine.base_model import FrozenModel
-from workers.engine.errors import ArtifactError, EngineError
 from workers.engine.inference import LoadedPrompt, predict_mixed
-from workers.engine.task import TemplateError
 from workers.serving import metrics
 from workers.serving.cache import PromptCache
 from workers.serving.config import ServingConfig

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from workers.engine.defaults import DEFAULT_PRECISION, PRECISIONS
+from common.defaults import DEFAULT_PRECISION, PRECISIONS
 
 # The engine's DEFAULT_MODEL_ID, spelled out: importing the engine here would load torch in the web process.
 DEFAULT_MODEL_ID = "smollm2-135m-instruct"

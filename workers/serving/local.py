@@ -13,7 +13,7 @@ import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from workers.contracts import ServeReply, ServeRequest
+from common.contracts import ServeReply, ServeRequest
 from workers.serving.config import ServingConfig
 from workers.serving.queueing import Pending, error_reply, fair_pick, run_loop
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from workers.contracts import SERVING_ERRORS, ServeReply, ServeRequest, ServingStatus
+from common.contracts import SERVING_ERRORS, ServeReply, ServeRequest, ServingStatus
 from workers.serving.config import ServingConfig
 
 log = logging.getLogger(__name__)

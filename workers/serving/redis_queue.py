@@ -16,7 +16,7 @@ import time
 
 import redis
 
-from workers.contracts import (
+from common.contracts import (
     SERVING_GROUP,
     SERVING_REPLY_TTL_S,
     ServeReply,

@@ -33,7 +33,7 @@ def consumer_name() -> str:
 
 def _checks(config: ServingConfig) -> dict:
     """The serving worker's /readyz: its Redis stream and the object storage its prompts come from."""
-    from workers.contracts import StorageLocation
+    from common.contracts import StorageLocation
     from workers.health import redis_check, storage_check
     from workers.storage import ROOT
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from django.db import models
 from django.db.models import Sum
 
+from common.contracts import template_fields
 from softserve.tenancy.models import TenantOwned
-from workers.contracts import template_fields
 
 
 class Dataset(TenantOwned):

@@ -3,9 +3,9 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
+from common.contracts import TaskType, choices
 from softserve.datasets.models import Dataset, DatasetVersion
 from softserve.datasets.validation import FORMATS, UploadSpec, detect_format
-from workers.contracts import TaskType, choices
 
 
 class DatasetVersionSerializer(serializers.ModelSerializer):

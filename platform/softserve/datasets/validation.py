@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from common.contracts import TaskType
 from softserve.limits import Limits
-from workers.contracts import TaskType
 
 FORMATS = ("csv", "tsv", "jsonl")
 SPLIT_ALIASES = {"train": "train", "dev": "dev", "validation": "dev", "valid": "dev"}

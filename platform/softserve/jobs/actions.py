@@ -11,13 +11,13 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import Throttled, ValidationError
 
+from common.contracts import JobKind, JobStatus
 from softserve.jobs.models import Job
 from softserve.producer import send_job
 from softserve.prompts.models import PromptVersion, TaskPrompt, VersionStatus
 from softserve.tenancy.actions import record
 from softserve.tenancy.models import Quota
 from softserve.tenancy.permissions import Actor
-from workers.contracts import JobKind, JobStatus
 
 logger = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from common.contracts import JOB_ACTIVE, FailureReason, JobKind, JobStatus, choices
 from softserve.tenancy.models import TenantOwned
-from workers.contracts import JOB_ACTIVE, FailureReason, JobKind, JobStatus, choices
 
 # Queued or running: the job holds one of its tenant's concurrent-jobs slots.
 ACTIVE = JOB_ACTIVE

@@ -3,12 +3,8 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from softserve.datasets.models import DatasetVersion
-from softserve.jobs.models import Job
-from softserve.prompts import evalsets
-from softserve.prompts.models import PromptVersion, TaskPrompt, VersionStatus
-from workers.contracts import INITS, JOB_KINDS, METHODS, Init, JobKind, Method, inits_for
-from workers.engine.defaults import (
+from common.contracts import INITS, JOB_KINDS, METHODS, Init, JobKind, Method, inits_for
+from common.defaults import (
     DEFAULTS,
     GENERATION,
     GENERATION_INIT,
@@ -20,6 +16,10 @@ from workers.engine.defaults import (
     per_method,
     rate_text,
 )
+from softserve.datasets.models import DatasetVersion
+from softserve.jobs.models import Job
+from softserve.prompts import evalsets
+from softserve.prompts.models import PromptVersion, TaskPrompt, VersionStatus
 
 
 def _per_method(value) -> str:

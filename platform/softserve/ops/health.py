@@ -13,8 +13,8 @@ import os
 from django.conf import settings
 from django.db import connections
 
+from common.contracts import StorageLocation
 from softserve.serving.client import serving_mode
-from workers.contracts import StorageLocation
 from workers.health import CachedReadiness, Check, Readiness, broker_check, redis_check, storage_check
 
 

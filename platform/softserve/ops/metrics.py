@@ -18,7 +18,7 @@ from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
-from workers.contracts import QUEUE_GPU, JobStatus
+from common.contracts import QUEUE_GPU, JobStatus
 
 logger = logging.getLogger(__name__)
 

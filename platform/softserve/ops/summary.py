@@ -25,10 +25,10 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Mi
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from common.contracts import QUEUE_GPU, JobStatus
 from softserve.jobs.models import Job
 from softserve.ops.models import WorkerHeartbeat
 from softserve.tenancy.models import Tenant
-from workers.contracts import QUEUE_GPU, JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -321,7 +321,7 @@ SERVING_QUERIES = {
 def serving() -> dict[str, Any]:
     """Per base model: the stream's length and the workers reading it (Redis), and rates and latencies
     (Prometheus, when PROMETHEUS_URL is set; a scrape config labels each serving target with `model`)."""
-    from workers.contracts import SERVING_GROUP, serving_stream
+    from common.contracts import SERVING_GROUP, serving_stream
 
     models: dict[str, dict[str, Any]] = {m: {"model": m} for m in settings.SOFTSERVE_BASE_MODELS}
     notes: list[str] = []

@@ -12,6 +12,7 @@ from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 
+from common.contracts import QUEUE_DEFAULT, TASK_EVALUATE_VERSION, ParityStatus, WebhookEvent
 from softserve.datasets.models import DatasetVersion
 from softserve.producer import send
 from softserve.prompts import gates
@@ -20,7 +21,6 @@ from softserve.storage import delete_tree, prompt_prefix
 from softserve.tenancy.actions import record
 from softserve.tenancy.permissions import Actor
 from softserve.webhooks.events import emit
-from workers.contracts import QUEUE_DEFAULT, TASK_EVALUATE_VERSION, ParityStatus, WebhookEvent
 
 logger = logging.getLogger(__name__)
 # Pinning a set re-scores this many of the prompt's newest ready versions (the ones gates compare).

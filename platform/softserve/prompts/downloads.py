@@ -13,9 +13,9 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 
+from common.contracts import VersionStatus
+from common.formats import nearest_tokens_unavailable, peft_unavailable
 from softserve.prompts.models import PromptVersion, TaskPrompt
-from workers.contracts import VersionStatus
-from workers.engine.formats import nearest_tokens_unavailable, peft_unavailable
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.core.files.storage import default_storage
 
+from common.contracts import template_fields
 from softserve.datasets.models import DatasetVersion
 from softserve.prompts.models import TaskPrompt
-from workers.contracts import template_fields
 
 logger = logging.getLogger(__name__)
 

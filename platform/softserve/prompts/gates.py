@@ -18,9 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from common.contracts import ParityStatus
 from softserve.prompts.models import PromptVersion, TaskPrompt
 from softserve.tenancy.models import Tenant
-from workers.contracts import ParityStatus
 
 GATE_KEYS = ("metric", "min", "max_regression", "alpha")
 ROLLBACK_KEYS = ("max_error_rate", "max_p95_ms", "window_s", "min_requests")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from common.contracts import ParityStatus, TaskType, VersionStatus, choices
 from softserve.tenancy.models import TenantOwned
-from workers.contracts import ParityStatus, TaskType, VersionStatus, choices
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 

@@ -8,13 +8,13 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.contracts import TaskType, VersionStatus
+from common.task import template_fields
 from softserve.datasets.models import DatasetVersion
 from softserve.prompts import downloads, evalsets, gates
 from softserve.prompts.actions import AliasChange
 from softserve.prompts.models import NAME_PATTERN, Alias, PromptVersion, TaskPrompt
 from softserve.tenancy.models import Tenant
-from workers.contracts import TaskType, VersionStatus
-from workers.engine.task import template_fields
 
 # The per-row lists of a version's evaluation: only its detail view carries them.
 EVALUATION_ROWS = ("predictions", "gold")

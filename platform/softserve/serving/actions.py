@@ -22,6 +22,15 @@ from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 
+from common.contracts import (
+    SERVING_ERRORS,
+    PredictionOutcome,
+    ServeRequest,
+    ServingStatus,
+    ShadowTarget,
+    WebhookEvent,
+)
+from common.task import TemplateError, template_fields
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt, VersionStatus
 from softserve.serving import client
 from softserve.serving.models import Prediction as PredictionRecord
@@ -30,15 +39,6 @@ from softserve.tenancy.actions import record
 from softserve.tenancy.models import Tenant
 from softserve.tenancy.permissions import Actor
 from softserve.webhooks.events import emit
-from workers.contracts import (
-    SERVING_ERRORS,
-    PredictionOutcome,
-    ServeRequest,
-    ServingStatus,
-    ShadowTarget,
-    WebhookEvent,
-)
-from workers.engine.task import TemplateError, template_fields
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 
-from workers.contracts import ServingMode
+from common.contracts import ServingMode
 
 
 def check_serving_mode(app_configs=None, **kwargs) -> list[checks.CheckMessage]:

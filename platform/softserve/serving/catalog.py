@@ -11,10 +11,10 @@ from typing import Any
 from django.conf import settings
 from rest_framework.exceptions import NotFound
 
+from common.contracts import VersionStatus
 from softserve.numbers import whole_number
 from softserve.prompts.models import Alias, PromptVersion
 from softserve.tenancy.permissions import Actor
-from workers.contracts import VersionStatus
 
 
 def _entry(model_id: str, created: datetime, actor: Actor) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from functools import cache
 import redis
 from django.conf import settings
 
-from workers.contracts import (
+from common.contracts import (
     ServeReply,
     ServeRequest,
     ServingMode,

@@ -22,6 +22,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
 
+from common.contracts import TaskType, template_fields
 from softserve.datasets import actions as dataset_actions
 from softserve.datasets.models import DatasetVersion
 from softserve.datasets.validation import UploadSpec
@@ -29,7 +30,6 @@ from softserve.prompts.models import TaskPrompt
 from softserve.serving.models import Feedback, Prediction
 from softserve.tenancy.actions import record
 from softserve.tenancy.permissions import Actor
-from workers.contracts import TaskType, template_fields
 
 log = logging.getLogger(__name__)
 

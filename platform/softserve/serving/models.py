@@ -6,8 +6,8 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from common.contracts import PredictionOutcome, choices
 from softserve.tenancy.models import Tenant, TenantOwned
-from workers.contracts import PredictionOutcome, choices
 
 
 class Usage(TenantOwned):

@@ -16,11 +16,11 @@ from django.db.models import Avg, Count, Q, Sum
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
+from common.contracts import PredictionOutcome, TaskType
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.serving.actions import percentile
 from softserve.serving.models import Prediction
 from softserve.tenancy.models import Tenant
-from workers.contracts import PredictionOutcome, TaskType
 
 MAX_WINDOW_S = 24 * 3600
 DEFAULT_WINDOW_S = 300

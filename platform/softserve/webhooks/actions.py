@@ -11,12 +11,12 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
+from common.contracts import WEBHOOK_TEST_EVENT
 from softserve.tenancy.actions import record
 from softserve.tenancy.models import Tenant
 from softserve.tenancy.permissions import Actor
 from softserve.webhooks import events
 from softserve.webhooks.models import Webhook, WebhookDelivery
-from workers.contracts import WEBHOOK_TEST_EVENT
 
 SECRET_PREFIX = "whsec_"
 

@@ -11,10 +11,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from common.contracts import TASK_DELIVER_WEBHOOK, WebhookEvent, webhook_envelope
 from softserve import producer
 from softserve.tenancy.models import Tenant
 from softserve.webhooks.models import Webhook, WebhookDelivery
-from workers.contracts import TASK_DELIVER_WEBHOOK, WebhookEvent, webhook_envelope
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from common.contracts import DeliveryStatus, choices
 from softserve.tenancy.models import TenantOwned
-from workers.contracts import DeliveryStatus, choices
 
 
 class Webhook(TenantOwned):

@@ -6,9 +6,9 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
+from common.contracts import WebhookEvent
 from softserve.webhooks.models import Webhook, WebhookDelivery
 from workers import webhook_net
-from workers.contracts import WebhookEvent
 
 SECRET_SHOWN = 10  # characters of the secret a read shows ("whsec_ab12…"): enough to tell two apart
 

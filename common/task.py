@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from workers.engine.errors import DataError, EngineError
+from common.errors import DataError, EngineError
 
 TaskType = Literal["classification", "generation"]
 

@@ -12,11 +12,11 @@ from enum import StrEnum
 from typing import NotRequired, TypedDict
 
 # Each method's default settings and time budget (standard library only too).
-from workers.engine.defaults import DEFAULTS, defaults_for
+from common.defaults import DEFAULTS, defaults_for
 
 # Templates have one parser, the engine's (standard library only, so this stays torch-free); re-exported
 # here for the platform's imports.
-from workers.engine.task import template_fields as template_fields
+from common.task import template_fields as template_fields
 
 
 # --- the vocabulary: every state and kind, one StrEnum each (Django's choices derive from these) -------
@@ -187,7 +187,7 @@ class JobPolicy:
     them, the workers stop, fail and take over jobs by them. From SOFTSERVE_* variables (.env.example)."""
 
     # Wall-clock budget of a job that names no max_minutes, and the most one may ask for. The default is
-    # the method's (workers/engine/defaults.py: DEFAULTS, from measurements); an operator who sets
+    # the method's (common/defaults.py: DEFAULTS, from measurements); an operator who sets
     # SOFTSERVE_JOB_DEFAULT_MINUTES replaces it for every method. The budget counts every attempt (a
     # resumed job does not start its clock again); when it runs out, training stops and the job keeps its
     # best prompt so far.
