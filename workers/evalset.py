@@ -44,7 +44,7 @@ from common.contracts import (
 )
 from common.task import Example, TaskSpec, template_fields
 from workers.config import WorkerConfig
-from workers.engine.evaluation import headline, metrics_of
+from workers.engine.inference.evaluation import headline, metrics_of
 from workers.jobdb import EvaluationContext, JobDB
 from workers.serving.config import ServingConfig
 from workers.storage import ObjectMissing, ObjectStore
@@ -98,7 +98,7 @@ def dev_rows_scored(
     store: ObjectStore, context: EvaluationContext, fields: list[str]
 ) -> list[Example] | None:
     """The rows training's final dev score covered, in the order it scored them: the job's dev split, or
-    the seeded sample of it the budget left room for (workers/engine/pipeline.py: _final_evaluation).
+    the seeded sample of it the budget left room for (workers/engine/training/pipeline.py: _final_evaluation).
     None when they cannot be had (the training dataset is gone)."""
     if context.train_dataset is None:
         return None

@@ -36,16 +36,16 @@ from workers import evalset, fleet
 from workers import metrics as prom  # `metrics` is the name of a job's figures here
 from workers.config import WorkerConfig, worker_config
 from workers.curves import CurvePoints
-from workers.engine.artifact import PromptArtifact, artifact_bytes, artifact_from_bytes
+from workers.engine.artifacts.artifact import PromptArtifact, artifact_bytes, artifact_from_bytes
+from workers.engine.artifacts.inspection import version_inspection
+from workers.engine.artifacts.interop import export_peft_zip
 from workers.engine.base_model import FrozenModel, load_base_model
-from workers.engine.checkpoint import BankState
-from workers.engine.evaluation import evaluate
-from workers.engine.inference import LoadedPrompt
-from workers.engine.inspection import version_inspection
-from workers.engine.interop import export_peft_zip
-from workers.engine.pipeline import train_task
+from workers.engine.inference.evaluation import evaluate
+from workers.engine.inference.predict import LoadedPrompt
 from workers.engine.precision import resolved_precision
-from workers.engine.trainer import Progress, TrainConfig
+from workers.engine.training.checkpoint import BankState
+from workers.engine.training.pipeline import train_task
+from workers.engine.training.trainer import Progress, TrainConfig
 from workers.jobdb import JobContext, JobDB
 from workers.storage import ObjectMissing, ObjectStore, prompt_key
 
@@ -244,7 +244,8 @@ def run_training(
 
     The budget counts from the claim (`started`, time.monotonic()): reading the data, loading the model
     (a worker's first job), training, the final evaluation and everything after it. The trainer gets what
-    is left when it starts and keeps back the time its final work will take (workers/engine/budget.py)."""
+    is left when it starts and keeps back the time its final work will take
+    (workers/engine/training/budget.py)."""
     started = time.monotonic() if started is None else started
     job_id = context.job["id"]
     spec = _spec(context)

@@ -18,13 +18,13 @@ from torch import nn
 from common.errors import EngineError
 from common.task import Example, TaskSpec
 from workers.engine.base_model import FrozenModel
-from workers.engine.batching import length_buckets
-from workers.engine.encoding import TaskEncoder
-from workers.engine.evaluation import headline, metrics_of
-from workers.engine.inference import LoadedPrompt, predict
+from workers.engine.inference.batching import length_buckets
+from workers.engine.inference.encoding import TaskEncoder
+from workers.engine.inference.evaluation import headline, metrics_of
+from workers.engine.inference.predict import LoadedPrompt, predict
 
 if TYPE_CHECKING:
-    from workers.engine.trainer import TrainConfig
+    from workers.engine.training.trainer import TrainConfig
 
 
 # Stop reasons that end an attempt, not the training: a resumed run goes on from them.

@@ -9,7 +9,7 @@ from typing import Any
 
 from common.task import Example, TaskSpec
 from workers.engine.base_model import FrozenModel
-from workers.engine.inference import LoadedPrompt, predict
+from workers.engine.inference.predict import LoadedPrompt, predict
 
 
 def accuracy(gold: Sequence[str], predicted: Sequence[str]) -> float:

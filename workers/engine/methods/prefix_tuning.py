@@ -24,7 +24,7 @@ from torch import nn
 
 from common.errors import EngineError
 from workers.engine.base_model import FrozenModel
-from workers.engine.prompt_tuning import check_prompt_length
+from workers.engine.methods.prompt_tuning import check_prompt_length
 
 
 @dataclass

@@ -11,13 +11,20 @@ from typing import Any
 import torch
 
 from common.task import Example, TaskSpec
-from workers.engine.artifact import PromptArtifact, ensemble_tensors, load_artifact
+from workers.engine.artifacts.artifact import PromptArtifact, ensemble_tensors, load_artifact
 from workers.engine.base_model import FrozenModel
-from workers.engine.checkpoint import BankState
-from workers.engine.evaluation import evaluate, metrics_of
-from workers.engine.inference import LoadedPrompt
-from workers.engine.prompt_tuning import init_prompt
-from workers.engine.trainer import Member, Progress, TrainConfig, TrainResult, build_module, train_bank
+from workers.engine.inference.evaluation import evaluate, metrics_of
+from workers.engine.inference.predict import LoadedPrompt
+from workers.engine.methods.prompt_tuning import init_prompt
+from workers.engine.training.checkpoint import BankState
+from workers.engine.training.trainer import (
+    Member,
+    Progress,
+    TrainConfig,
+    TrainResult,
+    build_module,
+    train_bank,
+)
 
 
 def initial_prompts(fm: FrozenModel, spec: TaskSpec, config: TrainConfig) -> list[torch.Tensor]:

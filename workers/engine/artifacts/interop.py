@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from common.errors import ArtifactError
 from common.formats import peft_unavailable
 from common.task import TaskSpec
-from workers.engine.artifact import PromptArtifact
+from workers.engine.artifacts.artifact import PromptArtifact
 from workers.engine.base_model import FrozenModel
 
 PEFT_WEIGHTS = "adapter_model.safetensors"

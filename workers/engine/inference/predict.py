@@ -9,12 +9,12 @@ from typing import Any
 import torch
 
 from common.task import TaskSpec
-from workers.engine.artifact import PromptArtifact
+from workers.engine.artifacts.artifact import PromptArtifact
 from workers.engine.base_model import FrozenModel
-from workers.engine.batching import PromptSet
-from workers.engine.encoding import DEFAULT_MAX_INPUT_TOKENS, TaskEncoder
+from workers.engine.inference.batching import PromptSet
+from workers.engine.inference.encoding import DEFAULT_MAX_INPUT_TOKENS, TaskEncoder
+from workers.engine.inference.scoring import class_logprobs, greedy_generate, token_limits
 from workers.engine.precision import autocast
-from workers.engine.scoring import class_logprobs, greedy_generate, token_limits
 
 DEFAULT_MAX_NEW_TOKENS = 32
 

@@ -14,7 +14,7 @@ import torch
 from common.errors import EngineError
 from common.task import Example, TaskSpec
 from workers.engine.base_model import FrozenModel
-from workers.engine.inference import LoadedPrompt
+from workers.engine.inference.predict import LoadedPrompt
 
 
 def instruction(spec: TaskSpec) -> str:

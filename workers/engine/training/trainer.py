@@ -24,17 +24,17 @@ from common.defaults import (
 )
 from common.errors import EngineError
 from common.task import Example, TaskSpec
-from workers.engine.bank import Member, MemberRun
 from workers.engine.base_model import FrozenModel
-from workers.engine.batching import PromptSet
-from workers.engine.budget import CALIBRATION_ROWS, Budget
-from workers.engine.checkpoint import BankState
-from workers.engine.encoding import DEFAULT_MAX_INPUT_TOKENS
-from workers.engine.p_tuning import PromptEncoder, PTuningConfig
+from workers.engine.inference.batching import PromptSet
+from workers.engine.inference.encoding import DEFAULT_MAX_INPUT_TOKENS
+from workers.engine.inference.scoring import target_nll
+from workers.engine.methods.p_tuning import PromptEncoder, PTuningConfig
+from workers.engine.methods.prefix_tuning import PrefixConfig, PrefixEncoder
+from workers.engine.methods.prompt_tuning import INIT_STRATEGIES, SoftPrompt, check_prompt_length
 from workers.engine.precision import autocast, check_precision
-from workers.engine.prefix_tuning import PrefixConfig, PrefixEncoder
-from workers.engine.prompt_tuning import INIT_STRATEGIES, SoftPrompt, check_prompt_length
-from workers.engine.scoring import target_nll
+from workers.engine.training.bank import Member, MemberRun
+from workers.engine.training.budget import CALIBRATION_ROWS, Budget
+from workers.engine.training.checkpoint import BankState
 
 METHODS = ("prompt", "ptuning", "prefix")
 

@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        from workers.engine.commands import COMMANDS
+        from workers.engine.cli.commands import COMMANDS
 
         COMMANDS[args.command](args)
     except EngineError as exc:

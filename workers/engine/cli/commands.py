@@ -35,7 +35,7 @@ def _base_model(args: argparse.Namespace) -> str:
 
 
 def _load_examples(path: str, args: argparse.Namespace, template: str | None = None):
-    from workers.engine.data import read_rows, resolve_template, to_examples
+    from workers.engine.training.data import read_rows, resolve_template, to_examples
 
     rows = read_rows(path)
     template = template or resolve_template(rows, args.template, args.text_column)
@@ -43,9 +43,9 @@ def _load_examples(path: str, args: argparse.Namespace, template: str | None = N
 
 
 def _load_prompt(args: argparse.Namespace):
-    from workers.engine.artifact import load_artifact
+    from workers.engine.artifacts.artifact import load_artifact
     from workers.engine.base_model import load_base_model
-    from workers.engine.inference import LoadedPrompt
+    from workers.engine.inference.predict import LoadedPrompt
 
     artifact = load_artifact(args.prompt)
     fm = load_base_model(args.base_model or artifact.base_model, args.device)
@@ -56,11 +56,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from common.task import TaskSpec
-    from workers.engine.artifact import save_artifact
+    from workers.engine.artifacts.artifact import save_artifact
     from workers.engine.base_model import load_base_model
-    from workers.engine.data import check_labels, infer_task, split_train_dev
-    from workers.engine.pipeline import train_task
-    from workers.engine.trainer import TrainConfig
+    from workers.engine.training.data import check_labels, infer_task, split_train_dev
+    from workers.engine.training.pipeline import train_task
+    from workers.engine.training.trainer import TrainConfig
 
     config = TrainConfig(
         method=args.method,
@@ -141,8 +141,8 @@ def _headline(dev: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from workers.engine.data import check_labels, read_rows, remap_rows, to_examples
-    from workers.engine.evaluation import evaluate
+    from workers.engine.inference.evaluation import evaluate
+    from workers.engine.training.data import check_labels, read_rows, remap_rows, to_examples
 
     fm, artifact, prompt = _load_prompt(args)
     rows = read_rows(args.data)
@@ -162,7 +162,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_export_peft(args: argparse.Namespace) -> None:
-    from workers.engine.interop import export_peft
+    from workers.engine.artifacts.interop import export_peft
 
     fm, artifact, _ = _load_prompt(args)
     folder = export_peft(artifact, args.out, fm.is_encoder_decoder)
@@ -175,9 +175,9 @@ def cmd_export_peft(args: argparse.Namespace) -> None:
 
 def cmd_import_peft(args: argparse.Namespace) -> None:
     from common.task import TaskSpec
-    from workers.engine.artifact import save_artifact
+    from workers.engine.artifacts.artifact import save_artifact
+    from workers.engine.artifacts.interop import import_peft
     from workers.engine.base_model import load_base_model
-    from workers.engine.interop import import_peft
 
     if not args.template:
         raise EngineError("--template is needed: a PEFT adapter does not record how inputs were written.")
@@ -193,9 +193,9 @@ def cmd_import_peft(args: argparse.Namespace) -> None:
 
 def cmd_baseline(args: argparse.Namespace) -> None:
     from workers.engine.base_model import load_base_model
-    from workers.engine.data import check_labels, infer_task
-    from workers.engine.design import design_prompt, pick_shots
-    from workers.engine.evaluation import evaluate
+    from workers.engine.inference.design import design_prompt, pick_shots
+    from workers.engine.inference.evaluation import evaluate
+    from workers.engine.training.data import check_labels, infer_task
 
     if args.shots and not args.train:
         raise EngineError("--shots needs --train, where the examples come from.")
@@ -219,7 +219,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from workers.engine.inference import predict
+    from workers.engine.inference.predict import predict
 
     fm, artifact, prompt = _load_prompt(args)
     fields = artifact.spec.fields
@@ -238,7 +238,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
-    from workers.engine.inspection import nearest_tokens, norm_stats
+    from workers.engine.artifacts.inspection import nearest_tokens, norm_stats
 
     fm, artifact, _ = _load_prompt(args)
     if artifact.is_prefix:

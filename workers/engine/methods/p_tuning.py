@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from common.errors import EngineError
-from workers.engine.prompt_tuning import check_prompt_length
+from workers.engine.methods.prompt_tuning import check_prompt_length
 
 ENCODER_KINDS = ("mlp", "lstm")
 

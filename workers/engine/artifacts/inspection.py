@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from common.formats import nearest_tokens_unavailable
-from workers.engine.artifact import PromptArtifact
+from workers.engine.artifacts.artifact import PromptArtifact
 from workers.engine.base_model import FrozenModel
 
 
