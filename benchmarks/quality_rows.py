@@ -2,10 +2,10 @@
 News or RTE, `benchmarks.common.TASKS`) and returns its record.
 
 Every row is scored by the engine's rank-classification scorer
-(`workers.engine.inference.evaluation.evaluate`) on the same dev rows. Softserve rows train with the engine (`train_prompt` / `train_task`); the PEFT,
-LoRA and full fine-tuning rows with a plain causal-LM loop (`hf_loop`) that probes early stopping on
-the same rows at the same interval. Each row passes its optimiser and learning rate explicitly, so the
-tables do not move when the platform's defaults do.
+(`workers.engine.inference.evaluation.evaluate`) on the same dev rows. Softserve rows train with the
+engine (`train_prompt` / `train_task`); the PEFT, LoRA and full fine-tuning rows with a plain causal-LM
+loop (`hf_loop`) that probes early stopping on the same rows at the same interval. Each row passes its
+optimiser and learning rate explicitly, so the tables do not move when the platform's defaults do.
 """
 
 from __future__ import annotations
