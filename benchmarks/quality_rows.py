@@ -205,8 +205,9 @@ def run_design(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
 
 
 def run_engine(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
+    from workers.engine.training.config import TrainConfig
     from workers.engine.training.pipeline import train_task
-    from workers.engine.training.trainer import TrainConfig, train_prompt
+    from workers.engine.training.trainer import train_prompt
 
     p = bench.protocol
     settings = dict(row.settings)

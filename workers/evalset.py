@@ -33,6 +33,7 @@ from common.contracts import (
     SERVING_ERRORS,
     TASK_EVALUATE_VERSION,
     ParityStatus,
+    RunOutcome,
     ServeReply,
     ServeRequest,
     ServingMode,
@@ -322,9 +323,9 @@ def evaluate_version(
     (or why nothing was). Transient database or storage errors propagate (the task retries)."""
     context = db.evaluation_context(version_id)
     if context is None:
-        return "missing"
+        return RunOutcome.MISSING
     if context.version["status"] != VersionStatus.READY or not context.version["artifact_key"]:
-        return f"left alone ({context.version['status']})"
+        return RunOutcome.left_alone(context.version["status"])
     if context.eval_dataset is None:  # unpinned since it was queued: nothing to score it on
         if context.version["parity"] == ParityStatus.PENDING:
             db.set_evaluation(version_id, {}, ParityStatus.NONE)

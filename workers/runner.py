@@ -27,8 +27,16 @@ from typing import Any
 
 import structlog
 
-from common.contracts import FailureReason, JobKind, JobStatus, ParityStatus, VersionStatus
-from common.defaults import DEFAULT_PRECISION, PROMPT_LENGTH, STEPS
+from common.contracts import (
+    FailureReason,
+    JobKind,
+    JobStatus,
+    Method,
+    ParityStatus,
+    RunOutcome,
+    VersionStatus,
+)
+from common.defaults import DEFAULT_PRECISION, JOB_DEFAULTS, PROMPT_LENGTH, STEPS
 from common.errors import EngineError
 from common.formats import PEFT_ZIP, peft_unavailable
 from common.task import Example, TaskSpec
@@ -44,8 +52,9 @@ from workers.engine.inference.evaluation import evaluate
 from workers.engine.inference.predict import LoadedPrompt
 from workers.engine.precision import resolved_precision
 from workers.engine.training.checkpoint import BankState
+from workers.engine.training.config import TrainConfig
 from workers.engine.training.pipeline import train_task
-from workers.engine.training.trainer import Progress, TrainConfig
+from workers.engine.training.results import Progress
 from workers.jobdb import JobContext, JobDB
 from workers.storage import ObjectMissing, ObjectStore, prompt_key
 
@@ -186,26 +195,26 @@ def budget_minutes(spec: dict[str, Any], kind: str, config: WorkerConfig) -> flo
     """The job's wall-clock budget: its own max_minutes (the platform writes one into every training
     job's spec), else its method's default; never above the maximum."""
     policy = config.policy
-    default = policy.default_minutes(spec.get("method", "prompt"), kind)
+    default = policy.default_minutes(spec.get("method", Method.PROMPT), kind)
     return min(float(spec.get("max_minutes") or default), policy.job_max_minutes)
 
 
 def _train_config(spec: dict[str, Any], kind: str, max_minutes: float) -> TrainConfig:
     try:
         return TrainConfig(
-            method=spec.get("method", "prompt"),
+            method=spec.get("method", Method.PROMPT),
             prompt_length=spec.get("prompt_length", PROMPT_LENGTH),
             # Missing (a spec written before the platform recorded them): the method's defaults.
             init=spec.get("init"),
             init_text=spec.get("init_text"),
             optimizer=spec.get("optimizer"),
             learning_rate=spec.get("learning_rate"),
-            batch_size=spec.get("batch_size", 16),
+            batch_size=spec.get("batch_size", JOB_DEFAULTS.batch_size),
             steps=spec.get("steps", STEPS),
             eval_every=spec.get("eval_every", max(1, min(50, spec.get("steps", STEPS) // 6))),
             max_minutes=max_minutes,
-            ensemble_size=spec.get("members", 5) if kind == JobKind.ENSEMBLE else 1,
-            seed=spec.get("seed", 0),
+            ensemble_size=spec.get("members", JOB_DEFAULTS.members) if kind == JobKind.ENSEMBLE else 1,
+            seed=spec.get("seed", JOB_DEFAULTS.seed),
         )
     except (EngineError, ValueError) as exc:
         raise JobFailed(f"Bad hyper-parameters: {exc}") from exc
@@ -389,8 +398,7 @@ def _send_evaluation(version_id: str) -> None:
 def _store_peft(store: ObjectStore, context: JobContext, artifact: PromptArtifact, fm: FrozenModel) -> str:
     """The version's PEFT adapter zip next to its artifact; "" (no download) where PEFT cannot hold it
     (a prefix, an ensemble: `peft_unavailable` says why, in the platform's words too)."""
-    method = "prefix" if artifact.is_prefix else artifact.method
-    if peft_unavailable(method, artifact.ensemble_size):
+    if peft_unavailable(artifact.layout_method, artifact.ensemble_size):
         return ""
     version = context.version
     key = prompt_key(version["tenant_id"], version["prompt_id"], version["number"], PEFT_ZIP)
@@ -498,12 +506,12 @@ def run_job(
     if claimed is None:
         job = db.job(job_id)
         if job is None:
-            return "missing"
+            return RunOutcome.MISSING
         if job["status"] == JobStatus.QUEUED and not job["cancel_requested"]:
             raise NotClaimable(job_id)  # its tenant runs its quota's worth of jobs: wait for one to end
-        return f"left alone ({job['status']})"
+        return RunOutcome.left_alone(job["status"])
     with structlog.contextvars.bound_contextvars(job_id=claimed, worker=worker):
-        outcome, kind = "error", "unknown"
+        outcome, kind = RunOutcome.ERROR, "unknown"
         prom.JOBS_RUNNING.inc()
         fleet.set_job(claimed)
         try:
@@ -512,7 +520,7 @@ def run_job(
             outcome = _run_claimed(db, store, context, transient, worker, config, claimed_at)
             return outcome
         except transient:
-            outcome = "retry"
+            outcome = RunOutcome.RETRY
             try:  # hand it back to the queue; if that fails too, the heartbeat goes stale instead
                 db.release(claimed, worker)
             except Exception:
@@ -555,7 +563,7 @@ def _run_claimed(
         return JobStatus.FAILED
     except JobLost:
         logger.warning("job %s was taken from %s while it ran; its result is not recorded", job_id, worker)
-        return "lost"
+        return RunOutcome.LOST
     except transient:
         raise  # run_job hands the job back to the queue; Celery retries with backoff
     except Exception:

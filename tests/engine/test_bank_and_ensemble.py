@@ -9,8 +9,10 @@ from workers.engine.artifacts.artifact import load_artifact, save_artifact
 from workers.engine.inference.predict import LoadedPrompt, predict_mixed, vote
 from workers.engine.methods.p_tuning import PromptEncoder, PTuningConfig
 from workers.engine.methods.prompt_tuning import SoftPrompt, init_prompt
+from workers.engine.training.bank import Member
+from workers.engine.training.config import TrainConfig
 from workers.engine.training.pipeline import train_task
-from workers.engine.training.trainer import Member, TrainConfig, train_bank
+from workers.engine.training.trainer import train_bank
 
 TOPIC = TaskSpec("classification", "Topic: {text}\nAnswer:", ["sport", "money", "world"])
 

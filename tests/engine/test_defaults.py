@@ -24,8 +24,8 @@ from common.errors import EngineError
 from common.task import Example, TaskSpec
 from tests.conftest import ROOT
 from workers.engine.cli import _parser
+from workers.engine.training.config import TrainConfig
 from workers.engine.training.pipeline import train_task
-from workers.engine.training.trainer import TrainConfig
 
 # The decision of issue 15 (benchmarks/README.md): optimizer, learning rate, init, budget in minutes.
 MEASURED = {

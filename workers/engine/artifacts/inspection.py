@@ -49,7 +49,7 @@ def version_inspection(fm: FrozenModel, artifact: PromptArtifact, top_k: int = 5
 
     Bounded: prompt_length (at most 150) rows of `top_k` tokens. An ensemble shows its first member:
     K members would multiply the size for a view a person reads one prompt at a time."""
-    reason = nearest_tokens_unavailable("prefix" if artifact.is_prefix else artifact.method)
+    reason = nearest_tokens_unavailable(artifact.layout_method)
     if reason:
         return {"applies": False, "reason": reason}
     prompt = artifact.prompt

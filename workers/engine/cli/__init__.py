@@ -13,12 +13,13 @@ import sys
 import warnings
 from collections.abc import Callable
 
+from common.contracts import Method, TaskType
 from common.defaults import (
-    CLASSIFICATION,
     DEFAULT_PRECISION,
     DEFAULTS,
     GENERATION,
     GENERATION_INIT,
+    JOB_DEFAULTS,
     LABELS_INIT,
     PRECISIONS,
     PROMPT_LENGTH,
@@ -109,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--train", required=True, help="CSV, TSV or JSONL file")
     train.add_argument("--dev", default=None, help="dev file; default: a seeded 10%% split of --train")
     train.add_argument("--out", required=True, help="the .safetensors artifact to write")
-    train.add_argument("--method", default="prompt", help="prompt (prompt tuning), ptuning or prefix")
+    train.add_argument("--method", default=Method.PROMPT, help="prompt (prompt tuning), ptuning or prefix")
     train.add_argument("--ptuning-encoder", default="mlp", help="P-tuning's prompt encoder: mlp or lstm")
     train.add_argument(
         "--ensemble",
@@ -119,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
         help="train K prompts (seeds seed..seed+K-1) in one bank; predict by majority vote "
         f"(K > 1: the ensemble's time budget, {DEFAULTS['ensemble'].max_minutes:g} min)",
     )
-    train.add_argument("--task-type", choices=(CLASSIFICATION, GENERATION), default=None)
+    train.add_argument("--task-type", choices=tuple(TaskType), default=None)
     train.add_argument("--verbalizer", action="append", default=[], metavar="LABEL=WORDS")
     train.add_argument("--prompt-length", type=int, default=PROMPT_LENGTH)
     train.add_argument(
@@ -142,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"learning rate (default: the method's, {_per_method(lambda d: rate_text(d.learning_rate))})",
     )
     train.add_argument("--weight-decay", type=float, default=1e-5)
-    train.add_argument("--train-batch-size", type=int, default=16)
+    train.add_argument("--train-batch-size", type=int, default=JOB_DEFAULTS.batch_size)
     train.add_argument("--grad-accum", type=int, default=1)
     train.add_argument("--steps", type=int, default=STEPS)
     train.add_argument(
@@ -190,7 +191,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     imports.add_argument("--out", required=True)
     imports.add_argument("--labels", default=None, help="comma-separated label set of the task")
-    imports.add_argument("--task-type", choices=("classification", "generation"), default="classification")
+    imports.add_argument("--task-type", choices=tuple(TaskType), default=TaskType.CLASSIFICATION)
 
     baseline = sub.add_parser(
         "baseline", parents=[common, data, precision], help="prompt design: zero/k-shot, no training"

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from common.contracts import TaskType
 from common.errors import EngineError
 
 
@@ -58,9 +59,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     from common.task import TaskSpec
     from workers.engine.artifacts.artifact import save_artifact
     from workers.engine.base_model import load_base_model
+    from workers.engine.training.config import TrainConfig
     from workers.engine.training.data import check_labels, infer_task, split_train_dev
     from workers.engine.training.pipeline import train_task
-    from workers.engine.training.trainer import TrainConfig
 
     config = TrainConfig(
         method=args.method,
@@ -95,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     spec = infer_task(train, template)
     if args.task_type or args.verbalizer:
         task_type = args.task_type or spec.task_type
-        labels = spec.labels if task_type == "classification" else []
+        labels = spec.labels if task_type == TaskType.CLASSIFICATION else []
         spec = TaskSpec(
             task_type=task_type,
             template=template,
@@ -182,7 +183,7 @@ def cmd_import_peft(args: argparse.Namespace) -> None:
     if not args.template:
         raise EngineError("--template is needed: a PEFT adapter does not record how inputs were written.")
     labels = [label.strip() for label in (args.labels or "").split(",") if label.strip()]
-    if args.task_type == "classification" and not labels:
+    if args.task_type == TaskType.CLASSIFICATION and not labels:
         raise EngineError("--labels is needed for a classification prompt, e.g. --labels negative,positive.")
     spec = TaskSpec(task_type=args.task_type, template=args.template, labels=labels)
     fm = load_base_model(_base_model(args), args.device)

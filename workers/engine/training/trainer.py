@@ -6,170 +6,24 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from common.defaults import (
-    CLASSIFICATION,
-    DEFAULT_PRECISION,
-    GENERATION,
-    OPTIMIZERS,
-    PROMPT_LENGTH,
-    STEPS,
-    MethodDefaults,
-    defaults_for,
-)
+from common.contracts import StopReason
 from common.errors import EngineError
 from common.task import Example, TaskSpec
 from workers.engine.base_model import FrozenModel
 from workers.engine.inference.batching import PromptSet
-from workers.engine.inference.encoding import DEFAULT_MAX_INPUT_TOKENS
 from workers.engine.inference.scoring import target_nll
-from workers.engine.methods.p_tuning import PromptEncoder, PTuningConfig
-from workers.engine.methods.prefix_tuning import PrefixConfig, PrefixEncoder
-from workers.engine.methods.prompt_tuning import INIT_STRATEGIES, SoftPrompt, check_prompt_length
-from workers.engine.precision import autocast, check_precision
+from workers.engine.methods import METHODS
+from workers.engine.precision import autocast
 from workers.engine.training.bank import Member, MemberRun
 from workers.engine.training.budget import CALIBRATION_ROWS, Budget
 from workers.engine.training.checkpoint import BankState
-
-METHODS = ("prompt", "ptuning", "prefix")
-
-
-@dataclass
-class TrainConfig:
-    method: str = "prompt"
-    prompt_length: int = PROMPT_LENGTH
-    # None in `init`, `optimizer`, `learning_rate`: the method's default (common/defaults.py)
-    init: str | None = None
-    init_text: str | None = None
-    init_file: str | None = None
-    optimizer: str | None = None
-    learning_rate: float | None = None
-    ptuning_encoder: str = "mlp"
-    prefix_reparameterize: bool = True
-    ensemble_size: int = 1
-    weight_decay: float = 1e-5
-    batch_size: int = 16
-    grad_accum: int = 1
-    steps: int = STEPS
-    max_minutes: float | None = None  # None: no wall-clock limit (the CLI and the platform set one)
-    eval_every: int = 50
-    patience: int = 5
-    dev_eval_limit: int | None = 500
-    eval_batch_size: int = 32
-    max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS
-    # "bf16": autocast the frozen model's matmuls (the prompt stays fp32); "auto": bf16 where native
-    precision: str = DEFAULT_PRECISION
-    seed: int = 0
-    # The task's type decides one default (a generation task has no label words to start from);
-    # `train_task` sets it from the task it trains.
-    task_type: str = CLASSIFICATION
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise EngineError(f"Unknown method {self.method!r}; use one of {', '.join(METHODS)}.")
-        check_prompt_length(self.prompt_length)
-        if self.task_type not in (CLASSIFICATION, GENERATION):
-            raise EngineError(f"Unknown task type {self.task_type!r}; use {CLASSIFICATION} or {GENERATION}.")
-        PTuningConfig(encoder=self.ptuning_encoder)
-        if not 1 <= self.ensemble_size <= 32:
-            raise EngineError(f"An ensemble has 1 to 32 members, got {self.ensemble_size}.")
-        if self.effective_init not in INIT_STRATEGIES:
-            raise EngineError(
-                f"Unknown init {self.effective_init!r}; use one of {', '.join(INIT_STRATEGIES)}."
-            )
-        if self.effective_init == "file" and not self.init_file:
-            raise EngineError("The file init needs --init-file, a saved prompt to continue from.")
-        if self.effective_optimizer not in OPTIMIZERS:
-            raise EngineError(
-                f"Unknown optimizer {self.effective_optimizer!r}; use one of {', '.join(OPTIMIZERS)}."
-            )
-        positive = {
-            "learning rate": self.effective_learning_rate,
-            "batch size": self.batch_size,
-            "gradient accumulation": self.grad_accum,
-            "steps": self.steps,
-            "eval interval": self.eval_every,
-            "patience": self.patience,
-            "eval batch size": self.eval_batch_size,
-            "max input tokens": self.max_input_tokens,
-        }
-        for name, value in positive.items():
-            if not value > 0:
-                raise EngineError(f"The {name} must be positive, got {value}.")
-        if self.weight_decay < 0:
-            raise EngineError(f"The weight decay must not be negative, got {self.weight_decay}.")
-        check_precision(self.precision)
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise EngineError(f"--max-minutes must be positive, got {self.max_minutes}.")
-
-    # None means the method's default, resolved on use rather than written back:
-    # `dataclasses.replace(config, method=...)` must not keep the previous method's optimiser or init.
-    @property
-    def defaults(self) -> MethodDefaults:
-        return defaults_for(self.method, ensemble=self.ensemble_size > 1, task_type=self.task_type)
-
-    @property
-    def effective_optimizer(self) -> str:
-        return self.optimizer or self.defaults.optimizer
-
-    @property
-    def effective_learning_rate(self) -> float:
-        return self.defaults.learning_rate if self.learning_rate is None else self.learning_rate
-
-    @property
-    def effective_init(self) -> str:
-        return self.init or self.defaults.init
-
-    def to_dict(self) -> dict[str, Any]:
-        """The settings as trained (defaults resolved), for the artifact's metadata."""
-        return {
-            **asdict(self),
-            "init": self.effective_init,
-            "optimizer": self.effective_optimizer,
-            "learning_rate": self.effective_learning_rate,
-        }
-
-
-@dataclass
-class Progress:
-    step: int
-    total_steps: int
-    loss: float
-    tokens_per_s: float
-    elapsed_s: float
-    eta_s: float
-    dev: dict[str, Any] | None = None
-    best_dev: float | None = None
-
-
-@dataclass
-class TrainResult:
-    prompt: torch.Tensor  # (P, E): the best dev checkpoint
-    best_step: int
-    best_dev: dict[str, Any]
-    steps_run: int
-    stop_reason: str
-    train_seconds: float
-    train_tokens: int
-    eval_seconds: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    # The best dev evaluation's predictions (in `dev_probe` order) and whether that probe was all of dev.
-    best_outputs: list[dict[str, Any]] | None = None
-    probe_is_dev: bool = False
-    # How many dev rows the final evaluation may score within the budget (all of dev without one), and the
-    # measured seconds per (member, dev row) that planned it.
-    final_rows: int = 0
-    eval_s_per_row: float | None = None
-
-    @property
-    def tokens_per_s(self) -> float:
-        """Real (unpadded) tokens per second of optimisation, dev evaluations excluded."""
-        return self.train_tokens / max(self.train_seconds - self.eval_seconds, 1e-9)
+from workers.engine.training.config import TrainConfig
+from workers.engine.training.results import Progress, TrainResult
 
 
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
@@ -190,11 +44,7 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
 
 def build_module(fm: FrozenModel, config: TrainConfig, initial: torch.Tensor) -> nn.Module:
     """The trainable module of the configured method; calling it yields the prompt it trains."""
-    if config.method == "prefix":
-        return PrefixEncoder(fm, initial, PrefixConfig(reparameterize=config.prefix_reparameterize))
-    if config.method == "ptuning":
-        return PromptEncoder(initial, PTuningConfig(encoder=config.ptuning_encoder))
-    return SoftPrompt(initial)
+    return METHODS[config.method].build(fm, initial, config)
 
 
 def _length_sorted_chunks(inputs: list, targets: list, rows: int) -> list[list[int]]:
@@ -360,7 +210,7 @@ def train_bank(
                     sum(bests) / len(bests) if bests else None,
                 )
             )
-        reason = "stopped" if stop_requested else "time budget" if out_of_time else None
+        reason = StopReason.STOPPED if stop_requested else StopReason.TIME_BUDGET if out_of_time else None
         if reason:
             for run in runs:
                 if run.active:
