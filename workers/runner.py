@@ -265,58 +265,8 @@ def run_training(
     with contextlib.suppress(ObjectMissing):
         resume = BankState.from_bytes(store.get_bytes(checkpoint_key))
     with Beat(db, context, worker, config, started) as beat:
-        # The budget counts every attempt. The trainer counts the time up to its checkpoint itself
-        # (resume.elapsed_s); what the earlier attempts spent beyond that (loading, steps lost to a crash)
-        # comes off the top, so a resumed job never gets its clock back, and so does what this attempt
-        # spent before training (the claim, the data, the model on a worker's first job).
-        budget_s = 60 * budget_minutes(context.job["spec"], kind, config)
-        lost_s = max(0.0, beat.gpu_seconds_before - (resume.elapsed_s if resume else 0.0))
-        lost_s += time.monotonic() - started
-        left_minutes = max((budget_s - lost_s) / 60, _LAST_STEP_MINUTES)
-        train_config = _train_config(context.job["spec"], kind, left_minutes)
-        import torch  # loaded with the model already; here for the figures that decide training speed
-
-        logger.info(
-            "training starts",
-            extra={
-                "torch_threads": torch.get_num_threads(),
-                "precision": resolved_precision(train_config.precision, fm.device),
-                "budget_left_s": round(60 * left_minutes, 1),
-                "before_training_s": round(time.monotonic() - started, 1),
-            },
-        )
-        start = resume.step if resume else 0
-        resumed = {"event": "resumed", "step": start, "attempt": context.job["attempts"]}
-        beat.update(
-            {"step": start, "total_steps": train_config.steps, "resumed_from": start},
-            resumed if resume else None,
-        )
-        beat.flush()  # the claim and the resume point are on record before the first step
-        _crash_if_poisoned(context.job["spec"], config)
-
-        clock = {"step": start, "at": time.perf_counter()}
-        curve = CurvePoints(config.curve_every_s)
-
-        def on_progress(p: Progress) -> None:
-            now = time.perf_counter()
-            if p.step > clock["step"]:
-                prom.STEP_SECONDS.observe((now - clock["at"]) / (p.step - clock["step"]))
-            clock.update(step=p.step, at=now)
-            prom.TOKENS_PER_SECOND.set(p.tokens_per_s)
-            figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(p).items()}
-            # Memory only: the heartbeat thread writes progress and new points every heartbeat_s.
-            beat.update(figures, curve.point(p, now))
-
-        def on_checkpoint(state: BankState) -> None:
-            # Only while the job is still this worker's: a worker that stalled and was taken over must
-            # not overwrite the new owner's checkpoint (least of all with its own stopped state).
-            beat.flush()
-            if beat.lost:
-                return
-            with prom.CHECKPOINT_SECONDS.time():
-                store.put_bytes(checkpoint_key, state.to_bytes())
-            beat.update({"checkpoint_step": state.step})
-
+        train_config = _start_attempt(context, kind, config, beat, fm, resume, started)
+        on_progress, on_checkpoint = _reporters(beat, store, checkpoint_key, config, resume)
         try:
             artifact = train_task(
                 fm,
@@ -353,10 +303,101 @@ def run_training(
             gpu_seconds=beat.gpu_seconds(),
         )
         return JobStatus.CANCELLED
+    rows = {"train_rows": len(train), "dev_rows": len(dev)}
+    return _record_version(db, store, context, worker, beat, fm, artifact, artifact_key, rows)
+
+
+def _start_attempt(
+    context: JobContext,
+    kind: str,
+    config: WorkerConfig,
+    beat: Beat,
+    fm: FrozenModel,
+    resume: BankState | None,
+    started: float,
+) -> TrainConfig:
+    """The attempt's training settings, with what is left of the job's budget; the claim and the resume
+    point on record before the first step."""
+    # The budget counts every attempt. The trainer counts the time up to its checkpoint itself
+    # (resume.elapsed_s); what the earlier attempts spent beyond that (loading, steps lost to a crash)
+    # comes off the top, so a resumed job never gets its clock back, and so does what this attempt
+    # spent before training (the claim, the data, the model on a worker's first job).
+    budget_s = 60 * budget_minutes(context.job["spec"], kind, config)
+    lost_s = max(0.0, beat.gpu_seconds_before - (resume.elapsed_s if resume else 0.0))
+    lost_s += time.monotonic() - started
+    left_minutes = max((budget_s - lost_s) / 60, _LAST_STEP_MINUTES)
+    train_config = _train_config(context.job["spec"], kind, left_minutes)
+    import torch  # loaded with the model already; here for the figures that decide training speed
+
+    logger.info(
+        "training starts",
+        extra={
+            "torch_threads": torch.get_num_threads(),
+            "precision": resolved_precision(train_config.precision, fm.device),
+            "budget_left_s": round(60 * left_minutes, 1),
+            "before_training_s": round(time.monotonic() - started, 1),
+        },
+    )
+    start = resume.step if resume else 0
+    resumed = {"event": "resumed", "step": start, "attempt": context.job["attempts"]}
+    beat.update(
+        {"step": start, "total_steps": train_config.steps, "resumed_from": start},
+        resumed if resume else None,
+    )
+    beat.flush()  # the claim and the resume point are on record before the first step
+    _crash_if_poisoned(context.job["spec"], config)
+    return train_config
+
+
+def _reporters(
+    beat: Beat, store: ObjectStore, checkpoint_key: str, config: WorkerConfig, resume: BankState | None
+) -> tuple[Callable[[Progress], None], Callable[[BankState], None]]:
+    """The trainer's callbacks: progress into the heartbeat (and the step metrics), checkpoints into
+    storage while the job is still this worker's."""
+    clock = {"step": resume.step if resume else 0, "at": time.perf_counter()}
+    curve = CurvePoints(config.curve_every_s)
+
+    def on_progress(p: Progress) -> None:
+        now = time.perf_counter()
+        if p.step > clock["step"]:
+            prom.STEP_SECONDS.observe((now - clock["at"]) / (p.step - clock["step"]))
+        clock.update(step=p.step, at=now)
+        prom.TOKENS_PER_SECOND.set(p.tokens_per_s)
+        figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(p).items()}
+        # Memory only: the heartbeat thread writes progress and new points every heartbeat_s.
+        beat.update(figures, curve.point(p, now))
+
+    def on_checkpoint(state: BankState) -> None:
+        # Only while the job is still this worker's: a worker that stalled and was taken over must
+        # not overwrite the new owner's checkpoint (least of all with its own stopped state).
+        beat.flush()
+        if beat.lost:
+            return
+        with prom.CHECKPOINT_SECONDS.time():
+            store.put_bytes(checkpoint_key, state.to_bytes())
+        beat.update({"checkpoint_step": state.step})
+
+    return on_progress, on_checkpoint
+
+
+def _record_version(
+    db: JobDB,
+    store: ObjectStore,
+    context: JobContext,
+    worker: str,
+    beat: Beat,
+    fm: FrozenModel,
+    artifact: PromptArtifact,
+    artifact_key: str,
+    rows: dict[str, int],
+) -> str:
+    """A trained job's outcome: the artifact (and its PEFT zip) stored, the version ready, the job
+    succeeded, the version's evaluation queued where its prompt pins a set."""
+    job_id = context.job["id"]
     data = artifact_bytes(artifact)
     store.put_bytes(artifact_key, data)
     peft_key = _store_peft(store, context, artifact, fm)
-    metrics = {**artifact.metrics, "train_rows": len(train), "dev_rows": len(dev)}
+    metrics = {**artifact.metrics, **rows}
     version = {
         "id": context.version["id"],
         "status": VersionStatus.READY,

@@ -12,6 +12,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 from common.contracts import Method, TaskType
 from common.defaults import (
@@ -34,6 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+Parser = argparse.ArgumentParser
 _TEMPLATE_ESCAPES = {"\\n": "\n", "\\t": "\t", "\\\\": "\\"}
 
 
@@ -67,8 +69,9 @@ def _defaults_epilog() -> str:
     return "\n".join(lines)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="softserve-engine", description=__doc__.splitlines()[0])
+def _parents() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The options several commands share: the model and output (`common`), how data files are read
+    (`data`), and the precision policy (`precision`)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--base-model",
@@ -98,8 +101,10 @@ def _parser() -> argparse.ArgumentParser:
         choices=PRECISIONS,
         help="auto (bf16 autocast where the GPU or CPU runs bf16 natively, else fp32), fp32 or bf16",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    return common, data, precision
 
+
+def _add_train(sub: Any, common: Parser, data: Parser, precision: Parser) -> None:
     train = sub.add_parser(
         "train",
         parents=[common, data, precision],
@@ -159,6 +164,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dev-eval-limit", type=int, default=500, help="dev rows scored at each evaluation")
     train.add_argument("--max-input-tokens", type=int, default=256)
 
+
+def _add_eval(sub: Any, common: Parser, data: Parser, precision: Parser) -> None:
     evaluate = sub.add_parser(
         "eval", parents=[common, data, precision], help="score a prompt on labelled data"
     )
@@ -179,6 +186,8 @@ def _parser() -> argparse.ArgumentParser:
         help="domain transfer: this data's label THEIRS is the prompt's label OURS",
     )
 
+
+def _add_peft(sub: Any, common: Parser, data: Parser) -> None:
     export = sub.add_parser("export-peft", parents=[common], help="write a prompt as a PEFT adapter folder")
     export.add_argument("--prompt", required=True)
     export.add_argument("--out", required=True, help="the adapter folder to write")
@@ -193,6 +202,8 @@ def _parser() -> argparse.ArgumentParser:
     imports.add_argument("--labels", default=None, help="comma-separated label set of the task")
     imports.add_argument("--task-type", choices=tuple(TaskType), default=TaskType.CLASSIFICATION)
 
+
+def _add_baseline(sub: Any, common: Parser, data: Parser, precision: Parser) -> None:
     baseline = sub.add_parser(
         "baseline", parents=[common, data, precision], help="prompt design: zero/k-shot, no training"
     )
@@ -203,6 +214,9 @@ def _parser() -> argparse.ArgumentParser:
         "--instruction", default=None, help="text before the examples (default: names the labels)"
     )
 
+
+def _add_prompt_tools(sub: Any, common: Parser, precision: Parser) -> None:
+    """predict and inspect: run a saved prompt on inputs, or look at its vectors."""
     predict = sub.add_parser("predict", parents=[common, precision], help="run a prompt on inputs")
     predict.add_argument("--prompt", required=True)
     predict.add_argument("--text", action="append", default=[], help="an input for a one-field template")
@@ -220,6 +234,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("--prompt", required=True)
     inspect.add_argument("--top", type=int, default=5)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="softserve-engine", description=__doc__.splitlines()[0])
+    common, data, precision = _parents()
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub, common, data, precision)
+    _add_eval(sub, common, data, precision)
+    _add_peft(sub, common, data)
+    _add_baseline(sub, common, data, precision)
+    _add_prompt_tools(sub, common, precision)
     return parser
 
 

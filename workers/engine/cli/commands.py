@@ -1,4 +1,4 @@
-"""The bodies of the `softserve-engine` subcommands; `cli.py` parses the arguments and calls them."""
+"""The bodies of the `softserve-engine` subcommands; `cli/__init__.py` parses the arguments and calls them."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.contracts import TaskType
 from common.errors import EngineError
+
+if TYPE_CHECKING:  # the CLI imports torch-heavy modules only in the command that needs them
+    from workers.engine.training.config import TrainConfig
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:
@@ -53,15 +56,10 @@ def _load_prompt(args: argparse.Namespace):
     return fm, artifact, LoadedPrompt.from_artifact(fm, artifact)
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
-    from common.task import TaskSpec
-    from workers.engine.artifacts.artifact import save_artifact
-    from workers.engine.base_model import load_base_model
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """The CLI's training settings; a missing --max-minutes is the method's budget, as a platform job
+    gets it."""
     from workers.engine.training.config import TrainConfig
-    from workers.engine.training.data import check_labels, infer_task, split_train_dev
-    from workers.engine.training.pipeline import train_task
 
     config = TrainConfig(
         method=args.method,
@@ -86,8 +84,21 @@ def cmd_train(args: argparse.Namespace) -> None:
         precision=args.precision,
         seed=args.seed,
     )
-    if config.max_minutes is None:  # the method's budget, as a platform job gets it
+    if config.max_minutes is None:
         config.max_minutes = config.defaults.max_minutes
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from common.task import TaskSpec
+    from workers.engine.artifacts.artifact import save_artifact
+    from workers.engine.base_model import load_base_model
+    from workers.engine.training.data import check_labels, infer_task, split_train_dev
+    from workers.engine.training.pipeline import train_task
+
+    config = _train_config(args)
     train, template = _load_examples(args.train, args)
     if args.dev:
         dev, _ = _load_examples(args.dev, args, template)
