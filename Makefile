@@ -73,7 +73,7 @@ run: setup
 
 # The engine alone: trains a prompt on the shared SST-2 data and predicts with it.
 demo: setup
-	$(PY) -m workers.engine.demo
+	$(PY) -m workers.engine.cli.demo
 
 # Tests run on the real PostgreSQL (DATABASE_URL); they fail, never skip, when it is unreachable.
 test: setup test-tools

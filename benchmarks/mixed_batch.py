@@ -56,8 +56,8 @@ def main() -> None:
 
     from common.task import TaskSpec
     from workers.engine.base_model import DEFAULT_MODEL_ID, load_base_model
-    from workers.engine.data import read_rows, to_examples
-    from workers.engine.encoding import TaskEncoder
+    from workers.engine.inference.encoding import TaskEncoder
+    from workers.engine.training.data import read_rows, to_examples
 
     hf_logging.set_verbosity_error()
     if args.threads:
@@ -102,8 +102,8 @@ def _measure(fm, bank, inputs: list, classes: list, repeats: int, clock) -> dict
     """Mixed, single and grouped rows/s over one row set, and the table of them."""
     import torch
 
-    from workers.engine.batching import PromptSet
-    from workers.engine.scoring import class_logprobs
+    from workers.engine.inference.batching import PromptSet
+    from workers.engine.inference.scoring import class_logprobs
 
     def forward(prompt_list, assignment, rows: list[int]) -> None:
         prompts = PromptSet.from_list(prompt_list, fm.embed_dim)

@@ -209,7 +209,7 @@ def write_norms(path: Path, seeds: Iterable[int] = range(3), task: str = "sst2")
     from benchmarks.common import TASKS, peft_prompt_model
     from benchmarks.quality_rows import emulated_pool_ids, emulated_vocab_init
     from workers.engine.base_model import load_base_model
-    from workers.engine.prompt_tuning import init_prompt
+    from workers.engine.methods.prompt_tuning import init_prompt
 
     fm = load_base_model()
     table_ = fm.model.get_input_embeddings().weight.detach().float()

@@ -1,11 +1,11 @@
 """The rows of `quality.py`: one function trains (or scores) one row for one seed on one task (SST-2, AG
 News or RTE, `benchmarks.common.TASKS`) and returns its record.
 
-Every row is scored by the engine's rank-classification scorer (`workers.engine.evaluation.evaluate`) on
-the same dev rows. Softserve rows train with the engine (`train_prompt` / `train_task`); the PEFT,
-LoRA and full fine-tuning rows with a plain causal-LM loop (`hf_loop`) that probes early stopping on
-the same rows at the same interval. Each row passes its optimiser and learning rate explicitly, so the
-tables do not move when the platform's defaults do.
+Every row is scored by the engine's rank-classification scorer
+(`workers.engine.inference.evaluation.evaluate`) on the same dev rows. Softserve rows train with the
+engine (`train_prompt` / `train_task`); the PEFT, LoRA and full fine-tuning rows with a plain causal-LM
+loop (`hf_loop`) that probes early stopping on the same rows at the same interval. Each row passes its
+optimiser and learning rate explicitly, so the tables do not move when the platform's defaults do.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class Bench:
     def __init__(self, protocol: Protocol, task: str = "sst2", fm=None):
         from common.task import TaskSpec
         from workers.engine.base_model import load_base_model
-        from workers.engine.data import read_rows, split_train_dev, to_examples
+        from workers.engine.training.data import read_rows, split_train_dev, to_examples
 
         self.protocol = protocol
         self.task = TASKS[task]
@@ -154,12 +154,12 @@ class Bench:
         self.trained = (time.perf_counter(), time.process_time())
 
     def loaded(self, vectors):
-        from workers.engine.inference import LoadedPrompt
+        from workers.engine.inference.predict import LoadedPrompt
 
         return LoadedPrompt.build(self.fm, vectors, self.spec, self.max_input_tokens)
 
     def score(self, prompt, rows) -> dict[str, Any]:
-        from workers.engine.evaluation import evaluate
+        from workers.engine.inference.evaluation import evaluate
 
         return evaluate(self.fm, prompt, rows)
 
@@ -190,7 +190,7 @@ def emulated_vocab_init(fm, pool: str, length: int, seed: int) -> torch.Tensor:
 
 
 def run_design(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
-    from workers.engine.design import design_prompt, pick_shots
+    from workers.engine.inference.design import design_prompt, pick_shots
 
     shots = pick_shots(bench.train, row.settings["shots"], seed) if row.settings["shots"] else []
     prompt = design_prompt(bench.fm, bench.spec, shots, max_input_tokens=bench.max_input_tokens)
@@ -205,8 +205,9 @@ def run_design(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
 
 
 def run_engine(bench: Bench, row: Row, seed: int) -> dict[str, Any]:
-    from workers.engine.pipeline import train_task
-    from workers.engine.trainer import TrainConfig, train_prompt
+    from workers.engine.training.config import TrainConfig
+    from workers.engine.training.pipeline import train_task
+    from workers.engine.training.trainer import train_prompt
 
     p = bench.protocol
     settings = dict(row.settings)
@@ -300,7 +301,7 @@ def hf_loop(
 ) -> dict[str, Any]:
     """Shuffled batches, HF's causal-LM loss on the label tokens; a probe every `eval_every` steps
     keeps the best state."""
-    from workers.engine.encoding import TaskEncoder
+    from workers.engine.inference.encoding import TaskEncoder
 
     p = bench.protocol
     inputs, targets = TaskEncoder(bench.fm, bench.spec, bench.max_input_tokens).encode(bench.train)

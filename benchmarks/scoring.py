@@ -109,11 +109,11 @@ def main() -> None:
 
     from common.task import TaskSpec
     from workers.engine.base_model import DEFAULT_MODEL_ID, load_base_model
-    from workers.engine.batching import PromptSet
-    from workers.engine.data import read_rows, to_examples
-    from workers.engine.encoding import TaskEncoder
+    from workers.engine.inference.batching import PromptSet
+    from workers.engine.inference.encoding import TaskEncoder
+    from workers.engine.inference.scoring import class_logprobs, class_logprobs_expanded
     from workers.engine.precision import autocast, resolved_precision
-    from workers.engine.scoring import class_logprobs, class_logprobs_expanded
+    from workers.engine.training.data import read_rows, to_examples
 
     hf_logging.set_verbosity_error()
     if args.threads:

@@ -469,10 +469,10 @@ def main() -> None:
     from softserve.tenancy.models import Quota
 
     from common.task import TaskSpec
-    from workers.engine.artifact import PromptArtifact, artifact_bytes
+    from workers.engine.artifacts.artifact import PromptArtifact, artifact_bytes
     from workers.engine.base_model import DEFAULT_MODEL_ID, load_base_model
-    from workers.engine.data import read_rows
-    from workers.engine.inference import LoadedPrompt, predict_mixed
+    from workers.engine.inference.predict import LoadedPrompt, predict_mixed
+    from workers.engine.training.data import read_rows
     from workers.serving.config import ServingConfig
     from workers.serving.kv import with_cached_states
     from workers.storage import default_store, prompt_key

@@ -58,11 +58,13 @@ def main() -> None:
 
     from common.task import TaskSpec
     from workers.engine.base_model import load_base_model
-    from workers.engine.data import read_rows, to_examples
-    from workers.engine.encoding import TaskEncoder
+    from workers.engine.inference.encoding import TaskEncoder
+    from workers.engine.methods.prompt_tuning import SoftPrompt, init_prompt
     from workers.engine.precision import resolved_precision
-    from workers.engine.prompt_tuning import SoftPrompt, init_prompt
-    from workers.engine.trainer import Member, TrainConfig, train_bank, train_prompt
+    from workers.engine.training.bank import Member
+    from workers.engine.training.config import TrainConfig
+    from workers.engine.training.data import read_rows, to_examples
+    from workers.engine.training.trainer import train_bank, train_prompt
 
     hf_logging.set_verbosity_error()
     if args.threads:

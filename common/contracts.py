@@ -37,7 +37,6 @@ class JobStatus(StrEnum):
 # A job in one of these is live: queued (counted by the queued-jobs quota) or running (by the
 # concurrent-jobs quota, at the claim).
 JOB_ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
-JOB_FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 # A job's metric_history keeps at most this many step points (loss every few seconds, dev evaluations):
 # past it the workers thin older points evenly (workers/curves.py), so a day-long job's row stays small.
 METRIC_HISTORY_MAX_POINTS = 500
@@ -123,6 +122,38 @@ class Init(StrEnum):
 class TaskType(StrEnum):
     CLASSIFICATION = "classification"
     GENERATION = "generation"
+
+
+class StopReason(StrEnum):
+    """Why training stopped, as a job's result and a version's metrics keep it (`stop_reason`)."""
+
+    STEPS = "steps"  # it ran its step count
+    EARLY_STOPPING = "early stopping"  # `patience` dev evaluations without a gain
+    TIME_BUDGET = "time budget"  # the attempt's wall-clock budget ran out
+    STOPPED = "stopped"  # stopped from outside: a cancel, or a worker that lost the job
+
+
+# Stop reasons that end an attempt, not the training: a resumed run goes on from them.
+RESUMABLE_STOPS = (StopReason.STOPPED, StopReason.TIME_BUDGET)
+
+
+class RunOutcome(StrEnum):
+    """How one delivery of a job (or evaluation) message ended on a worker: the Celery task's return value
+    and the `outcome` label of softserve_worker_jobs_finished_total. The first three are the job's status."""
+
+    SUCCEEDED = JobStatus.SUCCEEDED.value
+    FAILED = JobStatus.FAILED.value
+    CANCELLED = JobStatus.CANCELLED.value
+    MISSING = "missing"  # the message named a job (or version) that no longer exists
+    LEFT_ALONE = "left alone"  # finished or running elsewhere: followed by its status in parentheses
+    LOST = "lost"  # another worker took the job over while this one ran it: nothing recorded
+    RETRY = "retry"  # a transient error: handed back to the queue, Celery retries
+    ERROR = "error"  # ended by an exception that escaped (logged with its traceback)
+
+    @classmethod
+    def left_alone(cls, status: str) -> str:
+        """`left alone (running)`: the message is a wake-up for a job that needs none."""
+        return f"{cls.LEFT_ALONE} ({status})"
 
 
 class ServingMode(StrEnum):

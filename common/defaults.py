@@ -33,6 +33,20 @@ LABELS_INIT = "labels"
 GENERATION_INIT = "vocab"
 
 
+@dataclass(frozen=True)
+class JobDefaults:
+    """The job settings that do not depend on the method: the API's, the new-job form's, the worker's (for
+    a spec that names none) and the engine's `TrainConfig` defaults."""
+
+    batch_size: int = 16  # training rows per step
+    members: int = 5  # an ensemble job's members
+    max_members: int = 32  # the most an ensemble may train in one bank
+    seed: int = 0
+
+
+JOB_DEFAULTS = JobDefaults()
+
+
 def rate_text(rate: float) -> str:
     """A learning rate as the benchmarks write it: 3e-2, 5e-4, 0.3."""
     if rate >= 0.1:

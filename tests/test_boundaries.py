@@ -21,9 +21,9 @@ print(loaded)
 ENGINE = """
 import sys, pkgutil, importlib
 import workers.engine
-for module in pkgutil.iter_modules(workers.engine.__path__):
-    if module.name != "demo":
-        importlib.import_module(f"workers.engine.{module.name}")
+for module in pkgutil.walk_packages(workers.engine.__path__, "workers.engine."):
+    if module.name.rsplit(".", 1)[-1] not in ("demo", "__main__"):
+        importlib.import_module(module.name)
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("django", "celery", "kombu", "rest_framework")))
 """
 

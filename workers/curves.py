@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from common.contracts import METRIC_HISTORY_MAX_POINTS
 
 if TYPE_CHECKING:  # jobdb imports this module: no torch for it
-    from workers.engine.trainer import Progress
+    from workers.engine.training.results import Progress
 
 
 class CurvePoints:

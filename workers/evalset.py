@@ -33,6 +33,7 @@ from common.contracts import (
     SERVING_ERRORS,
     TASK_EVALUATE_VERSION,
     ParityStatus,
+    RunOutcome,
     ServeReply,
     ServeRequest,
     ServingMode,
@@ -44,7 +45,7 @@ from common.contracts import (
 )
 from common.task import Example, TaskSpec, template_fields
 from workers.config import WorkerConfig
-from workers.engine.evaluation import headline, metrics_of
+from workers.engine.inference.evaluation import headline, metrics_of
 from workers.jobdb import EvaluationContext, JobDB
 from workers.serving.config import ServingConfig
 from workers.storage import ObjectMissing, ObjectStore
@@ -98,7 +99,7 @@ def dev_rows_scored(
     store: ObjectStore, context: EvaluationContext, fields: list[str]
 ) -> list[Example] | None:
     """The rows training's final dev score covered, in the order it scored them: the job's dev split, or
-    the seeded sample of it the budget left room for (workers/engine/pipeline.py: _final_evaluation).
+    the seeded sample of it the budget left room for (workers/engine/training/pipeline.py: _final_evaluation).
     None when they cannot be had (the training dataset is gone)."""
     if context.train_dataset is None:
         return None
@@ -322,9 +323,9 @@ def evaluate_version(
     (or why nothing was). Transient database or storage errors propagate (the task retries)."""
     context = db.evaluation_context(version_id)
     if context is None:
-        return "missing"
+        return RunOutcome.MISSING
     if context.version["status"] != VersionStatus.READY or not context.version["artifact_key"]:
-        return f"left alone ({context.version['status']})"
+        return RunOutcome.left_alone(context.version["status"])
     if context.eval_dataset is None:  # unpinned since it was queued: nothing to score it on
         if context.version["parity"] == ParityStatus.PENDING:
             db.set_evaluation(version_id, {}, ParityStatus.NONE)

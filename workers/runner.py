@@ -27,8 +27,16 @@ from typing import Any
 
 import structlog
 
-from common.contracts import FailureReason, JobKind, JobStatus, ParityStatus, VersionStatus
-from common.defaults import DEFAULT_PRECISION, PROMPT_LENGTH, STEPS
+from common.contracts import (
+    FailureReason,
+    JobKind,
+    JobStatus,
+    Method,
+    ParityStatus,
+    RunOutcome,
+    VersionStatus,
+)
+from common.defaults import DEFAULT_PRECISION, JOB_DEFAULTS, PROMPT_LENGTH, STEPS
 from common.errors import EngineError
 from common.formats import PEFT_ZIP, peft_unavailable
 from common.task import Example, TaskSpec
@@ -36,16 +44,17 @@ from workers import evalset, fleet
 from workers import metrics as prom  # `metrics` is the name of a job's figures here
 from workers.config import WorkerConfig, worker_config
 from workers.curves import CurvePoints
-from workers.engine.artifact import PromptArtifact, artifact_bytes, artifact_from_bytes
+from workers.engine.artifacts.artifact import PromptArtifact, artifact_bytes, artifact_from_bytes
+from workers.engine.artifacts.inspection import version_inspection
+from workers.engine.artifacts.interop import export_peft_zip
 from workers.engine.base_model import FrozenModel, load_base_model
-from workers.engine.checkpoint import BankState
-from workers.engine.evaluation import evaluate
-from workers.engine.inference import LoadedPrompt
-from workers.engine.inspection import version_inspection
-from workers.engine.interop import export_peft_zip
-from workers.engine.pipeline import train_task
+from workers.engine.inference.evaluation import evaluate
+from workers.engine.inference.predict import LoadedPrompt
 from workers.engine.precision import resolved_precision
-from workers.engine.trainer import Progress, TrainConfig
+from workers.engine.training.checkpoint import BankState
+from workers.engine.training.config import TrainConfig
+from workers.engine.training.pipeline import train_task
+from workers.engine.training.results import Progress
 from workers.jobdb import JobContext, JobDB
 from workers.storage import ObjectMissing, ObjectStore, prompt_key
 
@@ -186,26 +195,26 @@ def budget_minutes(spec: dict[str, Any], kind: str, config: WorkerConfig) -> flo
     """The job's wall-clock budget: its own max_minutes (the platform writes one into every training
     job's spec), else its method's default; never above the maximum."""
     policy = config.policy
-    default = policy.default_minutes(spec.get("method", "prompt"), kind)
+    default = policy.default_minutes(spec.get("method", Method.PROMPT), kind)
     return min(float(spec.get("max_minutes") or default), policy.job_max_minutes)
 
 
 def _train_config(spec: dict[str, Any], kind: str, max_minutes: float) -> TrainConfig:
     try:
         return TrainConfig(
-            method=spec.get("method", "prompt"),
+            method=spec.get("method", Method.PROMPT),
             prompt_length=spec.get("prompt_length", PROMPT_LENGTH),
             # Missing (a spec written before the platform recorded them): the method's defaults.
             init=spec.get("init"),
             init_text=spec.get("init_text"),
             optimizer=spec.get("optimizer"),
             learning_rate=spec.get("learning_rate"),
-            batch_size=spec.get("batch_size", 16),
+            batch_size=spec.get("batch_size", JOB_DEFAULTS.batch_size),
             steps=spec.get("steps", STEPS),
             eval_every=spec.get("eval_every", max(1, min(50, spec.get("steps", STEPS) // 6))),
             max_minutes=max_minutes,
-            ensemble_size=spec.get("members", 5) if kind == JobKind.ENSEMBLE else 1,
-            seed=spec.get("seed", 0),
+            ensemble_size=spec.get("members", JOB_DEFAULTS.members) if kind == JobKind.ENSEMBLE else 1,
+            seed=spec.get("seed", JOB_DEFAULTS.seed),
         )
     except (EngineError, ValueError) as exc:
         raise JobFailed(f"Bad hyper-parameters: {exc}") from exc
@@ -244,7 +253,8 @@ def run_training(
 
     The budget counts from the claim (`started`, time.monotonic()): reading the data, loading the model
     (a worker's first job), training, the final evaluation and everything after it. The trainer gets what
-    is left when it starts and keeps back the time its final work will take (workers/engine/budget.py)."""
+    is left when it starts and keeps back the time its final work will take
+    (workers/engine/training/budget.py)."""
     started = time.monotonic() if started is None else started
     job_id = context.job["id"]
     spec = _spec(context)
@@ -255,58 +265,8 @@ def run_training(
     with contextlib.suppress(ObjectMissing):
         resume = BankState.from_bytes(store.get_bytes(checkpoint_key))
     with Beat(db, context, worker, config, started) as beat:
-        # The budget counts every attempt. The trainer counts the time up to its checkpoint itself
-        # (resume.elapsed_s); what the earlier attempts spent beyond that (loading, steps lost to a crash)
-        # comes off the top, so a resumed job never gets its clock back, and so does what this attempt
-        # spent before training (the claim, the data, the model on a worker's first job).
-        budget_s = 60 * budget_minutes(context.job["spec"], kind, config)
-        lost_s = max(0.0, beat.gpu_seconds_before - (resume.elapsed_s if resume else 0.0))
-        lost_s += time.monotonic() - started
-        left_minutes = max((budget_s - lost_s) / 60, _LAST_STEP_MINUTES)
-        train_config = _train_config(context.job["spec"], kind, left_minutes)
-        import torch  # loaded with the model already; here for the figures that decide training speed
-
-        logger.info(
-            "training starts",
-            extra={
-                "torch_threads": torch.get_num_threads(),
-                "precision": resolved_precision(train_config.precision, fm.device),
-                "budget_left_s": round(60 * left_minutes, 1),
-                "before_training_s": round(time.monotonic() - started, 1),
-            },
-        )
-        start = resume.step if resume else 0
-        resumed = {"event": "resumed", "step": start, "attempt": context.job["attempts"]}
-        beat.update(
-            {"step": start, "total_steps": train_config.steps, "resumed_from": start},
-            resumed if resume else None,
-        )
-        beat.flush()  # the claim and the resume point are on record before the first step
-        _crash_if_poisoned(context.job["spec"], config)
-
-        clock = {"step": start, "at": time.perf_counter()}
-        curve = CurvePoints(config.curve_every_s)
-
-        def on_progress(p: Progress) -> None:
-            now = time.perf_counter()
-            if p.step > clock["step"]:
-                prom.STEP_SECONDS.observe((now - clock["at"]) / (p.step - clock["step"]))
-            clock.update(step=p.step, at=now)
-            prom.TOKENS_PER_SECOND.set(p.tokens_per_s)
-            figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(p).items()}
-            # Memory only: the heartbeat thread writes progress and new points every heartbeat_s.
-            beat.update(figures, curve.point(p, now))
-
-        def on_checkpoint(state: BankState) -> None:
-            # Only while the job is still this worker's: a worker that stalled and was taken over must
-            # not overwrite the new owner's checkpoint (least of all with its own stopped state).
-            beat.flush()
-            if beat.lost:
-                return
-            with prom.CHECKPOINT_SECONDS.time():
-                store.put_bytes(checkpoint_key, state.to_bytes())
-            beat.update({"checkpoint_step": state.step})
-
+        train_config = _start_attempt(context, kind, config, beat, fm, resume, started)
+        on_progress, on_checkpoint = _reporters(beat, store, checkpoint_key, config, resume)
         try:
             artifact = train_task(
                 fm,
@@ -343,10 +303,101 @@ def run_training(
             gpu_seconds=beat.gpu_seconds(),
         )
         return JobStatus.CANCELLED
+    rows = {"train_rows": len(train), "dev_rows": len(dev)}
+    return _record_version(db, store, context, worker, beat, fm, artifact, artifact_key, rows)
+
+
+def _start_attempt(
+    context: JobContext,
+    kind: str,
+    config: WorkerConfig,
+    beat: Beat,
+    fm: FrozenModel,
+    resume: BankState | None,
+    started: float,
+) -> TrainConfig:
+    """The attempt's training settings, with what is left of the job's budget; the claim and the resume
+    point on record before the first step."""
+    # The budget counts every attempt. The trainer counts the time up to its checkpoint itself
+    # (resume.elapsed_s); what the earlier attempts spent beyond that (loading, steps lost to a crash)
+    # comes off the top, so a resumed job never gets its clock back, and so does what this attempt
+    # spent before training (the claim, the data, the model on a worker's first job).
+    budget_s = 60 * budget_minutes(context.job["spec"], kind, config)
+    lost_s = max(0.0, beat.gpu_seconds_before - (resume.elapsed_s if resume else 0.0))
+    lost_s += time.monotonic() - started
+    left_minutes = max((budget_s - lost_s) / 60, _LAST_STEP_MINUTES)
+    train_config = _train_config(context.job["spec"], kind, left_minutes)
+    import torch  # loaded with the model already; here for the figures that decide training speed
+
+    logger.info(
+        "training starts",
+        extra={
+            "torch_threads": torch.get_num_threads(),
+            "precision": resolved_precision(train_config.precision, fm.device),
+            "budget_left_s": round(60 * left_minutes, 1),
+            "before_training_s": round(time.monotonic() - started, 1),
+        },
+    )
+    start = resume.step if resume else 0
+    resumed = {"event": "resumed", "step": start, "attempt": context.job["attempts"]}
+    beat.update(
+        {"step": start, "total_steps": train_config.steps, "resumed_from": start},
+        resumed if resume else None,
+    )
+    beat.flush()  # the claim and the resume point are on record before the first step
+    _crash_if_poisoned(context.job["spec"], config)
+    return train_config
+
+
+def _reporters(
+    beat: Beat, store: ObjectStore, checkpoint_key: str, config: WorkerConfig, resume: BankState | None
+) -> tuple[Callable[[Progress], None], Callable[[BankState], None]]:
+    """The trainer's callbacks: progress into the heartbeat (and the step metrics), checkpoints into
+    storage while the job is still this worker's."""
+    clock = {"step": resume.step if resume else 0, "at": time.perf_counter()}
+    curve = CurvePoints(config.curve_every_s)
+
+    def on_progress(p: Progress) -> None:
+        now = time.perf_counter()
+        if p.step > clock["step"]:
+            prom.STEP_SECONDS.observe((now - clock["at"]) / (p.step - clock["step"]))
+        clock.update(step=p.step, at=now)
+        prom.TOKENS_PER_SECOND.set(p.tokens_per_s)
+        figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(p).items()}
+        # Memory only: the heartbeat thread writes progress and new points every heartbeat_s.
+        beat.update(figures, curve.point(p, now))
+
+    def on_checkpoint(state: BankState) -> None:
+        # Only while the job is still this worker's: a worker that stalled and was taken over must
+        # not overwrite the new owner's checkpoint (least of all with its own stopped state).
+        beat.flush()
+        if beat.lost:
+            return
+        with prom.CHECKPOINT_SECONDS.time():
+            store.put_bytes(checkpoint_key, state.to_bytes())
+        beat.update({"checkpoint_step": state.step})
+
+    return on_progress, on_checkpoint
+
+
+def _record_version(
+    db: JobDB,
+    store: ObjectStore,
+    context: JobContext,
+    worker: str,
+    beat: Beat,
+    fm: FrozenModel,
+    artifact: PromptArtifact,
+    artifact_key: str,
+    rows: dict[str, int],
+) -> str:
+    """A trained job's outcome: the artifact (and its PEFT zip) stored, the version ready, the job
+    succeeded, the version's evaluation queued where its prompt pins a set."""
+    job_id = context.job["id"]
     data = artifact_bytes(artifact)
     store.put_bytes(artifact_key, data)
     peft_key = _store_peft(store, context, artifact, fm)
-    metrics = {**artifact.metrics, "train_rows": len(train), "dev_rows": len(dev)}
+    metrics = {**artifact.metrics, **rows}
     version = {
         "id": context.version["id"],
         "status": VersionStatus.READY,
@@ -388,8 +439,7 @@ def _send_evaluation(version_id: str) -> None:
 def _store_peft(store: ObjectStore, context: JobContext, artifact: PromptArtifact, fm: FrozenModel) -> str:
     """The version's PEFT adapter zip next to its artifact; "" (no download) where PEFT cannot hold it
     (a prefix, an ensemble: `peft_unavailable` says why, in the platform's words too)."""
-    method = "prefix" if artifact.is_prefix else artifact.method
-    if peft_unavailable(method, artifact.ensemble_size):
+    if peft_unavailable(artifact.layout_method, artifact.ensemble_size):
         return ""
     version = context.version
     key = prompt_key(version["tenant_id"], version["prompt_id"], version["number"], PEFT_ZIP)
@@ -497,12 +547,12 @@ def run_job(
     if claimed is None:
         job = db.job(job_id)
         if job is None:
-            return "missing"
+            return RunOutcome.MISSING
         if job["status"] == JobStatus.QUEUED and not job["cancel_requested"]:
             raise NotClaimable(job_id)  # its tenant runs its quota's worth of jobs: wait for one to end
-        return f"left alone ({job['status']})"
+        return RunOutcome.left_alone(job["status"])
     with structlog.contextvars.bound_contextvars(job_id=claimed, worker=worker):
-        outcome, kind = "error", "unknown"
+        outcome, kind = RunOutcome.ERROR, "unknown"
         prom.JOBS_RUNNING.inc()
         fleet.set_job(claimed)
         try:
@@ -511,7 +561,7 @@ def run_job(
             outcome = _run_claimed(db, store, context, transient, worker, config, claimed_at)
             return outcome
         except transient:
-            outcome = "retry"
+            outcome = RunOutcome.RETRY
             try:  # hand it back to the queue; if that fails too, the heartbeat goes stale instead
                 db.release(claimed, worker)
             except Exception:
@@ -554,7 +604,7 @@ def _run_claimed(
         return JobStatus.FAILED
     except JobLost:
         logger.warning("job %s was taken from %s while it ran; its result is not recorded", job_id, worker)
-        return "lost"
+        return RunOutcome.LOST
     except transient:
         raise  # run_job hands the job back to the queue; Celery retries with backoff
     except Exception:

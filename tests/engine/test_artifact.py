@@ -8,8 +8,8 @@ from safetensors.torch import save_file
 
 from common.errors import ArtifactError
 from common.task import TaskSpec
-from workers.engine.artifact import PromptArtifact, load_artifact, save_artifact
-from workers.engine.inference import LoadedPrompt, predict_mixed
+from workers.engine.artifacts.artifact import PromptArtifact, load_artifact, save_artifact
+from workers.engine.inference.predict import LoadedPrompt, predict_mixed
 
 SPEC = TaskSpec(
     "classification",
@@ -98,7 +98,7 @@ def test_all_models_are_frozen_in_eval_mode(tiny):
 
 
 def test_artifact_bytes_round_trip_and_refuse_garbage(tiny_models):
-    from workers.engine.artifact import artifact_bytes, artifact_from_bytes
+    from workers.engine.artifacts.artifact import artifact_bytes, artifact_from_bytes
 
     fm = tiny_models["gpt2"]
     spec = TaskSpec(task_type="classification", template="{text}", labels=["a", "b"])

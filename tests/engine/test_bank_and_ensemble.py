@@ -5,12 +5,14 @@ import torch
 
 from common.task import Example, TaskSpec
 from tests.engine.test_training import SPEC, _data
-from workers.engine.artifact import load_artifact, save_artifact
-from workers.engine.inference import LoadedPrompt, predict_mixed, vote
-from workers.engine.p_tuning import PromptEncoder, PTuningConfig
-from workers.engine.pipeline import train_task
-from workers.engine.prompt_tuning import SoftPrompt, init_prompt
-from workers.engine.trainer import Member, TrainConfig, train_bank
+from workers.engine.artifacts.artifact import load_artifact, save_artifact
+from workers.engine.inference.predict import LoadedPrompt, predict_mixed, vote
+from workers.engine.methods.p_tuning import PromptEncoder, PTuningConfig
+from workers.engine.methods.prompt_tuning import SoftPrompt, init_prompt
+from workers.engine.training.bank import Member
+from workers.engine.training.config import TrainConfig
+from workers.engine.training.pipeline import train_task
+from workers.engine.training.trainer import train_bank
 
 TOPIC = TaskSpec("classification", "Topic: {text}\nAnswer:", ["sport", "money", "world"])
 

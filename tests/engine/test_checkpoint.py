@@ -6,10 +6,11 @@ import torch
 from common.errors import EngineError
 from tests.engine.test_bank_and_ensemble import TOPIC, _config, _topic_data
 from tests.engine.test_training import SPEC, _data
-from workers.engine.checkpoint import BankState
-from workers.engine.p_tuning import PromptEncoder, PTuningConfig
-from workers.engine.prompt_tuning import SoftPrompt, init_prompt
-from workers.engine.trainer import Member, train_bank
+from workers.engine.methods.p_tuning import PromptEncoder, PTuningConfig
+from workers.engine.methods.prompt_tuning import SoftPrompt, init_prompt
+from workers.engine.training.bank import Member
+from workers.engine.training.checkpoint import BankState
+from workers.engine.training.trainer import train_bank
 
 TASKS = [(SPEC, _data(24, 0), _data(8, 1), 0), (TOPIC, _topic_data(24, 2), _topic_data(8, 3), 5)]
 

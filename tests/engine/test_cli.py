@@ -86,7 +86,7 @@ def test_train_writes_artifact_and_reports(trained):
 def test_train_without_optimizer_flags_trains_with_the_methods_defaults(trained):
     """The `trained` run names no --optimizer, --lr, --init or --max-minutes."""
     from common.defaults import DEFAULTS
-    from workers.engine.artifact import load_artifact
+    from workers.engine.artifacts.artifact import load_artifact
 
     config = load_artifact(str(trained["out"])).train_config
     prompt = DEFAULTS["prompt"]

@@ -6,8 +6,8 @@ import pytest
 
 from common.errors import DataError, EngineError
 from common.task import TaskSpec, default_template
-from workers.engine.data import check_labels, infer_task, read_rows, split_train_dev, to_examples
-from workers.engine.evaluation import accuracy, exact_match, macro_f1
+from workers.engine.inference.evaluation import accuracy, exact_match, macro_f1
+from workers.engine.training.data import check_labels, infer_task, read_rows, split_train_dev, to_examples
 
 
 def test_reads_csv_tsv_and_jsonl(tmp_path):

@@ -24,8 +24,8 @@ from common.errors import EngineError
 from common.task import Example, TaskSpec
 from tests.conftest import ROOT
 from workers.engine.cli import _parser
-from workers.engine.pipeline import train_task
-from workers.engine.trainer import TrainConfig
+from workers.engine.training.config import TrainConfig
+from workers.engine.training.pipeline import train_task
 
 # The decision of issue 15 (benchmarks/README.md): optimizer, learning rate, init, budget in minutes.
 MEASURED = {
@@ -67,8 +67,8 @@ def test_a_config_with_no_settings_trains_each_method_with_its_defaults(method, 
     from transformers.optimization import Adafactor
 
     from common.task import Example, TaskSpec
-    from workers.engine.pipeline import train_task
-    from workers.engine.trainer import build_module, make_optimizer
+    from workers.engine.training.pipeline import train_task
+    from workers.engine.training.trainer import build_module, make_optimizer
 
     fm = tiny_models["gpt2"]
     spec = TaskSpec("classification", "Review: {text}\nSentiment:", ["negative", "positive"])
@@ -117,7 +117,7 @@ def test_the_cli_with_no_settings_trains_with_the_declared_defaults(tmp_path, ti
     """`softserve-engine train` naming only a method and K: prefix tuning's optimiser, rate and init, the
     ensemble's budget, the default prompt length, in the artifact it writes."""
     from tests.engine.test_cli import _write_csv, last_json, run_cli
-    from workers.engine.artifact import load_artifact
+    from workers.engine.artifacts.artifact import load_artifact
 
     train, dev = _write_csv(tmp_path / "train.csv", 12), _write_csv(tmp_path / "dev.csv", 4, offset=1)
     out = tmp_path / "prefix.safetensors"

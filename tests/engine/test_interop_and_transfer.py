@@ -9,11 +9,11 @@ import torch
 from common.errors import ArtifactError, DataError
 from common.task import TaskSpec
 from tests.engine.test_cli import _fails, last_json, run_cli
-from workers.engine.artifact import PromptArtifact, save_artifact
+from workers.engine.artifacts.artifact import PromptArtifact, save_artifact
+from workers.engine.artifacts.interop import export_peft, import_peft
 from workers.engine.base_model import T5NotLMAdaptedWarning, load_base_model
-from workers.engine.data import remap_rows, to_examples
-from workers.engine.inference import LoadedPrompt, predict_mixed
-from workers.engine.interop import export_peft, import_peft
+from workers.engine.inference.predict import LoadedPrompt, predict_mixed
+from workers.engine.training.data import remap_rows, to_examples
 
 SPEC = TaskSpec("classification", "{text}\nAnswer:", ["negative", "positive"])
 TEXT = "the film was great"

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from common.task import TaskSpec
-from workers.engine.batching import PromptSet
-from workers.engine.inference import LoadedPrompt, _expand, predict_mixed
-from workers.engine.scoring import greedy_generate
+from workers.engine.inference.batching import PromptSet
+from workers.engine.inference.predict import LoadedPrompt, _expand, predict_mixed
+from workers.engine.inference.scoring import greedy_generate
 
 SENTIMENT = TaskSpec("classification", "{text}\nAnswer:", ["negative", "positive"])
 TOPIC = TaskSpec(

@@ -2,7 +2,7 @@
 
 import torch
 
-from workers.engine.batching import PromptSet, assemble
+from workers.engine.inference.batching import PromptSet, assemble
 
 INPUT_SHORT = [5, 17, 42]
 INPUT_LONG = [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 30, 31]
@@ -64,7 +64,7 @@ def test_right_padding_for_encoder_decoder_puts_pads_last(tiny_models):
 
 
 def test_gradient_reaches_only_the_prompt(tiny):
-    from workers.engine.scoring import target_nll
+    from workers.engine.inference.scoring import target_nll
 
     prompt = torch.nn.Parameter(torch.randn(5, tiny.embed_dim))
     loss = target_nll(

@@ -5,14 +5,14 @@ import torch
 from transformers import DynamicCache
 
 from tests.engine.test_training import SPEC, _data
-from workers.engine.artifact import load_artifact, save_artifact
-from workers.engine.batching import PromptSet
-from workers.engine.inference import LoadedPrompt, predict_mixed
-from workers.engine.pipeline import train_task
-from workers.engine.prefix_tuning import PrefixConfig, PrefixEncoder, prompt_states
-from workers.engine.prompt_tuning import init_prompt
-from workers.engine.scoring import greedy_generate, target_logprobs
-from workers.engine.trainer import TrainConfig
+from workers.engine.artifacts.artifact import load_artifact, save_artifact
+from workers.engine.inference.batching import PromptSet
+from workers.engine.inference.predict import LoadedPrompt, predict_mixed
+from workers.engine.inference.scoring import greedy_generate, target_logprobs
+from workers.engine.methods.prefix_tuning import PrefixConfig, PrefixEncoder, prompt_states
+from workers.engine.methods.prompt_tuning import init_prompt
+from workers.engine.training.config import TrainConfig
+from workers.engine.training.pipeline import train_task
 
 DECODERS = ["gpt2", "llama"]
 ALL = [*DECODERS, "t5"]
@@ -130,7 +130,8 @@ def test_prefix_training_lowers_the_loss(tiny_models, kind, reparameterize):
 
 
 def train_task_history(fm, config):
-    from workers.engine.trainer import Member, build_module, train_bank
+    from workers.engine.training.bank import Member
+    from workers.engine.training.trainer import build_module, train_bank
 
     member = Member(SPEC, _data(64, 0), _data(8, 1), build_module(fm, config, init_prompt(fm, 4, "random")))
     return train_bank(fm, [member], config)[0].history

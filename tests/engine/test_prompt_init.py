@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from common.errors import EngineError
-from workers.engine.prompt_tuning import control_token_ids, init_prompt, pool_ids, vocab_pool
+from workers.engine.methods.prompt_tuning import control_token_ids, init_prompt, pool_ids, vocab_pool
 
 
 def test_random_init_is_uniform_half(tiny):

@@ -7,9 +7,9 @@ import pytest
 from common.task import TaskSpec
 from tests.conftest import shared_dataset
 from workers.engine.base_model import DEFAULT_MODEL_ID, default_model_dir, load_base_model
-from workers.engine.data import read_rows, to_examples
-from workers.engine.design import design_prompt
-from workers.engine.evaluation import evaluate
+from workers.engine.inference.design import design_prompt
+from workers.engine.inference.evaluation import evaluate
+from workers.engine.training.data import read_rows, to_examples
 
 pytestmark = pytest.mark.real_model
 TEMPLATE = "Review: {text}\nSentiment:"

@@ -13,11 +13,11 @@ from benchmarks.common import TASKS
 from common.task import TaskSpec
 from tests.conftest import shared_dataset
 from workers.engine.base_model import load_base_model
-from workers.engine.batching import PromptSet
-from workers.engine.data import read_rows
-from workers.engine.encoding import TaskEncoder
-from workers.engine.inference import LoadedPrompt, predict_mixed
-from workers.engine.scoring import class_logprobs, class_logprobs_expanded
+from workers.engine.inference.batching import PromptSet
+from workers.engine.inference.encoding import TaskEncoder
+from workers.engine.inference.predict import LoadedPrompt, predict_mixed
+from workers.engine.inference.scoring import class_logprobs, class_logprobs_expanded
+from workers.engine.training.data import read_rows
 
 NEWS, ENTAIL, SENTIMENT = (
     TaskSpec("classification", TASKS[name].template, list(TASKS[name].labels))

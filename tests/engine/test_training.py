@@ -10,10 +10,11 @@ from common.defaults import DEFAULTS
 from common.errors import EngineError
 from common.task import Example, TaskSpec
 from tests.engine.slow import slow_evaluation
-from workers.engine.budget import MIN_EVAL_ROWS
-from workers.engine.pipeline import train_task
-from workers.engine.prompt_tuning import init_prompt
-from workers.engine.trainer import TrainConfig, train_prompt
+from workers.engine.methods.prompt_tuning import init_prompt
+from workers.engine.training.budget import MIN_EVAL_ROWS
+from workers.engine.training.config import TrainConfig
+from workers.engine.training.pipeline import train_task
+from workers.engine.training.trainer import train_prompt
 
 SPEC = TaskSpec("classification", "{text}\nAnswer:", ["negative", "positive"])
 GOOD = ["good", "great", "lovely", "fine", "superb"]

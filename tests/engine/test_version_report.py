@@ -11,10 +11,10 @@ import torch
 from common.errors import ArtifactError
 from common.formats import nearest_tokens_unavailable, peft_unavailable
 from common.task import TaskSpec
-from workers.engine.artifact import PromptArtifact
-from workers.engine.evaluation import CONFUSION_MAX_LABELS, OTHER, confusion, macro_f1, per_label
-from workers.engine.inspection import version_inspection
-from workers.engine.interop import PEFT_CONFIG, PEFT_WEIGHTS, export_peft_zip, import_peft
+from workers.engine.artifacts.artifact import PromptArtifact
+from workers.engine.artifacts.inspection import version_inspection
+from workers.engine.artifacts.interop import PEFT_CONFIG, PEFT_WEIGHTS, export_peft_zip, import_peft
+from workers.engine.inference.evaluation import CONFUSION_MAX_LABELS, OTHER, confusion, macro_f1, per_label
 
 SPEC = TaskSpec("classification", "{text}\nAnswer:", ["negative", "positive"])
 

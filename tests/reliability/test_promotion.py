@@ -29,9 +29,9 @@ from tests.net import free_port, redis_db_url
 from tests.serving.conftest import S3_CREDENTIALS
 from tests.serving.helpers import make_artifact, start_worker, stop_worker, stored, worker_env
 from tests.workers.conftest import Workers, wait_for
-from workers.engine.artifact import PromptArtifact
-from workers.engine.evaluation import evaluate
-from workers.engine.inference import LoadedPrompt, predict
+from workers.engine.artifacts.artifact import PromptArtifact
+from workers.engine.inference.evaluation import evaluate
+from workers.engine.inference.predict import LoadedPrompt, predict
 from workers.storage import S3Store
 from workers.webhook_signing import HEADER_SIGNATURE, HEADER_TIMESTAMP, verify_signature
 

@@ -15,7 +15,7 @@ import torch
 from common.task import TaskSpec
 from tests.conftest import ROOT
 from tests.net import redis_db_url
-from workers.engine.artifact import PromptArtifact, artifact_bytes, ensemble_tensors
+from workers.engine.artifacts.artifact import PromptArtifact, artifact_bytes, ensemble_tensors
 from workers.engine.base_model import FrozenModel
 
 REDIS_URL = redis_db_url(13)  # db 14 belongs to the jobs tests
@@ -157,7 +157,7 @@ def publish(
 
 def engine_output(fm: FrozenModel, artifact: PromptArtifact, row: dict[str, str]) -> dict:
     """What the engine alone says for one row (no serving path, no KV cache), in the public shape."""
-    from workers.engine.inference import LoadedPrompt, predict_mixed
+    from workers.engine.inference.predict import LoadedPrompt, predict_mixed
 
     out = predict_mixed(fm, [(LoadedPrompt.from_artifact(fm, artifact), row)])[0]
     return {k: out[k] for k in ("label", "scores", "votes", "text", "finish_reason") if k in out}

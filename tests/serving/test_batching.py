@@ -22,7 +22,7 @@ from tests.serving.helpers import (
     same_output,
     stored,
 )
-from workers.engine.inference import LoadedPrompt, predict_mixed
+from workers.engine.inference.predict import LoadedPrompt, predict_mixed
 from workers.serving.batcher import Batcher
 from workers.serving.cache import PromptCache
 from workers.serving.config import ServingConfig

@@ -28,7 +28,7 @@ from tests.serving.helpers import (
     worker_env,
 )
 from workers import storage
-from workers.engine.artifact import artifact_bytes
+from workers.engine.artifacts.artifact import artifact_bytes
 from workers.serving import local
 from workers.serving.batcher import Batcher
 from workers.serving.cache import PromptCache

@@ -29,7 +29,7 @@ from tests.serving.helpers import (
     worker_env,
 )
 from tests.teams import bearer, make_prompt
-from workers.engine.inference import LoadedPrompt
+from workers.engine.inference.predict import LoadedPrompt
 from workers.storage import S3Store
 
 pytestmark = pytest.mark.django_db

@@ -10,9 +10,9 @@ from benchmarks.common import TASKS
 from common.task import TaskSpec
 from tests.conftest import shared_dataset
 from workers.engine.base_model import load_base_model
-from workers.engine.data import read_rows, to_examples
-from workers.engine.design import design_prompt
-from workers.engine.inference import predict
+from workers.engine.inference.design import design_prompt
+from workers.engine.inference.predict import predict
+from workers.engine.training.data import read_rows, to_examples
 
 pytestmark = pytest.mark.real_model
 

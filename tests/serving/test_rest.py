@@ -34,7 +34,7 @@ from tests.serving.helpers import (
     worker_env,
 )
 from tests.teams import bearer
-from workers.engine.inference import LoadedPrompt, predict_mixed
+from workers.engine.inference.predict import LoadedPrompt, predict_mixed
 from workers.storage import S3Store
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from common.contracts import SERVING_ERRORS
 from common.task import MAX_TEMPLATE_CHARS, MAX_TEMPLATE_FIELDS, TaskSpec, Template, TemplateError
 from tests.conftest import ROOT
 from tests.serving.helpers import SENTIMENT, make_artifact, stored
-from workers.engine.artifact import artifact_bytes
+from workers.engine.artifacts.artifact import artifact_bytes
 from workers.serving.batcher import Batcher
 from workers.serving.cache import PromptCache
 from workers.serving.config import ServingConfig

@@ -4,7 +4,7 @@ evaluation, one at the first step; and the bound on what a job row keeps."""
 from __future__ import annotations
 
 from workers.curves import CurvePoints, thin_history
-from workers.engine.trainer import Progress
+from workers.engine.training.results import Progress
 
 
 def _progress(step: int, loss: float, dev: dict | None = None) -> Progress:

@@ -25,8 +25,8 @@ from tests.workers.conftest import wait_for
 from workers import evalset, runner
 from workers.config import WorkerConfig
 from workers.engine.base_model import load_base_model
-from workers.engine.evaluation import evaluate
-from workers.engine.inference import LoadedPrompt, predict
+from workers.engine.inference.evaluation import evaluate
+from workers.engine.inference.predict import LoadedPrompt, predict
 from workers.jobdb import JobDB, database_url
 from workers.serving import local
 from workers.storage import S3Store, default_store

@@ -248,7 +248,7 @@ def test_a_finished_job_keeps_its_best_dev_checkpoint_and_says_at_which_step(
     first_best = next(p["step"] for p in evals if p["accuracy"] == best)
     assert version.metrics["best_step"] == job.result["best_step"] == first_best
     assert version.metrics["steps_run"] == job.result["steps_run"]
-    from workers.engine.artifact import artifact_from_bytes
+    from workers.engine.artifacts.artifact import artifact_from_bytes
 
     artifact = artifact_from_bytes(store.get_bytes(version.artifact_key), "the stored prompt")
     assert artifact.metrics["best_step"] == first_best
@@ -265,7 +265,7 @@ def test_a_job_ends_within_its_budget_with_a_slow_final_evaluation(
     import time
 
     from tests.engine.slow import slow_evaluation
-    from workers.engine.budget import MIN_EVAL_ROWS
+    from workers.engine.training.budget import MIN_EVAL_ROWS
 
     model = str(tiny_model_dirs["gpt2"])
     settings.SOFTSERVE_BASE_MODELS = [model, *settings.SOFTSERVE_BASE_MODELS]

@@ -20,9 +20,9 @@ from common.contracts import QUEUE_GPU
 from tests.datasets.test_datasets_api import sst2_head, upload
 from tests.teams import make_prompt
 from tests.workers.conftest import HEARTBEAT_S, wait_for
-from workers.engine.artifact import artifact_from_bytes
+from workers.engine.artifacts.artifact import artifact_from_bytes
 from workers.engine.base_model import load_base_model
-from workers.engine.inference import LoadedPrompt, predict
+from workers.engine.inference.predict import LoadedPrompt, predict
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

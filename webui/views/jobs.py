@@ -16,8 +16,8 @@ from softserve.numbers import whole_number
 from softserve.prompts.models import TaskPrompt
 from softserve.tenancy.models import Quota
 
-from common.contracts import JOB_KINDS, JOB_STATUSES, METHODS, JobStatus, TaskType, inits_for
-from common.defaults import GENERATION, GENERATION_INIT, OPTIMIZERS, defaults_rows
+from common.contracts import JOB_KINDS, JOB_STATUSES, METHODS, Init, JobKind, JobStatus, TaskType, inits_for
+from common.defaults import GENERATION, GENERATION_INIT, JOB_DEFAULTS, OPTIMIZERS, defaults_rows
 from webui.forms import dataset_options, errors_of, name_options, page_of, submitted
 from webui.insights import thin
 from webui.team import team_page
@@ -47,7 +47,7 @@ EXPLAINED = {
     "optimizer": "Empty: the method's default (table below).",
     "learning_rate": "Empty: the method's default (table below).",
     "batch_size": "Rows per step; smaller uses less GPU memory.",
-    "members": "Ensemble only: how many prompts vote (2-32).",
+    "members": f"Ensemble only: how many prompts vote (2-{JOB_DEFAULTS.max_members}).",
     "max_minutes": "Time budget: the job stops (keeping its best checkpoint) after this long. "
     "Empty: the method's default (table below).",
     "seed": "Same seed, same data, same settings: the same prompt.",
@@ -85,7 +85,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 def _defaults() -> dict[str, str]:
     fields = JobCreateSerializer().fields
-    out = {"kind": "tune", "members": "5"}
+    out = {"kind": JobKind.TUNE, "members": str(JOB_DEFAULTS.members)}
     for name, field in fields.items():
         if field.default is not empty and not callable(field.default):
             out.setdefault(name, str(field.default))
@@ -96,7 +96,7 @@ def _estimate(tenant) -> float | None:
     """Seconds per step from the team's latest finished training job, for the duration estimate."""
     last = (
         Job.objects.for_tenant(tenant)
-        .filter(status="succeeded", kind__in=("tune", "ensemble"))
+        .filter(status=JobStatus.SUCCEEDED, kind__in=(JobKind.TUNE, JobKind.ENSEMBLE))
         .order_by("-created_at")  # the (tenant, -created_at) index: no sort of all the team's jobs
         .values_list("progress", flat=True)
         .first()
@@ -123,11 +123,11 @@ def job_new(request: HttpRequest) -> HttpResponse:
     elif request.method == "POST":
         values = submitted(request)
         body = {k: v for k, v in values.items() if k in JobCreateSerializer().fields}
-        if body.get("kind") != "ensemble":
+        if body.get("kind") != JobKind.ENSEMBLE:
             body.pop("members", None)
-        if body.get("kind") != "evaluate":
+        if body.get("kind") != JobKind.EVALUATE:
             body.pop("version", None)
-        if body.get("init") != "text":
+        if body.get("init") != Init.TEXT:
             body.pop("init_text", None)
         form = JobCreateSerializer(data=body, context={"tenant": tenant})
         try:

@@ -19,7 +19,7 @@ from common.contracts import ServeReply, ServeRequest, ServingStatus, ShadowTarg
 from common.errors import ArtifactError, EngineError
 from common.task import TemplateError
 from workers.engine.base_model import FrozenModel
-from workers.engine.inference import LoadedPrompt, predict_mixed
+from workers.engine.inference.predict import LoadedPrompt, predict_mixed
 from workers.serving import metrics
 from workers.serving.cache import PromptCache
 from workers.serving.config import ServingConfig

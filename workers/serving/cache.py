@@ -13,9 +13,9 @@ from collections import OrderedDict
 from typing import Generic, TypeVar
 
 from common.errors import ArtifactError
-from workers.engine.artifact import PromptArtifact, artifact_from_bytes
+from workers.engine.artifacts.artifact import PromptArtifact, artifact_from_bytes
 from workers.engine.base_model import FrozenModel
-from workers.engine.inference import LoadedPrompt
+from workers.engine.inference.predict import LoadedPrompt
 from workers.serving import metrics
 from workers.serving.kv import with_cached_states
 from workers.storage import ObjectStore

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 
 from workers.engine.base_model import FrozenModel
-from workers.engine.inference import LoadedPrompt
-from workers.engine.prefix_tuning import prompt_states
+from workers.engine.inference.predict import LoadedPrompt
+from workers.engine.methods.prefix_tuning import prompt_states
 
 
 def with_cached_states(fm: FrozenModel, prompt: LoadedPrompt) -> LoadedPrompt:

@@ -189,6 +189,172 @@ def _text_columns(header: list[str], spec: UploadSpec) -> list[str] | None:
     return None
 
 
+def _header(
+    row: dict[str, Any], spec: UploadSpec, limits: Limits, problems: _Problems
+) -> tuple[list[str], list[str], str | None] | None:
+    """The first row's columns: the text columns, their canonical field names and the split column; None
+    (with the problem added) when a column is missing."""
+    header = list(row)
+    sources = _text_columns(header, spec)
+    if sources is None:
+        problems.add(None, f"no text column: name one (text_columns); the columns are {limits.echo(header)}")
+        return None
+    missing = [c for c in [*sources, spec.label_column] if c not in header]
+    if missing:
+        problems.add(None, f"missing column(s) {limits.echo(missing)}; the columns are {limits.echo(header)}")
+        return None
+    split_column = spec.split_column
+    if split_column is None and "split" in header:
+        split_column = "split"
+    return sources, _canonical(sources), split_column
+
+
+def _field_problems(
+    number: int,
+    sources: list[str],
+    texts: list[str],
+    label: str,
+    spec: UploadSpec,
+    limits: Limits,
+    problems: _Problems,
+) -> bool:
+    """Add the row's problems with its texts and label; whether it has any."""
+    bad = False
+    for column, value in zip(sources, texts, strict=True):
+        if not value.strip():
+            problems.add(number, f"empty text in column {limits.echo(column)}")
+            bad = True
+        elif len(value) > limits.dataset_max_text_chars:
+            problems.add(
+                number,
+                f"text in {limits.echo(column)} is {len(value)} characters, "
+                f"over {limits.dataset_max_text_chars}",
+            )
+            bad = True
+    if not label:
+        problems.add(number, f"empty label in column {limits.echo(spec.label_column)}")
+        bad = True
+    elif len(label) > limits.dataset_max_target_chars:
+        problems.add(
+            number,
+            f"label/target in {limits.echo(spec.label_column)} is {len(label)} characters, "
+            f"over {limits.dataset_max_target_chars}",
+        )
+        bad = True
+    elif spec.labels is not None and label not in spec.labels:
+        problems.add(
+            number, f"unknown label {limits.echo(label)}; the label set is {limits.echo(spec.labels)}"
+        )
+        bad = True
+    return bad
+
+
+def _split_of(
+    row: dict[str, Any], rows: int, split_column: str | None, spec: UploadSpec, offset: float
+) -> str | None:
+    """The row's split: its split column's (None when that names neither train nor dev), else a seeded
+    stride that makes the dev share exact and spreads it evenly through the file."""
+    if split_column:
+        raw = str(row.get(split_column) or "").strip().lower()
+        return SPLIT_ALIASES.get(raw)
+    if int(rows * spec.dev_fraction + offset) > int((rows - 1) * spec.dev_fraction + offset):
+        return "dev"
+    return "train"
+
+
+def _label_problems(
+    label_counts: Counter[str], many_labels: bool, limits: Limits, problems: _Problems
+) -> None:
+    """A classification dataset's label set: within the limits, two labels or more, enough rows each."""
+    if many_labels or len(label_counts) > limits.max_labels:
+        problems.add(None, f"more than {limits.max_labels} labels, the limit")
+    elif any(len(label) > limits.max_label_chars for label in label_counts):
+        problems.add(None, f"a label is longer than {limits.max_label_chars} characters, the limit")
+    if len(label_counts) < 2:
+        problems.add(None, f"a classification dataset needs two labels or more, found {sorted(label_counts)}")
+    for label, count in sorted(label_counts.items()):
+        if count < limits.dataset_min_rows_per_label:
+            problems.add(
+                None,
+                f"label {limits.echo(label)} has {count} row(s), "
+                f"fewer than {limits.dataset_min_rows_per_label}",
+            )
+
+
+@dataclass
+class _Tally:
+    """What the accepted rows add up to: their number, and the rows per label and per split."""
+
+    rows: int = 0
+    label_counts: Counter[str] = field(default_factory=Counter)
+    split_counts: Counter[str] = field(default_factory=Counter)
+    many_labels: bool = False
+
+    def count(self, label: str, split: str, limits: Limits) -> None:
+        if label in self.label_counts or len(self.label_counts) <= limits.max_labels:
+            self.label_counts[label] += 1
+        else:
+            # Free-text targets: counting each would hold every target in memory; past the class
+            # limit this is a generation dataset (or too many classes), so counting stops here.
+            self.many_labels = True
+        self.split_counts[split] += 1
+
+    def task_type(self, limits: Limits) -> TaskType:
+        """Classification when a few labels repeat (2 to the limit, every label twice on average)."""
+        labels = len(self.label_counts)
+        if not self.many_labels and 2 <= labels <= limits.max_labels and labels * 2 <= self.rows:
+            return TaskType.CLASSIFICATION
+        return TaskType.GENERATION
+
+
+def _duplicate(
+    number: int, key: bytes, label: str, seen: _SeenTexts, limits: Limits, problems: _Problems
+) -> bool:
+    """Whether the row's text came before (a duplicate, or a contradiction when labelled otherwise)."""
+    earlier = seen.label_of(key)
+    if earlier is None:
+        return False
+    if earlier == label:
+        problems.add(number, "duplicates an earlier row")
+    else:
+        problems.add(
+            number, f"same text as an earlier row labelled {limits.echo(earlier)}, here {limits.echo(label)}"
+        )
+    return True
+
+
+def _result(
+    out: IO[bytes],
+    digest: Any,
+    spec: UploadSpec,
+    limits: Limits,
+    problems: _Problems,
+    columns: dict[str, str],
+    tally: _Tally,
+) -> NormalisedDataset:
+    """The normalised file with its figures, after the checks that need every row."""
+    task_type = spec.task_type or tally.task_type(limits)
+    classification = task_type == TaskType.CLASSIFICATION
+    if not problems and classification:
+        _label_problems(tally.label_counts, tally.many_labels, limits, problems)
+    if not problems and not tally.split_counts.get("dev"):
+        problems.add(None, "no dev rows: add a split column with dev rows, or upload more rows")
+    size = out.seek(0, 2)
+    out.seek(0)
+    return NormalisedDataset(
+        file=out,
+        checksum=digest.hexdigest(),
+        size_bytes=size,
+        columns=columns,
+        task_type=task_type,
+        labels=sorted(tally.label_counts) if classification else [],
+        label_counts=dict(tally.label_counts) if classification else {},
+        split_counts={"train": tally.split_counts["train"], "dev": tally.split_counts["dev"]},
+        problems=list(problems),
+        problems_not_listed=problems.not_listed,
+    )
+
+
 def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> NormalisedDataset:
     """Validate and normalise; on any problem, `.problems` is non-empty and the file is to be dropped."""
     problems = _Problems(limits.max_problems_listed)
@@ -196,112 +362,43 @@ def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> Normalised
     digest = hashlib.sha256()
     offset = random.Random(spec.seed).random()
     seen = _SeenTexts()  # text digest -> label: duplicates and contradictions
-    label_counts: Counter[str] = Counter()
-    split_counts: Counter[str] = Counter()
+    tally = _Tally()
     sources: list[str] | None = None
     fields: list[str] = []
-    split_column = spec.split_column
-    rows = 0
-    many_labels = False
+    split_column = None
     try:
         for number, row in _rows(stream, spec.format, problems, limits):
             if sources is None:
-                header = list(row)
-                sources = _text_columns(header, spec)
-                missing = [c for c in [*(sources or []), spec.label_column] if c not in header]
-                if sources is None:
-                    problems.add(
-                        None,
-                        f"no text column: name one (text_columns); the columns are {limits.echo(header)}",
-                    )
+                columns = _header(row, spec, limits, problems)
+                if columns is None:
                     break
-                if missing:
-                    problems.add(
-                        None,
-                        f"missing column(s) {limits.echo(missing)}; the columns are {limits.echo(header)}",
-                    )
-                    break
-                fields = _canonical(sources)
-                if split_column is None and "split" in header:
-                    split_column = "split"
-            rows += 1
-            if rows > limits.dataset_max_rows:
+                sources, fields, split_column = columns
+            tally.rows += 1
+            if tally.rows > limits.dataset_max_rows:
                 problems.add(number, f"more than {limits.dataset_max_rows} rows, the limit", too_large=True)
                 break
             texts = ["" if row.get(c) is None else str(row.get(c)) for c in sources]
             label = "" if row.get(spec.label_column) is None else str(row[spec.label_column]).strip()
-            bad = False
             if any("\x00" in value for value in (*texts, label)):
                 # PostgreSQL keeps no NUL in text or jsonb (labels are stored in rows).
                 problems.add(number, "contains a NUL character")
                 continue
-            for column, value in zip(sources, texts, strict=True):
-                if not value.strip():
-                    problems.add(number, f"empty text in column {limits.echo(column)}")
-                    bad = True
-                elif len(value) > limits.dataset_max_text_chars:
-                    problems.add(
-                        number,
-                        f"text in {limits.echo(column)} is {len(value)} characters, "
-                        f"over {limits.dataset_max_text_chars}",
-                    )
-                    bad = True
-            if not label:
-                problems.add(number, f"empty label in column {limits.echo(spec.label_column)}")
-                bad = True
-            elif len(label) > limits.dataset_max_target_chars:
-                problems.add(
-                    number,
-                    f"label/target in {limits.echo(spec.label_column)} is {len(label)} characters, "
-                    f"over {limits.dataset_max_target_chars}",
-                )
-                bad = True
-            elif spec.labels is not None and label not in spec.labels:
-                problems.add(
-                    number, f"unknown label {limits.echo(label)}; the label set is {limits.echo(spec.labels)}"
-                )
-                bad = True
-            split = "train"
-            if split_column:
+            bad = _field_problems(number, sources, texts, label, spec, limits, problems)
+            split = _split_of(row, tally.rows, split_column, spec, offset)
+            if split is None:
                 raw = str(row.get(split_column) or "").strip().lower()
-                if raw not in SPLIT_ALIASES:
-                    problems.add(number, f"split {limits.echo(raw)} is not train or dev")
-                    bad = True
-                split = SPLIT_ALIASES.get(raw, "train")
-            elif int(rows * spec.dev_fraction + offset) > int((rows - 1) * spec.dev_fraction + offset):
-                # A seeded stride: the dev share is exact and spread evenly through the file.
-                split = "dev"
+                problems.add(number, f"split {limits.echo(raw)} is not train or dev")
+                split, bad = "train", True
             key = hashlib.blake2b("\0".join(texts).encode(), digest_size=16).digest()
-            earlier = None if bad else seen.label_of(key)
-            if earlier is not None:
-                if earlier == label:
-                    problems.add(number, "duplicates an earlier row")
-                else:
-                    problems.add(
-                        number,
-                        f"same text as an earlier row labelled {limits.echo(earlier)}, "
-                        f"here {limits.echo(label)}",
-                    )
-                bad = True
-            if bad:
+            if bad or _duplicate(number, key, label, seen, limits, problems):
                 continue
             seen.add(key, label)
-            if label in label_counts or len(label_counts) <= limits.max_labels:
-                label_counts[label] += 1
-            else:
-                # Free-text targets: counting each would hold every target in memory; past the class
-                # limit this is a generation dataset (or too many classes), so counting stops here.
-                many_labels = True
-            split_counts[split] += 1
-            line = (
-                json.dumps(
-                    {**dict(zip(fields, texts, strict=True)), "label": label, "split": split},
-                    ensure_ascii=False,
-                ).encode()
-                + b"\n"
-            )
-            digest.update(line)
-            out.write(line)
+            tally.count(label, split, limits)
+            line = json.dumps(
+                {**dict(zip(fields, texts, strict=True)), "label": label, "split": split}, ensure_ascii=False
+            ).encode()
+            digest.update(line + b"\n")
+            out.write(line + b"\n")
             if out.tell() > limits.dataset_max_bytes:
                 problems.add(number, f"the data is over {limits.dataset_max_bytes} bytes, the limit", True)
                 break
@@ -315,43 +412,7 @@ def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> Normalised
         seen.close()
     if sources is None and not problems:
         problems.add(None, "the file has no rows")
-    task_type = spec.task_type or (
-        TaskType.CLASSIFICATION
-        if not many_labels and 2 <= len(label_counts) <= limits.max_labels and len(label_counts) * 2 <= rows
-        else TaskType.GENERATION
-    )
-    if not problems and task_type == TaskType.CLASSIFICATION:
-        if many_labels or len(label_counts) > limits.max_labels:
-            problems.add(None, f"more than {limits.max_labels} labels, the limit")
-        elif any(len(label) > limits.max_label_chars for label in label_counts):
-            problems.add(None, f"a label is longer than {limits.max_label_chars} characters, the limit")
-        if len(label_counts) < 2:
-            problems.add(
-                None, f"a classification dataset needs two labels or more, found {sorted(label_counts)}"
-            )
-        for label, count in sorted(label_counts.items()):
-            if count < limits.dataset_min_rows_per_label:
-                problems.add(
-                    None,
-                    f"label {limits.echo(label)} has {count} row(s), "
-                    f"fewer than {limits.dataset_min_rows_per_label}",
-                )
-    if not problems and not split_counts.get("dev"):
-        problems.add(None, "no dev rows: add a split column with dev rows, or upload more rows")
-    size = out.seek(0, 2)
-    out.seek(0)
-    return NormalisedDataset(
-        file=out,
-        checksum=digest.hexdigest(),
-        size_bytes=size,
-        columns=dict(zip(fields, sources or [], strict=False)),
-        task_type=task_type,
-        labels=sorted(label_counts) if task_type == TaskType.CLASSIFICATION else [],
-        label_counts=dict(label_counts) if task_type == TaskType.CLASSIFICATION else {},
-        split_counts={"train": split_counts["train"], "dev": split_counts["dev"]},
-        problems=list(problems),
-        problems_not_listed=problems.not_listed,
-    )
+    return _result(out, digest, spec, limits, problems, dict(zip(fields, sources or [], strict=False)), tally)
 
 
 def detect_format(filename: str, declared: str | None) -> str | None:

@@ -8,6 +8,7 @@ from common.defaults import (
     DEFAULTS,
     GENERATION,
     GENERATION_INIT,
+    JOB_DEFAULTS,
     LABELS_INIT,
     OPTIMIZERS,
     PROMPT_LENGTH,
@@ -101,8 +102,8 @@ class JobCreateSerializer(serializers.Serializer):
         required=False,
         help_text=_per_method(lambda d: rate_text(d.learning_rate)),
     )
-    batch_size = serializers.IntegerField(min_value=1, max_value=512, default=16)
-    members = serializers.IntegerField(min_value=2, max_value=32, required=False)
+    batch_size = serializers.IntegerField(min_value=1, max_value=512, default=JOB_DEFAULTS.batch_size)
+    members = serializers.IntegerField(min_value=2, max_value=JOB_DEFAULTS.max_members, required=False)
     max_minutes = serializers.FloatField(
         min_value=0.1,
         required=False,
@@ -111,7 +112,7 @@ class JobCreateSerializer(serializers.Serializer):
         + _per_method(lambda d: f"{d.max_minutes:g}")
         + ", or SOFTSERVE_JOB_DEFAULT_MINUTES where the operator set it)",
     )
-    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=JOB_DEFAULTS.seed)
     allow_eval_overlap = serializers.BooleanField(
         default=False,
         help_text="tune/ensemble: train even though rows of the dataset version are also rows of the "
@@ -142,7 +143,7 @@ class JobCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError({"dataset_version": list(misfits.values())})
         kind = data["kind"]
         if kind == JobKind.ENSEMBLE:
-            data.setdefault("members", 5)
+            data.setdefault("members", JOB_DEFAULTS.members)
         elif "members" in data:
             raise serializers.ValidationError({"members": ["Only ensemble jobs have members."]})
         if kind != JobKind.EVALUATE:

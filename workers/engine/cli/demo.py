@@ -8,7 +8,7 @@ from pathlib import Path
 
 from workers.engine.cli import main as cli
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "sst2"
+DATA = Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "sst2"
 OUT = Path(os.environ.get("SOFTSERVE_DEMO_DIR", "var/demo")) / "sst2-prompt.safetensors"
 TEMPLATE = "Review: {text}\nSentiment:"
 

@@ -10,25 +10,20 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
+from common.contracts import RESUMABLE_STOPS, StopReason
 from common.errors import EngineError
 from common.task import Example, TaskSpec
 from workers.engine.base_model import FrozenModel
-from workers.engine.batching import length_buckets
-from workers.engine.encoding import TaskEncoder
-from workers.engine.evaluation import headline, metrics_of
-from workers.engine.inference import LoadedPrompt, predict
-
-if TYPE_CHECKING:
-    from workers.engine.trainer import TrainConfig
-
-
-# Stop reasons that end an attempt, not the training: a resumed run goes on from them.
-RESUMABLE_STOPS = ("stopped", "time budget")
+from workers.engine.inference.batching import length_buckets
+from workers.engine.inference.encoding import TaskEncoder
+from workers.engine.inference.evaluation import headline, metrics_of
+from workers.engine.inference.predict import LoadedPrompt, predict
+from workers.engine.training.config import TrainConfig
 
 
 def _dev_subset(dev: list[Example], limit: int | None, seed: int) -> list[Example]:
@@ -72,7 +67,8 @@ class MemberRun:
         # report is computed from them instead of scoring dev a second time. Not checkpointed.
         self.best_outputs: list[dict[str, Any]] | None = None
         self.best_prompt = member.module().detach().clone()
-        self.evals_without_gain, self.tokens, self.steps, self.stop_reason = 0, 0, 0, "steps"
+        self.evals_without_gain, self.tokens, self.steps = 0, 0, 0
+        self.stop_reason: str = StopReason.STEPS
         self.active = True
         self.history: list[dict[str, Any]] = []
 
@@ -101,7 +97,7 @@ class MemberRun:
         # A run stopped from outside (a cancel, a lost worker) or by the time budget of that attempt goes
         # on; one that finished by early stopping or its step count stays finished.
         if self.stop_reason in RESUMABLE_STOPS:
-            self.active, self.stop_reason = True, "steps"
+            self.active, self.stop_reason = True, StopReason.STEPS
 
     def use_probe_rows(self, rows: int) -> None:
         """Dev evaluations score `rows` rows (a seeded sample of dev; all of it when dev is no larger)."""
@@ -154,5 +150,5 @@ class MemberRun:
         else:
             self.evals_without_gain += 1
             if self.evals_without_gain >= config.patience:
-                self.active, self.stop_reason = False, "early stopping"
+                self.active, self.stop_reason = False, StopReason.EARLY_STOPPING
         return metrics

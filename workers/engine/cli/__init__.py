@@ -12,13 +12,15 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from typing import Any
 
+from common.contracts import Method, TaskType
 from common.defaults import (
-    CLASSIFICATION,
     DEFAULT_PRECISION,
     DEFAULTS,
     GENERATION,
     GENERATION_INIT,
+    JOB_DEFAULTS,
     LABELS_INIT,
     PRECISIONS,
     PROMPT_LENGTH,
@@ -33,6 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+Parser = argparse.ArgumentParser
 _TEMPLATE_ESCAPES = {"\\n": "\n", "\\t": "\t", "\\\\": "\\"}
 
 
@@ -66,8 +69,9 @@ def _defaults_epilog() -> str:
     return "\n".join(lines)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="softserve-engine", description=__doc__.splitlines()[0])
+def _parents() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The options several commands share: the model and output (`common`), how data files are read
+    (`data`), and the precision policy (`precision`)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--base-model",
@@ -97,8 +101,10 @@ def _parser() -> argparse.ArgumentParser:
         choices=PRECISIONS,
         help="auto (bf16 autocast where the GPU or CPU runs bf16 natively, else fp32), fp32 or bf16",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    return common, data, precision
 
+
+def _add_train(sub: Any, common: Parser, data: Parser, precision: Parser) -> None:
     train = sub.add_parser(
         "train",
         parents=[common, data, precision],
@@ -109,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--train", required=True, help="CSV, TSV or JSONL file")
     train.add_argument("--dev", default=None, help="dev file; default: a seeded 10%% split of --train")
     train.add_argument("--out", required=True, help="the .safetensors artifact to write")
-    train.add_argument("--method", default="prompt", help="prompt (prompt tuning), ptuning or prefix")
+    train.add_argument("--method", default=Method.PROMPT, help="prompt (prompt tuning), ptuning or prefix")
     train.add_argument("--ptuning-encoder", default="mlp", help="P-tuning's prompt encoder: mlp or lstm")
     train.add_argument(
         "--ensemble",
@@ -119,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
         help="train K prompts (seeds seed..seed+K-1) in one bank; predict by majority vote "
         f"(K > 1: the ensemble's time budget, {DEFAULTS['ensemble'].max_minutes:g} min)",
     )
-    train.add_argument("--task-type", choices=(CLASSIFICATION, GENERATION), default=None)
+    train.add_argument("--task-type", choices=tuple(TaskType), default=None)
     train.add_argument("--verbalizer", action="append", default=[], metavar="LABEL=WORDS")
     train.add_argument("--prompt-length", type=int, default=PROMPT_LENGTH)
     train.add_argument(
@@ -142,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"learning rate (default: the method's, {_per_method(lambda d: rate_text(d.learning_rate))})",
     )
     train.add_argument("--weight-decay", type=float, default=1e-5)
-    train.add_argument("--train-batch-size", type=int, default=16)
+    train.add_argument("--train-batch-size", type=int, default=JOB_DEFAULTS.batch_size)
     train.add_argument("--grad-accum", type=int, default=1)
     train.add_argument("--steps", type=int, default=STEPS)
     train.add_argument(
@@ -158,6 +164,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dev-eval-limit", type=int, default=500, help="dev rows scored at each evaluation")
     train.add_argument("--max-input-tokens", type=int, default=256)
 
+
+def _add_eval(sub: Any, common: Parser, data: Parser, precision: Parser) -> None:
     evaluate = sub.add_parser(
         "eval", parents=[common, data, precision], help="score a prompt on labelled data"
     )
@@ -178,6 +186,8 @@ def _parser() -> argparse.ArgumentParser:
         help="domain transfer: this data's label THEIRS is the prompt's label OURS",
     )
 
+
+def _add_peft(sub: Any, common: Parser, data: Parser) -> None:
     export = sub.add_parser("export-peft", parents=[common], help="write a prompt as a PEFT adapter folder")
     export.add_argument("--prompt", required=True)
     export.add_argument("--out", required=True, help="the adapter folder to write")
@@ -190,8 +200,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     imports.add_argument("--out", required=True)
     imports.add_argument("--labels", default=None, help="comma-separated label set of the task")
-    imports.add_argument("--task-type", choices=("classification", "generation"), default="classification")
+    imports.add_argument("--task-type", choices=tuple(TaskType), default=TaskType.CLASSIFICATION)
 
+
+def _add_baseline(sub: Any, common: Parser, data: Parser, precision: Parser) -> None:
     baseline = sub.add_parser(
         "baseline", parents=[common, data, precision], help="prompt design: zero/k-shot, no training"
     )
@@ -202,6 +214,9 @@ def _parser() -> argparse.ArgumentParser:
         "--instruction", default=None, help="text before the examples (default: names the labels)"
     )
 
+
+def _add_prompt_tools(sub: Any, common: Parser, precision: Parser) -> None:
+    """predict and inspect: run a saved prompt on inputs, or look at its vectors."""
     predict = sub.add_parser("predict", parents=[common, precision], help="run a prompt on inputs")
     predict.add_argument("--prompt", required=True)
     predict.add_argument("--text", action="append", default=[], help="an input for a one-field template")
@@ -219,6 +234,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("--prompt", required=True)
     inspect.add_argument("--top", type=int, default=5)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="softserve-engine", description=__doc__.splitlines()[0])
+    common, data, precision = _parents()
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub, common, data, precision)
+    _add_eval(sub, common, data, precision)
+    _add_peft(sub, common, data)
+    _add_baseline(sub, common, data, precision)
+    _add_prompt_tools(sub, common, precision)
     return parser
 
 
@@ -232,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        from workers.engine.commands import COMMANDS
+        from workers.engine.cli.commands import COMMANDS
 
         COMMANDS[args.command](args)
     except EngineError as exc:

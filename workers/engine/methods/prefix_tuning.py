@@ -22,9 +22,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from common.contracts import Method
 from common.errors import EngineError
 from workers.engine.base_model import FrozenModel
-from workers.engine.prompt_tuning import check_prompt_length
+from workers.engine.methods.prompt_tuning import check_prompt_length
+from workers.engine.methods.registry import MethodSettings, TrainingMethod
 
 
 @dataclass
@@ -100,3 +102,10 @@ class PrefixEncoder(nn.Module):
         flat = self.base + delta
         prefix = flat.view(self.length, self.layers, self.slots, self.kv_heads, self.head_dim)
         return prefix.permute(1, 2, 3, 0, 4)  # (layers, slots, kv_heads, P, head_dim)
+
+
+def _build(fm: FrozenModel, initial: torch.Tensor, settings: MethodSettings) -> nn.Module:
+    return PrefixEncoder(fm, initial, PrefixConfig(reparameterize=settings.prefix_reparameterize))
+
+
+METHOD = TrainingMethod(Method.PREFIX, build=_build)

@@ -14,7 +14,7 @@ from transformers import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
 from workers.engine.base_model import FrozenModel
-from workers.engine.batching import PromptSet, assemble, prefix_cache
+from workers.engine.inference.batching import PromptSet, assemble, prefix_cache
 
 
 def _right_aligned(seqs: Sequence[Sequence[int]], width: int, fill: int) -> torch.Tensor:

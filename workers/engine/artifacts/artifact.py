@@ -13,6 +13,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, load_file, save, save_file
 
+from common.contracts import Method
 from common.errors import ArtifactError
 from common.task import TaskSpec
 from workers.engine.base_model import FrozenModel
@@ -46,6 +47,12 @@ class PromptArtifact:
     @property
     def is_prefix(self) -> bool:
         return self.prompt.dim() == 5
+
+    @property
+    def layout_method(self) -> str:
+        """The method whose layout the tensors have: prefix for a prefix, whatever the metadata names
+        (the form a prompt can be exported or inspected in follows its tensors)."""
+        return Method.PREFIX if self.is_prefix else self.method
 
     @property
     def ensemble_size(self) -> int:

@@ -8,13 +8,14 @@ from typing import Any
 
 import torch
 
+from common.contracts import TaskType
 from common.task import TaskSpec
-from workers.engine.artifact import PromptArtifact
+from workers.engine.artifacts.artifact import PromptArtifact
 from workers.engine.base_model import FrozenModel
-from workers.engine.batching import PromptSet
-from workers.engine.encoding import DEFAULT_MAX_INPUT_TOKENS, TaskEncoder
+from workers.engine.inference.batching import PromptSet
+from workers.engine.inference.encoding import DEFAULT_MAX_INPUT_TOKENS, TaskEncoder
+from workers.engine.inference.scoring import class_logprobs, greedy_generate, token_limits
 from workers.engine.precision import autocast
-from workers.engine.scoring import class_logprobs, greedy_generate, token_limits
 
 DEFAULT_MAX_NEW_TOKENS = 32
 
@@ -124,14 +125,14 @@ def _predict_mixed(
 ) -> list[dict[str, Any]]:
     limits = token_limits(max_new_tokens, len(items))
     outputs: list[dict[str, Any]] = [{} for _ in items]
-    for task_type in ("classification", "generation"):
+    for task_type in (TaskType.CLASSIFICATION, TaskType.GENERATION):
         chosen = [i for i, (p, _) in enumerate(items) if p.spec.task_type == task_type]
         if not chosen:
             continue
         group = [items[i] for i in chosen]
         prompts, row_prompt, counts = _expand(fm, group)
         inputs = [p.encoder.input_ids(fields) for p, fields in group for _ in p.members]
-        if task_type == "classification":
+        if task_type == TaskType.CLASSIFICATION:
             classes = [p.encoder.class_targets for p, _ in group for _ in p.members]
             scores = class_logprobs(fm, prompts, row_prompt, inputs, classes)
             per_item = [torch.stack(part) for part in _split(scores, counts)]  # (K, C) each

@@ -1,4 +1,4 @@
-"""The bodies of the `softserve-engine` subcommands; `cli.py` parses the arguments and calls them."""
+"""The bodies of the `softserve-engine` subcommands; `cli/__init__.py` parses the arguments and calls them."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from common.contracts import TaskType
 from common.errors import EngineError
+
+if TYPE_CHECKING:  # the CLI imports torch-heavy modules only in the command that needs them
+    from workers.engine.training.config import TrainConfig
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:
@@ -35,7 +39,7 @@ def _base_model(args: argparse.Namespace) -> str:
 
 
 def _load_examples(path: str, args: argparse.Namespace, template: str | None = None):
-    from workers.engine.data import read_rows, resolve_template, to_examples
+    from workers.engine.training.data import read_rows, resolve_template, to_examples
 
     rows = read_rows(path)
     template = template or resolve_template(rows, args.template, args.text_column)
@@ -43,24 +47,19 @@ def _load_examples(path: str, args: argparse.Namespace, template: str | None = N
 
 
 def _load_prompt(args: argparse.Namespace):
-    from workers.engine.artifact import load_artifact
+    from workers.engine.artifacts.artifact import load_artifact
     from workers.engine.base_model import load_base_model
-    from workers.engine.inference import LoadedPrompt
+    from workers.engine.inference.predict import LoadedPrompt
 
     artifact = load_artifact(args.prompt)
     fm = load_base_model(args.base_model or artifact.base_model, args.device)
     return fm, artifact, LoadedPrompt.from_artifact(fm, artifact)
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
-    from common.task import TaskSpec
-    from workers.engine.artifact import save_artifact
-    from workers.engine.base_model import load_base_model
-    from workers.engine.data import check_labels, infer_task, split_train_dev
-    from workers.engine.pipeline import train_task
-    from workers.engine.trainer import TrainConfig
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """The CLI's training settings; a missing --max-minutes is the method's budget, as a platform job
+    gets it."""
+    from workers.engine.training.config import TrainConfig
 
     config = TrainConfig(
         method=args.method,
@@ -85,8 +84,21 @@ def cmd_train(args: argparse.Namespace) -> None:
         precision=args.precision,
         seed=args.seed,
     )
-    if config.max_minutes is None:  # the method's budget, as a platform job gets it
+    if config.max_minutes is None:
         config.max_minutes = config.defaults.max_minutes
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from common.task import TaskSpec
+    from workers.engine.artifacts.artifact import save_artifact
+    from workers.engine.base_model import load_base_model
+    from workers.engine.training.data import check_labels, infer_task, split_train_dev
+    from workers.engine.training.pipeline import train_task
+
+    config = _train_config(args)
     train, template = _load_examples(args.train, args)
     if args.dev:
         dev, _ = _load_examples(args.dev, args, template)
@@ -95,7 +107,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     spec = infer_task(train, template)
     if args.task_type or args.verbalizer:
         task_type = args.task_type or spec.task_type
-        labels = spec.labels if task_type == "classification" else []
+        labels = spec.labels if task_type == TaskType.CLASSIFICATION else []
         spec = TaskSpec(
             task_type=task_type,
             template=template,
@@ -141,8 +153,8 @@ def _headline(dev: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from workers.engine.data import check_labels, read_rows, remap_rows, to_examples
-    from workers.engine.evaluation import evaluate
+    from workers.engine.inference.evaluation import evaluate
+    from workers.engine.training.data import check_labels, read_rows, remap_rows, to_examples
 
     fm, artifact, prompt = _load_prompt(args)
     rows = read_rows(args.data)
@@ -162,7 +174,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_export_peft(args: argparse.Namespace) -> None:
-    from workers.engine.interop import export_peft
+    from workers.engine.artifacts.interop import export_peft
 
     fm, artifact, _ = _load_prompt(args)
     folder = export_peft(artifact, args.out, fm.is_encoder_decoder)
@@ -175,14 +187,14 @@ def cmd_export_peft(args: argparse.Namespace) -> None:
 
 def cmd_import_peft(args: argparse.Namespace) -> None:
     from common.task import TaskSpec
-    from workers.engine.artifact import save_artifact
+    from workers.engine.artifacts.artifact import save_artifact
+    from workers.engine.artifacts.interop import import_peft
     from workers.engine.base_model import load_base_model
-    from workers.engine.interop import import_peft
 
     if not args.template:
         raise EngineError("--template is needed: a PEFT adapter does not record how inputs were written.")
     labels = [label.strip() for label in (args.labels or "").split(",") if label.strip()]
-    if args.task_type == "classification" and not labels:
+    if args.task_type == TaskType.CLASSIFICATION and not labels:
         raise EngineError("--labels is needed for a classification prompt, e.g. --labels negative,positive.")
     spec = TaskSpec(task_type=args.task_type, template=args.template, labels=labels)
     fm = load_base_model(_base_model(args), args.device)
@@ -193,9 +205,9 @@ def cmd_import_peft(args: argparse.Namespace) -> None:
 
 def cmd_baseline(args: argparse.Namespace) -> None:
     from workers.engine.base_model import load_base_model
-    from workers.engine.data import check_labels, infer_task
-    from workers.engine.design import design_prompt, pick_shots
-    from workers.engine.evaluation import evaluate
+    from workers.engine.inference.design import design_prompt, pick_shots
+    from workers.engine.inference.evaluation import evaluate
+    from workers.engine.training.data import check_labels, infer_task
 
     if args.shots and not args.train:
         raise EngineError("--shots needs --train, where the examples come from.")
@@ -219,7 +231,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from workers.engine.inference import predict
+    from workers.engine.inference.predict import predict
 
     fm, artifact, prompt = _load_prompt(args)
     fields = artifact.spec.fields
@@ -238,7 +250,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
-    from workers.engine.inspection import nearest_tokens, norm_stats
+    from workers.engine.artifacts.inspection import nearest_tokens, norm_stats
 
     fm, artifact, _ = _load_prompt(args)
     if artifact.is_prefix:

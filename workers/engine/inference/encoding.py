@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from common.contracts import TaskType
 from common.errors import DataError
 from common.task import Example, TaskSpec
 from workers.engine.base_model import FrozenModel
@@ -33,7 +34,7 @@ class TaskEncoder:
             raise DataError(f"The label {label!r} is not in the label set {self.spec.labels}.") from None
 
     def target_ids(self, target: str) -> list[int]:
-        if self.spec.task_type == "classification":
+        if self.spec.task_type == TaskType.CLASSIFICATION:
             return self.class_targets[self.label_index(target)]
         ids = self.fm.encode_target(target)
         if not self.fm.is_encoder_decoder and self.fm.eos_id is not None:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from common.formats import nearest_tokens_unavailable
-from workers.engine.artifact import PromptArtifact
+from workers.engine.artifacts.artifact import PromptArtifact
 from workers.engine.base_model import FrozenModel
 
 
@@ -49,7 +49,7 @@ def version_inspection(fm: FrozenModel, artifact: PromptArtifact, top_k: int = 5
 
     Bounded: prompt_length (at most 150) rows of `top_k` tokens. An ensemble shows its first member:
     K members would multiply the size for a view a person reads one prompt at a time."""
-    reason = nearest_tokens_unavailable("prefix" if artifact.is_prefix else artifact.method)
+    reason = nearest_tokens_unavailable(artifact.layout_method)
     if reason:
         return {"applies": False, "reason": reason}
     prompt = artifact.prompt

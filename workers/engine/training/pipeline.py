@@ -10,19 +10,23 @@ from typing import Any
 
 import torch
 
+from common.contracts import StopReason
 from common.task import Example, TaskSpec
-from workers.engine.artifact import PromptArtifact, ensemble_tensors, load_artifact
+from workers.engine.artifacts.artifact import PromptArtifact, ensemble_tensors, load_artifact
 from workers.engine.base_model import FrozenModel
-from workers.engine.checkpoint import BankState
-from workers.engine.evaluation import evaluate, metrics_of
-from workers.engine.inference import LoadedPrompt
-from workers.engine.prompt_tuning import init_prompt
-from workers.engine.trainer import Member, Progress, TrainConfig, TrainResult, build_module, train_bank
+from workers.engine.inference.evaluation import evaluate, metrics_of
+from workers.engine.inference.predict import LoadedPrompt
+from workers.engine.methods.prompt_tuning import INIT_FILE, init_prompt
+from workers.engine.training.bank import Member
+from workers.engine.training.checkpoint import BankState
+from workers.engine.training.config import TrainConfig
+from workers.engine.training.results import Progress, TrainResult
+from workers.engine.training.trainer import build_module, train_bank
 
 
 def initial_prompts(fm: FrozenModel, spec: TaskSpec, config: TrainConfig) -> list[torch.Tensor]:
     """A starting (P, E) prompt per member; member k draws with seed `seed + k`."""
-    if config.effective_init == "file":
+    if config.effective_init == INIT_FILE:
         start = load_artifact(config.init_file)
         start.check_fits(fm)
         config.prompt_length = start.prompt_length
@@ -54,7 +58,7 @@ def _final_evaluation(
     scored all of dev (one prompt), else a pass over dev, or over the seeded sample the budget left room
     for (`final_rows`)."""
     lead, started = results[0], time.perf_counter()
-    if lead.stop_reason == "stopped":  # a cancelled job: stop now, with the probe's figures
+    if lead.stop_reason == StopReason.STOPPED:  # a cancelled job: stop now, with the probe's figures
         return lead.best_dev, 0.0
     if len(results) == 1 and lead.probe_is_dev and lead.best_outputs is not None:
         # The probe scored dev in its own (seeded, here identity) order: dev_probe is dev itself.

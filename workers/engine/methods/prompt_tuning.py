@@ -13,11 +13,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from common.contracts import Init, Method
 from common.errors import EngineError
 from workers.engine.base_model import FrozenModel
+from workers.engine.methods.registry import MethodSettings, TrainingMethod
 
 MIN_PROMPT_LENGTH, MAX_PROMPT_LENGTH = 1, 150
-INIT_STRATEGIES = ("random", "vocab", "labels", "text", "file")
+# The platform's inits, and a saved prompt to continue from (the CLI's --init-file).
+INIT_FILE = "file"
+INIT_STRATEGIES = (*Init, INIT_FILE)
 RANDOM_INIT_RANGE = 0.5
 
 
@@ -79,14 +83,14 @@ def init_prompt(
 ) -> torch.Tensor:
     """A (P, E) float32 tensor to start training from."""
     check_prompt_length(length)
-    if strategy not in INIT_STRATEGIES or strategy == "file":
+    if strategy not in INIT_STRATEGIES or strategy == INIT_FILE:
         raise EngineError(f"Unknown init {strategy!r}; use one of {', '.join(INIT_STRATEGIES)}.")
     generator = torch.Generator().manual_seed(seed)
     dim = fm.embed_dim
-    if strategy == "random":
+    if strategy == Init.RANDOM:
         return (torch.rand(length, dim, generator=generator) * 2 - 1) * RANDOM_INIT_RANGE
     rows: list[torch.Tensor] = []
-    if strategy == "labels":
+    if strategy == Init.LABELS:
         if not label_words:
             raise EngineError("The labels init needs a classification task with label words.")
         special = control_token_ids(fm.tokenizer)
@@ -95,7 +99,7 @@ def init_prompt(
             ids = [i for i in ids if i not in special] or ids
             # A label of several sub-words starts from the mean of their embeddings.
             rows.append(fm.embed(torch.tensor(ids, device=fm.device)).detach().float().mean(0))
-    elif strategy == "text":
+    elif strategy == Init.TEXT:
         if not text:
             raise EngineError("The text init needs --init-text.")
         ids = fm.encode(text, special_tokens=False)[:length]
@@ -122,3 +126,10 @@ class SoftPrompt(nn.Module):
 
     def forward(self) -> torch.Tensor:
         return self.vectors  # (P, E)
+
+
+def _build(fm: FrozenModel, initial: torch.Tensor, settings: MethodSettings) -> nn.Module:
+    return SoftPrompt(initial)
+
+
+METHOD = TrainingMethod(Method.PROMPT, build=_build)

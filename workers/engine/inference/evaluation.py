@@ -7,9 +7,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from common.contracts import TaskType
 from common.task import Example, TaskSpec
 from workers.engine.base_model import FrozenModel
-from workers.engine.inference import LoadedPrompt, predict
+from workers.engine.inference.predict import LoadedPrompt, predict
 
 
 def accuracy(gold: Sequence[str], predicted: Sequence[str]) -> float:
@@ -116,7 +117,7 @@ def metrics_of(
     """`evaluate`'s figures from predictions already made (`predict`'s outputs for `examples`, in order):
     a training run's final report reuses its best dev evaluation's predictions instead of a second pass."""
     gold = [ex.target for ex in examples]
-    if spec.task_type != "classification":
+    if spec.task_type != TaskType.CLASSIFICATION:
         texts = [out["text"] for out in outputs]
         return {"exact_match": round(exact_match(gold, texts), 4), "n": len(examples)}
     labels = [out["label"] for out in outputs]

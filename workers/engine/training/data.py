@@ -7,6 +7,7 @@ import json
 import random
 from pathlib import Path
 
+from common.contracts import TaskType
 from common.errors import DataError
 from common.task import Example, TaskSpec, default_template, template_fields
 
@@ -78,12 +79,12 @@ def infer_task(examples: list[Example], template: str, max_classes: int = 50) ->
     labels = sorted({ex.target for ex in examples})
     # A label set repeats: free-text targets are (nearly) all distinct.
     if 2 <= len(labels) <= max_classes and len(labels) * 2 <= len(examples):
-        return TaskSpec(task_type="classification", template=template, labels=labels)
-    return TaskSpec(task_type="generation", template=template)
+        return TaskSpec(task_type=TaskType.CLASSIFICATION, template=template, labels=labels)
+    return TaskSpec(task_type=TaskType.GENERATION, template=template)
 
 
 def check_labels(examples: list[Example], spec: TaskSpec, source: str) -> None:
-    if spec.task_type != "classification":
+    if spec.task_type != TaskType.CLASSIFICATION:
         return
     known = set(spec.labels)
     for number, ex in enumerate(examples, start=2):

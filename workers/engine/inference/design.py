@@ -11,15 +11,16 @@ from collections.abc import Sequence
 
 import torch
 
+from common.contracts import TaskType
 from common.errors import EngineError
 from common.task import Example, TaskSpec
 from workers.engine.base_model import FrozenModel
-from workers.engine.inference import LoadedPrompt
+from workers.engine.inference.predict import LoadedPrompt
 
 
 def instruction(spec: TaskSpec) -> str:
     """A question naming the label words; small models answer it far better than a "classify" order."""
-    if spec.task_type == "classification":
+    if spec.task_type == TaskType.CLASSIFICATION:
         words = [spec.verbalizer[label] for label in spec.labels]
         return f"Is each text {', '.join(words[:-1])} or {words[-1]}?\n\n"
     return "Answer each input.\n\n"

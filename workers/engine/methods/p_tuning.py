@@ -13,8 +13,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from common.contracts import Method
 from common.errors import EngineError
-from workers.engine.prompt_tuning import check_prompt_length
+from workers.engine.base_model import FrozenModel
+from workers.engine.methods.prompt_tuning import check_prompt_length
+from workers.engine.methods.registry import MethodSettings, TrainingMethod
 
 ENCODER_KINDS = ("mlp", "lstm")
 
@@ -75,3 +78,14 @@ class PromptEncoder(nn.Module):
         if self.lstm is not None:
             hidden = self.lstm(hidden.unsqueeze(0))[0].squeeze(0)  # (P, H)
         return self.inputs + self.head(hidden)  # (P, E)
+
+
+def _build(fm: FrozenModel, initial: torch.Tensor, settings: MethodSettings) -> nn.Module:
+    return PromptEncoder(initial, PTuningConfig(encoder=settings.ptuning_encoder))
+
+
+def _check(settings: MethodSettings) -> None:
+    PTuningConfig(encoder=settings.ptuning_encoder)
+
+
+METHOD = TrainingMethod(Method.PTUNING, build=_build, check=_check)

@@ -13,23 +13,23 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
 
+from common.contracts import Method
 from common.errors import ArtifactError
 from common.formats import peft_unavailable
 from common.task import TaskSpec
-from workers.engine.artifact import PromptArtifact
+from workers.engine.artifacts.artifact import PromptArtifact
 from workers.engine.base_model import FrozenModel
 
 PEFT_WEIGHTS = "adapter_model.safetensors"
 PEFT_CONFIG = "adapter_config.json"
-_PEFT_TYPES = {"prompt": "PROMPT_TUNING", "ptuning": "PROMPT_TUNING"}
+_PEFT_TYPES = {Method.PROMPT: "PROMPT_TUNING", Method.PTUNING: "PROMPT_TUNING"}
 
 
 def export_peft(artifact: PromptArtifact, folder: str | Path, is_encoder_decoder: bool = False) -> Path:
     """Write `folder/adapter_model.safetensors` and `folder/adapter_config.json` for PEFT to load."""
-    reason = peft_unavailable("prefix" if artifact.is_prefix else artifact.method, artifact.ensemble_size)
+    reason = peft_unavailable(artifact.layout_method, artifact.ensemble_size)
     if reason:
         raise ArtifactError(reason)
     folder = Path(folder)
@@ -88,14 +88,9 @@ def import_peft(folder: str | Path, fm: FrozenModel, spec: TaskSpec) -> PromptAr
         )
     return PromptArtifact(
         tensors={"prompt": prompt},
-        method="prompt" if peft_type == "PROMPT_TUNING" else "ptuning",
+        method=Method.PROMPT if peft_type == "PROMPT_TUNING" else Method.PTUNING,
         base_model=fm.model_id,
         fingerprint=fm.fingerprint,
         spec=spec,
         train_config={"imported_from": "peft", "peft_type": peft_type},
     )
-
-
-def peft_prompt(folder: str | Path) -> torch.Tensor:
-    """The raw prompt rows of a PEFT adapter folder (for tests and benchmarks)."""
-    return load_file(str(Path(folder) / PEFT_WEIGHTS))["prompt_embeddings"]

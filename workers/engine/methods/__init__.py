@@ -1,0 +1,14 @@
+"""The soft-prompt methods, one file each: prompt tuning, P-tuning and prefix tuning.
+
+`METHODS` is the one table the engine picks a method from (each file declares its own entry, `METHOD`).
+"""
+
+from __future__ import annotations
+
+from common.contracts import Method
+from workers.engine.methods import p_tuning, prefix_tuning, prompt_tuning
+from workers.engine.methods.registry import TrainingMethod
+
+METHODS: dict[Method, TrainingMethod] = {
+    entry.method: entry for entry in (prompt_tuning.METHOD, p_tuning.METHOD, prefix_tuning.METHOD)
+}
