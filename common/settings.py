@@ -406,7 +406,7 @@ ALLOWED_HOSTS = Var(
     keep_empty=True,
     shown_doc=False,
 )
-WEB_CONCURRENCY = Var(
+WEB_CONCURRENCY: Var[int | None] = Var(
     "WEB_CONCURRENCY",
     None,
     "The production web server (docker-compose's `web`): gunicorn processes and threads per process. A\n"
@@ -602,7 +602,7 @@ WORKER_PROCESSES = Var(
     "Worker processes per machine: one per GPU (the base model loads in each, never in their parent).",
     parse=as_int,
 )
-JOB_DEFAULT_MINUTES = Var(
+JOB_DEFAULT_MINUTES: Var[float | None] = Var(
     "SOFTSERVE_JOB_DEFAULT_MINUTES",
     None,
     "GPU-time policy (common/contracts.py's JobPolicy, read by the platform and the workers alike):\n"
