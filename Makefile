@@ -122,3 +122,8 @@ migrations-check: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# .env.example is generated from the declarations in common/settings.py (tests/test_settings.py checks it).
+.PHONY: env-example
+env-example:
+	$(PY) -m common.settings --env-example > .env.example

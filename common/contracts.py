@@ -7,12 +7,14 @@ only: the database is the source of truth for a job's spec and state.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import NotRequired, TypedDict
 
 # Each method's default settings and time budget (standard library only too).
+from common import settings
 from common.defaults import DEFAULTS, defaults_for
+from common.settings import read_settings, setting
 
 # Templates have one parser, the engine's (standard library only, so this stays torch-free); re-exported
 # here for the platform's imports.
@@ -204,14 +206,6 @@ def inits_for(task_type: str) -> tuple[Init, ...]:
     return tuple(i for i in Init if i != Init.LABELS or task_type == TaskType.CLASSIFICATION)
 
 
-def _env_value(kind: type, raw: str) -> object:
-    return raw.lower() in ("1", "true", "yes", "on") if kind is bool else kind(raw)
-
-
-def _env_kind(default: object) -> type:
-    return float if default is None else type(default)  # an optional field of JobPolicy is a float
-
-
 @dataclass(frozen=True)
 class JobPolicy:
     """The GPU-time limits both sides enforce: the platform validates job requests and cancels against
@@ -222,13 +216,13 @@ class JobPolicy:
     # SOFTSERVE_JOB_DEFAULT_MINUTES replaces it for every method. The budget counts every attempt (a
     # resumed job does not start its clock again); when it runs out, training stops and the job keeps its
     # best prompt so far.
-    job_default_minutes: float | None = None
-    job_max_minutes: float = 24 * 60.0
+    job_default_minutes: float | None = setting(settings.JOB_DEFAULT_MINUTES)
+    job_max_minutes: float = setting(settings.JOB_MAX_MINUTES)
     # A job whose worker stops (killed, crashed) this many times in a row without the job reaching a new
     # checkpoint ends failed instead of being handed to yet another worker.
-    job_max_attempts: int = 3
+    job_max_attempts: int = setting(settings.JOB_MAX_ATTEMPTS)
     # A running job that has not written a heartbeat for this long has lost its worker.
-    heartbeat_timeout_s: float = 60.0
+    heartbeat_timeout_s: float = setting(settings.HEARTBEAT_TIMEOUT_S)
 
     def __post_init__(self) -> None:
         if self.job_default_minutes is not None:
@@ -254,13 +248,9 @@ class JobPolicy:
         return defaults_for(method, ensemble=kind == JobKind.ENSEMBLE).max_minutes
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> JobPolicy:
-        values = {}
-        for f in fields(cls):
-            raw = env.get(f"SOFTSERVE_{f.name.upper()}", "")
-            if raw != "":
-                values[f.name] = _env_value(_env_kind(f.default), raw)
-        return cls(**values)
+    def from_env(cls, env: Mapping[str, str] | None = None) -> JobPolicy:
+        """From the SOFTSERVE_JOB_* and SOFTSERVE_HEARTBEAT_TIMEOUT_S declarations (common/settings.py)."""
+        return read_settings(cls, env)
 
 
 class JobPayload(TypedDict):
@@ -373,13 +363,15 @@ class StorageLocation:
     region: str = "us-east-1"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], default_folder: str) -> StorageLocation:
-        endpoint = env.get("S3_ENDPOINT_URL", "")
-        if endpoint or env.get("S3_USE_AWS", "") == "1":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StorageLocation:
+        """The one rule, for the web, its /readyz, the tuning and the serving workers alike: the bucket
+        when S3 is configured, else STORAGE_DIR, else the folder `storage` under SOFTSERVE_VAR_DIR."""
+        endpoint = settings.S3_ENDPOINT_URL.read(env)
+        if endpoint or settings.S3_USE_AWS.read(env):
             return cls(
                 folder=None,
-                bucket=env.get("S3_BUCKET", "softserve"),
+                bucket=settings.S3_BUCKET.read(env),
                 endpoint_url=endpoint or None,
-                region=env.get("S3_REGION", "us-east-1"),
+                region=settings.S3_REGION.read(env),
             )
-        return cls(folder=env.get("STORAGE_DIR", default_folder))
+        return cls(folder=settings.STORAGE_DIR.read(env) or str(settings.var_dir(env) / "storage"))

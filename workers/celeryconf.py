@@ -16,6 +16,7 @@ from typing import Any
 from celery import Celery, signals
 from kombu import Queue
 
+from common import settings as decl
 from common.contracts import (
     QUEUE_DEFAULT,
     QUEUE_GPU,
@@ -91,7 +92,7 @@ def _multiprocess_folder() -> None:
     """Jobs run in pool processes: their metrics are files under PROMETHEUS_MULTIPROC_DIR that the parent's
     /metrics adds up. It must be set before prometheus_client is first imported (which happens before any
     worker signal), so here, at import; without one, a fresh folder per worker under var_dir."""
-    if not METRICS_PORT or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if not METRICS_PORT or decl.PROMETHEUS_MULTIPROC_DIR.read():
         return
     folder = Path(CONFIG.var_dir) / "worker-metrics" / str(os.getpid())
     folder.mkdir(parents=True, exist_ok=True)
@@ -104,7 +105,7 @@ _multiprocess_folder()
 @signals.celeryd_init.connect
 def _empty_metrics_folder(**_: Any) -> None:
     """A folder given in PROMETHEUS_MULTIPROC_DIR may hold a previous run's files: they would count twice."""
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    folder = decl.PROMETHEUS_MULTIPROC_DIR.read()
     if METRICS_PORT and folder and Path(folder).is_dir():
         for item in Path(folder).glob("*.db"):
             if not item.name.endswith(f"_{os.getpid()}.db"):  # this process's own files are live
@@ -151,7 +152,7 @@ def _stop_fleet_heartbeat(**_: Any) -> None:
 
     if fleet._current is not None:
         fleet._current.stop()
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    folder = decl.PROMETHEUS_MULTIPROC_DIR.read()
     if folder:
         from prometheus_client import multiprocess
 

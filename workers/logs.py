@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import logging.config
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import structlog
+
+from common.settings import LOG_FORMAT, LOG_LEVEL
 
 FORMATS = ("json", "console")
 
@@ -31,11 +32,10 @@ def _shared() -> list[Any]:
 
 def logging_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A `logging.config.dictConfig` dict (Django's LOGGING takes it as it is)."""
-    env = os.environ if env is None else env
-    fmt = env.get("SOFTSERVE_LOG_FORMAT", "json").lower()
+    fmt = LOG_FORMAT.read(env).lower()  # env: the process environment when None
     if fmt not in FORMATS:
         raise ValueError(f"SOFTSERVE_LOG_FORMAT must be one of {', '.join(FORMATS)}, not {fmt!r}.")
-    level = env.get("SOFTSERVE_LOG_LEVEL", "INFO").upper()
+    level = LOG_LEVEL.read(env).upper()
     renderer = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )

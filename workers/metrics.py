@@ -17,6 +17,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
+from common import settings as decl
+
 logger = logging.getLogger(__name__)
 
 _SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -103,7 +105,7 @@ def _reap_dead(folder: str) -> None:
 def exposition(extra: Iterable[Any] = ()) -> bytes:
     """The text of `/metrics`: every process's values (multiprocess) plus collectors read now."""
     registry = CollectorRegistry()
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    folder = decl.PROMETHEUS_MULTIPROC_DIR.read()
     if folder:
         _reap_dead(folder)
         multiprocess.MultiProcessCollector(registry)

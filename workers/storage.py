@@ -103,9 +103,7 @@ class S3Store:
 
 
 def store_from_env(env: dict[str, str] | None = None) -> ObjectStore:
-    env = dict(os.environ) if env is None else env
-    var_dir = Path(env.get("SOFTSERVE_VAR_DIR", str(ROOT / "var")))
-    where = StorageLocation.from_env(env, str(var_dir / "storage"))
+    where = StorageLocation.from_env(env)  # the process environment when env is None
     if where.folder is not None:
         return LocalStore(where.folder)
     return S3Store(where.bucket, where.endpoint_url, where.region)

@@ -1,38 +1,31 @@
-"""Settings from environment variables only; every one has an embedded default (see .env.example)."""
+"""Django's settings: every value from the platform's one configuration object (softserve/config.py), which
+reads the environment variables declared in common/settings.py (each with its default; see .env.example)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dj_database_url
 
-from common.contracts import JobPolicy
+from common.settings import EMBEDDED_SECRET_KEY as EMBEDDED_SECRET_KEY
 from softserve.clientaddr import parse_networks
-from softserve.limits import Limits
+from softserve.config import PlatformSettings
 from softserve.storage import storages_setting
 from workers.logs import logging_config
 
+SETTINGS = PlatformSettings.from_env()
 ROOT = Path(__file__).resolve().parents[2]
-VAR = Path(os.environ.get("SOFTSERVE_VAR_DIR", ROOT / "var"))
+VAR = SETTINGS.var_dir
 VAR.mkdir(parents=True, exist_ok=True)  # the embedded SQLite files and storage folder live here
 
-
-def _bool(name: str, default: bool) -> bool:
-    return os.environ.get(name, str(default)).lower() in ("1", "true", "yes", "on")
-
-
-DEBUG = _bool("DJANGO_DEBUG", False)
+DEBUG = SETTINGS.debug
 # Production mode: HTTPS only (secure cookies, HSTS, redirect to https). The secret key is needed whatever
 # this says: the embedded one (the default, for the tests in-process) is refused by the `softserve.E001`
 # system check whenever DEBUG is off, so no server starts with a secret everyone knows. `make secrets`
 # writes one into .env (`make run` reads it from there).
-SECURE = _bool("DJANGO_SECURE", False)
-EMBEDDED_SECRET_KEY = "softserve-embedded-default-not-for-production"
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or EMBEDDED_SECRET_KEY  # empty (as in .env.example): unset
-ALLOWED_HOSTS = [
-    h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver").split(",") if h
-]
+SECURE = SETTINGS.secure
+SECRET_KEY = SETTINGS.secret_key  # empty (as in .env.example): unset, the embedded key
+ALLOWED_HOSTS = list(SETTINGS.allowed_hosts)
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -102,8 +95,8 @@ WSGI_APPLICATION = "softserve.wsgi.application"
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR / 'softserve.sqlite3'}"),
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE_S", 60)),
+        SETTINGS.database_url,
+        conn_max_age=SETTINGS.database_conn_max_age_s,
         # A persistent connection is checked before a request reuses it, so a restarted database costs
         # the requests made while it was down (503s), not every request of a stale connection afterwards.
         conn_health_checks=True,
@@ -111,9 +104,7 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # A database host that does not answer fails the request in this long instead of hanging its thread.
-    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = int(
-        os.environ.get("DATABASE_CONNECT_TIMEOUT_S", 5)
-    )
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = SETTINGS.database_connect_timeout_s
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Concurrent writers (usage counts under prediction load) queue for SQLite's lock instead of failing
     # with "database is locked" when a read transaction tries to upgrade.
@@ -122,8 +113,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Every Redis client of the web process (the cache, Celery's producer) gives up after these many seconds
 # on connecting and on each reply: a Redis that accepts connections but never answers costs a request
 # this long, never a web thread for good.
-REDIS_CONNECT_TIMEOUT_S = float(os.environ.get("REDIS_CONNECT_TIMEOUT_S", 2))
-REDIS_SOCKET_TIMEOUT_S = float(os.environ.get("REDIS_SOCKET_TIMEOUT_S", 2))
+REDIS_CONNECT_TIMEOUT_S = SETTINGS.redis_connect_timeout_s
+REDIS_SOCKET_TIMEOUT_S = SETTINGS.redis_socket_timeout_s
 REDIS_CLIENT_OPTIONS = {
     "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
     "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
@@ -133,37 +124,37 @@ REDIS_CLIENT_OPTIONS = {
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": os.environ["REDIS_URL"],
+        "LOCATION": SETTINGS.redis_url,
         "OPTIONS": REDIS_CLIENT_OPTIONS,
     }
-    if os.environ.get("REDIS_URL")
+    if SETTINGS.redis_url
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 # When the rate-limit cache is down: 1 lets requests through unthrottled (a warning and the counter
 # softserve_rate_limit_unavailable_total), 0 answers 503. Open by default: the limit guards capacity that
 # has bounds of its own (SERVING_QUEUE_MAX, job quotas in the database), and a cache outage should not
 # take the whole API down with it.
-RATE_LIMIT_FAIL_OPEN = _bool("RATE_LIMIT_FAIL_OPEN", True)
+RATE_LIMIT_FAIL_OPEN = SETTINGS.rate_limit_fail_open
 # A 503 for an outage (database, Redis, broker) tells the client to retry after this many seconds.
-OUTAGE_RETRY_AFTER_S = int(os.environ.get("OUTAGE_RETRY_AFTER_S", 5))
+OUTAGE_RETRY_AFTER_S = SETTINGS.outage_retry_after_s
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
 # `collectstatic` (the image build) writes here; until then WhiteNoise serves the apps' static folders.
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR / "static"))
+STATIC_ROOT = SETTINGS.static_root
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/app/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
-STORAGES = storages_setting(VAR)
+STORAGES = storages_setting(SETTINGS.storage)
 # Every bound on tenant input (request and upload bytes, dataset rows and lines, labels, verbalizers,
 # templates, page sizes): softserve/limits.py, each from its own environment variable.
-LIMITS = Limits.from_env(os.environ)
+LIMITS = SETTINGS.limits
 # Uploads above this many bytes stream to a temporary file instead of memory, in a folder of their own
 # (not /tmp): only dataset uploads may be that large, at most UPLOAD_MAX_CONCURRENT at once per process.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 2**20
-FILE_UPLOAD_TEMP_DIR = os.environ.get("UPLOAD_SPOOL_DIR") or str(VAR / "uploads")
+FILE_UPLOAD_TEMP_DIR = SETTINGS.upload_spool_dir
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 # A non-file body is read into memory: Django refuses one over this (the middleware answers first).
 DATA_UPLOAD_MAX_MEMORY_SIZE = LIMITS.body_max_bytes
@@ -178,28 +169,24 @@ AUTH_PASSWORD_VALIDATORS = [
 # The proxies in front of the web (CIDRs or addresses, comma-separated): when the peer is one of them,
 # the client's address is read from X-Forwarded-For, right to left through these hops only
 # (softserve/clientaddr.py). Empty: the peer is the client, and X-Forwarded-For is never read.
-TRUSTED_PROXIES = parse_networks(os.environ.get("TRUSTED_PROXIES", ""))
+TRUSTED_PROXIES = parse_networks(SETTINGS.trusted_proxies)
 # The sign-in throttle (softserve/tenancy/accounts.py), counted in the cache (Redis when REDIS_URL is
 # set): per account, this many failures are free, then each attempt waits a delay that starts at
 # LOGIN_ACCOUNT_DELAY_S and doubles per failure up to LOGIN_ACCOUNT_MAX_DELAY_S (429 with Retry-After);
 # per client address, this many failures (any accounts) refuse the address for the window; a browser
 # that signed in to the account before skips both, with a delay of its own, for LOGIN_DEVICE_DAYS.
-LOGIN_ACCOUNT_FREE_FAILURES = int(os.environ.get("LOGIN_ACCOUNT_FREE_FAILURES", 5))
-LOGIN_ACCOUNT_DELAY_S = float(os.environ.get("LOGIN_ACCOUNT_DELAY_S", 1))
-LOGIN_ACCOUNT_MAX_DELAY_S = float(os.environ.get("LOGIN_ACCOUNT_MAX_DELAY_S", 60))
-LOGIN_ADDRESS_MAX_FAILURES = int(os.environ.get("LOGIN_ADDRESS_MAX_FAILURES", 50))
+LOGIN_ACCOUNT_FREE_FAILURES = SETTINGS.login_account_free_failures
+LOGIN_ACCOUNT_DELAY_S = SETTINGS.login_account_delay_s
+LOGIN_ACCOUNT_MAX_DELAY_S = SETTINGS.login_account_max_delay_s
+LOGIN_ADDRESS_MAX_FAILURES = SETTINGS.login_address_max_failures
 # Failures are counted for this many seconds from the first one.
-LOGIN_WINDOW_S = int(os.environ.get("LOGIN_WINDOW_S", 900))
-LOGIN_DEVICE_DAYS = int(os.environ.get("LOGIN_DEVICE_DAYS", 90))
+LOGIN_WINDOW_S = SETTINGS.login_window_s
+LOGIN_DEVICE_DAYS = SETTINGS.login_device_days
 X_FRAME_OPTIONS = "DENY"
 # Scripts, styles, images and fetches from this origin only; no inline script or style attribute, no eval,
 # no plugins, no framing, forms post here only. Empty: no header. (softserve/csp.py adds the hashes of
 # the three fixed <style> blocks: the 500 and 503 pages and the Swagger page.)
-CONTENT_SECURITY_POLICY = os.environ.get(
-    "CONTENT_SECURITY_POLICY",
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-)
+CONTENT_SECURITY_POLICY = SETTINGS.content_security_policy
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -209,11 +196,11 @@ CSRF_COOKIE_SECURE = SECURE
 SECURE_SSL_REDIRECT = SECURE
 # Probes and scrapes reach the pods over plain HTTP inside the cluster.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
-SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", 31_536_000)) if SECURE else 0
+SECURE_HSTS_SECONDS = SETTINGS.hsts_seconds if SECURE else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
 SECURE_HSTS_PRELOAD = SECURE
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (the only way Django learns it was https).
-if _bool("DJANGO_BEHIND_PROXY", False):
+if SETTINGS.behind_proxy:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 REST_FRAMEWORK = {
@@ -253,63 +240,61 @@ SPECTACULAR_SETTINGS = {
 }
 
 # GPU jobs' time budget, attempt cap and heartbeat timeout (SOFTSERVE_JOB_*; shared with the workers).
-SOFTSERVE_JOB_POLICY = JobPolicy.from_env(os.environ)
+SOFTSERVE_JOB_POLICY = SETTINGS.job_policy
 
 # Celery, as a producer only: the embedded default needs no broker service.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR / 'celery.sqlite3'}")
+CELERY_BROKER_URL = SETTINGS.broker_url
 
 # The base models a tenant may train against; the first is the default.
-SOFTSERVE_BASE_MODELS = [
-    m for m in os.environ.get("SOFTSERVE_BASE_MODELS", "smollm2-135m-instruct").split(",") if m
-]
+SOFTSERVE_BASE_MODELS = list(SETTINGS.base_models)
 
 # Aliases created protected (comma-separated): only owners and admins move, split, shadow or delete them.
-PROTECTED_ALIASES = [
-    a.strip() for a in os.environ.get("PROTECTED_ALIASES", "production").split(",") if a.strip()
-]
+PROTECTED_ALIASES = list(SETTINGS.protected_aliases)
 
 # Serving (predictions). Redis: the base model's request stream, read by `python -m workers.serving`
 # workers; empty (and no REDIS_URL): the batching loop runs inside this web process (embedded default).
-SERVING_REDIS_URL = os.environ.get("SERVING_REDIS_URL") or os.environ.get("REDIS_URL", "")
+SERVING_REDIS_URL = SETTINGS.serving_redis_url
 # "redis": requests go to the model's Redis stream (SERVING_REDIS_URL) for `python -m workers.serving`;
 # "embedded": the batching loop runs in this web process and loads the model here (one per process).
 # Empty: redis when a serving Redis URL is set, else embedded (common/contracts.py's ServingMode). A system
 # check warns when embedded serving would load a model in each of several gunicorn processes.
-SERVING_MODE = os.environ.get("SERVING_MODE", "").strip().lower()
+SERVING_MODE = SETTINGS.serving_mode
 # Gunicorn's processes (deploy/gunicorn.conf.py reads the same variable); None outside gunicorn's setup.
-WEB_CONCURRENCY = int(os.environ["WEB_CONCURRENCY"]) if os.environ.get("WEB_CONCURRENCY") else None
+WEB_CONCURRENCY = SETTINGS.web_concurrency
 # Default and longest deadline of a request; requests queued or in flight per model before a 503.
-SERVING_TIMEOUT_MS = int(os.environ.get("SERVING_TIMEOUT_MS", 30_000))
-SERVING_QUEUE_MAX = int(os.environ.get("SERVING_QUEUE_MAX", 1000))
+SERVING_TIMEOUT_MS = SETTINGS.serving_timeout_ms
+SERVING_QUEUE_MAX = SETTINGS.serving_queue_max
 # Fair shares: requests one tenant may have queued or in flight per base model (above it: 429), and
 # predictions one tenant may have waiting in this web process's threads at once (above it: 429).
-SERVING_TENANT_QUEUE_MAX = int(os.environ.get("SERVING_TENANT_QUEUE_MAX", 250))
-SERVING_TENANT_MAX_CONCURRENT = int(os.environ.get("SERVING_TENANT_MAX_CONCURRENT", 8))
+SERVING_TENANT_QUEUE_MAX = SETTINGS.serving_tenant_queue_max
+SERVING_TENANT_MAX_CONCURRENT = SETTINGS.serving_tenant_max_concurrent
 # Seconds a Redis call of the predict path may take to connect or answer before the request gets a 503.
-SERVING_REDIS_TIMEOUT_S = float(os.environ.get("SERVING_REDIS_TIMEOUT_S", 2))
+SERVING_REDIS_TIMEOUT_S = SETTINGS.serving_redis_timeout_s
 # Inputs per request, and characters per input (all its fields together).
-SERVING_MAX_INPUTS = int(os.environ.get("SERVING_MAX_INPUTS", 64))
-SERVING_MAX_INPUT_CHARS = int(os.environ.get("SERVING_MAX_INPUT_CHARS", 4000))
+SERVING_MAX_INPUTS = SETTINGS.serving_max_inputs
+SERVING_MAX_INPUT_CHARS = SETTINGS.serving_max_input_chars
 # The serving workers' generation limit (the same variable they read): the most a request may ask for.
-SERVING_MAX_NEW_TOKENS = int(os.environ.get("SERVING_MAX_NEW_TOKENS", 32))
+SERVING_MAX_NEW_TOKENS = SETTINGS.serving_max_new_tokens
 # The most rows a prompt's pinned evaluation set may have: every new version is scored on all of them
 # through the serving pool (the workers' SOFTSERVE_PARITY_TOLERANCE says when a gap fails parity).
-EVAL_SET_MAX_ROWS = int(os.environ.get("EVAL_SET_MAX_ROWS", 1000))
+EVAL_SET_MAX_ROWS = SETTINGS.eval_set_max_rows
 
 # One JSON object per log line (SOFTSERVE_LOG_FORMAT, SOFTSERVE_LOG_LEVEL), the workers' format too.
 LOGGING = logging_config()
 # /ops/ reads serving request rates, latencies and cache hit rates from this Prometheus (empty: not shown).
-PROMETHEUS_URL = os.environ.get("PROMETHEUS_URL", "")
+PROMETHEUS_URL = SETTINGS.prometheus_url
 # The web's /metrics answers only `Authorization: Bearer <this>` (Prometheus' scrape config sends it); the
 # series name teams' prompts. Empty: the web port serves no metrics (404).
-METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_TOKEN = SETTINGS.metrics_token
 # Operations. /readyz: each dependency (database, broker, storage) must answer within this many seconds.
-SOFTSERVE_READY_TIMEOUT_S = float(os.environ.get("SOFTSERVE_READY_TIMEOUT_S", 2))
+SOFTSERVE_READY_TIMEOUT_S = SETTINGS.ready_timeout_s
+# Where objects live (common/contracts.py's StorageLocation, the rule the jobs use too); /readyz checks it.
+SOFTSERVE_STORAGE = SETTINGS.storage
 
 # Webhooks (softserve/webhooks; sent by the workers, which read the same variables in workers/config.py).
 # Hosts and CIDR networks a hook may reach although they are private, loopback or link-local
 # (comma-separated, e.g. "127.0.0.1" in tests; empty: none: no SSRF into the cluster), and whether plain
 # http:// URLs are allowed (otherwise https only). Hooks per team.
-WEBHOOK_ALLOW_PRIVATE_HOSTS = os.environ.get("WEBHOOK_ALLOW_PRIVATE_HOSTS", "")
-WEBHOOK_ALLOW_HTTP = _bool("WEBHOOK_ALLOW_HTTP", False)
-WEBHOOKS_MAX_PER_TEAM = int(os.environ.get("WEBHOOKS_MAX_PER_TEAM", 10))
+WEBHOOK_ALLOW_PRIVATE_HOSTS = SETTINGS.webhook_allow_private_hosts
+WEBHOOK_ALLOW_HTTP = SETTINGS.webhook_allow_http
+WEBHOOKS_MAX_PER_TEAM = SETTINGS.webhooks_max_per_team

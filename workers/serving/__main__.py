@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import subprocess
 import sys
 import time
 
+from common.settings import child_env
 from workers import logs
 from workers.serving.config import ServingConfig
 from workers.serving.worker import serve
@@ -24,7 +24,7 @@ RESTART_DELAY_S = 2.0
 
 def _supervise(config: ServingConfig) -> int:
     def start(i: int) -> subprocess.Popen:
-        env = {**os.environ, "SERVING_WORKERS": "1", "SERVING_BASE_MODEL": config.base_model}
+        env = child_env(SERVING_WORKERS="1", SERVING_BASE_MODEL=config.base_model)
         if config.metrics_port:
             env["SERVING_METRICS_PORT"] = str(config.metrics_port + i)
         return subprocess.Popen([sys.executable, "-m", "workers.serving"], env=env)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Mapping
 
 from prometheus_client import Counter, Histogram
+
+from common import settings as decl
 
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _COUNTS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -50,8 +51,8 @@ GIVEN_UP = Counter(
 
 # Per-prompt series for the first this many (tenant, prompt) pairs a worker answers; `other` after that,
 # so a tenant making thousands of prompts cannot grow Prometheus' series without bound.
-READY_TIMEOUT_S = float(os.environ.get("SOFTSERVE_READY_TIMEOUT_S", "2"))
-TOP_PROMPTS = int(os.environ.get("SERVING_METRICS_TOP_PROMPTS", "50"))
+READY_TIMEOUT_S = decl.READY_TIMEOUT_S.read()
+TOP_PROMPTS = decl.SERVING_METRICS_TOP_PROMPTS.read()
 _labelled: set[tuple[str, str]] = set()
 _labelled_lock = threading.Lock()
 

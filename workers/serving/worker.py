@@ -34,14 +34,13 @@ def consumer_name() -> str:
 def _checks(config: ServingConfig) -> dict:
     """The serving worker's /readyz: its Redis stream and the object storage its prompts come from."""
     from common.contracts import StorageLocation
+    from common.settings import READY_TIMEOUT_S
     from workers.health import redis_check, storage_check
-    from workers.storage import ROOT
 
-    timeout = float(os.environ.get("SOFTSERVE_READY_TIMEOUT_S", "2"))
-    var_dir = os.environ.get("SOFTSERVE_VAR_DIR", str(ROOT / "var"))
+    timeout = READY_TIMEOUT_S.read()
     return {
         "redis": redis_check(config.redis_url, timeout),
-        "storage": storage_check(StorageLocation.from_env(os.environ, f"{var_dir}/storage"), timeout),
+        "storage": storage_check(StorageLocation.from_env(), timeout),
     }
 
 

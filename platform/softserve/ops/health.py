@@ -8,7 +8,6 @@ second per process at most (workers/health.py's CachedReadiness), with clients m
 from __future__ import annotations
 
 import functools
-import os
 
 from django.conf import settings
 from django.db import connections
@@ -30,7 +29,8 @@ def _database() -> None:
 
 def _configuration() -> tuple:
     """What the checks depend on: a change (a test's settings) gets checks and a cache of their own."""
-    where = StorageLocation.from_env(os.environ, str(settings.VAR / "storage"))
+    # The location the platform stores to and the jobs read from: one rule (StorageLocation.from_env).
+    where: StorageLocation = settings.SOFTSERVE_STORAGE
     serving_redis = settings.SERVING_REDIS_URL if serving_mode() == "redis" else ""
     return (settings.CELERY_BROKER_URL, where, serving_redis, settings.SOFTSERVE_READY_TIMEOUT_S)
 

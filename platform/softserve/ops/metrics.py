@@ -9,7 +9,6 @@ Under gunicorn the values live in PROMETHEUS_MULTIPROC_DIR (deploy/gunicorn.conf
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -18,6 +17,7 @@ from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
+from common import settings as decl
 from common.contracts import QUEUE_GPU, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class QueueCollector:
 
 def exposition() -> bytes:
     """Every web process's request metrics (multiprocess under gunicorn) and the queue read now."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if decl.PROMETHEUS_MULTIPROC_DIR.read():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +32,9 @@ def _emit(args: argparse.Namespace, result: dict[str, Any], lines: list[str]) ->
 
 
 def _base_model(args: argparse.Namespace) -> str:
-    from workers.engine.base_model import DEFAULT_MODEL_ID
+    from common.settings import BASE_MODEL
 
-    return args.base_model or os.environ.get("SOFTSERVE_BASE_MODEL") or DEFAULT_MODEL_ID
+    return args.base_model or BASE_MODEL.read()
 
 
 def _load_examples(path: str, args: argparse.Namespace, template: str | None = None):

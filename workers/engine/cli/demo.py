@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
+from common.settings import DEMO_DIR, DEMO_STEPS
 from workers.engine.cli import main as cli
 
 DATA = Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "sst2"
-OUT = Path(os.environ.get("SOFTSERVE_DEMO_DIR", "var/demo")) / "sst2-prompt.safetensors"
+OUT = Path(DEMO_DIR.read()) / "sst2-prompt.safetensors"
 TEMPLATE = "Review: {text}\nSentiment:"
 
 
@@ -17,7 +17,7 @@ def main() -> int:
     if not (DATA / "train.csv").is_file():
         print(f"The demo needs the shared SST-2 data at {DATA}.", file=sys.stderr)
         return 2
-    steps = os.environ.get("SOFTSERVE_DEMO_STEPS", "60")
+    steps = DEMO_STEPS.read()
     print(
         f"Training a 20-vector prompt on SST-2 for {steps} steps (the default model, on this machine's CPU)…"
     )

@@ -1,18 +1,18 @@
 """`manage.py ensuredemo`: on first start, a demo tenant with its owner's login and an API key, and an
 operator (Django staff) login for /ops/."""
 
-import os
 import secrets
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from common import settings as decl
 from softserve.tenancy.actions import create_tenant
 from softserve.tenancy.models import Tenant
 
-DEMO_TENANT = os.environ.get("SOFTSERVE_DEMO_TENANT", "demo")
-DEMO_OWNER = os.environ.get("SOFTSERVE_DEMO_OWNER", "demo@softserve.local")
-DEMO_OPERATOR = os.environ.get("SOFTSERVE_DEMO_OPERATOR", "ops@softserve.local")
+DEMO_TENANT = decl.DEMO_TENANT.read()
+DEMO_OWNER = decl.DEMO_OWNER.read()
+DEMO_OPERATOR = decl.DEMO_OPERATOR.read()
 
 
 class Command(BaseCommand):
@@ -24,7 +24,7 @@ class Command(BaseCommand):
 
     def _operator(self) -> None:
         """A staff user (no team) who can open /ops/; its password is printed once, at creation."""
-        port = os.environ.get("PORT", "8000")
+        port = decl.PORT.read()
         user, created = get_user_model().objects.get_or_create(
             username=DEMO_OPERATOR, defaults={"email": DEMO_OPERATOR, "is_staff": True}
         )
@@ -51,7 +51,7 @@ class Command(BaseCommand):
         password = secrets.token_urlsafe(12)
         tenant, owner, key = create_tenant(DEMO_TENANT, DEMO_OWNER, password)
         self.stdout.write(self.style.SUCCESS(f"created demo tenant {tenant.name!r}"))
-        port = os.environ.get("PORT", "8000")
+        port = decl.PORT.read()
         shown = password if owner.created_now else "their existing password"
         self.stdout.write(f"web login: {DEMO_OWNER} / {shown}  (at http://127.0.0.1:{port}/accounts/login/)")
         self.stdout.write(f"API key (shown once): {key}")
