@@ -39,7 +39,7 @@ def _domain_errors(exc: DomainError) -> dict[str, list[str]]:
     """An action's refusal: an invalid input's fields beside their inputs (non_field_errors: the form's);
     any other refusal (a size limit too) as its sentence for the whole form."""
     if not isinstance(exc, Invalid) or not exc.fields:
-        return {FORM: [str(exc)]}
+        return {FORM: [exc.text]}
     out: dict[str, list[str]] = {}
     for field, messages in exc.fields.items():
         out.setdefault(FORM if field == "non_field_errors" else field, []).extend(map(str, messages))

@@ -67,6 +67,12 @@ class Invalid(DomainError):
     def __init__(self, fields: dict[str, list[str]] | None = None, message: str | None = None) -> None:
         super().__init__(message, fields=fields)
 
+    def __str__(self) -> str:
+        """The sentence and each field's messages (for logs and tracebacks; pages and the API use `text`
+        and `fields`)."""
+        said = "; ".join(f"{name}: {' '.join(map(str, msgs))}" for name, msgs in self.fields.items())
+        return f"{self.text} {said}" if said else self.text
+
 
 class Conflict(DomainError):
     """The object's state forbids it now (a version not ready, a gate that refuses): `code` says which."""

@@ -231,7 +231,7 @@ def save(request: HttpRequest, prompt: TaskPrompt) -> Editing | None:
             change = alias_change(actor.tenant, prompt, name, form.validated_data)
             actions.move_alias(actor, prompt, name, change)
         except actions.GateFailed as exc:
-            return Editing(name, values, {FORM: [str(exc)]}, exc.extra["gates"])
+            return Editing(name, values, {FORM: [exc.text]}, exc.extra["gates"])
         except REFUSALS as exc:
             return Editing(name, values, _field_errors(exc))
         else:
