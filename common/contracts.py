@@ -173,6 +173,42 @@ class ServingStatus(StrEnum):
     ERROR = "error"
 
 
+class AuditAction(StrEnum):
+    """What an audit row says happened (`AuditEvent.action`): written by the platform's actions, read
+    back by the alias history and the audit API."""
+
+    TENANT_CREATE = "tenant.create"
+    KEY_CREATE = "key.create"
+    KEY_REVOKE = "key.revoke"
+    MEMBER_INVITE = "member.invite"
+    MEMBER_UNINVITE = "member.uninvite"
+    MEMBER_ACCEPT = "member.accept"
+    MEMBER_DECLINE = "member.decline"
+    MEMBER_ROLE = "member.role"
+    MEMBER_REMOVE = "member.remove"
+    DATASET_VERSION_CREATE = "dataset.version.create"
+    DATASET_DELETE = "dataset.delete"
+    PROMPT_CREATE = "prompt.create"
+    PROMPT_UPDATE = "prompt.update"
+    PROMPT_DELETE = "prompt.delete"
+    PROMPT_EVAL_SET = "prompt.eval_set"
+    VERSION_EVALUATE = "version.evaluate"
+    ALIAS_MOVE = "alias.move"  # the routing changed: the alias history lists these
+    ALIAS_UPDATE = "alias.update"  # policy, protection or shadow only
+    ALIAS_DELETE = "alias.delete"
+    ALIAS_GATE_FAILED = "alias.gate_failed"
+    ALIAS_ROLLBACK = "alias.rollback"  # the canary watch took a canary out of a split
+    JOB_CREATE = "job.create"
+    JOB_CANCEL = "job.cancel"
+    JOB_RETRY = "job.retry"
+    JOB_REQUEUE = "job.requeue"
+    FEEDBACK_DATASET = "feedback.dataset"
+    WEBHOOK_CREATE = "webhook.create"
+    WEBHOOK_UPDATE = "webhook.update"
+    WEBHOOK_DELETE = "webhook.delete"
+    WEBHOOK_TEST = "webhook.test"
+
+
 def choices(vocabulary: type[StrEnum], titled: bool = False) -> list[tuple[str, str]]:
     """Django `choices` for a vocabulary (`titled`: labels as Django's TextChoices spell them)."""
     return [(m.value, m.name.replace("_", " ").title() if titled else m.value) for m in vocabulary]

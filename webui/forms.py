@@ -7,13 +7,22 @@ from typing import Any
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest
 from rest_framework.exceptions import APIException, ValidationError
+from softserve.errors import DomainError, Invalid
 
 FORM = "form"  # errors that belong to the whole form
 PAGE_SIZE = 50
+# What a page catches around an action or a serializer: the platform's refusals (softserve.errors) and
+# DRF's (a serializer's ValidationError, a throttle); `errors_of` turns either into page messages.
+REFUSALS: tuple[type[Exception], ...] = (DomainError, APIException)
+Refusal = DomainError | APIException
+# An input the form shows beside its fields: a serializer's ValidationError or an action's Invalid.
+INVALID: tuple[type[Exception], ...] = (Invalid, ValidationError)
 
 
-def errors_of(exc: APIException) -> dict[str, list[str]]:
+def errors_of(exc: Refusal) -> dict[str, list[str]]:
     """{field: [messages]} from an action's or serializer's exception; other refusals go to FORM."""
+    if isinstance(exc, DomainError):
+        return _domain_errors(exc)
     if not isinstance(exc, ValidationError):
         return {FORM: [str(exc.detail)]}
     detail = exc.detail
@@ -23,6 +32,17 @@ def errors_of(exc: APIException) -> dict[str, list[str]]:
     for field, value in detail.items():
         name = FORM if field == "non_field_errors" else str(field)
         out.setdefault(name, []).extend(str(m) for m in _messages(value))
+    return out
+
+
+def _domain_errors(exc: DomainError) -> dict[str, list[str]]:
+    """An action's refusal: an invalid input's fields beside their inputs (non_field_errors: the form's);
+    any other refusal (a size limit too) as its sentence for the whole form."""
+    if not isinstance(exc, Invalid) or not exc.fields:
+        return {FORM: [exc.text]}
+    out: dict[str, list[str]] = {}
+    for field, messages in exc.fields.items():
+        out.setdefault(FORM if field == "non_field_errors" else field, []).extend(map(str, messages))
     return out
 
 

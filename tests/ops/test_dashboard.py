@@ -7,7 +7,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from softserve.jobs.models import Job
 from softserve.tenancy.models import AuditEvent, Quota
+from softserve.tenancy.permissions import Actor
 
+from common.contracts import AuditAction
 from tests.ops.fleet import make_fleet
 
 pytestmark = pytest.mark.django_db
@@ -92,6 +94,29 @@ def test_operator_actions_go_through_the_job_actions_and_are_audited(operator, f
     panel = operator.post(f"/ops/jobs/{running.pk}/requeue", HTTP_HX_REQUEST="true").content.decode()
     assert "only stalled jobs are re-queued" in panel
     assert Job.objects.get(pk=running.pk).status == "running"
+
+
+def test_an_operator_is_audited_as_the_operator_not_as_a_borrowed_owner(operator, fleet, acme):
+    queued = next(j for j in fleet.jobs["queued"] if j.tenant_id == acme.tenant.pk)
+    assert operator.post(f"/ops/jobs/{queued.pk}/cancel").status_code == 302
+    cancelled = AuditEvent.objects.filter(action=AuditAction.JOB_CANCEL, target_id=str(queued.pk))
+    event = cancelled.get(tenant=acme.tenant)
+    # The row keeps who it was (the staff account) and names them as an operator, not a team member.
+    assert event.actor_user == operator.user and event.actor_key is None
+    assert event.after == {"status": "cancelled", "by": "operator:ops@softserve.example"}
+    audit = acme.client.get("/api/v1/audit").json()
+    listed = {e["id"]: e for e in audit.get("results", audit)}
+    assert listed[str(event.pk)]["actor"] == "operator:ops@softserve.example"
+    # The team's own rows (creating it, with no actor) name no operator.
+    others = [e["actor"] for k, e in listed.items() if k != str(event.pk)]
+    assert others and not any((actor or "").startswith("operator:") for actor in others)
+
+
+def test_operator_and_system_actors_name_themselves(acme):
+    assert Actor.operator(acme.tenant, acme.owner).audit_by == f"operator:{acme.owner.email}"
+    assert Actor.operator(acme.tenant, acme.owner).role == "owner"
+    assert Actor.system(acme.tenant, "canary-watch").audit_by == "system:canary-watch"
+    assert Actor(tenant=acme.tenant, role="owner", user=acme.owner).audit_by is None
 
 
 def test_actions_need_staff(client, acme, fleet):

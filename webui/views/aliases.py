@@ -14,7 +14,6 @@ from django.contrib import messages as flash
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
-from rest_framework.exceptions import APIException, ValidationError
 from softserve.prompts import actions, compare, gates
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.prompts.serializers import ALIAS_PATTERN, AliasMoveSerializer, alias_change
@@ -22,7 +21,7 @@ from softserve.tenancy.models import Tenant
 from softserve.tenancy.permissions import Actor
 
 from common.contracts import VersionStatus
-from webui.forms import FORM, errors_of
+from webui.forms import FORM, INVALID, REFUSALS, Refusal, errors_of
 from webui.team import team_page
 
 logger = logging.getLogger(__name__)
@@ -197,7 +196,7 @@ def form_body(values: dict[str, Any], may_manage: bool) -> tuple[dict[str, Any],
     return body, errors
 
 
-def _field_errors(exc: APIException) -> dict[str, list[str]]:
+def _field_errors(exc: Refusal) -> dict[str, list[str]]:
     """The API's field names as the form's: `policy.min` is the `min` field, `version(s)` the weights."""
     out: dict[str, list[str]] = {}
     for name, messages in errors_of(exc).items():
@@ -232,8 +231,8 @@ def save(request: HttpRequest, prompt: TaskPrompt) -> Editing | None:
             change = alias_change(actor.tenant, prompt, name, form.validated_data)
             actions.move_alias(actor, prompt, name, change)
         except actions.GateFailed as exc:
-            return Editing(name, values, {FORM: [str(exc.detail)]}, exc.extra["gates"])
-        except APIException as exc:
+            return Editing(name, values, {FORM: [exc.text]}, exc.extra["gates"])
+        except REFUSALS as exc:
             return Editing(name, values, _field_errors(exc))
         else:
             flash.success(request, f"{name} saved.")
@@ -265,7 +264,7 @@ def alias_verdict(request: HttpRequest, name: str) -> HttpResponse:
             change = alias_change(request.actor.tenant, prompt, alias_name, form.validated_data)
             alias = _alias_row(prompt, request.actor.tenant, alias_name)
             context["verdicts"] = [v.as_dict() for v in actions.preview(prompt, alias, alias_name, change)]
-        except ValidationError as exc:
+        except INVALID as exc:
             context["problems"] = [m for ms in errors_of(exc).values() for m in ms]
     return render(request, "webui/_alias_verdict.html", context)
 

@@ -8,14 +8,13 @@ from django.contrib import messages as flash
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import APIException
 from softserve.datasets.models import DatasetVersion
 from softserve.prompts import actions, downloads
 from softserve.prompts.models import PromptVersion, TaskPrompt
 from softserve.prompts.serializers import EvalSetSerializer
 
 from common.contracts import ParityStatus
-from webui.forms import dataset_options, errors_of
+from webui.forms import REFUSALS, Refusal, dataset_options, errors_of
 from webui.team import team_page
 
 CHOICES = 200  # dataset versions offered in the pin form's menu
@@ -90,7 +89,7 @@ def eval_set_context(request: HttpRequest, prompt: TaskPrompt, versions) -> dict
     }
 
 
-def _flash_errors(request: HttpRequest, exc: APIException) -> None:
+def _flash_errors(request: HttpRequest, exc: Refusal) -> None:
     for text in (m for ms in errors_of(exc).values() for m in ms):
         flash.error(request, text)
 
@@ -112,7 +111,7 @@ def eval_set_pin(request: HttpRequest, name: str) -> HttpResponse:
         form.is_valid(raise_exception=True)
         dataset = form.validated_data["eval_dataset_version"]
         actions.pin_eval_set(request.actor, prompt, dataset)
-    except APIException as exc:
+    except REFUSALS as exc:
         _flash_errors(request, exc)
     else:
         if dataset is None:
@@ -131,7 +130,7 @@ def version_evaluate(request: HttpRequest, name: str, number: int) -> HttpRespon
     prompt, version = downloads.tenant_version(request.actor.tenant, name, number)
     try:
         actions.evaluate_version(request.actor, prompt, version)
-    except APIException as exc:
+    except REFUSALS as exc:
         _flash_errors(request, exc)
     else:
         flash.success(request, f"Version {number} is queued for evaluation.")

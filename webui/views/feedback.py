@@ -8,13 +8,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import APIException
 from softserve.prompts import actions as prompt_actions
 from softserve.prompts.models import TaskPrompt
 from softserve.prompts.serializers import PromptUpdateSerializer
 from softserve.serving import feedback
 
-from webui.forms import FORM, errors_of
+from webui.forms import FORM, REFUSALS, errors_of
 from webui.team import team_page
 
 FEEDBACK_DAYS = 30
@@ -71,7 +70,7 @@ def feedback_settings(request: HttpRequest, name: str) -> HttpResponse:
         form.is_valid(raise_exception=True)
         was_kept = prompt.keep_inputs
         prompt = prompt_actions.update_prompt(request.actor, prompt, **form.validated_data)
-    except APIException as exc:
+    except REFUSALS as exc:
         for field, messages in errors_of(exc).items():
             for text in messages:
                 flash.error(request, text if field == FORM else f"{field.replace('_', ' ')}: {text}")
@@ -94,7 +93,7 @@ def feedback_dataset(request: HttpRequest, name: str) -> HttpResponse:
     prompt = _prompt(request, name)
     try:
         version = feedback.make_dataset(request.actor, prompt)
-    except APIException as exc:
+    except REFUSALS as exc:
         for text in (m for ms in errors_of(exc).values() for m in ms):
             flash.error(request, text)
         return redirect(f"{_prompt_url(prompt)}#feedback-h")

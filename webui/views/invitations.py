@@ -10,7 +10,7 @@ from django.contrib import messages as flash
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import NotFound
+from softserve.errors import NotFound
 from softserve.tenancy import actions
 from softserve.tenancy.models import Invitation
 

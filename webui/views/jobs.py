@@ -6,7 +6,6 @@ from django.contrib import messages as flash
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import APIException
 from rest_framework.fields import empty
 from softserve.datasets.models import DatasetVersion
 from softserve.jobs import actions
@@ -18,7 +17,7 @@ from softserve.tenancy.models import Quota
 
 from common.contracts import JOB_KINDS, JOB_STATUSES, METHODS, Init, JobKind, JobStatus, TaskType, inits_for
 from common.defaults import GENERATION, GENERATION_INIT, JOB_DEFAULTS, OPTIMIZERS, defaults_rows
-from webui.forms import dataset_options, errors_of, name_options, page_of, submitted
+from webui.forms import REFUSALS, dataset_options, errors_of, name_options, page_of, submitted
 from webui.insights import thin
 from webui.team import team_page
 
@@ -141,7 +140,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
                 data["dataset_obj"],
                 data["target"],
             )
-        except APIException as exc:
+        except REFUSALS as exc:
             errors = errors_of(exc)
         else:
             return redirect("webui:job", job.pk)
@@ -249,7 +248,7 @@ def job_transition(request: HttpRequest, pk, transition: str) -> HttpResponse:
     act = {"cancel": actions.cancel_job, "retry": actions.retry_job}[transition]
     try:
         act(request.actor, job)
-    except APIException as exc:
+    except REFUSALS as exc:
         for text in (m for ms in errors_of(exc).values() for m in ms):
             flash.error(request, text)
     else:

@@ -17,12 +17,12 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import APIException, ValidationError
 from softserve.jobs import actions
 from softserve.jobs.models import Job
 from softserve.ops.summary import summary
 from softserve.tenancy.permissions import Actor
 
+from webui.forms import REFUSALS, errors_of
 from webui.team import PageAccess, declare
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def job_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
     job = Job.objects.select_related("tenant").filter(pk=pk).first()
     if job is None:
         raise Http404("No such job.")
-    actor = Actor(tenant=job.tenant, role="owner", user=request.user)
+    actor = Actor.operator(job.tenant, request.user)  # audited as operator:<email>, not as an owner
     try:
         if action == "cancel":
             actions.cancel_job(actor, job)
@@ -111,14 +111,9 @@ def job_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
             actions.retry_job(actor, job)
         else:
             actions.requeue_stalled_job(actor, job, settings.SOFTSERVE_JOB_POLICY.heartbeat_timeout_s)
-    except ValidationError as exc:
-        detail = exc.detail if isinstance(exc.detail, dict) else {"job": exc.detail}
-        text = "; ".join(
-            str(m) for msgs in detail.values() for m in (msgs if isinstance(msgs, list) else [msgs])
-        )
+    except REFUSALS as exc:  # a job in the wrong state, the team's queued-jobs quota on retry
+        text = "; ".join(m for msgs in errors_of(exc).values() for m in msgs)
         messages.error(request, f"Job {str(job.pk)[:8]}: {text}")
-    except APIException as exc:  # e.g. the team's concurrent-jobs quota on retry
-        messages.error(request, f"Job {str(job.pk)[:8]}: {exc.detail}")
     else:
         logger.info("operator %s: job %s %s", request.user.pk, job.pk, action)
         messages.success(request, f"Job {str(job.pk)[:8]} ({job.tenant.name}): {action} done.")

@@ -5,21 +5,21 @@ from __future__ import annotations
 import json
 import math
 import shlex
-import time
 import uuid
 from urllib.parse import quote
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from rest_framework.exceptions import APIException, Throttled, ValidationError
+from rest_framework.exceptions import Throttled
 from softserve.datasets.models import DatasetVersion
+from softserve.errors import Invalid
 from softserve.numbers import whole_number
 from softserve.prompts.models import TaskPrompt
 from softserve.serving import actions
 from softserve.tenancy import throttling
 
 from common.contracts import template_fields
-from webui.forms import dataset_options, errors_of, name_options
+from webui.forms import REFUSALS, dataset_options, errors_of, name_options
 from webui.insights import preview_rows
 from webui.team import team_page
 
@@ -35,9 +35,7 @@ def _inputs(text: str, fields: list[str]) -> list:
     try:
         return [json.loads(line) for line in lines]
     except json.JSONDecodeError as exc:
-        raise ValidationError(
-            {"inputs": [f"One JSON object per line with the fields {fields}: {exc.msg}."]}
-        ) from exc
+        raise Invalid({"inputs": [f"One JSON object per line with the fields {fields}: {exc.msg}."]}) from exc
 
 
 def _dataset_rows(request: HttpRequest, version_id: str, prompt_name: str) -> str:
@@ -67,26 +65,24 @@ def _ref(value: str) -> dict:
 
 def _run(request: HttpRequest, name: str, ref: dict, text: str) -> dict:
     throttling.charge(request)  # the team's requests per minute: the API's counter, not a second one
-    with actions.admit(request.actor):
-        return _predict(request, name, ref, text)
-
-
-def _predict(request: HttpRequest, name: str, ref: dict, text: str) -> dict:
-    where = actions.route(request.actor, name, ref.get("alias"), ref.get("version"))
-    prompt, version = where.prompt, where.version
-    rows = actions.validate_inputs(prompt, _inputs(text, template_fields(prompt.template)))
-    started = time.perf_counter()
-    prediction = actions.predict(request.actor, prompt, version, rows, alias=where.alias, shadow=where.shadow)
-    latency = 1000 * (time.perf_counter() - started)
+    served = actions.serve(
+        request.actor,
+        lambda: actions.ServeCall(
+            name,
+            lambda prompt: _inputs(text, template_fields(prompt.template)),
+            alias=ref.get("alias"),
+            version=ref.get("version"),
+        ),
+    )
     outputs = []
-    for row, out in zip(rows, prediction.body["outputs"], strict=False):
+    for row, out in zip(served.rows, served.prediction.body["outputs"], strict=False):
         scores = sorted((out.get("scores") or {}).items(), key=lambda kv: -kv[1])
         outputs.append({"input": row, "label": out.get("label"), "text": out.get("text"), "scores": scores})
     return {
-        "version": version.number,
-        "prediction_id": prediction.prediction_id,
+        "version": served.route.version.number,
+        "prediction_id": served.prediction.prediction_id,
         "outputs": outputs,
-        "latency_ms": round(latency, 1),
+        "latency_ms": round(served.latency_ms, 1),
     }
 
 
@@ -134,7 +130,7 @@ def playground(request: HttpRequest) -> HttpResponse:
         for field, ref in refs:
             try:
                 results.append({"ref": ref, **_run(request, values["prompt"], _ref(ref), values["inputs"])})
-            except APIException as exc:
+            except REFUSALS as exc:
                 if isinstance(exc, Throttled):
                     status, retry_after = exc.status_code, math.ceil(exc.wait or 1)
                 for key, messages in errors_of(exc).items():

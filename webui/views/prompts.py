@@ -12,9 +12,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import ValidationError
 from softserve.datasets.models import DatasetVersion
+from softserve.errors import Invalid
 from softserve.prompts import actions, downloads
+from softserve.prompts.history import alias_moves
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.prompts.serializers import PromptSerializer, alias_target
 from softserve.tenancy.models import AuditEvent
@@ -23,7 +25,7 @@ from softserve.tenancy.permissions import AUDIT_ACTION
 from common.contracts import TaskType, template_fields
 from common.formats import nearest_tokens_unavailable
 from common.task import Template
-from webui.forms import FORM, dataset_options, errors_of, page_of, submitted
+from webui.forms import FORM, REFUSALS, dataset_options, errors_of, page_of, submitted
 from webui.insights import preview_rows
 from webui.team import team_page
 from webui.views import aliases
@@ -139,7 +141,7 @@ def prompt_new(request: HttpRequest) -> HttpResponse:
                 body["base_model"] = values["base_model"]
             form = PromptSerializer(data=body)
             form.is_valid(raise_exception=True)
-        except APIException as exc:
+        except REFUSALS as exc:
             errors.update(errors_of(exc))
         if version is not None:
             for field, message in version.misfits(body["task_type"], labels, body["template"]).items():
@@ -212,25 +214,16 @@ def alias_history(tenant, prompt: TaskPrompt, limit: int = 20, who: bool = True)
     """Alias moves of this prompt, newest first: when, which alias, from and to, and with `who` the
     member's e-mail or key prefix that moved it (the audit log's detail: only for those who may read
     the audit log; everyone else sees what the API's alias history shows)."""
-    alias_ids = [
-        str(pk) for pk in Alias.objects.for_tenant(tenant).filter(prompt=prompt).values_list("pk", flat=True)
-    ]
-    events = (
-        AuditEvent.objects.for_tenant(tenant)
-        .filter(action="alias.move", target_id__in=alias_ids)
-        .select_related("actor_user", "actor_key")
-        .order_by("-created_at")[:limit]
-    )
     return [
         {
-            "at": e.created_at,
-            "who": _who(e) if who else None,
-            "alias": e.after.get("alias"),
-            "from": (e.before or {}).get("version"),
-            "to": e.after.get("version"),
-            "routing": routing_text(e.after),
+            "at": move.at,
+            "who": _who(move.event) if who else None,
+            "alias": move.alias,
+            "from": move.before,
+            "to": move.version,
+            "routing": routing_text(move.event.after),
         }
-        for e in events
+        for move in alias_moves(tenant, prompt, newest_first=True, limit=limit)
     ]
 
 
@@ -373,13 +366,13 @@ def alias_move(request: HttpRequest, name: str) -> HttpResponse:
         if request.POST.get("rollback"):
             number = _previous(alias_history(request.actor.tenant, prompt), alias)
             if number is None:
-                raise ValidationError({"alias": [f"{alias} has no earlier version to roll back to."]})
+                raise Invalid({"alias": [f"{alias} has no earlier version to roll back to."]})
         else:
             number = int(request.POST.get("version", "0") or 0)
         version = alias_target(request.actor.tenant, prompt, alias, number)
         actions.move_alias(request.actor, prompt, alias, version)
-    except (APIException, ValueError) as exc:
-        messages = errors_of(exc) if isinstance(exc, APIException) else {FORM: ["Choose a version number."]}
+    except (*REFUSALS, ValueError) as exc:
+        messages = errors_of(exc) if isinstance(exc, REFUSALS) else {FORM: ["Choose a version number."]}
         for text in (m for ms in messages.values() for m in ms):
             flash.error(request, text)
     else:

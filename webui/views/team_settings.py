@@ -11,7 +11,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import APIException
 from softserve.serving.models import Usage
 from softserve.tenancy import actions
 from softserve.tenancy.models import SCOPES, ApiKey, Invitation, InvitationStatus, Membership, Role
@@ -21,7 +20,7 @@ from softserve.tenancy.serializers import (
     MembershipUpdateSerializer,
 )
 
-from webui.forms import errors_of, page_of
+from webui.forms import REFUSALS, errors_of, page_of
 from webui.team import team_page
 
 USAGE_DAYS = 30
@@ -103,7 +102,7 @@ def key_create(request: HttpRequest) -> HttpResponse:
         key, plaintext = actions.create_key(
             request.actor, data["name"], data["scopes"], data.get("role"), None
         )
-    except APIException as exc:
+    except REFUSALS as exc:
         return _render(request, {f"key_{k}": v for k, v in errors_of(exc).items()}, values)
     # Shown once, in this response only; never stored or put in a message that survives a reload, and
     # never kept by a browser's or a proxy's cache either (no-store).
@@ -129,7 +128,7 @@ def member_add(request: HttpRequest) -> HttpResponse:
     try:
         form.is_valid(raise_exception=True)
         invitation = actions.invite(request.actor, form.validated_data["email"], form.validated_data["role"])
-    except APIException as exc:
+    except REFUSALS as exc:
         return _render(request, {f"member_{k}": v for k, v in errors_of(exc).items()}, values)
     # The same words whether or not the address has an account: an invite tells the inviter nothing.
     flash.success(
@@ -146,7 +145,7 @@ def invitation_withdraw(request: HttpRequest, pk) -> HttpResponse:
     invitation = get_object_or_404(Invitation.objects.for_tenant(request.actor.tenant), pk=pk)
     try:
         actions.withdraw_invitation(request.actor, invitation)
-    except APIException as exc:
+    except REFUSALS as exc:
         for text in (m for ms in errors_of(exc).values() for m in ms):
             flash.error(request, text)
     else:
@@ -169,7 +168,7 @@ def member_change(request: HttpRequest, pk) -> HttpResponse:
             form.is_valid(raise_exception=True)
             actions.change_role(request.actor, membership, form.validated_data["role"])
             flash.success(request, f"{membership.user.email} is now {form.validated_data['role']}.")
-    except APIException as exc:
+    except REFUSALS as exc:
         for text in (m for ms in errors_of(exc).values() for m in ms):
             flash.error(request, text)
     return redirect("webui:settings")

@@ -8,13 +8,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods
-from rest_framework.exceptions import APIException
 from softserve.webhooks import actions
 from softserve.webhooks.models import Webhook, WebhookDelivery
 from softserve.webhooks.serializers import SECRET_SHOWN, WebhookCreateSerializer
 
 from common.contracts import WebhookEvent
-from webui.forms import errors_of, page_of
+from webui.forms import REFUSALS, errors_of, page_of
 from webui.team import team_page
 
 MANAGE = "manage_webhooks"
@@ -50,7 +49,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
         form.is_valid(raise_exception=True)
         data = form.validated_data
         hook = actions.create_webhook(request.actor, data["url"], data["events"], data["description"])
-    except APIException as exc:
+    except REFUSALS as exc:
         return _render(request, {f"hook_{k}": v for k, v in errors_of(exc).items()}, values)
     # The secret is in this response only: never in a message that survives a reload, nor in any cache.
     response = _render(request, created=hook)
@@ -91,7 +90,7 @@ def _act(request: HttpRequest, hook: Webhook) -> HttpResponse:
             return redirect("webui:webhooks")
         else:
             flash.error(request, f"Choose one of: {', '.join(HOOK_ACTIONS)}.")
-    except APIException as exc:
+    except REFUSALS as exc:
         for text in (m for ms in errors_of(exc).values() for m in ms):
             flash.error(request, text)
     return redirect("webui:webhook", pk=hook.pk)

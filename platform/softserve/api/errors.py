@@ -20,6 +20,8 @@ from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from softserve import errors as domain
+
 logger = logging.getLogger(__name__)
 
 # A dependency that is down, restarting or not answering in time: the client may retry the same request.
@@ -63,10 +65,47 @@ def _flatten(detail) -> dict[str, list[str]]:
     return {}
 
 
+# The one place a domain error gets its HTTP status (the first class in its MRO that is listed).
+DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
+    domain.Invalid: status.HTTP_400_BAD_REQUEST,
+    domain.Forbidden: status.HTTP_403_FORBIDDEN,
+    domain.NotFound: status.HTTP_404_NOT_FOUND,
+    domain.Conflict: status.HTTP_409_CONFLICT,
+    domain.TooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    domain.QuotaExceeded: status.HTTP_429_TOO_MANY_REQUESTS,
+    domain.UpstreamFailed: status.HTTP_502_BAD_GATEWAY,
+    domain.Unavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+    domain.TimedOut: status.HTTP_504_GATEWAY_TIMEOUT,
+}
+
+
+def status_of(exc: domain.DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_STATUS:
+            return DOMAIN_STATUS[cls]
+    return status.HTTP_400_BAD_REQUEST
+
+
+def as_api_exception(exc: domain.DomainError) -> exceptions.APIException:
+    """The DRF exception DRF's handler answers as the error body below: an invalid input is a
+    ValidationError of its fields; the rest carry their status, code, fields, extra figures and wait."""
+    if isinstance(exc, domain.Invalid):
+        return exceptions.ValidationError(exc.fields or [exc.text])
+    api = exceptions.APIException(exc.text, code=exc.code)
+    api.status_code = status_of(exc)
+    api.fields = exc.fields  # type: ignore[attr-defined]
+    api.extra = exc.extra  # type: ignore[attr-defined]
+    if exc.retry_after is not None:
+        api.wait = exc.retry_after  # type: ignore[attr-defined]  # DRF's handler: Retry-After
+    return api
+
+
 def exception_handler(exc, context):
     if is_outage(exc):
         logger.warning("outage answered 503: %s: %s", type(exc).__name__, exc)
         exc = ServiceUnavailable()
+    if isinstance(exc, domain.DomainError):
+        exc = as_api_exception(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -108,18 +147,6 @@ def failure_response(request: HttpRequest, exc: BaseException | None) -> HttpRes
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: Django calls it while handling the exception, so sys.exc_info() names it."""
     return failure_response(request, sys.exc_info()[1])
-
-
-class PayloadTooLarge(exceptions.APIException):
-    """A size limit of softserve.limits: bytes, rows or line length."""
-
-    status_code = 413
-    default_code = "too_large"
-    default_detail = "The request is over a size limit."
-
-    def __init__(self, detail: str | None = None, fields: dict[str, list[str]] | None = None) -> None:
-        super().__init__(detail)
-        self.fields = fields or {}
 
 
 def not_found(request: HttpRequest, exception: BaseException | None = None) -> HttpResponse:

@@ -9,11 +9,11 @@ from django.conf import settings
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from rest_framework.exceptions import PermissionDenied, ValidationError
 
-from softserve.api.errors import PayloadTooLarge
+from common.contracts import AuditAction
 from softserve.datasets.models import Dataset, DatasetVersion
 from softserve.datasets.validation import UploadSpec, normalise
+from softserve.errors import Forbidden, Invalid, TooLarge
 from softserve.storage import dataset_key
 from softserve.tenancy.actions import record
 from softserve.tenancy.models import Quota
@@ -40,17 +40,15 @@ def _check_storage_quota(actor: Actor, size_bytes: int) -> None:
     cannot both fit under the quota that only one of them fits."""
     quota = Quota.objects.select_for_update().filter(tenant=actor.tenant).first()
     if quota and DatasetVersion.stored_bytes(actor.tenant) + size_bytes > quota.storage_bytes:
-        raise PermissionDenied(
-            f"Storage quota exceeded: {quota.storage_bytes} bytes allowed for this tenant."
-        )
+        raise Forbidden(f"Storage quota exceeded: {quota.storage_bytes} bytes allowed for this tenant.")
 
 
 def _store(actor: Actor, name: str, filename: str, spec: UploadSpec, normalised) -> DatasetVersion:
     if normalised.problems:
         if normalised.too_large:
             too_large = [str(p) for p in normalised.problems if p.too_large]
-            raise PayloadTooLarge(too_large[0], fields={"file": normalised.messages()})
-        raise ValidationError({"file": normalised.messages()})
+            raise TooLarge(too_large[0], fields={"file": normalised.messages()})
+        raise Invalid({"file": normalised.messages()})
     key = None
     try:
         with transaction.atomic():
@@ -83,7 +81,7 @@ def _store(actor: Actor, name: str, filename: str, spec: UploadSpec, normalised)
             record(
                 actor,
                 actor.tenant,
-                "dataset.version.create",
+                AuditAction.DATASET_VERSION_CREATE,
                 version,
                 after={"dataset": name, "number": number, "checksum": normalised.checksum},
             )
@@ -98,7 +96,11 @@ def _store(actor: Actor, name: str, filename: str, spec: UploadSpec, normalised)
 def delete_dataset(actor: Actor, dataset: Dataset) -> None:
     keys = list(dataset.versions.values_list("storage_key", flat=True))
     record(
-        actor, actor.tenant, "dataset.delete", dataset, before={"name": dataset.name, "versions": len(keys)}
+        actor,
+        actor.tenant,
+        AuditAction.DATASET_DELETE,
+        dataset,
+        before={"name": dataset.name, "versions": len(keys)},
     )
     dataset.delete()
     transaction.on_commit(lambda: [default_storage.delete(key) for key in keys])

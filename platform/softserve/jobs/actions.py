@@ -9,9 +9,10 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import Throttled, ValidationError
 
-from common.contracts import JobKind, JobStatus
+from common.contracts import AuditAction, JobKind, JobStatus
+from softserve import errors
+from softserve.errors import Invalid
 from softserve.jobs.models import Job
 from softserve.producer import send_job
 from softserve.prompts.models import PromptVersion, TaskPrompt, VersionStatus
@@ -22,8 +23,8 @@ from softserve.tenancy.permissions import Actor
 logger = logging.getLogger(__name__)
 
 
-class QuotaExceeded(Throttled):
-    default_detail = "Too many jobs queued for this tenant."
+class QuotaExceeded(errors.QuotaExceeded):
+    message = "Too many jobs queued for this tenant."
 
 
 def _send_or_leave_to_reconciler(job_id: str, kind: str) -> None:
@@ -54,7 +55,7 @@ def _check_quota(actor: Actor) -> None:
     queued = Job.objects.for_tenant(actor.tenant).filter(status=JobStatus.QUEUED).count()
     if queued >= quota.queued_jobs:
         raise QuotaExceeded(
-            detail=f"This tenant may have {quota.queued_jobs} jobs queued (waiting to start); {queued} are "
+            f"This tenant may have {quota.queued_jobs} jobs queued (waiting to start); {queued} are "
             f"queued now, and up to {quota.concurrent_jobs} run at once. Wait for one to start or cancel one."
         )
 
@@ -91,7 +92,7 @@ def create_job(
     record(
         actor,
         actor.tenant,
-        "job.create",
+        AuditAction.JOB_CREATE,
         job,
         after={"kind": kind, "prompt": prompt.name, "version": version.number},
     )
@@ -112,7 +113,7 @@ def cancel_job(actor: Actor, job: Job) -> Job:
     worker's final write, and cancel wins: a success is only recorded while no cancel is requested."""
     job = Job.objects.for_tenant(actor.tenant).select_for_update().get(pk=job.pk)
     if not job.is_active:
-        raise ValidationError({"status": [f"The job is {job.status}; only queued or running jobs cancel."]})
+        raise Invalid({"status": [f"The job is {job.status}; only queued or running jobs cancel."]})
     job.cancel_requested = True
     if job.status == JobStatus.QUEUED or _worker_gone(job):
         job.status, job.finished_at = JobStatus.CANCELLED, timezone.now()
@@ -121,7 +122,7 @@ def cancel_job(actor: Actor, job: Job) -> Job:
                 status=VersionStatus.CANCELLED
             )
     job.save(update_fields=["cancel_requested", "status", "finished_at"])
-    record(actor, actor.tenant, "job.cancel", job, after={"status": job.status})
+    record(actor, actor.tenant, AuditAction.JOB_CANCEL, job, after={"status": job.status})
     return job
 
 
@@ -129,7 +130,7 @@ def cancel_job(actor: Actor, job: Job) -> Job:
 def retry_job(actor: Actor, job: Job) -> Job:
     job = Job.objects.for_tenant(actor.tenant).select_for_update().get(pk=job.pk)
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-        raise ValidationError({"status": [f"The job is {job.status}; only failed or cancelled jobs retry."]})
+        raise Invalid({"status": [f"The job is {job.status}; only failed or cancelled jobs retry."]})
     _check_quota(actor)
     job.status, job.error, job.cancel_requested, job.finished_at = JobStatus.QUEUED, "", False, None
     job.queued_at = timezone.now()  # the reconciler's lost-message clock starts again
@@ -138,7 +139,7 @@ def retry_job(actor: Actor, job: Job) -> Job:
         PromptVersion.objects.for_tenant(actor.tenant).filter(pk=job.prompt_version_id).update(
             status=VersionStatus.PENDING
         )
-    record(actor, actor.tenant, "job.retry", job, after={"status": JobStatus.QUEUED})
+    record(actor, actor.tenant, AuditAction.JOB_RETRY, job, after={"status": JobStatus.QUEUED})
     _enqueue_after_commit(job)
     return job
 
@@ -150,7 +151,7 @@ def requeue_stalled_job(actor: Actor, job: Job, stale_after_s: float) -> Job:
     job = Job.objects.for_tenant(actor.tenant).select_for_update().get(pk=job.pk)
     stale_before = timezone.now() - timedelta(seconds=stale_after_s)
     if job.status != JobStatus.RUNNING or (job.heartbeat_at and job.heartbeat_at >= stale_before):
-        raise ValidationError(
+        raise Invalid(
             {"status": [f"The job is {job.status} with a live heartbeat; only stalled jobs are re-queued."]}
         )
     if job.cancel_requested:  # asked to cancel: no worker is left to do it, so it ends here
@@ -158,6 +159,8 @@ def requeue_stalled_job(actor: Actor, job: Job, stale_after_s: float) -> Job:
     before = {"status": job.status, "worker": job.worker}
     job.status, job.worker, job.queued_at = JobStatus.QUEUED, "", timezone.now()
     job.save(update_fields=["status", "worker", "queued_at"])
-    record(actor, actor.tenant, "job.requeue", job, before=before, after={"status": JobStatus.QUEUED})
+    record(
+        actor, actor.tenant, AuditAction.JOB_REQUEUE, job, before=before, after={"status": JobStatus.QUEUED}
+    )
     _enqueue_after_commit(job)
     return job

@@ -9,11 +9,10 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from rest_framework import status
-from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 
-from common.contracts import QUEUE_DEFAULT, TASK_EVALUATE_VERSION, ParityStatus, WebhookEvent
+from common.contracts import QUEUE_DEFAULT, TASK_EVALUATE_VERSION, AuditAction, ParityStatus, WebhookEvent
 from softserve.datasets.models import DatasetVersion
+from softserve.errors import Conflict, Forbidden, Invalid
 from softserve.producer import send
 from softserve.prompts import gates
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt, VersionStatus
@@ -30,9 +29,9 @@ EVALUATE_ON_PIN = 10
 @transaction.atomic
 def create_prompt(actor: Actor, **fields) -> TaskPrompt:
     if TaskPrompt.objects.for_tenant(actor.tenant).filter(name=fields["name"]).exists():
-        raise ValidationError({"name": [f"A prompt named {fields['name']!r} exists already."]})
+        raise Invalid({"name": [f"A prompt named {fields['name']!r} exists already."]})
     prompt = TaskPrompt.objects.create(tenant=actor.tenant, **fields)
-    record(actor, actor.tenant, "prompt.create", prompt, after={"name": prompt.name})
+    record(actor, actor.tenant, AuditAction.PROMPT_CREATE, prompt, after={"name": prompt.name})
     return prompt
 
 
@@ -41,7 +40,7 @@ def delete_prompt(actor: Actor, prompt: TaskPrompt) -> None:
     record(
         actor,
         actor.tenant,
-        "prompt.delete",
+        AuditAction.PROMPT_DELETE,
         prompt,
         before={"name": prompt.name, "versions": prompt.versions.count()},
     )
@@ -62,20 +61,19 @@ def _delete_objects(prefix: str) -> None:
     logger.info("deleted %d stored objects under %s", count, prefix)
 
 
-class GateFailed(APIException):
-    """409 `gate_failed`: the alias's gate refused the move; `gate` holds the failing verdict's figures
-    (the error handler adds it to the error body beside status, code, message and fields)."""
+class GateFailed(Conflict):
+    """`gate_failed`: the alias's gate refused the move; `gate` in `extra` holds the failing verdict's
+    figures (the API's error body carries them beside status, code, message and fields)."""
 
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "gate_failed"
+    code = "gate_failed"
 
     def __init__(self, verdicts: list[gates.Verdict]) -> None:
         first = verdicts[0]
         super().__init__(
             f"The gate refused v{first.version}: {' '.join(first.reasons)} An owner or admin may move it "
-            "anyway with an override_reason."
+            "anyway with an override_reason.",
+            extra={"gate": first.as_dict(), "gates": [v.as_dict() for v in verdicts]},
         )
-        self.extra = {"gate": first.as_dict(), "gates": [v.as_dict() for v in verdicts]}
 
 
 @dataclass
@@ -107,7 +105,7 @@ def may_move(actor: Actor, alias: Alias | None, name: str) -> bool:
 
 def _require_manager(actor: Actor, why: str) -> None:
     if not actor.may(MANAGE):
-        raise PermissionDenied(f"{why} Ask an owner or admin of the team.")
+        raise Forbidden(f"{why} Ask an owner or admin of the team.")
 
 
 def alias_view(alias: Alias) -> dict[str, Any]:
@@ -151,7 +149,7 @@ def move_alias(actor: Actor, prompt: TaskPrompt, name: str, change: AliasChange 
         _require_manager(actor, "Only owners and admins set an alias's gate and canary policy.")
     for version in change.versions.values():
         if version.status != VersionStatus.READY:
-            raise ValidationError({"version": [f"Version {version.number} is {version.status}, not ready."]})
+            raise Invalid({"version": [f"Version {version.number} is {version.status}, not ready."]})
     with transaction.atomic():
         alias = _locked(actor, prompt, name)
         if alias is None:
@@ -160,7 +158,7 @@ def move_alias(actor: Actor, prompt: TaskPrompt, name: str, change: AliasChange 
             TaskPrompt.objects.for_tenant(actor.tenant).select_for_update().filter(pk=prompt.pk).first()
             alias = _locked(actor, prompt, name)
         if is_protected(alias, name) and not actor.may(MANAGE):
-            raise PermissionDenied(
+            raise Forbidden(
                 f"{name} is a protected alias: only owners and admins move, split, shadow or delete it."
             )
         before = alias_view(alias) if alias else None
@@ -238,7 +236,7 @@ def _route(alias: Alias | None, change: AliasChange) -> tuple[PromptVersion, lis
     if change.version is not None:
         return change.version, []
     if alias is None:
-        raise ValidationError({"version": ["A new alias needs a `version` or `versions`."]})
+        raise Invalid({"version": ["A new alias needs a `version` or `versions`."]})
     return alias.version, list(alias.split or [])
 
 
@@ -250,7 +248,7 @@ def _shadow(
     routed = gates.routed_versions(primary.number, split)
     if change.set_shadow:
         if change.shadow is not None and change.shadow.number in routed:
-            raise ValidationError(
+            raise Invalid(
                 {"shadow": [f"v{change.shadow.number} takes traffic here; a shadow must be another version."]}
             )
         return change.shadow
@@ -284,7 +282,14 @@ def _apply(
     if overridden:
         after["override_reason"] = change.override_reason.strip()
     moved = _routing(before) != _routing(after)
-    record(actor, actor.tenant, "alias.move" if moved else "alias.update", alias, before=before, after=after)
+    record(
+        actor,
+        actor.tenant,
+        AuditAction.ALIAS_MOVE if moved else AuditAction.ALIAS_UPDATE,
+        alias,
+        before=before,
+        after=after,
+    )
     if moved:
         emit(
             actor.tenant,
@@ -332,7 +337,7 @@ def _refuse(actor: Actor, prompt: TaskPrompt, name: str, failed: list[gates.Verd
     record(
         actor,
         actor.tenant,
-        "alias.gate_failed",
+        AuditAction.ALIAS_GATE_FAILED,
         prompt,
         after={"alias": name, "gate": [v.as_dict() for v in failed]},
     )
@@ -342,10 +347,10 @@ def _refuse(actor: Actor, prompt: TaskPrompt, name: str, failed: list[gates.Verd
 @transaction.atomic
 def delete_alias(actor: Actor, alias: Alias) -> None:
     if alias.protected and not actor.may(MANAGE):
-        raise PermissionDenied(
+        raise Forbidden(
             f"{alias.name} is a protected alias: only owners and admins move, split, shadow or delete it."
         )
-    record(actor, actor.tenant, "alias.delete", alias, before=alias_view(alias))
+    record(actor, actor.tenant, AuditAction.ALIAS_DELETE, alias, before=alias_view(alias))
     alias.delete()
 
 
@@ -389,7 +394,7 @@ def pin_eval_set(actor: Actor, prompt: TaskPrompt, dataset: DatasetVersion | Non
     record(
         actor,
         actor.tenant,
-        "prompt.eval_set",
+        AuditAction.PROMPT_EVAL_SET,
         prompt,
         before={"eval_dataset_version": before},
         after={"eval_dataset_version": str(dataset.pk) if dataset else None},
@@ -401,16 +406,14 @@ def pin_eval_set(actor: Actor, prompt: TaskPrompt, dataset: DatasetVersion | Non
 def evaluate_version(actor: Actor, prompt: TaskPrompt, version: PromptVersion) -> PromptVersion:
     """Re-score one ready version on the prompt's evaluation set (queued; the version shows pending)."""
     if prompt.eval_dataset_version_id is None:
-        raise ValidationError(
-            {"eval_dataset_version": [f"{prompt.name} pins no evaluation set: pin one first."]}
-        )
+        raise Invalid({"eval_dataset_version": [f"{prompt.name} pins no evaluation set: pin one first."]})
     if version.status != VersionStatus.READY or not version.artifact_key:
-        raise ValidationError({"version": [f"Version {version.number} is {version.status}, not ready."]})
+        raise Invalid({"version": [f"Version {version.number} is {version.status}, not ready."]})
     _queue([version])
     record(
         actor,
         actor.tenant,
-        "version.evaluate",
+        AuditAction.VERSION_EVALUATE,
         version,
         after={"version": version.number, "eval_dataset_version": str(prompt.eval_dataset_version_id)},
     )
@@ -442,7 +445,7 @@ def update_prompt(actor: Actor, prompt: TaskPrompt, **changes) -> TaskPrompt:
     after = {name: _shown(value) for name, value in changed.items()}
     if forgotten:
         after["inputs_forgotten"] = forgotten
-    record(actor, actor.tenant, "prompt.update", prompt, before=before, after=after)
+    record(actor, actor.tenant, AuditAction.PROMPT_UPDATE, prompt, before=before, after=after)
     return prompt
 
 

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from softserve.prompts import actions, compare, downloads, gates
+from softserve.prompts.history import alias_moves
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.prompts.serializers import (
     AliasMoveSerializer,
@@ -25,7 +26,6 @@ from softserve.prompts.serializers import (
     alias_change,
     alias_targets,
 )
-from softserve.tenancy.models import AuditEvent
 from softserve.tenancy.views import TenantScoped
 
 
@@ -173,21 +173,16 @@ class AliasDetail(AliasScoped, APIView):
     @extend_schema(responses={200: AliasSerializer})
     def get(self, request, name, alias):
         current = self._alias()
-        moves = (
-            AuditEvent.objects.for_tenant(request.actor.tenant)
-            .filter(action="alias.move", target_id=str(current.pk))
-            .order_by("created_at")
-        )
         history = [
             {
-                "at": e.created_at,
-                "from": (e.before or {}).get("version"),
-                "to": e.after["version"],
-                "split": e.after.get("split", []),
-                "shadow": e.after.get("shadow"),
-                "override_reason": e.after.get("override_reason"),
+                "at": move.at,
+                "from": move.before,
+                "to": move.version,
+                "split": move.split,
+                "shadow": move.shadow,
+                "override_reason": move.override_reason,
             }
-            for e in moves
+            for move in alias_moves(request.actor.tenant, alias=current)
         ]
         return Response({**AliasSerializer(current).data, "history": history})
 

@@ -9,7 +9,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,11 +19,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import models, transaction
 from django.utils import timezone
-from rest_framework import status
-from rest_framework.exceptions import APIException, NotFound, ValidationError
 
 from common.contracts import (
     SERVING_ERRORS,
+    AuditAction,
     PredictionOutcome,
     ServeRequest,
     ServingStatus,
@@ -31,6 +30,8 @@ from common.contracts import (
     WebhookEvent,
 )
 from common.task import TemplateError, template_fields
+from softserve import errors
+from softserve.errors import DomainError, Invalid, NotFound
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt, VersionStatus
 from softserve.serving import client
 from softserve.serving.models import Prediction as PredictionRecord
@@ -45,54 +46,47 @@ log = logging.getLogger(__name__)
 DEFAULT_ALIAS = "production"
 
 
-class NotReady(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "not_ready"
+class NotReady(errors.Conflict):
+    code = "not_ready"
 
 
-class Overloaded(APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_code = "overloaded"
-    default_detail = "The serving queue is full; retry shortly."
-    wait = 1  # seconds: DRF's handler turns this into Retry-After
+class Overloaded(errors.Unavailable):
+    code = "overloaded"
+    message = "The serving queue is full; retry shortly."
+    retry_after = 1
 
 
-class DeadlineExceeded(APIException):
-    status_code = status.HTTP_504_GATEWAY_TIMEOUT
-    default_code = "deadline_exceeded"
-    default_detail = "No prediction within the deadline."
+class DeadlineExceeded(errors.TimedOut):
+    code = "deadline_exceeded"
+    message = "No prediction within the deadline."
 
 
-class TenantOverloaded(APIException):
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
-    default_code = "tenant_queue_full"
-    default_detail = (
+class TenantOverloaded(errors.QuotaExceeded):
+    code = "tenant_queue_full"
+    message = (
         "Your team already has its share of the serving queue waiting (SERVING_TENANT_QUEUE_MAX); "
         "retry shortly."
     )
-    wait = 1
+    retry_after = 1
 
 
-class TooManyConcurrent(APIException):
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
-    default_code = "too_many_concurrent"
-    default_detail = (
+class TooManyConcurrent(errors.QuotaExceeded):
+    code = "too_many_concurrent"
+    message = (
         "Your team already has its share of predictions in progress here (SERVING_TENANT_MAX_CONCURRENT); "
         "retry when one has finished."
     )
-    wait = 1
+    retry_after = 1
 
 
-class ServingUnavailable(APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_code = "serving_unavailable"
-    default_detail = "The serving queue cannot be reached; retry shortly."
-    wait = 2
+class ServingUnavailable(errors.Unavailable):
+    code = "serving_unavailable"
+    message = "The serving queue cannot be reached; retry shortly."
+    retry_after = 2
 
 
-class ServingFailed(APIException):
-    status_code = status.HTTP_502_BAD_GATEWAY
-    default_code = "serving_failed"
+class ServingFailed(errors.UpstreamFailed):
+    code = "serving_failed"
 
 
 class _ThreadShares:
@@ -244,34 +238,34 @@ def validate_inputs(prompt: TaskPrompt, inputs: Any) -> list[dict[str, str]]:
         raise NotReady(f"The prompt's template cannot be served: {exc} Recreate the prompt.") from None
     limit, most = settings.SERVING_MAX_INPUT_CHARS, settings.SERVING_MAX_INPUTS
     if not isinstance(inputs, list) or not inputs:
-        raise ValidationError({"inputs": ["A non-empty list of inputs."]})
+        raise Invalid({"inputs": ["A non-empty list of inputs."]})
     if len(inputs) > most:
-        raise ValidationError({"inputs": [f"{len(inputs)} inputs; at most {most} per request."]})
-    errors: dict[str, list[str]] = {}
+        raise Invalid({"inputs": [f"{len(inputs)} inputs; at most {most} per request."]})
+    problems: dict[str, list[str]] = {}
     rows = []
     for i, item in enumerate(inputs):
         if isinstance(item, str) and len(fields) == 1:
             item = {fields[0]: item}  # a bare string fills the template's only field
         if not isinstance(item, dict):
             shape = f"an object with the field(s) {fields}" + (" or a string" if len(fields) == 1 else "")
-            errors[f"inputs[{i}]"] = [f"Expected {shape}."]
+            problems[f"inputs[{i}]"] = [f"Expected {shape}."]
             continue
         for name in fields:
             value = item.get(name)
             if name not in item:
-                errors[f"inputs[{i}].{name}"] = ["Missing: the prompt's template needs this field."]
+                problems[f"inputs[{i}].{name}"] = ["Missing: the prompt's template needs this field."]
             elif not isinstance(value, str):
-                errors[f"inputs[{i}].{name}"] = ["Must be a string."]
+                problems[f"inputs[{i}].{name}"] = ["Must be a string."]
             elif not value.strip():
-                errors[f"inputs[{i}].{name}"] = ["Must not be empty."]
+                problems[f"inputs[{i}].{name}"] = ["Must not be empty."]
         for name in sorted(set(item) - set(fields)):
-            errors[f"inputs[{i}].{name}"] = [f"Not a field of the prompt's template (fields: {fields})."]
+            problems[f"inputs[{i}].{name}"] = [f"Not a field of the prompt's template (fields: {fields})."]
         size = sum(len(v) for v in item.values() if isinstance(v, str))
         if size > limit:
-            errors.setdefault(f"inputs[{i}]", []).append(f"{size} characters; the limit is {limit}.")
+            problems.setdefault(f"inputs[{i}]", []).append(f"{size} characters; the limit is {limit}.")
         rows.append(item)
-    if errors:
-        raise ValidationError(errors)
+    if problems:
+        raise Invalid(problems)
     return rows
 
 
@@ -343,7 +337,7 @@ def predict(
     log_entry = _LogEntry(actor.tenant, prompt, version, alias, rows) if record_prediction else None
     sent = time.perf_counter()
 
-    def failed(code: str, exc: APIException) -> NoReturn:
+    def failed(code: str, exc: DomainError) -> NoReturn:
         if log_entry is not None:
             log_entry.failed(code, 1000 * (time.perf_counter() - sent))
         raise exc
@@ -359,7 +353,7 @@ def predict(
     except client.Unavailable:
         raise ServingUnavailable from None
     if reply.get("status") == ServingStatus.EXPIRED:
-        failed(DeadlineExceeded.default_code, DeadlineExceeded())
+        failed(DeadlineExceeded.code, DeadlineExceeded())
     if reply.get("status") != ServingStatus.OK:
         code, exc = _refusal(request["request_id"], reply)
         failed(code, exc)
@@ -380,6 +374,61 @@ def predict(
         body["alias"] = alias.name
     body["outputs"] = outputs
     return Prediction(body, timing, prediction_id, tokens)
+
+
+@dataclass(frozen=True)
+class ServeCall:
+    """One predict request as its caller read it. `inputs` is the list to check, or a function of the
+    prompt that makes it (the playground parses its text box by the template's fields). `inputs_field`
+    is the name the caller knows the inputs by (the completions call's `prompt`): errors name it."""
+
+    name: str
+    inputs: Any
+    alias: str | None = None
+    version: int | None = None
+    routing_key: str | None = None
+    timeout_ms: int | None = None
+    max_new_tokens: int | None = None
+    inputs_field: str = "inputs"
+
+
+@dataclass
+class Served:
+    """What `serve` did: the route taken, the rows checked, the prediction, and its round trip (ms)."""
+
+    route: Route
+    rows: list[dict[str, str]]
+    prediction: Prediction
+    latency_ms: float
+
+
+def serve(actor: Actor, read: Callable[[], ServeCall]) -> Served:
+    """The predict sequence, for the API and the playground alike: hold the tenant's place (`admit`),
+    read the request, route it to a version, check its inputs, predict. `read` runs once the place is
+    held, so a team over its share is refused before its request is parsed."""
+    with admit(actor):
+        call = read()
+        where = route(actor, call.name, call.alias, call.version, call.routing_key)
+        inputs = call.inputs(where.prompt) if callable(call.inputs) else call.inputs
+        try:
+            rows = validate_inputs(where.prompt, inputs)
+        except Invalid as exc:
+            if call.inputs_field == "inputs":
+                raise
+            renamed = {key.replace("inputs", call.inputs_field, 1): v for key, v in exc.fields.items()}
+            raise Invalid(renamed) from None
+        started = time.perf_counter()
+        prediction = predict(
+            actor,
+            where.prompt,
+            where.version,
+            rows,
+            call.timeout_ms,
+            call.max_new_tokens,
+            alias=where.alias,
+            shadow=where.shadow,
+        )
+        return Served(where, rows, prediction, 1000 * (time.perf_counter() - started))
 
 
 def _answer(output: dict[str, Any]) -> str:
@@ -458,20 +507,21 @@ class _LogEntry:
             log.exception("checking canary v%s of %s failed", self.version.number, self.prompt.name)
 
 
-def _refusal(request_id: str, reply: dict[str, Any]) -> tuple[str, APIException]:
+def _refusal(request_id: str, reply: dict[str, Any]) -> tuple[str, DomainError]:
     """A worker's error reply as the tenant sees it: a stable message for its code and the request id
     (the worker logged the detail under that id); never the text of an exception. (code, exception)."""
     code = reply.get("code") if reply.get("code") in SERVING_ERRORS else "internal"
     log.warning("prediction %s failed in the serving pool: %s", request_id, code)
     message = f"{SERVING_ERRORS[code]} (request id {request_id})"
     if code == "too_large":
-        return code, ValidationError({"inputs": [message]})
+        return code, Invalid({"inputs": [message]})
     return code, ServingFailed(message, code=code)
 
 
 # --- automatic rollback of a canary ----------------------------------------------------------------
 # The audit log's name for the platform itself when it, not a member or key, changes an alias.
-SYSTEM_ACTOR = "system:canary-watch"
+CANARY_WATCH = "canary-watch"
+SYSTEM_ACTOR = f"system:{CANARY_WATCH}"  # as `Actor.system(tenant, CANARY_WATCH).audit_by` names it
 # A canary's figures are looked at most this often per alias (every web process shares the throttle
 # through the cache), so a busy canary costs its predictions two aggregate queries every few seconds.
 CANARY_CHECK_EVERY_S = 5.0
@@ -570,11 +620,17 @@ def rollback_canary(
         "split": alias.split,
         "version": primary,
         "rolled_back": version.number,
-        "by": SYSTEM_ACTOR,
         "reasons": reasons,
         "figures": figures,
     }
-    record(None, tenant, "alias.rollback", alias, before={"alias": alias.name, "split": split}, after=after)
+    record(
+        Actor.system(tenant, CANARY_WATCH),  # audited as system:canary-watch (after.by)
+        tenant,
+        AuditAction.ALIAS_ROLLBACK,
+        alias,
+        before={"alias": alias.name, "split": split},
+        after=after,
+    )
     emit(
         tenant,
         WebhookEvent.CANARY_ROLLED_BACK,

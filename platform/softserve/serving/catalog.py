@@ -9,9 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from rest_framework.exceptions import NotFound
 
 from common.contracts import VersionStatus
+from softserve.errors import NotFound
 from softserve.numbers import whole_number
 from softserve.prompts.models import Alias, PromptVersion
 from softserve.tenancy.permissions import Actor

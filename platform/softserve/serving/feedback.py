@@ -20,12 +20,12 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, ValidationError
 
-from common.contracts import TaskType, template_fields
+from common.contracts import AuditAction, TaskType, template_fields
 from softserve.datasets import actions as dataset_actions
 from softserve.datasets.models import DatasetVersion
 from softserve.datasets.validation import UploadSpec
+from softserve.errors import Invalid, NotFound
 from softserve.prompts.models import TaskPrompt
 from softserve.serving.models import Feedback, Prediction
 from softserve.tenancy.actions import record
@@ -64,11 +64,11 @@ def _answer(prediction: Prediction, label: str | None, target: str | None) -> tu
     prompt = prediction.prompt
     if prompt.task_type == TaskType.CLASSIFICATION:
         if target is not None:
-            raise ValidationError({"target": ["A classification prompt takes `label`, not `target`."]})
+            raise Invalid({"target": ["A classification prompt takes `label`, not `target`."]})
         if label is None:
-            raise ValidationError({"label": ["Name the right label."]})
+            raise Invalid({"label": ["Name the right label."]})
         if label not in prompt.labels:
-            raise ValidationError(
+            raise Invalid(
                 {
                     "label": [
                         f"Not a label of {prompt.name}; its labels: {settings.LIMITS.echo(prompt.labels)}."
@@ -77,14 +77,12 @@ def _answer(prediction: Prediction, label: str | None, target: str | None) -> tu
             )
         return label, ""
     if label is not None:
-        raise ValidationError(
-            {"label": ["A generation prompt takes `target` (the right text), not `label`."]}
-        )
+        raise Invalid({"label": ["A generation prompt takes `target` (the right text), not `label`."]})
     if target is None or not target.strip():
-        raise ValidationError({"target": ["The right answer's text, not empty."]})
+        raise Invalid({"target": ["The right answer's text, not empty."]})
     most = settings.LIMITS.dataset_max_target_chars
     if len(target) > most:
-        raise ValidationError({"target": [f"{len(target)} characters; at most {most}."]})
+        raise Invalid({"target": [f"{len(target)} characters; at most {most}."]})
     return "", target
 
 
@@ -99,7 +97,7 @@ def record_feedback(
     """
     rows = prediction.rows or len(prediction.outputs or [])
     if index >= rows:
-        raise ValidationError({"index": [f"The prediction has {rows} output(s): index 0 to {rows - 1}."]})
+        raise Invalid({"index": [f"The prediction has {rows} output(s): index 0 to {rows - 1}."]})
     label, target = _answer(prediction, label, target)
     outputs = prediction.outputs or []
     given = _output_text(outputs[index]) if index < len(outputs) else None
@@ -219,7 +217,7 @@ def make_dataset(
     written by the upload path (validation, storage, quota, row and label counts), and audited."""
     name = dataset or f"{prompt.name}{FEEDBACK_DATASET_SUFFIX}"[:100]
     if not prompt.keep_inputs:
-        raise ValidationError(
+        raise Invalid(
             {
                 "prompt": [
                     f"{prompt.name} does not keep prediction inputs, so feedback has no rows to learn "
@@ -236,7 +234,7 @@ def make_dataset(
             if found.feedback
             else "it has no feedback yet"
         )
-        raise ValidationError({"feedback": [f"No corrected predictions of {prompt.name} to use: {said}."]})
+        raise Invalid({"feedback": [f"No corrected predictions of {prompt.name} to use: {said}."]})
     body = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in found.rows).encode()
     fields = template_fields(prompt.template)
     spec = UploadSpec(
@@ -249,14 +247,14 @@ def make_dataset(
     with transaction.atomic():
         try:
             version = dataset_actions.upload(actor, name, io.BytesIO(body), FEEDBACK_FILENAME, spec)
-        except ValidationError as exc:
+        except Invalid as exc:
             # The upload path names the file; here the rows are the prompt's feedback.
-            detail = exc.detail.get("file", exc.detail) if isinstance(exc.detail, dict) else exc.detail
-            raise ValidationError({"feedback": detail}) from None
+            detail = exc.fields.get("file") or [m for messages in exc.fields.values() for m in messages]
+            raise Invalid({"feedback": detail}) from None
         record(
             actor,
             actor.tenant,
-            "feedback.dataset",
+            AuditAction.FEEDBACK_DATASET,
             version,
             after={
                 "prompt": prompt.name,

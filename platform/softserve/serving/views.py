@@ -9,7 +9,6 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -42,24 +41,21 @@ class Predict(APIView):
 
     @extend_schema(request=PredictSerializer, responses={200: PredictResponseSerializer})
     def post(self, request, name):
-        with actions.admit(request.actor):  # first: a team over its share is refused before any work
+        def read() -> actions.ServeCall:
             form = PredictSerializer(data=request.data)
             form.is_valid(raise_exception=True)
             data = form.validated_data
-            where = actions.route(
-                request.actor, name, data.get("alias"), data.get("version"), data.get("routing_key")
+            return actions.ServeCall(
+                name,
+                data["inputs"],
+                alias=data.get("alias"),
+                version=data.get("version"),
+                routing_key=data.get("routing_key"),
+                timeout_ms=data.get("timeout_ms"),
+                max_new_tokens=data.get("max_new_tokens"),
             )
-            rows = actions.validate_inputs(where.prompt, data["inputs"])
-            prediction = actions.predict(
-                request.actor,
-                where.prompt,
-                where.version,
-                rows,
-                data.get("timeout_ms"),
-                data.get("max_new_tokens"),
-                alias=where.alias,
-                shadow=where.shadow,
-            )
+
+        prediction = actions.serve(request.actor, read).prediction
         return Response(prediction.body, headers={"Server-Timing": prediction.server_timing})
 
 
@@ -70,36 +66,26 @@ class Completions(APIView):
 
     @extend_schema(request=CompletionSerializer, responses={200: CompletionResponseSerializer})
     def post(self, request):
-        with actions.admit(request.actor):  # first: a team over its share is refused before any work
-            return self._complete(request)
+        def read() -> actions.ServeCall:
+            form = CompletionSerializer(data=request.data)
+            form.is_valid(raise_exception=True)
+            data = form.validated_data
+            name, _, ref = data["model"].partition("@")
+            number = whole_number(ref)
+            texts = data["prompt"] if isinstance(data["prompt"], list) else [data["prompt"]]
+            return actions.ServeCall(
+                name,
+                texts,
+                alias=None if number else ref or None,
+                version=number,
+                routing_key=data.get("routing_key"),
+                timeout_ms=data.get("timeout_ms"),
+                max_new_tokens=data.get("max_tokens"),
+                inputs_field="prompt",  # each prompt string is one input
+            )
 
-    def _complete(self, request):
-        form = CompletionSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        data = form.validated_data
-        name, _, ref = data["model"].partition("@")
-        number = whole_number(ref)
-        where = actions.route(
-            request.actor, name, None if number else ref or None, number, data.get("routing_key")
-        )
-        prompt, version = where.prompt, where.version
-        texts = data["prompt"] if isinstance(data["prompt"], list) else [data["prompt"]]
-        try:
-            rows = actions.validate_inputs(prompt, texts)
-        except ValidationError as exc:  # the inputs are called `prompt` here
-            raise ValidationError(
-                {key.replace("inputs", "prompt", 1): value for key, value in exc.detail.items()}
-            ) from None
-        prediction = actions.predict(
-            request.actor,
-            prompt,
-            version,
-            rows,
-            data.get("timeout_ms"),
-            data.get("max_tokens"),
-            alias=where.alias,
-            shadow=where.shadow,
-        )
+        served = actions.serve(request.actor, read)
+        prediction, version = served.prediction, served.route.version
         choices = []
         for i, out in enumerate(prediction.body["outputs"]):
             text = out.get("text", out.get("label", ""))
@@ -112,9 +98,9 @@ class Completions(APIView):
                 "id": f"cmpl-{uuid.uuid4().hex}",
                 "object": "text_completion",
                 "created": int(time.time()),
-                "model": f"{prompt.name}@{version.number}",
+                "model": f"{served.route.prompt.name}@{version.number}",
                 "choices": choices,
-                "usage": {"inputs": len(rows), **token_usage(prediction.tokens)},
+                "usage": {"inputs": len(served.rows), **token_usage(prediction.tokens)},
                 # Not OpenAI's: the prediction log's id (for feedback) and the version that answered.
                 "softserve": {
                     key: prediction.body[key]

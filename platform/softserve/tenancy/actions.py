@@ -9,8 +9,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
+from common.contracts import AuditAction
+from softserve.errors import Forbidden, Invalid, NotFound
 from softserve.tenancy.models import (
     ROLE_RANK,
     ApiKey,
@@ -22,12 +23,17 @@ from softserve.tenancy.models import (
     Role,
     Tenant,
 )
-from softserve.tenancy.permissions import Actor
+from softserve.tenancy.permissions import AUDIT_BY, Actor
 
 
 def record(
-    actor: Actor | None, tenant: Tenant, action: str, target: Any, before=None, after=None
+    actor: Actor | None, tenant: Tenant, action: AuditAction, target: Any, before=None, after=None
 ) -> AuditEvent:
+    """One audit row. An operator or the platform is named in `after` under `by` (`operator:<email>`,
+    `system:<name>`): the audit API shows that name, not a borrowed member's."""
+    by = actor.audit_by if actor else None
+    if by is not None:
+        after = {**(after or {}), AUDIT_BY: by}
     return AuditEvent.objects.create(
         tenant=tenant,
         actor_user=actor.user if actor else None,
@@ -59,7 +65,7 @@ def create_tenant(name: str, owner_email: str, password: str | None = None) -> t
     already keeps it as it is: making a team never changes anyone's password (`user.created_now` says
     which case it was)."""
     if Tenant.objects.filter(name=name).exists():
-        raise ValidationError({"name": [f"A tenant named {name!r} exists already."]})
+        raise Invalid({"name": [f"A tenant named {name!r} exists already."]})
     tenant = Tenant.objects.create(name=name)
     Quota.objects.create(tenant=tenant)
     user, created = get_user_model().objects.get_or_create(
@@ -76,8 +82,8 @@ def create_tenant(name: str, owner_email: str, password: str | None = None) -> t
     key, plaintext = ApiKey.mint(
         tenant, "bootstrap", ["read", "write", "predict"], role=Role.OWNER, created_by=user
     )
-    record(None, tenant, "tenant.create", tenant, after={"name": name, "owner": owner_email})
-    record(None, tenant, "key.create", key, after=key_view(key))
+    record(None, tenant, AuditAction.TENANT_CREATE, tenant, after={"name": name, "owner": owner_email})
+    record(None, tenant, AuditAction.KEY_CREATE, key, after=key_view(key))
     return tenant, user, plaintext
 
 
@@ -87,15 +93,15 @@ def create_key(
 ) -> tuple[ApiKey, str]:
     role = role or actor.role
     if ROLE_RANK[role] > ROLE_RANK[actor.role]:
-        raise ValidationError({"role": [f"A key cannot have more than your own role ({actor.role})."]})
+        raise Invalid({"role": [f"A key cannot have more than your own role ({actor.role})."]})
     if actor.key is not None:
         # A key minting a key: no scope it lacks, no life beyond its own.
         extra = sorted(set(scopes) - set(actor.key.scopes))
         if extra:
-            raise ValidationError({"scopes": [f"This key lacks the scope(s) {extra}; it cannot grant them."]})
+            raise Invalid({"scopes": [f"This key lacks the scope(s) {extra}; it cannot grant them."]})
         own = actor.key.expires_at
         if own is not None and (expires_at is None or expires_at > own):
-            raise ValidationError(
+            raise Invalid(
                 {"expires_at": [f"A key made by this key must expire by {own.isoformat()}, as it does."]}
             )
     # A key made by a key answers to the same person: it stops working when they leave.
@@ -103,19 +109,19 @@ def create_key(
     key, plaintext = ApiKey.mint(
         actor.tenant, name, scopes, role=role, expires_at=expires_at, created_by=creator
     )
-    record(actor, actor.tenant, "key.create", key, after=key_view(key))
+    record(actor, actor.tenant, AuditAction.KEY_CREATE, key, after=key_view(key))
     return key, plaintext
 
 
 @transaction.atomic
 def revoke_key(actor: Actor, key: ApiKey) -> ApiKey:
     if ROLE_RANK[key.role] > ROLE_RANK[actor.role]:
-        raise PermissionDenied(f"This key has the {key.role} role, above yours ({actor.role}).")
+        raise Forbidden(f"This key has the {key.role} role, above yours ({actor.role}).")
     before = key_view(key)
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
-    record(actor, actor.tenant, "key.revoke", key, before=before, after=key_view(key))
+    record(actor, actor.tenant, AuditAction.KEY_REVOKE, key, before=before, after=key_view(key))
     return key
 
 
@@ -134,12 +140,12 @@ def _guard_last_owner(membership: Membership, new_role: str | None) -> None:
         return
     owners = Membership.objects.for_tenant(membership.tenant).filter(role=Role.OWNER).count()
     if owners <= 1:
-        raise ValidationError({"role": ["The tenant's last owner cannot be removed or demoted."]})
+        raise Invalid({"role": ["The tenant's last owner cannot be removed or demoted."]})
 
 
 def _guard_rank(actor: Actor, role: str) -> None:
     if ROLE_RANK[role] > ROLE_RANK[actor.role]:
-        raise ValidationError({"role": [f"You cannot grant more than your own role ({actor.role})."]})
+        raise Invalid({"role": [f"You cannot grant more than your own role ({actor.role})."]})
 
 
 def invitation_view(invitation: Invitation) -> dict[str, Any]:
@@ -158,7 +164,7 @@ def invite(actor: Actor, email: str, role: str) -> Invitation:
     members = Membership.objects.for_tenant(actor.tenant)
     if members.filter(Q(user__email__iexact=email) | Q(user__username__iexact=email)).exists():
         # The team's member list shows this already: it says nothing about accounts elsewhere.
-        raise ValidationError({"email": [f"{email} is a member already."]})
+        raise Invalid({"email": [f"{email} is a member already."]})
     pending = Invitation.objects.for_tenant(actor.tenant).filter(email=email, status=InvitationStatus.PENDING)
     invitation = pending.first()
     before = invitation_view(invitation) if invitation else None
@@ -170,7 +176,14 @@ def invite(actor: Actor, email: str, role: str) -> Invitation:
     elif invitation.role != role:
         invitation.role = role
         invitation.save(update_fields=["role"])
-    record(actor, actor.tenant, "member.invite", invitation, before=before, after=invitation_view(invitation))
+    record(
+        actor,
+        actor.tenant,
+        AuditAction.MEMBER_INVITE,
+        invitation,
+        before=before,
+        after=invitation_view(invitation),
+    )
     return invitation
 
 
@@ -183,10 +196,15 @@ def withdraw_invitation(actor: Actor, invitation: Invitation) -> Invitation:
         pk=invitation.pk, status=InvitationStatus.PENDING
     )
     if not updated.update(status=InvitationStatus.WITHDRAWN, answered_at=timezone.now()):
-        raise ValidationError({"invitation": ["This invitation was answered or withdrawn already."]})
+        raise Invalid({"invitation": ["This invitation was answered or withdrawn already."]})
     invitation.refresh_from_db()
     record(
-        actor, actor.tenant, "member.uninvite", invitation, before=before, after=invitation_view(invitation)
+        actor,
+        actor.tenant,
+        AuditAction.MEMBER_UNINVITE,
+        invitation,
+        before=before,
+        after=invitation_view(invitation),
     )
     return invitation
 
@@ -212,7 +230,7 @@ def answer_invitation(user, invitation_id, accept: bool) -> Invitation:
     invitation.answered_at = timezone.now()
     invitation.save(update_fields=["status", "answered_at"])
     actor = Actor(tenant=tenant, role=invitation.role, user=user)
-    action = "member.accept" if accept else "member.decline"
+    action = AuditAction.MEMBER_ACCEPT if accept else AuditAction.MEMBER_DECLINE
     record(actor, tenant, action, invitation, before=before, after=invitation_view(invitation))
     return invitation
 
@@ -226,7 +244,14 @@ def change_role(actor: Actor, membership: Membership, role: str) -> Membership:
     before = {"email": membership.user.email, "role": membership.role}
     membership.role = role
     membership.save(update_fields=["role"])
-    record(actor, actor.tenant, "member.role", membership, before=before, after={**before, "role": role})
+    record(
+        actor,
+        actor.tenant,
+        AuditAction.MEMBER_ROLE,
+        membership,
+        before=before,
+        after={**before, "role": role},
+    )
     return membership
 
 
@@ -238,7 +263,7 @@ def remove_member(actor: Actor, membership: Membership) -> None:
     record(
         actor,
         actor.tenant,
-        "member.remove",
+        AuditAction.MEMBER_REMOVE,
         membership,
         before={"email": membership.user.email, "role": membership.role},
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
 
 from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied
 from rest_framework.permissions import BasePermission
@@ -46,14 +47,50 @@ def scopes_for(action: str) -> tuple[str, ...]:
 AUDIT_ACTION = "manage_members"
 
 
+class ActorKind(StrEnum):
+    """Who acts, as the audit log names them."""
+
+    MEMBER = "member"  # a member's session or an API key of the team: the row's user or key says who
+    OPERATOR = "operator"  # staff acting on a team from /ops/, not a member of it: `operator:<email>`
+    SYSTEM = "system"  # the platform itself (the canary watch): `system:<name>`
+
+
+# Where an audit row names an operator or the platform (their rows carry no key, and a system's no user).
+AUDIT_BY = "by"
+
+
 @dataclass(frozen=True)
 class Actor:
-    """The caller within one tenant: a member's session or an API key."""
+    """The caller within one tenant: a member's session or an API key; or an operator or the platform
+    acting on the team with an owner's permissions, audited as themselves (`operator`, `system`)."""
 
     tenant: Tenant
     role: str
     user: object | None = None
     key: ApiKey | None = None
+    kind: ActorKind = ActorKind.MEMBER
+    name: str = ""  # a system actor's name (`canary-watch`)
+
+    @classmethod
+    def operator(cls, tenant: Tenant, user: object) -> Actor:
+        """Staff acting on `tenant` from the operator pages: an owner's permissions there, audited as
+        `operator:<email>` rather than as one of the team's owners."""
+        return cls(tenant=tenant, role=Role.OWNER, user=user, kind=ActorKind.OPERATOR)
+
+    @classmethod
+    def system(cls, tenant: Tenant, name: str) -> Actor:
+        """The platform acting on `tenant` by itself (no member, no key), audited as `system:<name>`."""
+        return cls(tenant=tenant, role=Role.OWNER, kind=ActorKind.SYSTEM, name=name)
+
+    @property
+    def audit_by(self) -> str | None:
+        """The name an audit row gives an operator or the platform (None: the row's user or key says)."""
+        if self.kind == ActorKind.OPERATOR:
+            email = getattr(self.user, "email", "") or getattr(self.user, "username", "")
+            return f"{ActorKind.OPERATOR}:{email}"
+        if self.kind == ActorKind.SYSTEM:
+            return f"{ActorKind.SYSTEM}:{self.name}"
+        return None
 
     def may(self, action: str) -> bool:
         if ROLE_RANK[self.role] < ROLE_RANK[PERMISSIONS[action]]:

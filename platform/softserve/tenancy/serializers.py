@@ -4,6 +4,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from softserve.tenancy.models import SCOPES, ApiKey, AuditEvent, Invitation, Membership, Role
+from softserve.tenancy.permissions import AUDIT_BY, ActorKind
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -94,10 +95,13 @@ class AuditEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_actor(self, event: AuditEvent) -> str | None:
+        # An operator (`operator:<email>`) or the platform (`system:canary-watch`) names itself in `after`
+        # (tenancy.actions.record); an operator's row keeps its user too, so this comes first.
+        by = event.after.get(AUDIT_BY) if isinstance(event.after, dict) and not event.actor_key_id else None
+        if isinstance(by, str) and by.startswith((f"{ActorKind.OPERATOR}:", f"{ActorKind.SYSTEM}:")):
+            return by
         if event.actor_key_id:
             return f"key:{event.actor_key.prefix}"
         if event.actor_user_id:
             return f"user:{event.actor_user.email}"
-        # The platform itself (e.g. `system:canary-watch` rolling a canary back) names itself in `after`.
-        by = (event.after or {}).get("by") if isinstance(event.after, dict) else None
-        return by if isinstance(by, str) and by.startswith("system:") else None
+        return None

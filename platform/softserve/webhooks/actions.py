@@ -9,9 +9,9 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
-from common.contracts import WEBHOOK_TEST_EVENT
+from common.contracts import WEBHOOK_TEST_EVENT, AuditAction
+from softserve.errors import Invalid
 from softserve.tenancy.actions import record
 from softserve.tenancy.models import Tenant
 from softserve.tenancy.permissions import Actor
@@ -38,7 +38,7 @@ def create_webhook(actor: Actor, url: str, subscribed: list[str], description: s
     Tenant.objects.select_for_update().filter(pk=actor.tenant.pk).first()
     limit = settings.WEBHOOKS_MAX_PER_TEAM
     if Webhook.objects.for_tenant(actor.tenant).count() >= limit:
-        raise ValidationError({"url": [f"A team has at most {limit} webhooks; delete one first."]})
+        raise Invalid({"url": [f"A team has at most {limit} webhooks; delete one first."]})
     hook = Webhook.objects.create(
         tenant=actor.tenant,
         url=url,
@@ -46,7 +46,7 @@ def create_webhook(actor: Actor, url: str, subscribed: list[str], description: s
         description=description,
         secret=SECRET_PREFIX + secrets.token_urlsafe(32),
     )
-    record(actor, actor.tenant, "webhook.create", hook, after=hook_view(hook))
+    record(actor, actor.tenant, AuditAction.WEBHOOK_CREATE, hook, after=hook_view(hook))
     return hook
 
 
@@ -65,14 +65,14 @@ def update_webhook(actor: Actor, hook: Webhook, changes: dict[str, Any]) -> Webh
         fields += ["consecutive_failures", "disabled_reason"]
     if fields:
         hook.save(update_fields=fields)
-    record(actor, actor.tenant, "webhook.update", hook, before=before, after=hook_view(hook))
+    record(actor, actor.tenant, AuditAction.WEBHOOK_UPDATE, hook, before=before, after=hook_view(hook))
     return hook
 
 
 @transaction.atomic
 def delete_webhook(actor: Actor, hook: Webhook) -> None:
     """The hook and its delivery log; deliveries not sent yet are never sent."""
-    record(actor, actor.tenant, "webhook.delete", hook, before=hook_view(hook))
+    record(actor, actor.tenant, AuditAction.WEBHOOK_DELETE, hook, before=hook_view(hook))
     hook.delete()
 
 
@@ -86,5 +86,5 @@ def send_test(actor: Actor, hook: Webhook) -> WebhookDelivery:
         "at": timezone.now().isoformat(),
     }
     delivery = events.queue(actor.tenant, hook, WEBHOOK_TEST_EVENT, data)
-    record(actor, actor.tenant, "webhook.test", hook, after={"delivery": str(delivery.pk)})
+    record(actor, actor.tenant, AuditAction.WEBHOOK_TEST, hook, after={"delivery": str(delivery.pk)})
     return delivery

@@ -6,8 +6,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as PasswordRefused
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework.exceptions import ValidationError
 
+from softserve.errors import Invalid
 from softserve.tenancy.actions import create_tenant
 
 
@@ -36,8 +36,8 @@ class Command(BaseCommand):
         password = password or secrets.token_urlsafe(16)
         try:
             tenant, user, key = create_tenant(name.strip(), owner, password)
-        except ValidationError as exc:
-            raise CommandError(" ".join(str(m) for msgs in exc.detail.values() for m in msgs)) from exc
+        except Invalid as exc:
+            raise CommandError(" ".join(str(m) for msgs in exc.fields.values() for m in msgs)) from exc
         self.stdout.write(f"tenant {tenant.name} ({tenant.id})")
         if user.created_now:
             self.stdout.write(f"web login: {owner} / {password}  (at /accounts/login/)")
