@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from common.contracts import ServeReply, ServeRequest, ServingStatus, ShadowTarget
 from common.errors import ArtifactError, EngineError
@@ -155,16 +155,18 @@ class Batcher:
 
         def finish(i: int) -> None:
             request = batch[i].request
-            if replies[i] is None:
+            reply = replies[i]
+            if reply is None:
                 if i in failures:
-                    replies[i] = self._failed(request, failures[i])
+                    reply = self._failed(request, failures[i])
                 else:
-                    replies[i] = self._reply(request, ServingStatus.OK, outputs=outputs[i])
+                    reply = self._reply(request, ServingStatus.OK, outputs=outputs[i])
                     if i in shadow_failures:
                         self._shadow_failed(request, shadow_failures[i])
                     elif i in shadow_outputs:
-                        replies[i]["shadow_outputs"] = shadow_outputs[i]
-            reply = replies[i]
+                        # Every row of the shadow has its output by the time its request finishes.
+                        reply["shadow_outputs"] = cast(list[dict[str, Any]], shadow_outputs[i])
+                replies[i] = reply
             reply["queue_ms"] = round(max(0.0, 1000 * (started - _enqueued_at(request))), 2)
             reply["batch_ms"] = round(1000 * (time.time() - started), 2)
             done.add(i)
@@ -347,4 +349,7 @@ class Batcher:
     def _reply(self, request: ServeRequest, status: str, **fields: Any) -> ServeReply:
         metrics.REQUESTS.labels(*self._labels(request), status).inc()
         metrics.LATENCY.labels(*self._labels(request)).observe(max(0.0, time.time() - _enqueued_at(request)))
-        return {"request_id": request["request_id"], "status": status, "worker": self.worker, **fields}
+        return cast(
+            ServeReply,
+            {"request_id": request["request_id"], "status": status, "worker": self.worker, **fields},
+        )

@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 
 import redis
 import torch
@@ -31,7 +32,7 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def _checks(config: ServingConfig) -> dict:
+def _checks(config: ServingConfig) -> dict[str, Callable[[], None]]:
     """The serving worker's /readyz: its Redis stream and the object storage its prompts come from."""
     from common.contracts import StorageLocation
     from workers.health import redis_check, storage_check
