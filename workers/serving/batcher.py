@@ -123,27 +123,7 @@ class Batcher:
         request for it.
         """
         started = time.time()
-        replies: list[ServeReply | None] = [None] * len(batch)
-        rows: list[_Row] = []
-        shadow_failures: dict[int, BaseException] = {}
-        for i, pending in enumerate(batch):
-            request = pending.request
-            try:
-                metrics.QUEUE_WAIT.observe(max(0.0, started - _enqueued_at(request)))
-                if request["deadline"] <= started:
-                    replies[i] = self._reply(
-                        request, ServingStatus.EXPIRED, error="The deadline passed before compute."
-                    )
-                    continue
-                rows.extend(self._rows(i, request))
-            except Exception as exc:
-                replies[i] = self._failed(request, exc)
-                continue
-            if request.get("shadow"):
-                try:
-                    rows.extend(self._rows(i, request, request["shadow"]))
-                except Exception as exc:  # the caller still gets the primary's answer
-                    shadow_failures[i] = exc
+        replies, rows, shadow_failures = self._admit(batch, started)
         outputs: dict[int, list[dict[str, Any] | None]] = {
             i: [None] * len(p.request["inputs"]) for i, p in enumerate(batch) if replies[i] is None
         }
@@ -190,6 +170,34 @@ class Batcher:
             if i not in done:
                 finish(i)
         return replies  # type: ignore[return-value]
+
+    def _admit(
+        self, batch: Sequence[Pending], started: float
+    ) -> tuple[list[ServeReply | None], list[_Row], dict[int, BaseException]]:
+        """Each request's rows (and its shadow's), or its reply already: `expired` past its deadline,
+        `error` when its rows cannot be made. A shadow whose rows cannot be made is only noted."""
+        replies: list[ServeReply | None] = [None] * len(batch)
+        rows: list[_Row] = []
+        shadow_failures: dict[int, BaseException] = {}
+        for i, pending in enumerate(batch):
+            request = pending.request
+            try:
+                metrics.QUEUE_WAIT.observe(max(0.0, started - _enqueued_at(request)))
+                if request["deadline"] <= started:
+                    replies[i] = self._reply(
+                        request, ServingStatus.EXPIRED, error="The deadline passed before compute."
+                    )
+                    continue
+                rows.extend(self._rows(i, request))
+            except Exception as exc:
+                replies[i] = self._failed(request, exc)
+                continue
+            if request.get("shadow"):
+                try:
+                    rows.extend(self._rows(i, request, request["shadow"]))
+                except Exception as exc:  # the caller still gets the primary's answer
+                    shadow_failures[i] = exc
+        return replies, rows, shadow_failures
 
     def _forward(
         self,
