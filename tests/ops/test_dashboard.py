@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+
 from softserve.jobs.models import Job
 from softserve.tenancy.models import AuditEvent, Quota
-
 from tests.ops.fleet import make_fleet
 
 pytestmark = pytest.mark.django_db

@@ -15,13 +15,13 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 from rest_framework.exceptions import APIException, ValidationError
+
+from common.contracts import VersionStatus
 from softserve.prompts import actions, compare, gates
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.prompts.serializers import ALIAS_PATTERN, AliasMoveSerializer, alias_change
 from softserve.tenancy.models import Tenant
 from softserve.tenancy.permissions import Actor
-
-from common.contracts import VersionStatus
 from webui.forms import FORM, errors_of
 from webui.team import team_page
 

@@ -9,11 +9,11 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import APIException
+
 from softserve.prompts import actions as prompt_actions
 from softserve.prompts.models import TaskPrompt
 from softserve.prompts.serializers import PromptUpdateSerializer
 from softserve.serving import feedback
-
 from webui.forms import FORM, errors_of
 from webui.team import team_page
 

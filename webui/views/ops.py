@@ -18,11 +18,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import APIException, ValidationError
+
 from softserve.jobs import actions
 from softserve.jobs.models import Job
 from softserve.ops.summary import summary
 from softserve.tenancy.permissions import Actor
-
 from webui.team import PageAccess, declare
 
 logger = logging.getLogger(__name__)

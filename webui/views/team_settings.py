@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import APIException
+
 from softserve.serving.models import Usage
 from softserve.tenancy import actions
 from softserve.tenancy.models import SCOPES, ApiKey, Invitation, InvitationStatus, Membership, Role
@@ -20,7 +21,6 @@ from softserve.tenancy.serializers import (
     MembershipCreateSerializer,
     MembershipUpdateSerializer,
 )
-
 from webui.forms import errors_of, page_of
 from webui.team import team_page
 
