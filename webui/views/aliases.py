@@ -153,6 +153,26 @@ def form_body(values: dict[str, Any], may_manage: bool) -> tuple[dict[str, Any],
     """The API body of an editor form, and the errors of fields that are not numbers. Weights of 0 take a
     version out of the split; one version left is a plain move."""
     errors: dict[str, list[str]] = {}
+    entries = _split_entries(values, errors)
+    body: dict[str, Any] = {}
+    if len(entries) == 1 and entries[0]["weight"] == 100:
+        body["version"] = entries[0]["version"]
+    elif entries:
+        body["versions"] = entries
+    shadow = values.get("shadow", "")
+    body["shadow"] = int(shadow) if shadow.isdigit() else None
+    if may_manage:
+        body["policy"] = _policy(values, errors)
+        if values.get("protected_shown"):  # the checkbox was on the form (an existing alias's)
+            body["protected"] = bool(values.get("protected"))
+    if values.get("override_reason"):
+        body["override_reason"] = values["override_reason"]
+    return body, errors
+
+
+def _split_entries(values: dict[str, Any], errors: dict[str, list[str]]) -> list[dict[str, int]]:
+    """The weighted versions of the form (its rows and the one being added), those of weight 0 left out;
+    a weight that is not a whole number is an error of its field."""
     entries = []
     for number in values["rows"]:
         raw = values.get(f"weight_{number}", "")
@@ -169,32 +189,23 @@ def form_body(values: dict[str, Any], may_manage: bool) -> tuple[dict[str, Any],
             )
         except ValueError:
             errors["add_weight"] = ["A whole number from 0 to 100."]
-    entries = [e for e in entries if e["weight"] != 0]
-    body: dict[str, Any] = {}
-    if len(entries) == 1 and entries[0]["weight"] == 100:
-        body["version"] = entries[0]["version"]
-    elif entries:
-        body["versions"] = entries
-    shadow = values.get("shadow", "")
-    body["shadow"] = int(shadow) if shadow.isdigit() else None
-    if may_manage:
-        policy: dict[str, Any] = {}
-        if values.get("metric"):
-            policy["metric"] = values["metric"]
-        for key, *_ in (*GATE_FIELDS, *CANARY_FIELDS):
-            raw = values.get(key, "")
-            if not raw:
-                continue
-            try:
-                policy[key] = _number(raw, key in WHOLE)
-            except ValueError:
-                errors[key] = ["A whole number." if key in WHOLE else "A number."]
-        body["policy"] = policy
-        if values.get("protected_shown"):  # the checkbox was on the form (an existing alias's)
-            body["protected"] = bool(values.get("protected"))
-    if values.get("override_reason"):
-        body["override_reason"] = values["override_reason"]
-    return body, errors
+    return [e for e in entries if e["weight"] != 0]
+
+
+def _policy(values: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    """The promotion policy's fields that were filled in; one that is not a number is an error."""
+    policy: dict[str, Any] = {}
+    if values.get("metric"):
+        policy["metric"] = values["metric"]
+    for key, *_ in (*GATE_FIELDS, *CANARY_FIELDS):
+        raw = values.get(key, "")
+        if not raw:
+            continue
+        try:
+            policy[key] = _number(raw, key in WHOLE)
+        except ValueError:
+            errors[key] = ["A whole number." if key in WHOLE else "A number."]
+    return policy
 
 
 def _field_errors(exc: APIException) -> dict[str, list[str]]:

@@ -137,15 +137,7 @@ class Batcher:
             request = batch[i].request
             reply = replies[i]
             if reply is None:
-                if i in failures:
-                    reply = self._failed(request, failures[i])
-                else:
-                    reply = self._reply(request, ServingStatus.OK, outputs=outputs[i])
-                    if i in shadow_failures:
-                        self._shadow_failed(request, shadow_failures[i])
-                    elif i in shadow_outputs:
-                        # Every row of the shadow has its output by the time its request finishes.
-                        reply["shadow_outputs"] = cast(list[dict[str, Any]], shadow_outputs[i])
+                reply = self._computed(request, i, outputs, failures, shadow_outputs, shadow_failures)
                 replies[i] = reply
             reply["queue_ms"] = round(max(0.0, 1000 * (started - _enqueued_at(request))), 2)
             reply["batch_ms"] = round(1000 * (time.time() - started), 2)
@@ -170,6 +162,26 @@ class Batcher:
             if i not in done:
                 finish(i)
         return replies  # type: ignore[return-value]
+
+    def _computed(
+        self,
+        request: ServeRequest,
+        i: int,
+        outputs: dict[int, list[dict[str, Any] | None]],
+        failures: dict[int, BaseException],
+        shadow_outputs: dict[int, list[dict[str, Any] | None]],
+        shadow_failures: dict[int, BaseException],
+    ) -> ServeReply:
+        """The reply of request `i` once its rows ran: its outputs (and its shadow's), or its error."""
+        if i in failures:
+            return self._failed(request, failures[i])
+        reply = self._reply(request, ServingStatus.OK, outputs=outputs[i])
+        if i in shadow_failures:
+            self._shadow_failed(request, shadow_failures[i])
+        elif i in shadow_outputs:
+            # Every row of the shadow has its output by the time its request finishes.
+            reply["shadow_outputs"] = cast(list[dict[str, Any]], shadow_outputs[i])
+        return reply
 
     def _admit(
         self, batch: Sequence[Pending], started: float

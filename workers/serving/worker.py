@@ -65,7 +65,8 @@ def serve(config: ServingConfig, stop: threading.Event | None = None) -> None:
     source = RedisSource(redis.Redis.from_url(config.redis_url), config, consumer)
     serve_metrics(config.metrics_port, lambda: _checks(config))
     log.info("serving %s as %s (torch threads: %d)", config.base_model, consumer, torch.get_num_threads())
-    print(f"serving worker ready: {consumer}", flush=True)
+    # On stdout whatever the log setup: supervisors, tests and benchmarks wait for this line.
+    print(f"serving worker ready: {consumer}", flush=True)  # noqa: T201
     _serve_through_outages(source, batcher, config, stop, consumer)
     source.leave()
     log.info("stopped cleanly")
