@@ -116,7 +116,7 @@ compose-check: setup $(DOCKER_COMPOSE) system-tools
 	$(PY) -m pytest -q -p no:cacheprovider tests/deploy/test_compose.py tests/deploy/test_observability.py
 	@echo "docker-compose.yml is valid"
 
-# The Django schema arrives with the platform issue; until then there is nothing to check.
+# The models and their migrations agree (no migration left to write).
 # DEBUG on: a throwaway SQLite schema check needs no secret key (softserve.E001 refuses the embedded one).
 migrations-check: setup
 	DJANGO_DEBUG=1 DATABASE_URL=sqlite:////tmp/softserve-migrations-check.sqlite3 $(PY) platform/manage.py makemigrations --check --dry-run
