@@ -122,4 +122,4 @@ migrations-check: setup
 	DJANGO_DEBUG=1 DATABASE_URL=sqlite:////tmp/softserve-migrations-check.sqlite3 $(PY) platform/manage.py makemigrations --check --dry-run
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -30,7 +30,7 @@ TOO_LONG_YET = {
 }
 
 # The ratchets' sizes when they were introduced: they may only go down (lower these as modules get clean).
-MYPY_NOT_YET_CLEAN_MAX = 44
+MYPY_NOT_YET_CLEAN_MAX = 43
 RUFF_RATCHET_MAX = 8
 
 
