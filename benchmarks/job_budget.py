@@ -222,6 +222,7 @@ def main() -> None:
     django.setup()
     call_command("migrate", verbosity=0)
     from rest_framework.test import APIClient
+
     from softserve.tenancy.actions import create_tenant
 
     train, dev = _rows("train", TRAIN_ROWS), _rows("dev", DEV_ROWS)

@@ -50,11 +50,11 @@ def _fresh_database(url: str) -> None:
 def _fill(finished: int, queued: int) -> None:
     """Teams, prompts, one version per job, jobs over 30 days; running, stalled and worker rows."""
     from django.utils import timezone
+
     from softserve.jobs.models import Job
     from softserve.ops.models import WorkerHeartbeat
     from softserve.prompts.models import PromptVersion, TaskPrompt
     from softserve.tenancy.actions import create_tenant
-
     from tests.teams import make_dataset_version
 
     rng, now = random.Random(0), timezone.now()

@@ -287,9 +287,8 @@ def batcher_split(
     model rows/s (medians over the batches)."""
     import uuid
 
-    from softserve.prompts.models import PromptVersion, TaskPrompt
-
     from common.task import template_fields
+    from softserve.prompts.models import PromptVersion, TaskPrompt
     from workers.serving.batcher import Batcher
     from workers.serving.cache import PromptCache
     from workers.serving.config import ServingConfig
@@ -464,11 +463,10 @@ def main() -> None:
     django.setup()
     redis.Redis.from_url(REDIS_URL).flushdb()
     call_command("migrate", verbosity=0)
+    from common.task import TaskSpec
     from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
     from softserve.tenancy.actions import create_tenant
     from softserve.tenancy.models import Quota
-
-    from common.task import TaskSpec
     from workers.engine.artifacts.artifact import PromptArtifact, artifact_bytes
     from workers.engine.base_model import DEFAULT_MODEL_ID, load_base_model
     from workers.engine.inference.predict import LoadedPrompt, predict_mixed

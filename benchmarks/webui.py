@@ -50,10 +50,10 @@ def _team(name: str, rows: int, versions: int, history: int):
     `history`-point metric history, and a 1,000-row stored dataset version."""
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
+
     from softserve.datasets.models import DatasetVersion
     from softserve.jobs.models import Job
     from softserve.tenancy.actions import create_tenant
-
     from tests.webui.fill import fill_team
 
     tenant, owner, _ = create_tenant(name, f"owner@{name}.example")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 # Each method's default settings and time budget (standard library only too).
 from common import settings
@@ -85,7 +85,7 @@ class WebhookEvent(StrEnum):
 WEBHOOK_TEST_EVENT = "ping"
 
 
-def webhook_envelope(event: str, tenant_id: str, created_at: str, data: dict) -> dict:
+def webhook_envelope(event: str, tenant_id: str, created_at: str, data: dict[str, Any]) -> dict[str, Any]:
     """Every delivery's body, from the platform (webhooks/events.py) and the workers alike."""
     return {"event": str(event), "tenant": str(tenant_id), "created_at": created_at, "data": data}
 
@@ -217,7 +217,11 @@ def choices(vocabulary: type[StrEnum], titled: bool = False) -> list[tuple[str, 
 TASK_TUNE = "softserve.jobs.tune"
 TASK_ENSEMBLE = "softserve.jobs.ensemble"
 TASK_EVALUATE = "softserve.jobs.evaluate"
-TASK_FOR_KIND = {JobKind.TUNE: TASK_TUNE, JobKind.ENSEMBLE: TASK_ENSEMBLE, JobKind.EVALUATE: TASK_EVALUATE}
+TASK_FOR_KIND: dict[str, str] = {
+    JobKind.TUNE: TASK_TUNE,
+    JobKind.ENSEMBLE: TASK_ENSEMBLE,
+    JobKind.EVALUATE: TASK_EVALUATE,
+}
 # Periodic (Celery beat): re-queue stalled jobs, re-send lost messages. Workers only.
 TASK_RECONCILE = "softserve.maintenance.reconcile"
 # A version that became ready, scored on its prompt's evaluation set through the serving path.
@@ -378,14 +382,15 @@ class ServeRequest(TypedDict):
 class ServeReply(TypedDict, total=False):
     request_id: str
     status: str  # one of SERVING_STATUSES
-    outputs: list[dict]
+    outputs: list[dict[str, Any]]
     code: str  # status "error": a key of SERVING_ERRORS
     error: str  # status "error": SERVING_ERRORS[code], never internal detail
     worker: str
     # Milliseconds: enqueue to the start of its batch, and the batch's own time (for Server-Timing).
     queue_ms: float
     batch_ms: float
-    shadow_outputs: list[dict]  # the request named a shadow: its outputs (absent if the shadow failed)
+    # The request named a shadow: its outputs (absent if the shadow failed).
+    shadow_outputs: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)

@@ -129,9 +129,10 @@ class Var(Generic[T]):
         if raw is None or (raw.strip() == "" and not self.keep_empty):
             return self.default
         try:
-            return self.parse(raw)
+            value: T = self.parse(raw)  # `parse` turns the text into the default's type
         except ValueError as exc:
             raise SettingError(f"{self.name} must be {exc}, got {raw!r}") from None
+        return value
 
     def is_set(self, env: Mapping[str, str] | None = None) -> bool:
         env = os.environ if env is None else env

@@ -2,6 +2,7 @@
 
 import pytest
 from rest_framework.test import APIClient
+
 from softserve.tenancy.actions import create_tenant
 
 

@@ -117,7 +117,6 @@ def test_empty_means_the_default_unless_empty_is_a_value():
 def test_both_sides_take_shared_values_from_one_declaration(tmp_path: Path):
     """The web's settings and the workers' configuration agree on every variable both read."""
     from softserve.config import PlatformSettings
-
     from workers.config import WorkerConfig, sqlalchemy_url
     from workers.serving.config import ServingConfig
 
@@ -159,8 +158,8 @@ def test_both_sides_take_shared_values_from_one_declaration(tmp_path: Path):
 
 def test_readyz_checks_the_storage_the_platform_and_the_jobs_use():
     from django.conf import settings
-    from softserve.ops import health
 
+    from softserve.ops import health
     from workers.config import worker_config
 
     assert health._configuration()[1] == settings.SOFTSERVE_STORAGE == worker_config().storage
@@ -169,7 +168,6 @@ def test_readyz_checks_the_storage_the_platform_and_the_jobs_use():
 def test_every_config_field_is_read_from_a_declaration():
     from softserve.config import PlatformSettings
     from softserve.limits import Limits
-
     from workers.config import WorkerConfig
     from workers.serving.config import ServingConfig
 

@@ -5,8 +5,8 @@ import io
 import re
 
 import pytest
-from softserve import spreadsheet
 
+from softserve import spreadsheet
 from tests.conftest import ROOT
 
 REAL_TEXT = [

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest
 from rest_framework.exceptions import APIException, ValidationError
+
 from softserve.errors import DomainError, Invalid
 
 FORM = "form"  # errors that belong to the whole form

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.core.files.storage import default_storage
+
 from softserve.datasets.models import DatasetVersion
 
 # A version's statistics scan its stored rows once, then come from the cache (versions never change).

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+
 from softserve.tenancy.models import ROLE_RANK, Membership
 from softserve.tenancy.permissions import PERMISSIONS, Actor
 

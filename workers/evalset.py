@@ -171,7 +171,8 @@ def redis_submit(url: str, queue_max: int, timeout_s: float) -> Submit:
                 [serving_reply_key(request["request_id"])], timeout=max(0.01, min(left, REPLY_POLL_S))
             )
             if popped is not None:
-                return json.loads(popped[1])
+                reply: ServeReply = json.loads(popped[1])
+                return reply
         raise EvaluationError(f"The serving pool did not answer within {timeout_s:g} s.")
 
     def submit(requests: list[ServeRequest]) -> list[ServeReply]:
@@ -239,7 +240,9 @@ def score(
         if status == ServingStatus.EXPIRED:
             raise EvaluationError("A request expired in the serving queue before it was computed.")
         if status != ServingStatus.OK:
-            code = reply.get("code") if reply.get("code") in SERVING_ERRORS else "internal"
+            code = reply.get("code") or ""
+            if code not in SERVING_ERRORS:
+                code = "internal"
             raise EvaluationError(f"The serving pool refused a request: {SERVING_ERRORS[code]}")
         outputs.extend(reply["outputs"])
     if len(outputs) != len(rows):
@@ -248,7 +251,7 @@ def score(
 
 
 def _answers(spec: TaskSpec, outputs: Sequence[dict[str, Any]]) -> list[str]:
-    key = "label" if spec.task_type == TaskType.CLASSIFICATION else "text"
+    key = "label" if spec.task_type == TaskType.CLASSIFICATION.value else "text"
     return [str(out[key]) for out in outputs]
 
 

@@ -32,7 +32,7 @@ Check = Callable[[], None]  # returns when the dependency answers, raises when i
 # Bounded: a dependency that hangs holds at most these threads; and since a check is never started again
 # while it still runs (`_in_flight`), nothing queues behind them either.
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="readiness")
-_in_flight: dict[Check, Future] = {}
+_in_flight: dict[Check, Future[None]] = {}
 _in_flight_lock = threading.Lock()
 # One run of the checks answers every probe within this many seconds of it.
 CACHE_S = 1.0
@@ -50,7 +50,7 @@ class Readiness:
     def ok(self) -> bool:
         return not self.failing
 
-    def body(self) -> dict:
+    def body(self) -> dict[str, Any]:
         """The JSON answer of a readiness probe: 200 with every check "ok", else 503 naming the failing."""
         if self.ok:
             return {"status": "ok", "checks": self.checks}
@@ -68,7 +68,7 @@ class Readiness:
         }
 
 
-def _start(check: Check) -> Future:
+def _start(check: Check) -> Future[None]:
     """The check's run still under way from an earlier probe, else a new one."""
     with _in_flight_lock:
         running = _in_flight.get(check)
@@ -227,7 +227,7 @@ def serve_http(
 
     ready = CachedReadiness(checks, timeout_s)
 
-    def app(environ: dict, start_response: Callable) -> list[bytes]:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         path = environ.get("PATH_INFO", "/").rstrip("/")
         if path == "/healthz":
             body, status, kind = json.dumps({"status": "ok"}).encode(), "200 OK", "application/json"

@@ -282,7 +282,7 @@ class JobDB:
             return True
         mine = sa.and_(jobs.c.tenant_id == tenant_id, jobs.c.status == JobStatus.RUNNING)
         running = conn.execute(sa.select(sa.func.count()).where(mine)).scalar()
-        return running < limit
+        return bool(running < limit)
 
     def _after_worker_loss(self, conn: Any, job: dict[str, Any], policy: JobPolicy) -> dict[str, Any]:
         """The row's next values once its worker is gone: queued again (losses counted when the lost

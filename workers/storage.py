@@ -80,7 +80,8 @@ class S3Store:
 
     def get_bytes(self, key: str) -> bytes:
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=_safe_key(key))["Body"].read()
+            body: bytes = self.client.get_object(Bucket=self.bucket, Key=_safe_key(key))["Body"].read()
+            return body
         except self.client.exceptions.NoSuchKey as exc:
             raise ObjectMissing(f"No stored object {key!r}.") from exc
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as S3ConnectionError
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -30,7 +32,7 @@ TRANSIENT = (OperationalError, InterfaceError, S3ConnectionError, ConnectionClos
 RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 5, "retry_backoff_max": 300, "max_retries": 10}
 
 
-def _run(task, job_id: str) -> str:
+def _run(task: Any, job_id: str) -> str:
     """Every job task is a wake-up: the runner claims the next job in fair order, of any kind."""
     try:
         return runner.run_job(default_db(), default_store(), job_id, TRANSIENT, CONFIG)
@@ -39,17 +41,17 @@ def _run(task, job_id: str) -> str:
 
 
 @app.task(name=TASK_TUNE, bind=True, **RETRY)
-def tune(self, job_id: str) -> str:
+def tune(self: Any, job_id: str) -> str:
     return _run(self, job_id)
 
 
 @app.task(name=TASK_ENSEMBLE, bind=True, **RETRY)
-def ensemble(self, job_id: str) -> str:
+def ensemble(self: Any, job_id: str) -> str:
     return _run(self, job_id)
 
 
 @app.task(name=TASK_EVALUATE, bind=True, **RETRY)
-def evaluate(self, job_id: str) -> str:
+def evaluate(self: Any, job_id: str) -> str:
     return _run(self, job_id)
 
 

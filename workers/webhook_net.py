@@ -182,12 +182,14 @@ class _PinnedTLS(http.client.HTTPSConnection):
     """HTTPS to the checked address; SNI and certificate checked against the URL's host name."""
 
     def __init__(self, target: Target, timeout: float):
-        super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
+        # Kept here too: the base class holds it only under a private name.
+        self.tls = ssl.create_default_context()
+        super().__init__(target.host, target.port, timeout=timeout, context=self.tls)
         self.target = target
 
     def connect(self) -> None:
         raw = socket.create_connection((self.target.address, self.target.port), self.timeout)
-        self.sock = self._context.wrap_socket(raw, server_hostname=self.target.host)
+        self.sock = self.tls.wrap_socket(raw, server_hostname=self.target.host)
 
 
 def post(

@@ -76,7 +76,7 @@ def announce(delivery_ids: Iterable[str]) -> None:
 
 def backoff_s(attempts: int, config: WorkerConfig) -> float:
     """The wait before the next try of a delivery that has failed `attempts` times (1, 2, …)."""
-    return min(config.webhook_backoff_s * 2 ** max(0, attempts - 1), config.webhook_backoff_max_s)
+    return float(min(config.webhook_backoff_s * 2 ** max(0, attempts - 1), config.webhook_backoff_max_s))
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,9 @@ class WebhookDB:
         return now.replace(tzinfo=None) if self.sqlite else now
 
     # --- events ---------------------------------------------------------------------------------------
-    def enqueue(self, conn: sa.Connection, tenant_id: Any, event: WebhookEvent, data: dict) -> list[str]:
+    def enqueue(
+        self, conn: sa.Connection, tenant_id: Any, event: WebhookEvent, data: dict[str, Any]
+    ) -> list[str]:
         """One pending delivery per enabled hook of the tenant subscribed to `event`, in the caller's
         transaction (`conn`); returns their ids, to `announce` once it commits."""
         hooks = self.hooks
@@ -230,7 +232,8 @@ class WebhookDB:
                 conn.execute(h.update().where(h.c.id == claimed.webhook_id).values(consecutive_failures=0))
             elif counts and values.get("status") == DeliveryStatus.FAILED and claimed.enabled:
                 self._count_failure(conn, claimed.webhook_id, error, config)
-        return values.get("status", DeliveryStatus.PENDING)
+        status: DeliveryStatus = values.get("status", DeliveryStatus.PENDING)
+        return status
 
     def _count_failure(self, conn: sa.Connection, webhook_id: Any, error: str, config: WorkerConfig) -> None:
         h = self.hooks

@@ -4,11 +4,11 @@ extra figures and Retry-After the DRF exceptions they replaced gave."""
 from __future__ import annotations
 
 import pytest
+
 from softserve import errors
 from softserve.api.errors import exception_handler
 from softserve.jobs.actions import QuotaExceeded
 from softserve.serving import actions as serving
-
 from webui.forms import FORM, errors_of
 
 

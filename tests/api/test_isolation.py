@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
+
 from softserve.jobs.models import Job
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.tenancy.models import ApiKey, Membership
-
 from tests.teams import bearer, make_dataset_version, make_prompt
 
 pytestmark = pytest.mark.django_db

@@ -16,13 +16,13 @@ import redis
 from django.db import connections
 from django.test import Client
 from rest_framework.test import APIClient
+
+from common.contracts import QUEUE_GPU, TASK_TUNE
 from softserve.api.errors import server_error
 from softserve.jobs.models import Job
 from softserve.producer import celery_app, send_job
 from softserve.tenancy import throttling
 from softserve.tenancy.models import Quota
-
-from common.contracts import QUEUE_GPU, TASK_TUNE
 from tests.net import free_port, redis_db_url
 from tests.teams import make_dataset_version, make_prompt
 

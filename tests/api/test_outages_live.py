@@ -9,8 +9,8 @@ import time
 import psycopg
 import pytest
 from django.db import connections
-from softserve.jobs.models import Job
 
+from softserve.jobs.models import Job
 from tests.live import HangingServer, call, start_gunicorn, stop, subprocess_env
 from tests.net import redis_db_url
 from tests.teams import make_dataset_version, make_prompt

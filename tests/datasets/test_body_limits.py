@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
+
 from softserve.api.middleware import upload_slots
 from softserve.datasets.models import Dataset
-
 from tests.datasets.test_datasets_api import sst2_head, upload
 
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import pytest
 from rest_framework.test import APIClient
+
 from softserve.datasets.models import Dataset, DatasetVersion
 from softserve.tenancy.models import ApiKey, AuditEvent, Quota
-
 from tests.conftest import shared_dataset
 from tests.s3 import object_keys
 from tests.teams import bearer

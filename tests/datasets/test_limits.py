@@ -3,9 +3,9 @@
 from dataclasses import replace
 
 import pytest
+
 from softserve.datasets.models import Dataset
 from softserve.prompts.models import TaskPrompt
-
 from tests.datasets.test_datasets_api import upload
 from tests.s3 import object_keys
 from tests.teams import make_prompt

@@ -8,13 +8,13 @@ import redis
 from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
+
+from common.contracts import QUEUE_GPU, TASK_ENSEMBLE, TASK_EVALUATE, TASK_TUNE, JobPolicy
+from common.defaults import PROMPT_LENGTH, STEPS, defaults_for
 from softserve.jobs.models import Job
 from softserve.producer import celery_app
 from softserve.prompts.models import PromptVersion
 from softserve.tenancy.models import ApiKey, Quota
-
-from common.contracts import QUEUE_GPU, TASK_ENSEMBLE, TASK_EVALUATE, TASK_TUNE, JobPolicy
-from common.defaults import PROMPT_LENGTH, STEPS, defaults_for
 from tests.net import redis_db_url
 from tests.prompts.test_registry_api import ready_version
 from tests.teams import bearer, make_dataset_version, make_prompt

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.utils import timezone
+
 from softserve.jobs.models import Job
 from softserve.ops.models import WorkerHeartbeat
 from softserve.prompts.models import PromptVersion, TaskPrompt
-
 from tests.teams import make_dataset_version
 
 

@@ -17,9 +17,9 @@ def main(database_url: str) -> None:
     from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone
+
     from softserve.jobs.models import Job
     from softserve.ops import summary
-
     from tests.ops import test_summary_figures as figures
     from tests.teams import Team
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from softserve.jobs.models import Job
 
+from softserve.jobs.models import Job
 from tests.ops.fleet import make_fleet
 
 pytestmark = pytest.mark.django_db(transaction=True)

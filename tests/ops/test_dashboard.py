@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+
+from common.contracts import AuditAction
 from softserve.jobs.models import Job
 from softserve.tenancy.models import AuditEvent, Quota
 from softserve.tenancy.permissions import Actor
-
-from common.contracts import AuditAction
 from tests.ops.fleet import make_fleet
 
 pytestmark = pytest.mark.django_db

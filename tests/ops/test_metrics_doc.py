@@ -8,9 +8,9 @@ import re
 
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
+
 from softserve.ops import metrics as web_metrics
 from softserve.tenancy import throttling
-
 from tests.conftest import ROOT
 from workers import metrics as worker_metrics
 from workers.fleet import DeviceProbe

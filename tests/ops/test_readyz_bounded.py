@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import pytest
 from django.test import Client
-from softserve.ops import health
 
 from common.contracts import StorageLocation
+from softserve.ops import health
 from workers.health import readiness, storage_check
 
 

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
+
 from softserve.jobs.models import Job
 from softserve.ops import summary
 from softserve.prompts.models import PromptVersion, TaskPrompt
-
 from tests.conftest import ROOT
 from tests.teams import make_dataset_version
 

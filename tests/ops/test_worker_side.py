@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 import structlog
 from django.apps import apps
-from softserve.ops.models import WorkerHeartbeat
 
+from softserve.ops.models import WorkerHeartbeat
 from tests.workers.conftest import test_database_url as _database_url
 from workers import fleet, logs, runner
 from workers import metrics as prom

@@ -7,9 +7,9 @@ import json
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from softserve.prompts.models import PromptVersion, TaskPrompt
 
 from common.contracts import ParityStatus, VersionStatus
+from softserve.prompts.models import PromptVersion, TaskPrompt
 from tests.teams import make_dataset_version
 
 LABELS = ("negative", "positive")

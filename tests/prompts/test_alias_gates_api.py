@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
+from common.contracts import ParityStatus, VersionStatus, WebhookEvent
 from softserve.prompts.models import Alias, TaskPrompt
 from softserve.tenancy.models import ApiKey, AuditEvent
 from softserve.webhooks.models import Webhook, WebhookDelivery
-
-from common.contracts import ParityStatus, VersionStatus, WebhookEvent
 from tests.prompts.evaluated import eval_set, evaluated_version, gold_labels
 from tests.teams import bearer, make_prompt
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from softserve.prompts import actions
 from softserve.prompts.models import Alias, TaskPrompt
 from softserve.tenancy.models import AuditEvent, Role
 from softserve.tenancy.permissions import Actor
-
 from tests.prompts.evaluated import evaluated_version
 from tests.teams import Team, make_prompt
 from tests.tenancy.test_races import _held_after, _run_together

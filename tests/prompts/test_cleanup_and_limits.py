@@ -4,9 +4,9 @@ registry's caps on labels, verbalizers and templates."""
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+
 from softserve.prompts.models import Alias, TaskPrompt
 from softserve.tenancy.models import AuditEvent
-
 from tests.prompts.test_registry_api import ready_version
 from tests.s3 import object_keys
 from tests.teams import make_prompt

@@ -4,11 +4,11 @@ re-run endpoint, what versions show, and the held-out rule on training jobs. Rea
 from __future__ import annotations
 
 import pytest
+
+from common.contracts import TASK_EVALUATE_VERSION, ParityStatus
 from softserve.prompts import actions
 from softserve.prompts.models import PromptVersion, TaskPrompt
 from softserve.tenancy.models import AuditEvent
-
-from common.contracts import TASK_EVALUATE_VERSION, ParityStatus
 from tests.datasets.test_datasets_api import sst2_head, upload
 from tests.teams import make_dataset_version, make_prompt
 

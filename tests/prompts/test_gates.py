@@ -5,9 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from softserve.prompts import gates
 
 from common.contracts import ParityStatus
+from softserve.prompts import gates
 from tests.prompts.evaluated import gold_labels, outputs, scores
 
 SET = "5f0c1d7e-0000-4000-8000-000000000001"

@@ -2,9 +2,9 @@
 
 import pytest
 from rest_framework.test import APIClient
+
 from softserve.prompts.models import PromptVersion, TaskPrompt
 from softserve.tenancy.models import ApiKey, AuditEvent
-
 from tests.teams import bearer, make_prompt
 
 pytestmark = pytest.mark.django_db

@@ -2,11 +2,11 @@
 figures over REST: served from storage, scoped to the team, and saying why where there is none."""
 
 import pytest
+
+from common.formats import nearest_tokens_unavailable, peft_unavailable
 from softserve.prompts.downloads import NOT_COMPUTED, NOT_EXPORTED, NOT_TRAINED
 from softserve.prompts.models import PromptVersion, TaskPrompt
 from softserve.tenancy.models import ApiKey
-
-from common.formats import nearest_tokens_unavailable, peft_unavailable
 from tests.teams import bearer, make_prompt
 
 pytestmark = pytest.mark.django_db

@@ -16,13 +16,13 @@ from datetime import timedelta
 import pytest
 from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
+
 from softserve.datasets.models import Dataset, DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.serving.models import Feedback, Prediction
 from softserve.tenancy.models import ApiKey, Invitation, Membership, Quota
 from softserve.webhooks.models import Webhook, WebhookDelivery
-
 from tests.s3 import object_keys
 from tests.teams import join
 

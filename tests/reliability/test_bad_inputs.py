@@ -19,10 +19,10 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, ClientHandler, RequestFactory, encode_multipart
+
 from softserve.datasets.models import Dataset, DatasetVersion
 from softserve.prompts.models import TaskPrompt
 from softserve.tenancy.models import AuditEvent
-
 from tests.reliability.figures import record_figures, scaled
 from tests.s3 import object_keys
 

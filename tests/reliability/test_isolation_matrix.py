@@ -16,8 +16,8 @@ from django.conf import settings
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 from django.urls import URLPattern, get_resolver
-from softserve.tenancy.permissions import action_for, scopes_for
 
+from softserve.tenancy.permissions import action_for, scopes_for
 from tests.reliability.figures import record_figures
 from tests.reliability.matrix import body_for, url_of, victim_state, walk
 

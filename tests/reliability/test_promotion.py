@@ -17,13 +17,13 @@ import time
 from collections import Counter
 
 import pytest
+
+from common.contracts import JobStatus, ParityStatus, WebhookEvent
+from common.task import Example, TaskSpec
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.serving import actions as serving_actions
 from softserve.serving.models import Prediction
 from softserve.tenancy.models import AuditEvent, Quota
-
-from common.contracts import JobStatus, ParityStatus, WebhookEvent
-from common.task import Example, TaskSpec
 from tests.datasets.test_datasets_api import upload
 from tests.net import free_port, redis_db_url
 from tests.serving.conftest import S3_CREDENTIALS

@@ -30,9 +30,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import get_resolver, reverse
+
 from softserve.tenancy.models import ROLE_RANK, ApiKey
 from softserve.tenancy.permissions import PERMISSIONS
-
 from tests.reliability.figures import record_figures
 from tests.reliability.matrix import fill, form_values, victim_state, walk
 from tests.teams import join, make_user

@@ -14,8 +14,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from softserve.wsgi import application
 
+from softserve.wsgi import application
 from tests.reliability.figures import FULL_SCALE, record_figures, scaled
 from tests.teams import make_dataset_version, make_prompt
 
@@ -91,7 +91,6 @@ def _gated_alias(team) -> None:
     """Two versions scored on an evaluation set (stored rows) and a gated `production` on v1, so the
     alias PUT, its gate and the compare endpoint get past the lookups to splits, gates and rows."""
     from softserve.prompts.models import Alias, TaskPrompt
-
     from tests.prompts.evaluated import eval_set, evaluated_version, gold_labels
 
     prompt = TaskPrompt.objects.for_tenant(team.tenant).get(name="sentiment")

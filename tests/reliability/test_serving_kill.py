@@ -13,9 +13,9 @@ import time
 
 import pytest
 from django.db import connection
-from softserve.tenancy.models import Quota
 
 from common.contracts import SERVING_ERRORS, SERVING_GROUP, serving_stream
+from softserve.tenancy.models import Quota
 from tests.reliability.figures import FULL_SCALE, record_figures, scaled
 from tests.serving.helpers import (
     ANSWER,

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
-from softserve.tenancy.models import Quota
 
+from softserve.tenancy.models import Quota
 from tests.conftest import ROOT
 from tests.net import free_port
 from tests.reliability.figures import FULL_SCALE, record_figures, scaled

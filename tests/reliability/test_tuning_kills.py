@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+
 from softserve.jobs.models import Job
 from softserve.prompts.models import PromptVersion
 from softserve.tenancy.models import Quota
-
 from tests.reliability.figures import record_figures, scaled
 from tests.workers import conftest as worker_env
 from tests.workers.conftest import wait_for

@@ -157,6 +157,7 @@ def test_a_team_over_its_share_is_refused_before_any_work(settings, idle_prompt)
     team whose share of this process is taken (else a noisy team's flood costs the CPU and database time
     that a quiet team's predictions need). A nonexistent prompt and a malformed body still get the 429."""
     from django.test.utils import CaptureQueriesContext
+
     from softserve.serving import actions
 
     settings.SERVING_TENANT_MAX_CONCURRENT = 1

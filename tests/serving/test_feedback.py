@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
+
+from common.contracts import TASK_EXPIRE_PREDICTION_INPUTS, TASK_TUNE
 from softserve.datasets.models import DatasetVersion
 from softserve.prompts.models import PromptVersion, TaskPrompt
 from softserve.serving.models import Feedback, Prediction
 from softserve.tenancy.models import AuditEvent, Quota
-
-from common.contracts import TASK_EXPIRE_PREDICTION_INPUTS, TASK_TUNE
 from tests.jobs.test_jobs_api import broker, post_job  # noqa: F401 - the broker fixture
 from tests.prompts.test_registry_api import ready_version
 from tests.teams import make_prompt

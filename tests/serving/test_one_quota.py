@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 from django.test import Client
+
 from softserve.tenancy.models import Quota
 
 pytestmark = pytest.mark.django_db

@@ -13,9 +13,9 @@ import uuid
 import boto3
 import pytest
 import redis
+
 from softserve.prompts.models import Alias, PromptVersion
 from softserve.tenancy.models import ApiKey
-
 from tests.prompts.test_registry_api import ready_version
 from tests.serving.conftest import S3_CREDENTIALS
 from tests.serving.helpers import (

@@ -14,10 +14,10 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
-from softserve.serving.models import Usage
-from softserve.tenancy.models import ApiKey, Quota
 
 from common.contracts import serving_stream
+from softserve.serving.models import Usage
+from softserve.tenancy.models import ApiKey, Quota
 from tests.net import free_port
 from tests.serving.conftest import S3_CREDENTIALS
 from tests.serving.helpers import (

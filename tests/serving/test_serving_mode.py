@@ -4,10 +4,10 @@ Django check that warns when embedded serving would load the model in each of se
 from __future__ import annotations
 
 from django.core.management import call_command
-from softserve.serving.apps import check_serving_mode
-from softserve.serving.client import serving_mode
 
 from common.contracts import ServingMode
+from softserve.serving.apps import check_serving_mode
+from softserve.serving.client import serving_mode
 
 
 def _ids(settings) -> list[str]:

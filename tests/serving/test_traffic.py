@@ -10,13 +10,13 @@ from collections import Counter
 import boto3
 import pytest
 import redis
+
+from common.contracts import PredictionOutcome, WebhookEvent
 from softserve.prompts.models import Alias
 from softserve.serving import actions
 from softserve.serving.models import Prediction
 from softserve.tenancy.models import AuditEvent
 from softserve.webhooks.models import Webhook, WebhookDelivery
-
-from common.contracts import PredictionOutcome, WebhookEvent
 from tests.net import free_port
 from tests.serving import test_embedded
 from tests.serving.conftest import S3_CREDENTIALS
@@ -251,7 +251,6 @@ def test_a_failing_canary_is_rolled_back_within_its_window(served, acme, tiny_mo
 
 def test_a_missed_deadline_writes_an_error_row(acme, tiny_models, tmp_path, monkeypatch):
     from softserve.serving import client
-
     from workers.storage import LocalStore
 
     fm = tiny_models["gpt2"]
@@ -273,7 +272,6 @@ def test_routing_costs_one_query_and_a_split_pick_one_more(
     acme, tiny_models, tmp_path, django_assert_num_queries
 ):
     from softserve.tenancy.permissions import Actor
-
     from workers.storage import LocalStore
 
     store, fm = LocalStore(tmp_path), tiny_models["gpt2"]

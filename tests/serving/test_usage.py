@@ -6,8 +6,8 @@ import threading
 
 import pytest
 from django.db import connection
-from softserve.serving.models import Usage
 
+from softserve.serving.models import Usage
 from tests.teams import Team
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
-from softserve.tenancy.models import ApiKey, AuditEvent, Membership, TenantRequired
 
+from softserve.tenancy.models import ApiKey, AuditEvent, Membership, TenantRequired
 from tests.teams import bearer, join, make_user
 
 pytestmark = pytest.mark.django_db
@@ -188,6 +188,7 @@ def test_dead_credentials_get_401(acme, credential):
 
 def test_requests_per_minute_quota_is_429(acme, globex):
     from django.core.cache import cache
+
     from softserve.tenancy.models import Quota
 
     cache.clear()

@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import Client
-from softserve.tenancy.models import Membership
 
+from softserve.tenancy.models import Membership
 from tests.teams import make_user
 
 pytestmark = pytest.mark.django_db

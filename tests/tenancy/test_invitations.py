@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from rest_framework.test import APIClient
-from softserve.tenancy.models import AuditEvent, Invitation, Membership
 
+from softserve.tenancy.models import AuditEvent, Invitation, Membership
 from tests.teams import bearer, make_user
 
 pytestmark = pytest.mark.django_db

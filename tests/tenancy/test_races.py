@@ -10,13 +10,13 @@ import threading
 
 import pytest
 from django.db import connection
+
 from softserve.jobs import actions as job_actions
 from softserve.jobs.models import Job
 from softserve.prompts.models import TaskPrompt
 from softserve.tenancy import actions as tenancy_actions
 from softserve.tenancy.models import Membership, Quota, Role
 from softserve.tenancy.permissions import Actor
-
 from tests.jobs.test_jobs_api import broker  # noqa: F401 - the real Redis broker fixture
 from tests.teams import Team, make_dataset_version, make_prompt
 

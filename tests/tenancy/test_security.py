@@ -14,9 +14,9 @@ from django.test import Client
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
+
 from softserve.tenancy.models import ApiKey, AuditEvent, Membership
 from softserve.tenancy.permissions import TenantPermission
-
 from tests.conftest import ROOT
 from tests.teams import bearer, join, make_user
 

@@ -9,6 +9,7 @@ import pytest
 from django.core.cache import cache
 from django.core.management import call_command
 from django.test import Client
+
 from softserve.clientaddr import client_address_of, parse_networks
 from softserve.tenancy.accounts import DEVICE_COOKIE, account_of
 

@@ -4,10 +4,10 @@ reach private addresses are refused; another team's hook is a 404 everywhere."""
 from __future__ import annotations
 
 import pytest
-from softserve.tenancy.models import AuditEvent
-from softserve.webhooks.models import Webhook, WebhookDelivery
 
 from common.contracts import WEBHOOK_TEST_EVENT, DeliveryStatus
+from softserve.tenancy.models import AuditEvent
+from softserve.webhooks.models import Webhook, WebhookDelivery
 from tests.teams import bearer, join
 
 pytestmark = pytest.mark.django_db
@@ -182,9 +182,8 @@ def test_test_delivery_is_queued_for_a_worker_and_logged(
 def test_emit_queues_only_for_enabled_subscribed_hooks(
     acme, allow_local, receiver, sent, django_capture_on_commit_callbacks
 ):
-    from softserve.webhooks.events import emit
-
     from common.contracts import WebhookEvent
+    from softserve.webhooks.events import emit
 
     subscribed = create(acme, receiver.url, ["alias.moved"]).json()["id"]
     create(acme, receiver.url, ["job.failed"])

@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 from django.apps import apps
-from softserve.jobs.models import Job
-from softserve.webhooks.models import Webhook, WebhookDelivery
 
 from common.contracts import DeliveryStatus, JobStatus, VersionStatus, WebhookEvent
+from softserve.jobs.models import Job
+from softserve.webhooks.models import Webhook, WebhookDelivery
 from tests.teams import make_dataset_version, make_prompt
 from tests.webhooks.conftest import worker_config
 from tests.workers import conftest as worker_fixtures

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
-from softserve.webhooks.models import Webhook, WebhookDelivery
 
+from softserve.webhooks.models import Webhook, WebhookDelivery
 from tests.teams import join
 
 pytestmark = pytest.mark.django_db

@@ -9,11 +9,11 @@ import os
 import pytest
 import redis
 from django.db import transaction
+
+from common.contracts import WebhookEvent
 from softserve.producer import celery_app
 from softserve.webhooks.events import emit
 from softserve.webhooks.models import WebhookDelivery
-
-from common.contracts import WebhookEvent
 from tests.net import redis_db_url
 from tests.workers import conftest as worker_fixtures
 from workers.webhook_signing import verify_signature

@@ -48,7 +48,6 @@ def stack(django_db_setup, django_db_blocker, s3_endpoint, tiny_model_dirs, tmp_
         os.environ.pop(name, None)
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
     from softserve.producer import celery_app
-
     from workers import storage
     from workers.serving import local
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+
 from softserve.datasets.models import Dataset, DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import PromptVersion, TaskPrompt

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
+
 from softserve.prompts.models import Alias, TaskPrompt
 from softserve.tenancy.actions import create_tenant
 from softserve.tenancy.models import AuditEvent
-
 from tests.prompts.evaluated import eval_set, evaluated_version, gold_labels
 from tests.webui.conftest import look, sign_in
 

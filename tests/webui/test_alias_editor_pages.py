@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+
 from softserve.prompts.models import Alias
 from softserve.tenancy.models import AuditEvent
-
 from tests.prompts.test_alias_gates_api import POLICY, scored  # noqa: F401 - the fixture
 from tests.teams import join
 

@@ -9,11 +9,11 @@ import zipfile
 
 import pytest
 from playwright.sync_api import expect
+
 from softserve.datasets.models import DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import TaskPrompt
 from softserve.tenancy.actions import create_tenant
-
 from tests.conftest import shared_dataset
 from tests.datasets.test_datasets_api import sst2_head
 from tests.webui.conftest import look, sign_in

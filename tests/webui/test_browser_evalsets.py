@@ -10,9 +10,9 @@ import time
 
 import pytest
 from playwright.sync_api import expect
+
 from softserve.datasets.models import DatasetVersion
 from softserve.prompts.models import PromptVersion, TaskPrompt
-
 from tests.datasets.test_datasets_api import sst2_head
 from tests.webui.conftest import look, sign_in
 from tests.webui.test_browser import PASSWORD, team, upload

@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
+
 from softserve.prompts.models import PromptVersion, TaskPrompt
 from softserve.serving.models import Feedback, Prediction
 from softserve.tenancy.actions import create_tenant
-
 from tests.webui.conftest import look, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+
 from softserve.prompts.models import TaskPrompt
 from softserve.serving.models import Feedback, Prediction
-
 from tests.prompts.test_registry_api import ready_version
 from tests.teams import join, make_prompt
 from tests.webui.test_pages import chart_data

@@ -9,9 +9,9 @@ from html import unescape
 
 import pytest
 from django.test import Client
+
 from softserve.prompts.models import PromptVersion, TaskPrompt
 from softserve.tenancy.models import Membership
-
 from tests.teams import make_prompt, make_user
 
 pytestmark = pytest.mark.django_db
@@ -157,7 +157,6 @@ def test_every_answer_carries_a_content_security_policy_the_pages_keep_to(acme, 
 
     from softserve.datasets.models import DatasetVersion
     from softserve.jobs.models import Job
-
     from tests.webui.fill import fill_team
     from tests.webui.test_pages import pages
 

@@ -8,11 +8,11 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+
+from common.defaults import PROMPT_LENGTH, STEPS
 from softserve.datasets.models import DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import PromptVersion, TaskPrompt
-
-from common.defaults import PROMPT_LENGTH, STEPS
 from tests.datasets.test_datasets_api import sst2_head
 from tests.teams import make_prompt
 from tests.webui.fill import fill_team
@@ -318,6 +318,7 @@ def test_playground_fills_inputs_from_a_dataset(acme, s3):
 def test_usage_chart_keeps_the_busiest_prompts_and_sums_the_rest(acme):
 
     from django.utils import timezone
+
     from softserve.serving.models import Usage
 
     today = timezone.now().date()
@@ -431,8 +432,8 @@ def test_an_invitation_answers_the_same_with_or_without_an_account_and_keeps_a_b
     """Issue 22, finding 9: inviting never reveals whether an address has an account; a refused form
     keeps what was typed, the message beside the field."""
     from django.contrib.auth import get_user_model
-    from softserve.tenancy.models import Membership
 
+    from softserve.tenancy.models import Membership
     from tests.teams import make_user
 
     client = browser(acme)

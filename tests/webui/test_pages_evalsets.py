@@ -4,10 +4,10 @@ version's score and parity badge, a re-run, and the job form's held-out refusal 
 from __future__ import annotations
 
 import pytest
-from softserve.prompts import actions
-from softserve.prompts.models import PromptVersion, TaskPrompt
 
 from common.contracts import ParityStatus
+from softserve.prompts import actions
+from softserve.prompts.models import PromptVersion, TaskPrompt
 from tests.datasets.test_datasets_api import sst2_head, upload
 from tests.teams import make_dataset_version, make_prompt
 from tests.webui.test_pages import browser

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
+
+from common.contracts import PredictionOutcome
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.serving.models import Prediction
 from softserve.tenancy.actions import create_tenant
-
-from common.contracts import PredictionOutcome
 from tests.webui.conftest import CHROMIUM, look, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)

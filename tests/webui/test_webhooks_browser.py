@@ -9,8 +9,8 @@ import re
 
 import pytest
 from playwright.sync_api import expect
-from softserve.tenancy.actions import create_tenant
 
+from softserve.tenancy.actions import create_tenant
 from tests.webhooks.conftest import receiver
 from tests.webui.conftest import look, sign_in
 from workers.webhook_signing import verify_signature

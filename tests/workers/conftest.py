@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 from django.db import connection
-from softserve.producer import celery_app
 
+from softserve.producer import celery_app
 from tests.conftest import ROOT
 from tests.net import redis_db_url
 

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
-from softserve.prompts import actions
-from softserve.prompts.models import PromptVersion, TaskPrompt
 
 from common.contracts import ParityStatus
 from common.defaults import DEFAULT_PRECISION
 from common.task import Example, TaskSpec
+from softserve.prompts import actions
+from softserve.prompts.models import PromptVersion, TaskPrompt
 from tests.datasets.test_datasets_api import sst2_head, upload
 from tests.net import redis_db_url
 from tests.serving.helpers import make_artifact, start_worker, stop_worker, stored, worker_env

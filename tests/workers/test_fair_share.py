@@ -9,10 +9,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from softserve.jobs.models import Job
-from softserve.tenancy.models import Quota
 
 from common.contracts import JobStatus
+from softserve.jobs.models import Job
+from softserve.tenancy.models import Quota
 from tests.workers.conftest import test_database_url as _database_url
 from tests.workers.conftest import wait_for
 from tests.workers.test_job_policy import _queued

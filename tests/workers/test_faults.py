@@ -6,10 +6,10 @@ from __future__ import annotations
 import statistics
 
 import pytest
+
 from softserve.jobs.models import Job
 from softserve.prompts.models import PromptVersion
 from softserve.tenancy.models import Quota
-
 from tests.workers.conftest import wait_for
 from tests.workers.test_jobs_e2e import _finished, _setup, _start
 

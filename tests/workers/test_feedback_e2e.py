@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+
 from softserve.prompts.models import TaskPrompt
 from softserve.serving.models import Prediction
-
 from tests.prompts.test_registry_api import ready_version
 from tests.teams import make_prompt
 from tests.workers.conftest import wait_for

@@ -9,12 +9,12 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+
+from common.contracts import FailureReason, JobPolicy, JobStatus, VersionStatus
 from softserve.jobs.actions import cancel_job
 from softserve.jobs.models import ACTIVE, Job
 from softserve.tenancy.models import Quota
 from softserve.tenancy.permissions import Actor
-
-from common.contracts import FailureReason, JobPolicy, JobStatus, VersionStatus
 from tests.teams import Team, make_dataset_version, make_prompt
 from tests.workers.conftest import test_database_url as _database_url
 from workers import runner

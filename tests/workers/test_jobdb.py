@@ -8,8 +8,8 @@ import time
 import pytest
 import sqlalchemy as sa
 from django.apps import apps
-from softserve.jobs.models import Job
 
+from softserve.jobs.models import Job
 from tests.teams import make_dataset_version, make_prompt
 from tests.workers.conftest import test_database_url
 from workers.jobdb import COLUMNS, JobDB, database_url

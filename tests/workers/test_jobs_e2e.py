@@ -12,11 +12,11 @@ import time
 import zipfile
 
 import pytest
+
+from common.contracts import QUEUE_GPU
 from softserve.datasets.models import DatasetVersion
 from softserve.jobs.models import Job
 from softserve.prompts.models import PromptVersion
-
-from common.contracts import QUEUE_GPU
 from tests.datasets.test_datasets_api import sst2_head, upload
 from tests.teams import make_prompt
 from tests.workers.conftest import HEARTBEAT_S, wait_for

@@ -6,9 +6,9 @@ from __future__ import annotations
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+
 from softserve.datasets.models import DatasetVersion
 from softserve.jobs.models import Job
-
 from tests.net import free_port
 from tests.workers.conftest import wait_for
 from tests.workers.test_jobs_e2e import _finished, _setup, _start

@@ -14,13 +14,13 @@ from django.contrib import messages as flash
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
+
+from common.contracts import VersionStatus
 from softserve.prompts import actions, compare, gates
 from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.prompts.serializers import ALIAS_PATTERN, AliasMoveSerializer, alias_change
 from softserve.tenancy.models import Tenant
 from softserve.tenancy.permissions import Actor
-
-from common.contracts import VersionStatus
 from webui.forms import FORM, INVALID, REFUSALS, Refusal, errors_of
 from webui.team import team_page
 
@@ -152,6 +152,26 @@ def form_body(values: dict[str, Any], may_manage: bool) -> tuple[dict[str, Any],
     """The API body of an editor form, and the errors of fields that are not numbers. Weights of 0 take a
     version out of the split; one version left is a plain move."""
     errors: dict[str, list[str]] = {}
+    entries = _split_entries(values, errors)
+    body: dict[str, Any] = {}
+    if len(entries) == 1 and entries[0]["weight"] == 100:
+        body["version"] = entries[0]["version"]
+    elif entries:
+        body["versions"] = entries
+    shadow = values.get("shadow", "")
+    body["shadow"] = int(shadow) if shadow.isdigit() else None
+    if may_manage:
+        body["policy"] = _policy(values, errors)
+        if values.get("protected_shown"):  # the checkbox was on the form (an existing alias's)
+            body["protected"] = bool(values.get("protected"))
+    if values.get("override_reason"):
+        body["override_reason"] = values["override_reason"]
+    return body, errors
+
+
+def _split_entries(values: dict[str, Any], errors: dict[str, list[str]]) -> list[dict[str, int]]:
+    """The weighted versions of the form (its rows and the one being added), those of weight 0 left out;
+    a weight that is not a whole number is an error of its field."""
     entries = []
     for number in values["rows"]:
         raw = values.get(f"weight_{number}", "")
@@ -168,32 +188,23 @@ def form_body(values: dict[str, Any], may_manage: bool) -> tuple[dict[str, Any],
             )
         except ValueError:
             errors["add_weight"] = ["A whole number from 0 to 100."]
-    entries = [e for e in entries if e["weight"] != 0]
-    body: dict[str, Any] = {}
-    if len(entries) == 1 and entries[0]["weight"] == 100:
-        body["version"] = entries[0]["version"]
-    elif entries:
-        body["versions"] = entries
-    shadow = values.get("shadow", "")
-    body["shadow"] = int(shadow) if shadow.isdigit() else None
-    if may_manage:
-        policy: dict[str, Any] = {}
-        if values.get("metric"):
-            policy["metric"] = values["metric"]
-        for key, *_ in (*GATE_FIELDS, *CANARY_FIELDS):
-            raw = values.get(key, "")
-            if not raw:
-                continue
-            try:
-                policy[key] = _number(raw, key in WHOLE)
-            except ValueError:
-                errors[key] = ["A whole number." if key in WHOLE else "A number."]
-        body["policy"] = policy
-        if values.get("protected_shown"):  # the checkbox was on the form (an existing alias's)
-            body["protected"] = bool(values.get("protected"))
-    if values.get("override_reason"):
-        body["override_reason"] = values["override_reason"]
-    return body, errors
+    return [e for e in entries if e["weight"] != 0]
+
+
+def _policy(values: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    """The promotion policy's fields that were filled in; one that is not a number is an error."""
+    policy: dict[str, Any] = {}
+    if values.get("metric"):
+        policy["metric"] = values["metric"]
+    for key, *_ in (*GATE_FIELDS, *CANARY_FIELDS):
+        raw = values.get(key, "")
+        if not raw:
+            continue
+        try:
+            policy[key] = _number(raw, key in WHOLE)
+        except ValueError:
+            errors[key] = ["A whole number." if key in WHOLE else "A number."]
+    return policy
 
 
 def _field_errors(exc: Refusal) -> dict[str, list[str]]:

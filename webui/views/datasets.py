@@ -10,11 +10,11 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
+
 from softserve.datasets import actions
 from softserve.datasets.models import Dataset, DatasetVersion
 from softserve.datasets.serializers import UploadSerializer
 from softserve.datasets.validation import FORMATS
-
 from webui.forms import REFUSALS, errors_of, page_of, submitted
 from webui.insights import PREVIEW_MAX_ROW, PREVIEW_PAGE, dataset_stats, preview_rows
 from webui.team import team_page

@@ -8,12 +8,12 @@ from django.contrib import messages as flash
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
+
+from common.contracts import ParityStatus
 from softserve.datasets.models import DatasetVersion
 from softserve.prompts import actions, downloads
 from softserve.prompts.models import PromptVersion, TaskPrompt
 from softserve.prompts.serializers import EvalSetSerializer
-
-from common.contracts import ParityStatus
 from webui.forms import REFUSALS, Refusal, dataset_options, errors_of
 from webui.team import team_page
 

@@ -8,11 +8,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+
 from softserve.prompts import actions as prompt_actions
 from softserve.prompts.models import TaskPrompt
 from softserve.prompts.serializers import PromptUpdateSerializer
 from softserve.serving import feedback
-
 from webui.forms import FORM, REFUSALS, errors_of
 from webui.team import team_page
 

@@ -10,10 +10,10 @@ from django.contrib import messages as flash
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+
 from softserve.errors import NotFound
 from softserve.tenancy import actions
 from softserve.tenancy.models import Invitation
-
 from webui.team import SESSION_KEY, person_page
 
 SHOWN = 50  # pending invitations listed (each needs a team to have invited this address)

@@ -7,6 +7,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from rest_framework.fields import empty
+
+from common.contracts import JOB_KINDS, JOB_STATUSES, METHODS, Init, JobKind, JobStatus, TaskType, inits_for
+from common.defaults import GENERATION, GENERATION_INIT, JOB_DEFAULTS, OPTIMIZERS, defaults_rows
 from softserve.datasets.models import DatasetVersion
 from softserve.jobs import actions
 from softserve.jobs.models import Job
@@ -14,9 +17,6 @@ from softserve.jobs.serializers import JobCreateSerializer
 from softserve.numbers import whole_number
 from softserve.prompts.models import TaskPrompt
 from softserve.tenancy.models import Quota
-
-from common.contracts import JOB_KINDS, JOB_STATUSES, METHODS, Init, JobKind, JobStatus, TaskType, inits_for
-from common.defaults import GENERATION, GENERATION_INIT, JOB_DEFAULTS, OPTIMIZERS, defaults_rows
 from webui.forms import REFUSALS, dataset_options, errors_of, name_options, page_of, submitted
 from webui.insights import thin
 from webui.team import team_page

@@ -17,11 +17,11 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
+
 from softserve.jobs import actions
 from softserve.jobs.models import Job
 from softserve.ops.summary import summary
 from softserve.tenancy.permissions import Actor
-
 from webui.forms import REFUSALS, errors_of
 from webui.team import PageAccess, declare
 

@@ -10,10 +10,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+
 from softserve.jobs.models import Job
 from softserve.prompts.models import Alias, TaskPrompt
 from softserve.serving.models import Usage
-
 from webui import team
 from webui.team import team_page
 from webui.views.invitations import received

@@ -11,14 +11,14 @@ from urllib.parse import quote
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from rest_framework.exceptions import Throttled
+
+from common.contracts import template_fields
 from softserve.datasets.models import DatasetVersion
 from softserve.errors import Invalid
 from softserve.numbers import whole_number
 from softserve.prompts.models import TaskPrompt
 from softserve.serving import actions
 from softserve.tenancy import throttling
-
-from common.contracts import template_fields
 from webui.forms import REFUSALS, dataset_options, errors_of, name_options
 from webui.insights import preview_rows
 from webui.team import team_page

@@ -13,6 +13,10 @@ from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
+
+from common.contracts import TaskType, template_fields
+from common.formats import nearest_tokens_unavailable
+from common.task import Template
 from softserve.datasets.models import DatasetVersion
 from softserve.errors import Invalid
 from softserve.prompts import actions, downloads
@@ -21,10 +25,6 @@ from softserve.prompts.models import Alias, PromptVersion, TaskPrompt
 from softserve.prompts.serializers import PromptSerializer, alias_target
 from softserve.tenancy.models import AuditEvent
 from softserve.tenancy.permissions import AUDIT_ACTION
-
-from common.contracts import TaskType, template_fields
-from common.formats import nearest_tokens_unavailable
-from common.task import Template
 from webui.forms import FORM, REFUSALS, dataset_options, errors_of, page_of, submitted
 from webui.insights import preview_rows
 from webui.team import team_page

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
+
 from softserve.serving.models import Usage
 from softserve.tenancy import actions
 from softserve.tenancy.models import SCOPES, ApiKey, Invitation, InvitationStatus, Membership, Role
@@ -19,7 +20,6 @@ from softserve.tenancy.serializers import (
     MembershipCreateSerializer,
     MembershipUpdateSerializer,
 )
-
 from webui.forms import REFUSALS, errors_of, page_of
 from webui.team import team_page
 

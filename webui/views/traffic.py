@@ -7,9 +7,9 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+
 from softserve.prompts.models import TaskPrompt
 from softserve.serving import traffic
-
 from webui.team import team_page
 
 # The panel's window (the API's default) and how often htmx asks again (in the template: every 5 s).

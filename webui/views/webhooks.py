@@ -8,11 +8,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods
+
+from common.contracts import WebhookEvent
 from softserve.webhooks import actions
 from softserve.webhooks.models import Webhook, WebhookDelivery
 from softserve.webhooks.serializers import SECRET_SHOWN, WebhookCreateSerializer
-
-from common.contracts import WebhookEvent
 from webui.forms import REFUSALS, errors_of, page_of
 from webui.team import team_page
 

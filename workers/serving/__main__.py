@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import FrameType
 
 from common.settings import child_env
 from workers import logs
@@ -23,7 +24,7 @@ RESTART_DELAY_S = 2.0
 
 
 def _supervise(config: ServingConfig) -> int:
-    def start(i: int) -> subprocess.Popen:
+    def start(i: int) -> subprocess.Popen[bytes]:
         env = child_env(SERVING_WORKERS="1", SERVING_BASE_MODEL=config.base_model)
         if config.metrics_port:
             env["SERVING_METRICS_PORT"] = str(config.metrics_port + i)
@@ -32,7 +33,7 @@ def _supervise(config: ServingConfig) -> int:
     children = {i: start(i) for i in range(config.workers)}
     stopping = False
 
-    def on_signal(signum, _frame) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
         for child in children.values():

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from common.contracts import ServeReply, ServeRequest, ServingStatus, ShadowTarget
 from common.errors import ArtifactError, EngineError
@@ -123,27 +123,7 @@ class Batcher:
         request for it.
         """
         started = time.time()
-        replies: list[ServeReply | None] = [None] * len(batch)
-        rows: list[_Row] = []
-        shadow_failures: dict[int, BaseException] = {}
-        for i, pending in enumerate(batch):
-            request = pending.request
-            try:
-                metrics.QUEUE_WAIT.observe(max(0.0, started - _enqueued_at(request)))
-                if request["deadline"] <= started:
-                    replies[i] = self._reply(
-                        request, ServingStatus.EXPIRED, error="The deadline passed before compute."
-                    )
-                    continue
-                rows.extend(self._rows(i, request))
-            except Exception as exc:
-                replies[i] = self._failed(request, exc)
-                continue
-            if request.get("shadow"):
-                try:
-                    rows.extend(self._rows(i, request, request["shadow"]))
-                except Exception as exc:  # the caller still gets the primary's answer
-                    shadow_failures[i] = exc
+        replies, rows, shadow_failures = self._admit(batch, started)
         outputs: dict[int, list[dict[str, Any] | None]] = {
             i: [None] * len(p.request["inputs"]) for i, p in enumerate(batch) if replies[i] is None
         }
@@ -155,16 +135,10 @@ class Batcher:
 
         def finish(i: int) -> None:
             request = batch[i].request
-            if replies[i] is None:
-                if i in failures:
-                    replies[i] = self._failed(request, failures[i])
-                else:
-                    replies[i] = self._reply(request, ServingStatus.OK, outputs=outputs[i])
-                    if i in shadow_failures:
-                        self._shadow_failed(request, shadow_failures[i])
-                    elif i in shadow_outputs:
-                        replies[i]["shadow_outputs"] = shadow_outputs[i]
             reply = replies[i]
+            if reply is None:
+                reply = self._computed(request, i, outputs, failures, shadow_outputs, shadow_failures)
+                replies[i] = reply
             reply["queue_ms"] = round(max(0.0, 1000 * (started - _enqueued_at(request))), 2)
             reply["batch_ms"] = round(1000 * (time.time() - started), 2)
             done.add(i)
@@ -188,6 +162,54 @@ class Batcher:
             if i not in done:
                 finish(i)
         return replies  # type: ignore[return-value]
+
+    def _computed(
+        self,
+        request: ServeRequest,
+        i: int,
+        outputs: dict[int, list[dict[str, Any] | None]],
+        failures: dict[int, BaseException],
+        shadow_outputs: dict[int, list[dict[str, Any] | None]],
+        shadow_failures: dict[int, BaseException],
+    ) -> ServeReply:
+        """The reply of request `i` once its rows ran: its outputs (and its shadow's), or its error."""
+        if i in failures:
+            return self._failed(request, failures[i])
+        reply = self._reply(request, ServingStatus.OK, outputs=outputs[i])
+        if i in shadow_failures:
+            self._shadow_failed(request, shadow_failures[i])
+        elif i in shadow_outputs:
+            # Every row of the shadow has its output by the time its request finishes.
+            reply["shadow_outputs"] = cast(list[dict[str, Any]], shadow_outputs[i])
+        return reply
+
+    def _admit(
+        self, batch: Sequence[Pending], started: float
+    ) -> tuple[list[ServeReply | None], list[_Row], dict[int, BaseException]]:
+        """Each request's rows (and its shadow's), or its reply already: `expired` past its deadline,
+        `error` when its rows cannot be made. A shadow whose rows cannot be made is only noted."""
+        replies: list[ServeReply | None] = [None] * len(batch)
+        rows: list[_Row] = []
+        shadow_failures: dict[int, BaseException] = {}
+        for i, pending in enumerate(batch):
+            request = pending.request
+            try:
+                metrics.QUEUE_WAIT.observe(max(0.0, started - _enqueued_at(request)))
+                if request["deadline"] <= started:
+                    replies[i] = self._reply(
+                        request, ServingStatus.EXPIRED, error="The deadline passed before compute."
+                    )
+                    continue
+                rows.extend(self._rows(i, request))
+            except Exception as exc:
+                replies[i] = self._failed(request, exc)
+                continue
+            if request.get("shadow"):
+                try:
+                    rows.extend(self._rows(i, request, request["shadow"]))
+                except Exception as exc:  # the caller still gets the primary's answer
+                    shadow_failures[i] = exc
+        return replies, rows, shadow_failures
 
     def _forward(
         self,
@@ -347,4 +369,7 @@ class Batcher:
     def _reply(self, request: ServeRequest, status: str, **fields: Any) -> ServeReply:
         metrics.REQUESTS.labels(*self._labels(request), status).inc()
         metrics.LATENCY.labels(*self._labels(request)).observe(max(0.0, time.time() - _enqueued_at(request)))
-        return {"request_id": request["request_id"], "status": status, "worker": self.worker, **fields}
+        return cast(
+            ServeReply,
+            {"request_id": request["request_id"], "status": status, "worker": self.worker, **fields},
+        )

@@ -39,14 +39,14 @@ class LocalSource:
         self._lock = threading.Lock()
         self._per_tenant: dict[str, int] = {}  # queued or in flight, per tenant
 
-    def put(self, request: ServeRequest, tenant_max: int | None = None) -> Future:
+    def put(self, request: ServeRequest, tenant_max: int | None = None) -> Future[ServeReply]:
         """Queue the request; QueueFull when the pool is full, TenantQueueFull when its tenant's share is."""
         tenant = str(request["tenant_id"])
         with self._lock:
             if tenant_max is not None and self._per_tenant.get(tenant, 0) >= tenant_max:
                 raise TenantQueueFull
             self._per_tenant[tenant] = self._per_tenant.get(tenant, 0) + 1
-        future: Future = Future()
+        future: Future[ServeReply] = Future()
         try:
             self.queue.put_nowait(Pending(request=request, handle=future))
         except queue.Full:

@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from typing import Any, cast
 
 import redis
 
@@ -20,6 +21,7 @@ from common.contracts import (
     SERVING_GROUP,
     SERVING_REPLY_TTL_S,
     ServeReply,
+    ServeRequest,
     serving_replied_key,
     serving_reply_key,
     serving_stream,
@@ -119,7 +121,8 @@ class RedisSource:
                 raise
             self.ensure_group()  # the stream was deleted (flushed) under us; start again
             return []
-        entries = response[0][1] if response else []
+        # redis-py types the reply as a union of every shape XREADGROUP may take; this call gets a list.
+        entries: list[Any] = cast(list[Any], response)[0][1] if response else []
         return self._decode(entries)
 
     def _claim(self, count: int) -> list[Pending]:
@@ -179,7 +182,7 @@ class RedisSource:
         self.reply(pending, error_reply(request, "given_up", self.consumer))
         return True
 
-    def _decode(self, entries: list) -> list[Pending]:
+    def _decode(self, entries: list[Any]) -> list[Pending]:
         batch = []
         for entry_id, fields in entries:
             try:
@@ -192,7 +195,7 @@ class RedisSource:
                 self.client.xack(self.stream, SERVING_GROUP, entry_id)
                 self.client.xdel(self.stream, entry_id)
                 continue
-            batch.append(Pending(request=request, handle=entry_id))
+            batch.append(Pending(request=cast(ServeRequest, request), handle=entry_id))
         return batch
 
     def reply(self, pending: Pending, reply: ServeReply) -> bool:

@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 
 import redis
 import torch
@@ -31,7 +32,7 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def _checks(config: ServingConfig) -> dict:
+def _checks(config: ServingConfig) -> dict[str, Callable[[], None]]:
     """The serving worker's /readyz: its Redis stream and the object storage its prompts come from."""
     from common.contracts import StorageLocation
     from common.settings import READY_TIMEOUT_S
@@ -63,7 +64,8 @@ def serve(config: ServingConfig, stop: threading.Event | None = None) -> None:
     source = RedisSource(redis.Redis.from_url(config.redis_url), config, consumer)
     serve_metrics(config.metrics_port, lambda: _checks(config))
     log.info("serving %s as %s (torch threads: %d)", config.base_model, consumer, torch.get_num_threads())
-    print(f"serving worker ready: {consumer}", flush=True)
+    # On stdout whatever the log setup: supervisors, tests and benchmarks wait for this line.
+    print(f"serving worker ready: {consumer}", flush=True)  # noqa: T201
     _serve_through_outages(source, batcher, config, stop, consumer)
     source.leave()
     log.info("stopped cleanly")

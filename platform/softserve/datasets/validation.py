@@ -386,7 +386,7 @@ def normalise(stream: IO[bytes], spec: UploadSpec, limits: Limits) -> Normalised
             bad = _field_problems(number, sources, texts, label, spec, limits, problems)
             split = _split_of(row, tally.rows, split_column, spec, offset)
             if split is None:
-                raw = str(row.get(split_column) or "").strip().lower()
+                raw = str(row.get(split_column or "") or "").strip().lower()
                 problems.add(number, f"split {limits.echo(raw)} is not train or dev")
                 split, bad = "train", True
             key = hashlib.blake2b("\0".join(texts).encode(), digest_size=16).digest()

@@ -311,29 +311,7 @@ def predict(
     request, and every one that fails in or after the pool, writes one prediction log row (unless
     `record_prediction` is off: platform-internal scoring that is not traffic)."""
     timeout_s = min(timeout_ms or settings.SERVING_TIMEOUT_MS, settings.SERVING_TIMEOUT_MS) / 1000
-    now = time.time()
-    request: ServeRequest = {
-        "request_id": uuid.uuid4().hex,
-        "tenant_id": str(actor.tenant.pk),
-        "prompt": prompt.name,
-        "version": version.number,
-        "version_id": str(version.pk),
-        "artifact_key": version.artifact_key,
-        "artifact_sha256": version.artifact_sha256,
-        "base_model": prompt.base_model,
-        "inputs": rows,
-        "enqueued_at": now,
-        "deadline": now + timeout_s,
-    }
-    if max_new_tokens:
-        request["max_new_tokens"] = max_new_tokens
-    if shadow is not None:
-        request["shadow"] = ShadowTarget(
-            version=shadow.number,
-            version_id=str(shadow.pk),
-            artifact_key=shadow.artifact_key,
-            artifact_sha256=shadow.artifact_sha256,
-        )
+    request = _serve_request(actor, prompt, version, rows, timeout_s, max_new_tokens, shadow)
     log_entry = _LogEntry(actor.tenant, prompt, version, alias, rows) if record_prediction else None
     sent = time.perf_counter()
 
@@ -374,6 +352,42 @@ def predict(
         body["alias"] = alias.name
     body["outputs"] = outputs
     return Prediction(body, timing, prediction_id, tokens)
+
+
+def _serve_request(
+    actor: Actor,
+    prompt: TaskPrompt,
+    version: PromptVersion,
+    rows: list[dict[str, str]],
+    timeout_s: float,
+    max_new_tokens: int | None,
+    shadow: PromptVersion | None,
+) -> ServeRequest:
+    """The pool's request for `rows` (common/contracts.py: ServeRequest), its deadline `timeout_s` away."""
+    now = time.time()
+    request: ServeRequest = {
+        "request_id": uuid.uuid4().hex,
+        "tenant_id": str(actor.tenant.pk),
+        "prompt": prompt.name,
+        "version": version.number,
+        "version_id": str(version.pk),
+        "artifact_key": version.artifact_key,
+        "artifact_sha256": version.artifact_sha256,
+        "base_model": prompt.base_model,
+        "inputs": rows,
+        "enqueued_at": now,
+        "deadline": now + timeout_s,
+    }
+    if max_new_tokens:
+        request["max_new_tokens"] = max_new_tokens
+    if shadow is not None:
+        request["shadow"] = ShadowTarget(
+            version=shadow.number,
+            version_id=str(shadow.pk),
+            artifact_key=shadow.artifact_key,
+            artifact_sha256=shadow.artifact_sha256,
+        )
+    return request
 
 
 @dataclass(frozen=True)

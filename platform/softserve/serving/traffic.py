@@ -9,10 +9,11 @@ SAMPLE_ROWS rows however busy the prompt is.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Avg, Count, Q, Sum
+from django.db.models import Avg, Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
@@ -53,32 +54,8 @@ def figures(tenant: Tenant, prompt: TaskPrompt, window_s: int = DEFAULT_WINDOW_S
     now = timezone.now()
     since = now - timedelta(seconds=window_s)
     recent = Prediction.objects.for_tenant(tenant).filter(prompt=prompt, created_at__gte=since)
-    failed = Q(outcome=PredictionOutcome.ERROR)
-    totals = {
-        str(t["version_id"]): t
-        for t in recent.values("version_id")
-        .annotate(requests=Count("id"), errors=Count("id", filter=failed), rows_total=Sum("rows"))
-        .order_by()
-    }
-    per_minute = (
-        recent.annotate(minute=TruncMinute("created_at"))
-        .values("version_id", "minute")
-        .annotate(requests=Count("id"), errors=Count("id", filter=failed))
-        .order_by()
-    )
-    shadowed = recent.filter(shadow_version__isnull=False)
-    shadow_totals = {
-        str(t["shadow_version_id"]): t
-        for t in shadowed.values("shadow_version_id")
-        .annotate(requests=Count("id"), agreement=Avg("shadow_agreement"))
-        .order_by()
-    }
-    shadow_minutes = (
-        shadowed.annotate(minute=TruncMinute("created_at"))
-        .values("shadow_version_id", "minute")
-        .annotate(agreement=Avg("shadow_agreement"))
-        .order_by()
-    )
+    totals, per_minute = _served(recent)
+    shadow_totals, shadow_minutes = _shadowed(recent)
     sample = list(
         recent.order_by("-created_at").values_list(
             "version_id", "created_at", "latency_ms", "outputs", "shadow_version_id", "shadow_outputs"
@@ -91,56 +68,12 @@ def figures(tenant: Tenant, prompt: TaskPrompt, window_s: int = DEFAULT_WINDOW_S
         .defer("version__inspection")
     )
     roles = _roles(aliases)
-    wanted = set(totals) | set(shadow_totals) | {k for k in roles if not k.startswith("#")}
-    numbered = {int(k[1:]) for k in roles if k.startswith("#")}
-    versions = {
-        str(v.pk): v.number
-        for v in PromptVersion.objects.for_tenant(tenant)
-        .filter(prompt=prompt)
-        .filter(Q(pk__in=wanted) | Q(number__in=numbered))
-        .only("pk", "number")
-    }
+    versions = _version_numbers(tenant, prompt, set(totals) | set(shadow_totals), roles)
 
-    first = _minute(since)
-    minutes = list(range(first, _minute(now) + 1))
-    index = {m: i for i, m in enumerate(minutes)}
-    latencies: dict[str, list[float]] = defaultdict(list)
-    minute_latencies: dict[tuple[str, int], list[float]] = defaultdict(list)
-    labels: dict[str, Counter] = defaultdict(Counter)
-    shadow_labels: dict[str, Counter] = defaultdict(Counter)
+    minutes = list(range(_minute(since), _minute(now) + 1))
     classification = prompt.task_type == TaskType.CLASSIFICATION
-    for version_id, created_at, latency_ms, outputs, shadow_id, shadow_outputs in sample:
-        key = str(version_id)
-        latencies[key].append(latency_ms)
-        minute_latencies[(key, _minute(created_at))].append(latency_ms)
-        if classification:
-            labels[key].update(str(o) for o in outputs or [])
-            if shadow_id:
-                shadow_labels[str(shadow_id)].update(str(o) for o in shadow_outputs or [])
-
-    def series() -> dict[str, list]:
-        return {
-            "requests": [0] * len(minutes),
-            "errors": [0] * len(minutes),
-            "error_rate": [None] * len(minutes),
-            "p95_ms": [None] * len(minutes),
-            "agreement": [None] * len(minutes),
-        }
-
-    by_version: dict[str, dict[str, list]] = defaultdict(series)
-    for m in per_minute:
-        s, i = by_version[str(m["version_id"])], index.get(_minute(m["minute"]))
-        if i is None:
-            continue
-        s["requests"][i], s["errors"][i] = m["requests"], m["errors"]
-        s["error_rate"][i] = round(m["errors"] / m["requests"], 4) if m["requests"] else None
-    for (key, minute), values in minute_latencies.items():
-        if (i := index.get(minute)) is not None:
-            by_version[key]["p95_ms"][i] = percentile(values, 0.95)
-    for m in shadow_minutes:
-        if (i := index.get(_minute(m["minute"]))) is not None and m["agreement"] is not None:
-            by_version[str(m["shadow_version_id"])]["agreement"][i] = round(m["agreement"], 4)
-
+    sampled = _Sampled.of(sample, classification)
+    by_version = _series(minutes, per_minute, sampled.minute_latencies, shadow_minutes)
     out = []
     for key, number in sorted(versions.items(), key=lambda kv: kv[1]):
         t = totals.get(key, {})
@@ -154,15 +87,15 @@ def figures(tenant: Tenant, prompt: TaskPrompt, window_s: int = DEFAULT_WINDOW_S
                 "errors": errors,
                 "error_rate": round(errors / requests, 4) if requests else None,
                 "rows": t.get("rows_total") or 0,
-                "p50_ms": percentile(latencies.get(key, []), 0.5),
-                "p95_ms": percentile(latencies.get(key, []), 0.95),
-                "labels": dict(labels[key].most_common()) if classification else None,
+                "p50_ms": percentile(sampled.latencies.get(key, []), 0.5),
+                "p95_ms": percentile(sampled.latencies.get(key, []), 0.95),
+                "labels": dict(sampled.labels[key].most_common()) if classification else None,
                 "shadow": None
                 if shadow is None
                 else {
                     "requests": shadow["requests"],
                     "agreement": round(shadow["agreement"], 4) if shadow["agreement"] is not None else None,
-                    "labels": dict(shadow_labels[key].most_common()) if classification else None,
+                    "labels": dict(sampled.shadow_labels[key].most_common()) if classification else None,
                 },
                 "series": by_version[key],
             }
@@ -177,3 +110,111 @@ def figures(tenant: Tenant, prompt: TaskPrompt, window_s: int = DEFAULT_WINDOW_S
         "sample_limit": SAMPLE_ROWS,
         "versions": out,
     }
+
+
+def _served(recent: QuerySet[Prediction]) -> tuple[dict[str, Any], QuerySet[Any, Any]]:
+    """Per version id: requests, errors and rows over the window; and the same per minute (lazy)."""
+    failed = Q(outcome=PredictionOutcome.ERROR)
+    totals = {
+        str(t["version_id"]): t
+        for t in recent.values("version_id")
+        .annotate(requests=Count("id"), errors=Count("id", filter=failed), rows_total=Sum("rows"))
+        .order_by()
+    }
+    per_minute = (
+        recent.annotate(minute=TruncMinute("created_at"))
+        .values("version_id", "minute")
+        .annotate(requests=Count("id"), errors=Count("id", filter=failed))
+        .order_by()
+    )
+    return totals, per_minute
+
+
+def _shadowed(recent: QuerySet[Prediction]) -> tuple[dict[str, Any], QuerySet[Any, Any]]:
+    """Per shadow version id: requests and mean agreement over the window; and the agreement per minute."""
+    shadowed = recent.filter(shadow_version__isnull=False)
+    shadow_totals = {
+        str(t["shadow_version_id"]): t
+        for t in shadowed.values("shadow_version_id")
+        .annotate(requests=Count("id"), agreement=Avg("shadow_agreement"))
+        .order_by()
+    }
+    shadow_minutes = (
+        shadowed.annotate(minute=TruncMinute("created_at"))
+        .values("shadow_version_id", "minute")
+        .annotate(agreement=Avg("shadow_agreement"))
+        .order_by()
+    )
+    return shadow_totals, shadow_minutes
+
+
+def _version_numbers(
+    tenant: Tenant, prompt: TaskPrompt, served: set[str], roles: dict[str, list[dict[str, Any]]]
+) -> dict[str, int]:
+    """Version id -> number for every version that served, or that an alias names (by id or "#number")."""
+    wanted = served | {k for k in roles if not k.startswith("#")}
+    numbered = {int(k[1:]) for k in roles if k.startswith("#")}
+    return {
+        str(v.pk): v.number
+        for v in PromptVersion.objects.for_tenant(tenant)
+        .filter(prompt=prompt)
+        .filter(Q(pk__in=wanted) | Q(number__in=numbered))
+        .only("pk", "number")
+    }
+
+
+@dataclass
+class _Sampled:
+    """What the newest SAMPLE_ROWS rows give, per version id: latencies (also per minute) and labels."""
+
+    latencies: dict[str, list[float]]
+    minute_latencies: dict[tuple[str, int], list[float]]
+    labels: dict[str, Counter[str]]
+    shadow_labels: dict[str, Counter[str]]
+
+    @classmethod
+    def of(cls, sample: list[tuple[Any, ...]], classification: bool) -> _Sampled:
+        sampled = cls(defaultdict(list), defaultdict(list), defaultdict(Counter), defaultdict(Counter))
+        for version_id, created_at, latency_ms, outputs, shadow_id, shadow_outputs in sample:
+            key = str(version_id)
+            sampled.latencies[key].append(latency_ms)
+            sampled.minute_latencies[(key, _minute(created_at))].append(latency_ms)
+            if classification:
+                sampled.labels[key].update(str(o) for o in outputs or [])
+                if shadow_id:
+                    sampled.shadow_labels[str(shadow_id)].update(str(o) for o in shadow_outputs or [])
+        return sampled
+
+
+def _series(
+    minutes: list[int],
+    per_minute: QuerySet[Any, Any],
+    minute_latencies: dict[tuple[str, int], list[float]],
+    shadow_minutes: QuerySet[Any, Any],
+) -> defaultdict[str, dict[str, list[Any]]]:
+    """Per version id, one value a minute: requests, errors, error rate, p95 latency, shadow agreement."""
+    index = {m: i for i, m in enumerate(minutes)}
+
+    def series() -> dict[str, list[Any]]:
+        return {
+            "requests": [0] * len(minutes),
+            "errors": [0] * len(minutes),
+            "error_rate": [None] * len(minutes),
+            "p95_ms": [None] * len(minutes),
+            "agreement": [None] * len(minutes),
+        }
+
+    by_version: defaultdict[str, dict[str, list[Any]]] = defaultdict(series)
+    for m in per_minute:
+        s, i = by_version[str(m["version_id"])], index.get(_minute(m["minute"]))
+        if i is None:
+            continue
+        s["requests"][i], s["errors"][i] = m["requests"], m["errors"]
+        s["error_rate"][i] = round(m["errors"] / m["requests"], 4) if m["requests"] else None
+    for (key, minute), values in minute_latencies.items():
+        if (i := index.get(minute)) is not None:
+            by_version[key]["p95_ms"][i] = percentile(values, 0.95)
+    for m in shadow_minutes:
+        if (i := index.get(_minute(m["minute"]))) is not None and m["agreement"] is not None:
+            by_version[str(m["shadow_version_id"])]["agreement"][i] = round(m["agreement"], 4)
+    return by_version
