@@ -16,8 +16,10 @@ from common import settings
 from common.defaults import DEFAULTS, defaults_for
 from common.settings import read_settings, setting
 
-# Templates have one parser, the engine's (standard library only, so this stays torch-free); re-exported
-# here for the platform's imports.
+# TaskType belongs to the vocabulary below but is defined with TaskSpec (common.task cannot import this
+# module: this one imports it). Templates have one parser, the engine's (standard library only, so this
+# stays torch-free). Both re-exported here for the platform's imports.
+from common.task import TaskType as TaskType
 from common.task import template_fields as template_fields
 
 
@@ -119,11 +121,6 @@ class Init(StrEnum):
     VOCAB = "vocab"
     LABELS = "labels"
     TEXT = "text"
-
-
-class TaskType(StrEnum):
-    CLASSIFICATION = "classification"
-    GENERATION = "generation"
 
 
 class StopReason(StrEnum):

@@ -7,11 +7,22 @@ parser that renders them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 from common.errors import DataError, EngineError
 
-TaskType = Literal["classification", "generation"]
+
+class TaskType(StrEnum):
+    """Defined here, with the task it describes, and re-exported by common.contracts with the vocabulary
+    (which imports this module, so this one cannot import it)."""
+
+    CLASSIFICATION = "classification"
+    GENERATION = "generation"
+
+
+# A task type as read back from an artifact's or a request's JSON: the enum's value, not the enum.
+TaskTypeName = Literal["classification", "generation"]
 
 SINGLE_TEXT_TEMPLATE = "{text}\nAnswer:"
 PAIR_TEXT_TEMPLATE = "{text_a}\n{text_b}\nAnswer:"
@@ -127,7 +138,7 @@ def default_template(columns: list[str], text_column: str | None = None) -> str:
 class TaskSpec:
     """How rows become model inputs and targets. Serialised into every artifact's metadata."""
 
-    task_type: TaskType
+    task_type: TaskType | TaskTypeName
     template: str
     labels: list[str] = field(default_factory=list)
     verbalizer: dict[str, str] = field(default_factory=dict)

@@ -21,7 +21,7 @@ CHECKED = ("platform", "workers", "webui", "common")
 TOO_LONG_YET: set[tuple[str, str]] = set()
 
 # The ratchets' sizes when they were introduced: they may only go down (lower these as modules get clean).
-MYPY_NOT_YET_CLEAN_MAX = 43
+MYPY_NOT_YET_CLEAN_MAX = 39
 RUFF_RATCHET_MAX = 3
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -453,6 +453,8 @@ def run_evaluation(
     """evaluate: score a ready version on a dataset version's dev rows (another dataset: domain transfer)."""
     job_id = context.job["id"]
     _, dev = _examples(store, context)
+    # _examples fails the job when its dataset version is gone, so here it is present.
+    dataset = cast(dict[str, Any], context.dataset)
     fm = base_model(context.prompt["base_model"])
     try:
         stored = store.get_bytes(context.version["artifact_key"])
@@ -479,14 +481,14 @@ def run_evaluation(
         beat.flush()
     if beat.lost:
         raise JobLost(job_id)
-    result = {**metrics, "dataset_version": context.dataset["id"], "evaluated_at": round(time.time())}
+    result = {**metrics, "dataset_version": dataset["id"], "evaluated_at": round(time.time())}
     if members:
         result["members"] = members
     outcome = db.finish(job_id, worker, JobStatus.SUCCEEDED, result, gpu_seconds=beat.gpu_seconds())
     if outcome is None:
         raise JobLost(job_id)
     if outcome == JobStatus.SUCCEEDED:
-        db.merge_version_metrics(context.version["id"], context.dataset["id"], result)
+        db.merge_version_metrics(context.version["id"], dataset["id"], result)
     return outcome
 
 
@@ -552,7 +554,9 @@ def run_job(
             raise NotClaimable(job_id)  # its tenant runs its quota's worth of jobs: wait for one to end
         return RunOutcome.left_alone(job["status"])
     with structlog.contextvars.bound_contextvars(job_id=claimed, worker=worker):
-        outcome, kind = RunOutcome.ERROR, "unknown"
+        # A RunOutcome, or the job status that the run ended in (the first three outcomes are statuses).
+        outcome: str = RunOutcome.ERROR
+        kind = "unknown"
         prom.JOBS_RUNNING.inc()
         fleet.set_job(claimed)
         try:

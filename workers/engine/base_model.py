@@ -12,9 +12,18 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PreTrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from common.errors import EngineError
 from common.settings import DEFAULT_MODEL_ID as DEFAULT_MODEL_ID  # declared once there
@@ -95,21 +104,27 @@ def _resolve(model_id: str) -> str:
     return model_id  # a hub id; loading fails clearly when no hub is reachable
 
 
-def weight_fingerprint(model: torch.nn.Module) -> str:
+def weight_fingerprint(model: PreTrainedModel) -> str:
     """Hash of the input-embedding matrix and the architecture config: which frozen model a prompt fits."""
     digest = hashlib.sha256()
-    weight = model.get_input_embeddings().weight.detach().to(torch.float32).contiguous().cpu()
+    weight = _input_embeddings(model).weight.detach().to(torch.float32).contiguous().cpu()
     digest.update(weight.numpy().tobytes())
     config = model.config.to_dict()
     digest.update(json.dumps({k: config.get(k) for k in _FINGERPRINT_CONFIG_KEYS}, sort_keys=True).encode())
     return digest.hexdigest()[:32]
 
 
+def _input_embeddings(model: PreTrainedModel) -> torch.nn.Embedding:
+    # transformers types this as any Module; every language model's token embedding is an nn.Embedding
+    # (or a subclass, such as a scaled one), and the callers read its weight and embedding_dim.
+    return cast(torch.nn.Embedding, model.get_input_embeddings())
+
+
 class T5NotLMAdaptedWarning(UserWarning):
     """Prompt tuning a T5 checkpoint that was only trained on span corruption."""
 
 
-def is_lm_adapted(source: str, config) -> bool:
+def is_lm_adapted(source: str, config: PreTrainedConfig) -> bool:
     names = f"{source} {getattr(config, '_name_or_path', '')}".lower().replace("_", "-")
     return "lm-adapt" in names or bool(getattr(config, "lm_adapted", False))
 
@@ -119,8 +134,8 @@ class FrozenModel:
     """A loaded base model with every weight frozen, its tokenizer, and how to reach its parts."""
 
     model_id: str
-    model: torch.nn.Module
-    tokenizer: object
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     fingerprint: str
 
     @property
@@ -129,15 +144,15 @@ class FrozenModel:
 
     @property
     def embed_dim(self) -> int:
-        return int(self.model.get_input_embeddings().embedding_dim)
+        return int(self.input_embeddings().embedding_dim)
 
     @property
     def device(self) -> torch.device:
-        return self.model.get_input_embeddings().weight.device
+        return self.input_embeddings().weight.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.model.get_input_embeddings().weight.dtype
+        return self.input_embeddings().weight.dtype
 
     @property
     def pad_id(self) -> int:
@@ -146,7 +161,8 @@ class FrozenModel:
 
     @property
     def eos_id(self) -> int | None:
-        return self.tokenizer.eos_token_id
+        eos: int | None = self.tokenizer.eos_token_id
+        return eos
 
     def kv_geometry(self) -> tuple[int, int, int]:
         """(layers, key/value heads, head size) of the decoder's attention: the shape of a prefix."""
@@ -164,15 +180,22 @@ class FrozenModel:
         """Key/value tensors per layer a prefix fills: self-attention, plus cross-attention in a decoder."""
         return 4 if self.is_encoder_decoder else 2
 
+    def input_embeddings(self) -> torch.nn.Embedding:
+        """The token embedding matrix (V, E) as a module."""
+        return _input_embeddings(self.model)
+
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.model.get_input_embeddings()(ids)
+        embedded: torch.Tensor = self.input_embeddings()(ids)
+        return embedded
 
     def decoder_body(self) -> torch.nn.Module:
         """The transformer without its LM head, so logits are computed only where they are needed."""
-        return getattr(self.model, self.model.base_model_prefix)
+        body: torch.nn.Module = getattr(self.model, self.model.base_model_prefix)
+        return body
 
     def lm_head(self) -> torch.nn.Module:
-        return self.model.get_output_embeddings()
+        head: torch.nn.Module = self.model.get_output_embeddings()
+        return head
 
     def encode(self, text: str, special_tokens: bool = True) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=special_tokens)["input_ids"])
@@ -184,7 +207,8 @@ class FrozenModel:
         return self.encode(" " + text.strip(), special_tokens=False)
 
     def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
+        # decode returns a list of strings only when handed a batch of id lists; one list is one string.
+        return cast(str, self.tokenizer.decode(ids, skip_special_tokens=True))
 
 
 def load_base_model(model_id: str = DEFAULT_MODEL_ID, device: str | None = None) -> FrozenModel:
@@ -199,7 +223,8 @@ def load_base_model(model_id: str = DEFAULT_MODEL_ID, device: str | None = None)
     except (OSError, ValueError) as exc:
         raise EngineError(f"Cannot load the base model {model_id!r}: {str(exc).splitlines()[0]}") from exc
     if device:
-        model.to(device)
+        # transformers wraps `to` with functools.wraps(Module.to), which mypy cannot bind to the instance.
+        model.to(device)  # type: ignore[arg-type]
     model.eval()
     model.requires_grad_(False)
     name = DEFAULT_MODEL_ID if source == str(model_cache_dir() / DEFAULT_MODEL_ID) else model_id

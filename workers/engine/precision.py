@@ -17,7 +17,7 @@ def fast_bf16(device: torch.device) -> bool:
     """Whether `device` runs bf16 matmuls natively: a CUDA GPU with bf16, or a CPU whose oneDNN has bf16
     kernels (AVX512-BF16 or AMX). Elsewhere bf16 is emulated and slower than fp32."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
     if device.type == "cpu":
         # torch has no public query for this; oneDNN's own answer is the one that decides the speed.
         probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)

@@ -15,7 +15,7 @@ from workers.engine.base_model import FrozenModel
 @torch.no_grad()
 def nearest_tokens(fm: FrozenModel, prompt: torch.Tensor, top_k: int = 5) -> list[dict[str, Any]]:
     """For each prompt vector: its norm and the `top_k` vocabulary tokens closest by cosine."""
-    vocab = F.normalize(fm.model.get_input_embeddings().weight.float(), dim=-1)  # (V, E)
+    vocab = F.normalize(fm.input_embeddings().weight.float(), dim=-1)  # (V, E)
     vectors = prompt.to(vocab.device).float()  # (P, E)
     sims = F.normalize(vectors, dim=-1) @ vocab.T  # (P, V)
     scores, ids = sims.topk(top_k, dim=-1)
@@ -34,7 +34,7 @@ def nearest_tokens(fm: FrozenModel, prompt: torch.Tensor, top_k: int = 5) -> lis
 @torch.no_grad()
 def norm_stats(fm: FrozenModel, prompt: torch.Tensor) -> dict[str, float]:
     norms = prompt.float().norm(dim=-1)
-    vocab_norms = fm.model.get_input_embeddings().weight.float().norm(dim=-1)
+    vocab_norms = fm.input_embeddings().weight.float().norm(dim=-1)
     return {
         "min": round(float(norms.min()), 4),
         "mean": round(float(norms.mean()), 4),

@@ -24,7 +24,8 @@ from workers.engine.base_model import FrozenModel
 
 PEFT_WEIGHTS = "adapter_model.safetensors"
 PEFT_CONFIG = "adapter_config.json"
-_PEFT_TYPES = {Method.PROMPT: "PROMPT_TUNING", Method.PTUNING: "PROMPT_TUNING"}
+# Keyed by Method, looked up by an artifact's method string.
+_PEFT_TYPES: dict[str, str] = {Method.PROMPT: "PROMPT_TUNING", Method.PTUNING: "PROMPT_TUNING"}
 
 
 def export_peft(artifact: PromptArtifact, folder: str | Path, is_encoder_decoder: bool = False) -> Path:

@@ -11,7 +11,12 @@ from common.contracts import TaskType
 from common.errors import EngineError
 
 if TYPE_CHECKING:  # the CLI imports torch-heavy modules only in the command that needs them
+    from common.task import Example
+    from workers.engine.artifacts.artifact import PromptArtifact
+    from workers.engine.base_model import FrozenModel
+    from workers.engine.inference.predict import LoadedPrompt
     from workers.engine.training.config import TrainConfig
+    from workers.engine.training.results import Progress
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:
@@ -37,7 +42,9 @@ def _base_model(args: argparse.Namespace) -> str:
     return args.base_model or BASE_MODEL.read()
 
 
-def _load_examples(path: str, args: argparse.Namespace, template: str | None = None):
+def _load_examples(
+    path: str, args: argparse.Namespace, template: str | None = None
+) -> tuple[list[Example], str]:
     from workers.engine.training.data import read_rows, resolve_template, to_examples
 
     rows = read_rows(path)
@@ -45,7 +52,7 @@ def _load_examples(path: str, args: argparse.Namespace, template: str | None = N
     return to_examples(rows, template, args.label_column, source=path), template
 
 
-def _load_prompt(args: argparse.Namespace):
+def _load_prompt(args: argparse.Namespace) -> tuple[FrozenModel, PromptArtifact, LoadedPrompt]:
     from workers.engine.artifacts.artifact import load_artifact
     from workers.engine.base_model import load_base_model
     from workers.engine.inference.predict import LoadedPrompt
@@ -117,7 +124,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     fm = load_base_model(_base_model(args), args.device)
     bar = tqdm(total=config.steps, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
 
-    def on_progress(p) -> None:
+    def on_progress(p: Progress) -> None:
         postfix = {"loss": f"{p.loss:.4f}", "tok/s": f"{p.tokens_per_s:.0f}"}
         if p.best_dev is not None:
             postfix["best_dev"] = f"{p.best_dev:.4f}"

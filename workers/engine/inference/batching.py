@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from transformers import Cache, DynamicCache, EncoderDecoderCache
@@ -91,7 +92,7 @@ class AssembledBatch:
     position_ids: torch.Tensor  # (B, L)
     past_key_values: Cache | None = None  # the rows' prefixes, (B, kv_heads, Pp, head_dim) per layer
 
-    def decoder_inputs(self) -> dict:
+    def decoder_inputs(self) -> dict[str, Any]:
         """Keyword arguments for a decoder's forward pass."""
         return {
             "inputs_embeds": self.inputs_embeds,
@@ -116,7 +117,8 @@ def prefix_cache(
         return None, None
     rows = prompts.prefix[row_prompt.to(prompts.prefix.device)].to(device=fm.device, dtype=fm.dtype)
     width = rows.shape[4]  # rows: (B, layers, slots, kv_heads, Pp, head_dim)
-    lengths = prompts.prefix_lengths.to(fm.device)[row_prompt.to(fm.device)]  # (B,)
+    # from_list sets prefix_lengths together with prefix.
+    lengths = cast(torch.Tensor, prompts.prefix_lengths).to(fm.device)[row_prompt.to(fm.device)]  # (B,)
     mask = (torch.arange(width, device=fm.device).unsqueeze(0) >= (width - lengths).unsqueeze(1)).long()
     layers = range(rows.shape[1])
     if not fm.is_encoder_decoder:
@@ -180,7 +182,8 @@ def assemble(
     cache = None
     if prompts.prefix is not None and left_pad:  # encoder-decoder prefixes belong to the decoder
         cache, prefix_mask = prefix_cache(fm, prompts, row_prompt)
-        mask = torch.cat([prefix_mask, mask], dim=1)
+        # prefix_cache returns a mask whenever the prompts have a prefix.
+        mask = torch.cat([cast(torch.Tensor, prefix_mask), mask], dim=1)
     positions = rel.clamp(min=0)
     if prompts.offsets is not None:
         positions = positions + prompts.offsets.to(device)[row_prompt].unsqueeze(1)

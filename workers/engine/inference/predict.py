@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -16,6 +16,8 @@ from workers.engine.inference.batching import PromptSet
 from workers.engine.inference.encoding import DEFAULT_MAX_INPUT_TOKENS, TaskEncoder
 from workers.engine.inference.scoring import class_logprobs, greedy_generate, token_limits
 from workers.engine.precision import autocast
+
+_T = TypeVar("_T")
 
 DEFAULT_MAX_NEW_TOKENS = 32
 
@@ -160,7 +162,7 @@ def _predict_mixed(
     return outputs
 
 
-def _split(values: list, counts: list[int]) -> list[list]:
+def _split(values: list[_T], counts: list[int]) -> list[list[_T]]:
     parts, start = [], 0
     for count in counts:
         parts.append(values[start : start + count])

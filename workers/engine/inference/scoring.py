@@ -7,10 +7,11 @@ position would cost more than the loss needs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
-from transformers import DynamicCache, EncoderDecoderCache
+from transformers import Cache, DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
 from workers.engine.base_model import FrozenModel
@@ -32,13 +33,21 @@ def _left_aligned(seqs: Sequence[Sequence[int]], width: int, fill: int) -> torch
     return grid
 
 
-def _encode(fm: FrozenModel, prompts: PromptSet, row_prompt: torch.Tensor, inputs) -> tuple:
+def _encode(
+    fm: FrozenModel, prompts: PromptSet, row_prompt: torch.Tensor, inputs: Sequence[Sequence[int]]
+) -> tuple[torch.Tensor, torch.Tensor]:
     batch = assemble(fm, prompts, row_prompt, inputs, left_pad=False)
     encoded = fm.model.get_encoder()(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask)
     return encoded.last_hidden_state, batch.attention_mask  # (B, L, E), (B, L)
 
 
-def _decoder_masks(fm, prompts, row_prompt, encoder_mask, decoder_mask) -> tuple:
+def _decoder_masks(
+    fm: FrozenModel,
+    prompts: PromptSet,
+    row_prompt: torch.Tensor,
+    encoder_mask: torch.Tensor,
+    decoder_mask: torch.Tensor,
+) -> tuple[Cache | None, torch.Tensor, torch.Tensor]:
     """The prefix cache and the cross- and self-attention masks that cover it.
 
     The encoder already ran, so the `attention_mask` handed to the model governs cross-attention
@@ -47,11 +56,18 @@ def _decoder_masks(fm, prompts, row_prompt, encoder_mask, decoder_mask) -> tuple
     cache, prefix_mask = prefix_cache(fm, prompts, row_prompt)
     if cache is None:
         return None, encoder_mask, decoder_mask
+    # prefix_cache returns a mask whenever it returns a cache.
+    prefix_mask = cast(torch.Tensor, prefix_mask)
     return cache, torch.cat([prefix_mask, encoder_mask], 1), torch.cat([prefix_mask, decoder_mask], 1)
 
 
 def _seq2seq_target_logprobs(
-    fm, encoder_hidden, encoder_mask, targets, prompts, row_prompt
+    fm: FrozenModel,
+    encoder_hidden: torch.Tensor,
+    encoder_mask: torch.Tensor,
+    targets: Sequence[Sequence[int]],
+    prompts: PromptSet,
+    row_prompt: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(t) for t in targets)
     start = fm.model.config.decoder_start_token_id
@@ -99,7 +115,13 @@ def target_logprobs(
     return logprobs * mask, mask
 
 
-def target_nll(fm, prompts, row_prompt, inputs, targets) -> torch.Tensor:
+def target_nll(
+    fm: FrozenModel,
+    prompts: PromptSet,
+    row_prompt: torch.Tensor,
+    inputs: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[int]],
+) -> torch.Tensor:
     """Mean negative log-likelihood per row over its target tokens only: (B,)."""
     logprobs, mask = target_logprobs(fm, prompts, row_prompt, inputs, targets)
     return -logprobs.sum(1) / mask.sum(1)  # already zero off the targets
@@ -253,7 +275,13 @@ def greedy_generate(
     return [_until_eos(fm, ids) for ids in generated]
 
 
-def _seq2seq_greedy(fm, prompts, row_prompt, inputs, limits: list[int]) -> list[list[int]]:
+def _seq2seq_greedy(
+    fm: FrozenModel,
+    prompts: PromptSet,
+    row_prompt: torch.Tensor,
+    inputs: Sequence[Sequence[int]],
+    limits: list[int],
+) -> list[list[int]]:
     """Greedy decoding for an encoder-decoder: the encoder once, then one cached decoder step per token."""
     hidden, encoder_mask = _encode(fm, prompts, row_prompt, inputs)
     rows = len(inputs)

@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-from common.contracts import Method
 from workers.engine.methods import p_tuning, prefix_tuning, prompt_tuning
 from workers.engine.methods.registry import TrainingMethod
 
-METHODS: dict[Method, TrainingMethod] = {
+# Keyed by Method, looked up by the plain string a config or an artifact carries (a StrEnum is that str).
+METHODS: dict[str, TrainingMethod] = {
     entry.method: entry for entry in (prompt_tuning.METHOD, p_tuning.METHOD, prefix_tuning.METHOD)
 }

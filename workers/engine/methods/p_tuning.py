@@ -9,6 +9,7 @@ zero-initialised last layer, so training starts from the chosen initialisation (
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -66,8 +67,9 @@ class PromptEncoder(nn.Module):
             nn.Dropout(config.dropout),
             nn.Linear(config.hidden_size, dim),
         )
-        nn.init.zeros_(self.head[-1].weight)
-        nn.init.zeros_(self.head[-1].bias)
+        last = cast(nn.Linear, self.head[-1])  # the Linear that ends the Sequential above
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     @property
     def length(self) -> int:
@@ -77,7 +79,8 @@ class PromptEncoder(nn.Module):
         hidden = self.inputs  # (P, E)
         if self.lstm is not None:
             hidden = self.lstm(hidden.unsqueeze(0))[0].squeeze(0)  # (P, H)
-        return self.inputs + self.head(hidden)  # (P, E)
+        prompt: torch.Tensor = self.inputs + self.head(hidden)  # (P, E)
+        return prompt
 
 
 def _build(fm: FrozenModel, initial: torch.Tensor, settings: MethodSettings) -> nn.Module:

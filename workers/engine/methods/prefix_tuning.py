@@ -18,6 +18,7 @@ natural value) start from the MLP's own random output.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -63,6 +64,8 @@ def prompt_states(fm: FrozenModel, vectors: torch.Tensor) -> torch.Tensor:
 class PrefixEncoder(nn.Module):
     """Yields the (layers, slots, kv_heads, P, head_dim) prefix; trains through an MLP unless told not to."""
 
+    base: torch.Tensor  # a registered buffer (nn.Module's attribute lookup types it loosely)
+
     def __init__(self, fm: FrozenModel, initial: torch.Tensor, config: PrefixConfig | None = None):
         super().__init__()
         config = config or PrefixConfig()
@@ -79,15 +82,16 @@ class PrefixEncoder(nn.Module):
             base = prompt_states(fm, initial).float().permute(3, 0, 1, 2, 4).reshape(length, width).cpu()
         self.register_buffer("base", base)  # (P, layers*slots*kv*hd)
         if config.reparameterize:
-            self.mlp = nn.Sequential(
+            self.mlp: nn.Sequential | None = nn.Sequential(
                 nn.Linear(initial.shape[1], config.hidden_size),
                 nn.Tanh(),
                 nn.Linear(config.hidden_size, width),
             )
             if not fm.is_encoder_decoder:  # start exactly at the real-word states
-                nn.init.zeros_(self.mlp[-1].weight)
-                nn.init.zeros_(self.mlp[-1].bias)
-            self.direct = None
+                last = cast(nn.Linear, self.mlp[-1])  # the Linear that ends the Sequential above
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
+            self.direct: nn.Parameter | None = None
         else:
             self.mlp = None
             noise = torch.randn(length, width) * 0.02 if fm.is_encoder_decoder else torch.zeros(length, width)
@@ -98,8 +102,9 @@ class PrefixEncoder(nn.Module):
         return int(self.inputs.shape[0])
 
     def forward(self) -> torch.Tensor:
-        delta = self.mlp(self.inputs) if self.mlp is not None else self.direct  # (P, layers*slots*kv*hd)
-        flat = self.base + delta
+        # `direct` is the trained correction exactly when there is no MLP.
+        delta = self.mlp(self.inputs) if self.mlp is not None else cast(nn.Parameter, self.direct)
+        flat: torch.Tensor = self.base + delta  # (P, layers*slots*kv*hd)
         prefix = flat.view(self.length, self.layers, self.slots, self.kv_heads, self.head_dim)
         return prefix.permute(1, 2, 3, 0, 4)  # (layers, slots, kv_heads, P, head_dim)
 

@@ -60,7 +60,7 @@ def vocab_pool(fm: FrozenModel) -> torch.Tensor:
     scored 79.2 ± 2.0% over 3 seeds, the whole vocabulary 84.8 ± 0.4% (benchmarks/README.md, "The
     vocab-init gap"): frequent BPE pieces have smaller embedding norms than the vocabulary's average.
     """
-    ids = pool_ids(fm.tokenizer, fm.model.get_input_embeddings().num_embeddings)
+    ids = pool_ids(fm.tokenizer, fm.input_embeddings().num_embeddings)
     return torch.tensor(ids, dtype=torch.long)
 
 

@@ -62,13 +62,14 @@ class MemberRun:
         self.dev_probe = _dev_subset(member.dev, config.dev_eval_limit, member.seed)
         # Rows of each dev evaluation once the run's budget has planned them (None: the configured limit).
         self.probe_rows: int | None = None
-        self.best_metric, self.best_step, self.best_dev = -math.inf, 0, {}
+        self.best_metric, self.best_step = -math.inf, 0
+        self.best_dev: dict[str, Any] = {}
         # The best evaluation's predictions, in dev_probe order: when the probe is all of dev, the final
         # report is computed from them instead of scoring dev a second time. Not checkpointed.
         self.best_outputs: list[dict[str, Any]] | None = None
         self.best_prompt = member.module().detach().clone()
         self.evals_without_gain, self.tokens, self.steps = 0, 0, 0
-        self.stop_reason: str = StopReason.STEPS
+        self.stop_reason: StopReason = StopReason.STEPS
         self.active = True
         self.history: list[dict[str, Any]] = []
 
@@ -109,7 +110,7 @@ class MemberRun:
         module = self.member.module
         module.eval()
         with torch.no_grad():
-            vectors = module().detach()
+            vectors: torch.Tensor = module().detach()
         module.train()
         return vectors
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+from collections.abc import Iterable
 from pathlib import Path
 
 from common.contracts import TaskType
@@ -34,7 +35,7 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
     return [{str(k): "" if v is None else str(v) for k, v in row.items() if k is not None} for row in rows]
 
 
-def _read_jsonl(handle, path: Path) -> list[dict[str, str]]:
+def _read_jsonl(handle: Iterable[str], path: Path) -> list[dict[str, str]]:
     rows = []
     for number, line in enumerate(handle, start=1):
         if not line.strip():
@@ -95,7 +96,9 @@ def check_labels(examples: list[Example], spec: TaskSpec, source: str) -> None:
             )
 
 
-def split_train_dev(examples: list[Example], dev_fraction: float, seed: int) -> tuple[list, list]:
+def split_train_dev(
+    examples: list[Example], dev_fraction: float, seed: int
+) -> tuple[list[Example], list[Example]]:
     """A seeded shuffle-split; the dev part has at least one example and the train part keeps the rest."""
     if len(examples) < 2:
         raise DataError("At least two examples are needed to carve a dev split; pass --dev.")

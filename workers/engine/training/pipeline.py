@@ -6,7 +6,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -27,7 +27,8 @@ from workers.engine.training.trainer import build_module, train_bank
 def initial_prompts(fm: FrozenModel, spec: TaskSpec, config: TrainConfig) -> list[torch.Tensor]:
     """A starting (P, E) prompt per member; member k draws with seed `seed + k`."""
     if config.effective_init == INIT_FILE:
-        start = load_artifact(config.init_file)
+        # TrainConfig refuses the file init without a file, so init_file is set here.
+        start = load_artifact(cast(str, config.init_file))
         start.check_fits(fm)
         config.prompt_length = start.prompt_length
         members = start.members

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence, Sized
 from typing import Any
 
 import torch
@@ -26,7 +26,7 @@ from workers.engine.training.config import TrainConfig
 from workers.engine.training.results import Progress, TrainResult
 
 
-def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
     if config.effective_optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.effective_learning_rate, weight_decay=config.weight_decay)
     from transformers.optimization import Adafactor
@@ -47,7 +47,7 @@ def build_module(fm: FrozenModel, config: TrainConfig, initial: torch.Tensor) ->
     return METHODS[config.method].build(fm, initial, config)
 
 
-def _length_sorted_chunks(inputs: list, targets: list, rows: int) -> list[list[int]]:
+def _length_sorted_chunks(inputs: Sequence[Sized], targets: Sequence[Sized], rows: int) -> list[list[int]]:
     """Row indices in length order, cut every `rows`: a bank's concatenated members pad little.
 
     Each member's own batch is already length-bucketed, but members bucket independently; one forward
