@@ -11,14 +11,10 @@ import boto3
 import pytest
 import redis
 
-from tests.serving.helpers import REDIS_URL
+from tests.serving.helpers import REDIS_URL, S3_CREDENTIALS
 from workers.storage import S3Store
 
-S3_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "test",
-    "AWS_SECRET_ACCESS_KEY": "test",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+__all__ = ["S3_CREDENTIALS"]
 
 
 @pytest.fixture

@@ -8,8 +8,14 @@ import os
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import boto3
+import pytest
+import redis
 import torch
 
 from common.task import TaskSpec
@@ -17,8 +23,14 @@ from tests.conftest import ROOT
 from tests.net import redis_db_url
 from workers.engine.artifacts.artifact import PromptArtifact, artifact_bytes, ensemble_tensors
 from workers.engine.base_model import FrozenModel
+from workers.storage import S3Store
 
 REDIS_URL = redis_db_url(13)  # db 14 belongs to the jobs tests
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 SENTIMENT = TaskSpec(
     "classification",
     "Review: {text}\nSentiment:",
@@ -92,6 +104,36 @@ def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
         time.sleep(0.2)
     proc.kill()
     raise AssertionError(f"serving worker not ready in 180 s:\n{log_path.read_text()[-3000:]}")
+
+
+@contextmanager
+def serving_pool(
+    model_dir: Path | str, s3_endpoint: str, log_dir: Path, metrics_ports: tuple[int | None, ...] = (None,)
+) -> Iterator[S3Store]:
+    """One real serving worker per entry of `metrics_ports` (its /metrics port, or None) for `model_dir`,
+    on a fresh bucket of the S3 server and the serving Redis database (flushed before and after, and
+    failing loudly when Redis is down); yields the bucket's store."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"Redis is needed at {REDIS_URL}: {exc}")
+    client.flushdb()
+    for name, value in S3_CREDENTIALS.items():
+        os.environ.setdefault(name, value)
+    bucket = f"serve-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    env = worker_env(model_dir, {**S3_CREDENTIALS, "S3_ENDPOINT_URL": s3_endpoint, "S3_BUCKET": bucket})
+    workers: list[subprocess.Popen] = []
+    try:
+        for i, port in enumerate(metrics_ports):
+            metrics = {"SERVING_METRICS_PORT": str(port)} if port else {}
+            workers.append(start_worker({**env, **metrics}, log_dir / f"worker{i}.log"))
+        yield S3Store(bucket, s3_endpoint, "us-east-1")
+    finally:
+        for worker in workers:
+            stop_worker(worker)
+        client.flushdb()
 
 
 def stop_worker(proc: subprocess.Popen) -> None:

@@ -5,32 +5,24 @@ over plain HTTP the way an OpenAI client calls it (the `openai` package is not i
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
-import uuid
 
-import boto3
 import pytest
-import redis
 
 from softserve.prompts.models import Alias, PromptVersion
 from softserve.tenancy.models import ApiKey
 from tests.prompts.test_registry_api import ready_version
-from tests.serving.conftest import S3_CREDENTIALS
 from tests.serving.helpers import (
     ANSWER,
     REDIS_URL,
     SENTIMENT,
     make_artifact,
     publish,
-    start_worker,
-    stop_worker,
-    worker_env,
+    serving_pool,
 )
 from tests.teams import bearer, make_prompt
 from workers.engine.inference.predict import LoadedPrompt
-from workers.storage import S3Store
 
 pytestmark = pytest.mark.django_db
 
@@ -73,23 +65,9 @@ def test_models_list_and_detail_in_openais_shape(acme, globex):
 
 @pytest.fixture(scope="module")
 def one_worker(tiny_model_dirs, s3_endpoint, tmp_path_factory):
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.fail(f"Redis is needed at {REDIS_URL}: {exc}")
-    client.flushdb()
-    for name, value in S3_CREDENTIALS.items():
-        os.environ.setdefault(name, value)
-    bucket = f"serve-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-    env = worker_env(
-        tiny_model_dirs["gpt2"], {**S3_CREDENTIALS, "S3_ENDPOINT_URL": s3_endpoint, "S3_BUCKET": bucket}
-    )
-    worker = start_worker(env, tmp_path_factory.mktemp("serving-logs") / "worker.log")
-    yield S3Store(bucket, s3_endpoint, "us-east-1"), tiny_model_dirs["gpt2"]
-    stop_worker(worker)
-    client.flushdb()
+    logs = tmp_path_factory.mktemp("serving-logs")
+    with serving_pool(tiny_model_dirs["gpt2"], s3_endpoint, logs) as store:
+        yield store, tiny_model_dirs["gpt2"]
 
 
 def _call(base: str, key: str, path: str, body: dict | None = None) -> tuple[int, dict]:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
 import urllib.request
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,7 +16,6 @@ from common.contracts import serving_stream
 from softserve.serving.models import Usage
 from softserve.tenancy.models import ApiKey, Quota
 from tests.net import free_port
-from tests.serving.conftest import S3_CREDENTIALS
 from tests.serving.helpers import (
     ANSWER,
     PAIR,
@@ -29,9 +25,7 @@ from tests.serving.helpers import (
     make_artifact,
     publish,
     same_output,
-    start_worker,
-    stop_worker,
-    worker_env,
+    serving_pool,
 )
 from tests.teams import bearer
 from workers.engine.inference.predict import LoadedPrompt, predict_mixed
@@ -52,36 +46,11 @@ class Pool:
 
 @pytest.fixture(scope="module")
 def pool(tiny_model_dirs, s3_endpoint, tmp_path_factory):
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.fail(f"Redis is needed at {REDIS_URL}: {exc}")
-    client.flushdb()
-    for name, value in S3_CREDENTIALS.items():
-        os.environ.setdefault(name, value)
-    bucket = f"serve-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-    env = worker_env(
-        tiny_model_dirs["gpt2"],
-        {**S3_CREDENTIALS, "S3_ENDPOINT_URL": s3_endpoint, "S3_BUCKET": bucket},
-    )
-    logs = tmp_path_factory.mktemp("serving-logs")
     ports = [free_port(), free_port()]
-    workers = [
-        start_worker({**env, "SERVING_METRICS_PORT": str(port)}, logs / f"worker{i}.log")
-        for i, port in enumerate(ports)
-    ]
-    yield Pool(
-        S3Store(bucket, s3_endpoint, "us-east-1"),
-        client,
-        tiny_model_dirs["gpt2"],
-        tiny_model_dirs["llama"],
-        ports,
-    )
-    for worker in workers:
-        stop_worker(worker)
-    client.flushdb()
+    logs = tmp_path_factory.mktemp("serving-logs")
+    with serving_pool(tiny_model_dirs["gpt2"], s3_endpoint, logs, tuple(ports)) as store:
+        models = tiny_model_dirs["gpt2"], tiny_model_dirs["llama"]
+        yield Pool(store, redis.Redis.from_url(REDIS_URL), *models, ports)
 
 
 @pytest.fixture

@@ -3,13 +3,10 @@ and S3 with a real serving worker process (tiny GPT-2)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections import Counter
 
-import boto3
 import pytest
-import redis
 
 from common.contracts import PredictionOutcome, WebhookEvent
 from softserve.prompts.models import Alias
@@ -19,7 +16,6 @@ from softserve.tenancy.models import AuditEvent
 from softserve.webhooks.models import Webhook, WebhookDelivery
 from tests.net import free_port
 from tests.serving import test_embedded
-from tests.serving.conftest import S3_CREDENTIALS
 from tests.serving.helpers import (
     ANSWER,
     REDIS_URL,
@@ -28,11 +24,8 @@ from tests.serving.helpers import (
     make_artifact,
     publish,
     same_output,
-    start_worker,
-    stop_worker,
-    worker_env,
+    serving_pool,
 )
-from workers.storage import S3Store
 
 PREDICT = "/api/v1/prompts/{}:predict"
 embedded = test_embedded.embedded  # the embedded pool's fixture (no Redis, the batcher in this process)
@@ -57,29 +50,9 @@ def test_a_split_lands_within_four_points_and_a_routing_key_always_reaches_one_v
 
 @pytest.fixture(scope="module")
 def pool(tiny_model_dirs, s3_endpoint, tmp_path_factory):
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.fail(f"Redis is needed at {REDIS_URL}: {exc}")
-    client.flushdb()
-    for name, value in S3_CREDENTIALS.items():
-        os.environ.setdefault(name, value)
-    bucket = f"serve-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-    env = worker_env(
-        tiny_model_dirs["gpt2"],
-        {
-            **S3_CREDENTIALS,
-            "S3_ENDPOINT_URL": s3_endpoint,
-            "S3_BUCKET": bucket,
-            "SERVING_METRICS_PORT": str(free_port()),
-        },
-    )
-    worker = start_worker(env, tmp_path_factory.mktemp("traffic-logs") / "worker.log")
-    yield S3Store(bucket, s3_endpoint, "us-east-1"), tiny_model_dirs["gpt2"]
-    stop_worker(worker)
-    client.flushdb()
+    logs = tmp_path_factory.mktemp("traffic-logs")
+    with serving_pool(tiny_model_dirs["gpt2"], s3_endpoint, logs, (free_port(),)) as store:
+        yield store, tiny_model_dirs["gpt2"]
 
 
 @pytest.fixture
