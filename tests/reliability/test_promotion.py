@@ -144,6 +144,7 @@ def test_promotion_gates_splits_shadow_rollback_webhook_and_feedback(
     workers,
     receiver,
     tiny_models,
+    monkeypatch,
 ):
     store, model = pool
     fm = tiny_models["gpt2"]
@@ -299,18 +300,15 @@ def test_promotion_gates_splits_shadow_rollback_webhook_and_feedback(
         format="json",
     )
     assert risky.status_code == 200, risky.content
-    serving_actions.CANARY_CHECK_EVERY_S = 0.0  # look after every canary prediction (restored below)
-    try:
-        started = time.monotonic()
-        failures = 0
-        for i in range(200):
-            response = acme.client.post(PREDICT, {"inputs": ["fine"], "routing_key": f"c-{i}"}, format="json")
-            failures += response.status_code != 200
-            if not Alias.objects.get(prompt=prompt, name="production").split:
-                break
-        took = time.monotonic() - started
-    finally:
-        serving_actions.CANARY_CHECK_EVERY_S = 5.0
+    monkeypatch.setattr(serving_actions, "CANARY_CHECK_EVERY_S", 0.0)  # look after every canary prediction
+    started = time.monotonic()
+    failures = 0
+    for i in range(200):
+        response = acme.client.post(PREDICT, {"inputs": ["fine"], "routing_key": f"c-{i}"}, format="json")
+        failures += response.status_code != 200
+        if not Alias.objects.get(prompt=prompt, name="production").split:
+            break
+    took = time.monotonic() - started
     alias = Alias.objects.get(prompt=prompt, name="production")
     assert alias.split == [] and alias.version.number == 2, (alias.split, failures)
     assert failures >= 5 and took < canary_policy["window_s"]
