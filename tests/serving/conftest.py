@@ -9,9 +9,8 @@ import uuid
 
 import boto3
 import pytest
-import redis
 
-from tests.serving.helpers import REDIS_URL, S3_CREDENTIALS
+from tests.serving.helpers import S3_CREDENTIALS, fresh_serving_redis
 from workers.storage import S3Store
 
 __all__ = ["S3_CREDENTIALS"]
@@ -19,12 +18,7 @@ __all__ = ["S3_CREDENTIALS"]
 
 @pytest.fixture
 def redis_db():
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.fail(f"Redis is needed at {REDIS_URL}: {exc}")
-    client.flushdb()
+    client = fresh_serving_redis()
     yield client
     client.flushdb()
 

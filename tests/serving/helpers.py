@@ -106,6 +106,17 @@ def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
     raise AssertionError(f"serving worker not ready in 180 s:\n{log_path.read_text()[-3000:]}")
 
 
+def fresh_serving_redis() -> redis.Redis:
+    """The serving tests' Redis database, flushed; the test fails loudly (never skips) when it is down."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"Redis is needed at {REDIS_URL}: {exc}")
+    client.flushdb()
+    return client
+
+
 @contextmanager
 def serving_pool(
     model_dir: Path | str, s3_endpoint: str, log_dir: Path, metrics_ports: tuple[int | None, ...] = (None,)
@@ -113,12 +124,7 @@ def serving_pool(
     """One real serving worker per entry of `metrics_ports` (its /metrics port, or None) for `model_dir`,
     on a fresh bucket of the S3 server and the serving Redis database (flushed before and after, and
     failing loudly when Redis is down); yields the bucket's store."""
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.fail(f"Redis is needed at {REDIS_URL}: {exc}")
-    client.flushdb()
+    client = fresh_serving_redis()
     for name, value in S3_CREDENTIALS.items():
         os.environ.setdefault(name, value)
     bucket = f"serve-{uuid.uuid4().hex[:10]}"
