@@ -41,6 +41,8 @@ class JobStatus(StrEnum):
 # A job in one of these is live: queued (counted by the queued-jobs quota) or running (by the
 # concurrent-jobs quota, at the claim).
 JOB_ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+# A job in one of these has ended: it never changes status again.
+JOB_ENDED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 # A job's metric_history keeps at most this many step points (loss every few seconds, dev evaluations):
 # past it the workers thin older points evenly (workers/curves.py), so a day-long job's row stays small.
 METRIC_HISTORY_MAX_POINTS = 500

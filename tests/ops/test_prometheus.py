@@ -16,8 +16,8 @@ from tests.ops.services import Prometheus, WebServer
 from tests.ops.test_metrics_doc import documented
 from tests.serving.helpers import REDIS_URL, make_artifact, publish, start_worker, stop_worker, worker_env
 from tests.workers import conftest as workers_conftest
-from tests.workers.conftest import BROKER_URL, wait_for
-from tests.workers.test_jobs_e2e import _finished, _setup, _start
+from tests.workers.conftest import BROKER_URL, ended_job, wait_for
+from tests.workers.test_jobs_e2e import _setup, _start
 from workers.storage import S3Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -79,7 +79,7 @@ def test_prometheus_scrapes_every_documented_metric(
         workers.env["SOFTSERVE_WORKER_METRICS_PORT"] = str(tuning_port)
         workers.start()
         for job_id in jobs:
-            done = wait_for(lambda job_id=job_id: _finished(acme, job_id), 240, f"job {job_id}", workers)
+            done = wait_for(lambda job_id=job_id: ended_job(acme, job_id), 240, f"job {job_id}", workers)
             assert done["status"] == "succeeded", done
 
         # A prediction through the web server, answered by the serving worker.

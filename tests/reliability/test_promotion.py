@@ -28,7 +28,7 @@ from tests.datasets.test_datasets_api import upload
 from tests.net import free_port, redis_db_url
 from tests.serving.conftest import S3_CREDENTIALS
 from tests.serving.helpers import make_artifact, start_worker, stop_worker, stored, worker_env
-from tests.workers.conftest import Workers, wait_for
+from tests.workers.conftest import Workers, ended_job, wait_for
 from workers.engine.artifacts.artifact import PromptArtifact
 from workers.engine.inference.evaluation import evaluate
 from workers.engine.inference.predict import LoadedPrompt, predict
@@ -359,11 +359,7 @@ def test_promotion_gates_splits_shadow_rollback_webhook_and_feedback(
     )
     assert job.status_code == 201, job.content
 
-    def finished():
-        state = acme.client.get(f"/api/v1/jobs/{job.json()['id']}").json()
-        return (
-            state if state["status"] in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED) else None
-        )
-
-    done = wait_for(finished, 240, "the job on the feedback dataset", workers)
+    done = wait_for(
+        lambda: ended_job(acme, job.json()["id"]), 240, "the job on the feedback dataset", workers
+    )
     assert done["status"] == JobStatus.SUCCEEDED, done.get("error")

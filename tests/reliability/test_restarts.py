@@ -30,6 +30,7 @@ from pathlib import Path
 import psycopg
 import requests
 
+from common.contracts import JOB_ENDED
 from tests.conftest import ROOT
 from tests.datasets.test_datasets_api import sst2_head
 from tests.live import (
@@ -52,7 +53,6 @@ OUTAGE_S = scaled(3, 8)  # how long each service stays down
 STEADY_S = scaled(4, 8)  # load before, between and after the restarts (longer than a recovery window)
 JOB_STEPS = scaled(20, 60)
 JOB_EVERY_S = scaled(4, 5)  # the producer creates a tuning job this often
-TERMINAL = ("succeeded", "failed", "cancelled")
 # A 503 sent later than this after a service came back is a failure to recover. Recorded recoveries are
 # under 1 s (docs/reliability-figures/restarts.*.json); the bound leaves room for a loaded 2-core box and
 # stays below STEADY_S, so consecutive outage windows never overlap and a stray 503 between them is seen.
@@ -233,11 +233,11 @@ def _wait_jobs(port: int, key: str, ids: list[str], timeout: float) -> dict[str,
 
     def all_done() -> bool:
         for job_id in ids:
-            if statuses.get(job_id) not in TERMINAL:
+            if statuses.get(job_id) not in JOB_ENDED:
                 answer = call(port, "GET", f"/api/v1/jobs/{job_id}", key, timeout=30)
                 if answer.status == 200:
                     statuses[job_id] = answer.body["status"]
-        return all(statuses.get(j) in TERMINAL for j in ids)
+        return all(statuses.get(j) in JOB_ENDED for j in ids)
 
     try:
         wait_until(all_done, timeout, "the accepted jobs to finish", every=1)

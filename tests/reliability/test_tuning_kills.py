@@ -21,8 +21,8 @@ from softserve.prompts.models import PromptVersion
 from softserve.tenancy.models import Quota
 from tests.reliability.figures import record_figures, scaled
 from tests.workers import conftest as worker_env
-from tests.workers.conftest import wait_for
-from tests.workers.test_jobs_e2e import _finished, _setup, _start
+from tests.workers.conftest import ended_job, wait_for
+from tests.workers.test_jobs_e2e import _setup, _start
 
 # The real Celery workers of tests/workers (a fixture needs its module-level name to be found here).
 broker, workers = worker_env.broker, worker_env.workers
@@ -86,8 +86,8 @@ def test_jobs_survive_sigkills_and_a_poison_job_fails_after_the_attempt_cap(
         killed_at.append(int(victim.progress.get("step", 0)))
         killed_attempt[str(victim.id)] = victim.attempts
         procs[procs.index(proc)] = workers.start()
-    finished = {j: wait_for(lambda j=j: _finished(acme, j), 600, f"job {j}", workers) for j in job_ids}
-    poisoned = wait_for(lambda: _finished(globex, poison), 300, "the poison job", workers)
+    finished = {j: wait_for(lambda j=j: ended_job(acme, j), 600, f"job {j}", workers) for j in job_ids}
+    poisoned = wait_for(lambda: ended_job(globex, poison), 300, "the poison job", workers)
     elapsed = time.monotonic() - started
 
     assert [job["status"] for job in finished.values()] == ["succeeded"] * JOBS, [

@@ -13,6 +13,7 @@ import pytest
 import redis
 from django.db import connection
 
+from common.contracts import JOB_ENDED
 from softserve.producer import celery_app
 from tests.conftest import ROOT
 from tests.net import redis_db_url
@@ -114,3 +115,9 @@ def wait_for(condition, timeout: float, what: str, workers: Workers | None = Non
     raise AssertionError(
         f"timed out after {timeout}s waiting for {what}\n{workers.logs() if workers else ''}"
     )
+
+
+def ended_job(team, job_id: str) -> dict | None:
+    """The job as the API shows it once it has ended (for `wait_for`), else None."""
+    job = team.client.get(f"/api/v1/jobs/{job_id}").json()
+    return job if job["status"] in JOB_ENDED else None

@@ -10,8 +10,8 @@ import pytest
 from softserve.jobs.models import Job
 from softserve.prompts.models import PromptVersion
 from softserve.tenancy.models import Quota
-from tests.workers.conftest import wait_for
-from tests.workers.test_jobs_e2e import _finished, _setup, _start
+from tests.workers.conftest import ended_job, wait_for
+from tests.workers.test_jobs_e2e import _setup, _start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 KILLS = 5
@@ -50,7 +50,7 @@ def test_jobs_survive_repeated_sigkill_of_their_worker(acme, workers, tiny_model
         killed_at.append(victim["progress"]["step"])
         killed_attempt[victim["id"]] = victim["attempts"]
         proc = workers.start()
-    finished = [wait_for(lambda j=j: _finished(acme, j), 300, f"job {j}", workers) for j in job_ids]
+    finished = [wait_for(lambda j=j: ended_job(acme, j), 300, f"job {j}", workers) for j in job_ids]
 
     assert [job["status"] for job in finished] == ["succeeded"] * len(job_ids), [j["error"] for j in finished]
     resumes = [e for job in finished for e in job["metric_history"] if e.get("event") == "resumed"]

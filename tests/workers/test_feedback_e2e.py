@@ -14,7 +14,7 @@ from softserve.prompts.models import TaskPrompt
 from softserve.serving.models import Prediction
 from tests.prompts.test_registry_api import ready_version
 from tests.teams import make_prompt
-from tests.workers.conftest import wait_for
+from tests.workers.conftest import ended_job, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -86,9 +86,7 @@ def test_feedback_on_50_predictions_becomes_a_dataset_a_job_trains_on(acme, work
     )
     assert job.status_code == 201, job.content
 
-    def finished():
-        state = acme.client.get(f"/api/v1/jobs/{job.json()['id']}").json()
-        return state if state["status"] in ("succeeded", "failed", "cancelled") else None
-
-    done = wait_for(finished, 180, "the job on the feedback dataset", workers)
+    done = wait_for(
+        lambda: ended_job(acme, job.json()["id"]), 180, "the job on the feedback dataset", workers
+    )
     assert done["status"] == "succeeded", done["error"]

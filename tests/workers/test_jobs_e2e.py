@@ -19,7 +19,7 @@ from softserve.jobs.models import Job
 from softserve.prompts.models import PromptVersion
 from tests.datasets.test_datasets_api import sst2_head, upload
 from tests.teams import make_prompt
-from tests.workers.conftest import HEARTBEAT_S, wait_for
+from tests.workers.conftest import HEARTBEAT_S, ended_job, wait_for
 from workers.engine.artifacts.artifact import artifact_from_bytes
 from workers.engine.base_model import load_base_model
 from workers.engine.inference.predict import LoadedPrompt, predict
@@ -51,11 +51,6 @@ def _job(team, job_id: str) -> dict:
     return team.client.get(f"/api/v1/jobs/{job_id}").json()
 
 
-def _finished(team, job_id: str):
-    job = _job(team, job_id)
-    return job if job["status"] in ("succeeded", "failed", "cancelled") else None
-
-
 def _predicts(s3, version: PromptVersion, fm) -> list[dict]:
     data = s3.get_object(Bucket=s3.bucket, Key=version.artifact_key)["Body"].read()
     artifact = artifact_from_bytes(data, version.artifact_key)
@@ -69,7 +64,7 @@ def test_tune_ensemble_and_evaluate_jobs_end_to_end(acme, workers, s3, tiny_mode
     tune = _start(acme, dataset, kind="tune", steps=12)
     seen_progress = wait_for(lambda: _job(acme, tune["id"])["progress"].get("step"), 120, "progress", workers)
     assert seen_progress >= 1
-    done = wait_for(lambda: _finished(acme, tune["id"]), 180, "the tune job", workers)
+    done = wait_for(lambda: ended_job(acme, tune["id"]), 180, "the tune job", workers)
     assert done["status"] == "succeeded", done["error"]
     assert done["progress"]["step"] == 12 and done["progress"]["tokens_per_s"] > 0
     assert done["metric_history"] and "accuracy" in done["metric_history"][-1]
@@ -82,7 +77,7 @@ def test_tune_ensemble_and_evaluate_jobs_end_to_end(acme, workers, s3, tiny_mode
     _check_version_report(acme, s3, version, fm)
 
     ensemble = _start(acme, dataset, kind="ensemble", steps=6, members=3)
-    done = wait_for(lambda: _finished(acme, ensemble["id"]), 240, "the ensemble job", workers)
+    done = wait_for(lambda: ended_job(acme, ensemble["id"]), 240, "the ensemble job", workers)
     assert done["status"] == "succeeded", done["error"]
     members = PromptVersion.objects.get(pk=Job.objects.get(pk=ensemble["id"]).prompt_version_id)
     assert members.status == "ready" and members.ensemble_size == 3
@@ -97,7 +92,7 @@ def test_tune_ensemble_and_evaluate_jobs_end_to_end(acme, workers, s3, tiny_mode
 
     other = upload(acme.client, "sst2-other", "other.csv", sst2_head(60)).json()["id"]
     evaluate = _start(acme, other, kind="evaluate", version=2)
-    done = wait_for(lambda: _finished(acme, evaluate["id"]), 120, "the evaluate job", workers)
+    done = wait_for(lambda: ended_job(acme, evaluate["id"]), 120, "the evaluate job", workers)
     assert done["status"] == "succeeded", done["error"]
     assert done["result"]["n"] > 0 and len(done["result"]["members"]) == 3
     members.refresh_from_db()
@@ -108,7 +103,7 @@ def test_tune_ensemble_and_evaluate_jobs_end_to_end(acme, workers, s3, tiny_mode
 
     # Prefix tuning: a Softserve file only, and the view says why it has no tokens.
     prefix = _start(acme, dataset, kind="tune", method="prefix", steps=4)
-    done = wait_for(lambda: _finished(acme, prefix["id"]), 120, "the prefix job", workers)
+    done = wait_for(lambda: ended_job(acme, prefix["id"]), 120, "the prefix job", workers)
     assert done["status"] == "succeeded", done["error"]
     third = PromptVersion.objects.get(pk=Job.objects.get(pk=prefix["id"]).prompt_version_id)
     assert third.peft_key == "" and third.inspection["applies"] is False
@@ -140,7 +135,7 @@ def test_a_generation_job_with_every_default_trains(acme, workers, s3, tiny_mode
     workers.start()
     job = _start(acme, uploaded.json()["id"], prompt="numbers", kind="tune", steps=3)
     assert job["spec"]["init"] == "vocab"
-    done = wait_for(lambda: _finished(acme, job["id"]), 180, "the generation job", workers)
+    done = wait_for(lambda: ended_job(acme, job["id"]), 180, "the generation job", workers)
     assert done["status"] == "succeeded", done["error"]
     version = PromptVersion.objects.get(pk=Job.objects.get(pk=job["id"]).prompt_version_id)
     assert version.status == "ready" and "exact_match" in version.metrics["dev"]
@@ -190,13 +185,13 @@ def test_bad_data_or_an_unloadable_base_model_fails_at_once_with_a_readable_mess
     make_prompt(acme, name="unloadable", base_model=missing_model)
     workers.start()
     no_model = _start(acme, dataset, kind="tune", steps=5, prompt="unloadable")
-    done = wait_for(lambda: _finished(acme, no_model["id"]), 120, "the job on a missing model", workers)
+    done = wait_for(lambda: ended_job(acme, no_model["id"]), 120, "the job on a missing model", workers)
     assert done["status"] == "failed" and done["attempts"] == 1
     assert "base model" in done["error"] and "no-such-model" in done["error"], done["error"]
 
     s3.delete_object(Bucket=s3.bucket, Key=DatasetVersion.objects.get(pk=dataset).storage_key)
     no_rows = _start(acme, dataset, kind="tune", steps=5)
-    done = wait_for(lambda: _finished(acme, no_rows["id"]), 120, "the job without its rows", workers)
+    done = wait_for(lambda: ended_job(acme, no_rows["id"]), 120, "the job without its rows", workers)
     assert done["status"] == "failed" and "stored rows are missing" in done["error"], done["error"]
     version = PromptVersion.objects.get(pk=Job.objects.get(pk=no_rows["id"]).prompt_version_id)
     assert version.status == "failed" and not version.artifact_key
@@ -220,7 +215,7 @@ def test_cancel_stops_a_running_job_within_two_heartbeats_of_steps(acme, workers
     step_at_cancel, at = _job(acme, job["id"])["progress"]["step"], time.monotonic()
     rate = (step_at_cancel - first) / (at - first_at)
     assert acme.client.post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 200
-    done = wait_for(lambda: _finished(acme, job["id"]), 60, "the cancelled job", workers)
+    done = wait_for(lambda: ended_job(acme, job["id"]), 60, "the cancelled job", workers)
     assert done["status"] == "cancelled"
     stopped = done["result"]["stopped_at_step"]
     # Two heartbeats of steps at the measured pace, doubled for the pace changing on a loaded machine,
@@ -241,5 +236,5 @@ def test_a_lost_broker_message_is_sent_again_by_the_reconciler(acme, workers, br
     assert [json.loads(m)["headers"]["task"] for m in messages] == ["softserve.jobs.tune"]
     broker.delete(QUEUE_GPU)  # the message is lost before any worker took it
     workers.start()
-    done = wait_for(lambda: _finished(acme, job["id"]), 180, "the re-sent job", workers)
+    done = wait_for(lambda: ended_job(acme, job["id"]), 180, "the re-sent job", workers)
     assert done["status"] == "succeeded" and done["attempts"] == 1, done

@@ -10,8 +10,8 @@ from moto.server import ThreadedMotoServer
 from softserve.datasets.models import DatasetVersion
 from softserve.jobs.models import Job
 from tests.net import free_port
-from tests.workers.conftest import wait_for
-from tests.workers.test_jobs_e2e import _finished, _setup, _start
+from tests.workers.conftest import ended_job, wait_for
+from tests.workers.test_jobs_e2e import _setup, _start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,7 +38,7 @@ def test_a_storage_outage_is_retried_until_storage_is_back(acme, workers, s3, ti
         restored.put_object(
             Bucket=s3.bucket, Key=key, Body=s3.get_object(Bucket=s3.bucket, Key=key)["Body"].read()
         )
-        done = wait_for(lambda: _finished(acme, job["id"]), 180, "the retried job", workers)
+        done = wait_for(lambda: ended_job(acme, job["id"]), 180, "the retried job", workers)
     finally:
         server.stop()
     assert done["status"] == "succeeded" and done["attempts"] >= 2, done
