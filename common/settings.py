@@ -462,7 +462,7 @@ LOG_LEVEL = Var("SOFTSERVE_LOG_LEVEL", "INFO", "Logs: the level.", shown_doc=Fal
 WORKER_METRICS_PORT = Var(
     "SOFTSERVE_WORKER_METRICS_PORT",
     0,
-    "A tuning worker's /metrics, /healthz and /readyz on this port (0: not served).",
+    "A Celery worker's /metrics, /healthz and /readyz on this port (0: not served).",
     parse=as_int,
 )
 PROMETHEUS_MULTIPROC_DIR = Var(
@@ -600,7 +600,8 @@ WORKER_PROCESSES = Var(
     "SOFTSERVE_WORKER_PROCESSES",
     1,
     "Tuning workers (workers/config.py's WorkerConfig; `make run` starts one beside the web server).\n"
-    "Worker processes per machine: one per GPU (the base model loads in each, never in their parent).",
+    "Worker processes per machine: one per GPU on the gpu queue (the base model loads in each, never in\n"
+    "their parent); a few on the default queue, whose tasks wait on the network.",
     parse=as_int,
 )
 JOB_DEFAULT_MINUTES: Var[float | None] = Var(

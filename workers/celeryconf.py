@@ -2,16 +2,21 @@
 
 Start a tuning worker with one process per GPU (the pool forks before any CUDA call: the base model
 is loaded in the child, on its first job):
-    celery -A workers.celeryconf worker -Q gpu,default --concurrency <GPUs>
-and the reconciler's clock with `celery -A workers.celeryconf beat` (or `worker -B` on one machine).
+    celery -A workers.celeryconf worker -Q gpu --concurrency <GPUs>
+a worker for everything else (reconciler, evaluations, webhooks, retention: no GPU, nothing loaded), so
+that none of it waits behind hours of training:
+    celery -A workers.celeryconf worker -Q default
+and the reconciler's clock with `celery -A workers.celeryconf beat`. On one machine a single
+`worker -B -Q gpu,default` does all of it (`make run`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery, signals
 from kombu import Queue
@@ -25,6 +30,9 @@ from common.contracts import (
     TASK_SWEEP_WEBHOOKS,
 )
 from workers.config import worker_config
+
+if TYPE_CHECKING:
+    from workers import fleet
 
 logger = logging.getLogger(__name__)
 CONFIG = worker_config()
@@ -135,15 +143,29 @@ def _serve_metrics(**_: Any) -> None:
     logger.info("worker metrics, /healthz and /readyz on port %d", METRICS_PORT)
 
 
+def fleet_heartbeat(consumed: Iterable[str]) -> fleet.Fleet | None:
+    """The heartbeat of a pool process consuming these queues, not started; None where it takes no tuning
+    job: /ops/'s workers and `softserve_workers` (which SoftserveNoWorkerOnline reads) are the tuning
+    fleet, and a default-queue worker counted there would hide that no GPU worker is left."""
+    from workers import fleet
+    from workers.jobdb import default_db
+
+    queues = list(consumed)
+    if QUEUE_GPU not in queues:
+        return None
+    return fleet.Fleet(lambda: default_db().engine, ",".join(queues), FLEET_BEAT_S)
+
+
 @signals.worker_process_init.connect
 def _start_fleet_heartbeat(**_: Any) -> None:
     """Each pool process keeps its own row in ops_workerheartbeat (what /ops/ shows as a worker)."""
     from workers import fleet
-    from workers.jobdb import default_db
 
+    # -Q was applied before the pool forked: this process holds the worker's selection.
+    beat = fleet_heartbeat(app.amqp.queues.consume_from)
     # Only a thread starts here (Celery waits a few seconds at most for a pool process to come up); the
     # database and the device are reached from that thread, and a failure there is logged and retried.
-    fleet.install(fleet.Fleet(lambda: default_db().engine, "gpu,default", FLEET_BEAT_S).start())
+    fleet.install(beat.start() if beat else None)
 
 
 @signals.worker_process_shutdown.connect

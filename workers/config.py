@@ -30,7 +30,7 @@ class WorkerConfig:
     database_url: str = setting(decl.DATABASE_URL)
     # Empty: Celery over SQLAlchemy on SQLite under var_dir (the embedded default).
     broker_url: str = setting(decl.BROKER_URL)
-    # Worker processes per machine: one per GPU.
+    # Worker processes per machine: one per GPU on the gpu queue; a few on default (its tasks wait on I/O).
     worker_processes: int = setting(decl.WORKER_PROCESSES)
     # On SIGTERM, running jobs get this long to reach a step boundary and checkpoint.
     soft_shutdown_s: float = setting(decl.SOFT_SHUTDOWN_S)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
-from tests.deploy.tools import ROOT, SECRETS, compose_config, env_example
+from tests.deploy.tools import ROOT, SECRETS, assert_queues_split, compose_config, env_example
 
-SOFTSERVE = ("migrate", "web", "tuning-worker", "serving-worker", "beat")
+SOFTSERVE = ("migrate", "web", "tuning-worker", "default-worker", "serving-worker", "beat")
+# The Celery workers: SIGTERM starts their time-limited soft shutdown.
+CELERY_WORKERS = ("tuning-worker", "default-worker")
 ONE_SHOT = ("createbuckets", "migrate")
 PUBLISHING = {"web", "grafana"}
 
@@ -20,7 +22,7 @@ def test_compose_refuses_to_start_without_the_secret_key(tmp_path):
 def test_every_service_of_the_stack_is_there(config):
     expected = {
         *("postgres", "redis", "minio", "createbuckets", "migrate", "web", "tuning-worker"),
-        *("serving-worker", "beat", "flower", "prometheus", "grafana"),
+        *("default-worker", "serving-worker", "beat", "flower", "prometheus", "grafana"),
     }
     assert set(config["services"]) == expected
 
@@ -45,7 +47,7 @@ def test_healthchecks_restarts_and_healthy_dependencies(config):
             wanted = "service_completed_successfully" if dep in ONE_SHOT else "service_healthy"
             assert rule == {"condition": wanted}, f"{name} -> {dep}: {rule}"
     # Nothing Softserve starts before its data services, the bucket and the migrations.
-    for name in ("web", "tuning-worker", "serving-worker", "beat"):
+    for name in set(SOFTSERVE) - set(ONE_SHOT):
         assert {"postgres", "redis", "minio", "createbuckets", "migrate"} <= set(services[name]["depends_on"])
 
 
@@ -72,14 +74,21 @@ def test_gpu_workers_reserve_gpus_and_stop_after_their_soft_shutdown(config):
         assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"], name
         # docker-compose 1.29 `up` rejects a string count ("1" from a ${VAR}); `config` lets it through.
         assert devices[0]["count"] == 1 and isinstance(devices[0]["count"], int), name
-    tuning = services["tuning-worker"]
-    soft_shutdown = float(tuning["environment"]["SOFTSERVE_SOFT_SHUTDOWN_S"])
-    assert soft_shutdown == float(env_example()["SOFTSERVE_SOFT_SHUTDOWN_S"])
-    assert seconds(tuning["stop_grace_period"]) > soft_shutdown + 15
-    # SIGTERM must start Celery's time-limited soft shutdown, not a warm one that waits for the job.
-    assert tuning["environment"]["REMAP_SIGTERM"] == "SIGQUIT"
+    # The default worker's tasks wait on the network: it runs without a GPU.
+    assert "deploy" not in services["default-worker"]
+    for name in CELERY_WORKERS:
+        worker = services[name]
+        soft_shutdown = float(worker["environment"]["SOFTSERVE_SOFT_SHUTDOWN_S"])
+        assert soft_shutdown == float(env_example()["SOFTSERVE_SOFT_SHUTDOWN_S"])
+        assert seconds(worker["stop_grace_period"]) > soft_shutdown + 15, name
+        # SIGTERM must start Celery's time-limited soft shutdown, not a warm one that waits for the job.
+        assert worker["environment"]["REMAP_SIGTERM"] == "SIGQUIT", name
     serving = services["serving-worker"]
     assert seconds(serving["stop_grace_period"]) > int(serving["environment"]["SERVING_TIMEOUT_MS"]) / 1000
+
+
+def test_every_queue_has_a_worker_and_training_holds_up_nothing_else(config):
+    assert_queues_split({name: svc.get("command") or [] for name, svc in config["services"].items()})
 
 
 def seconds(duration: str) -> float:

@@ -18,15 +18,16 @@ import yaml
 from django.urls import Resolver404, resolve
 
 from common import contracts
-from tests.deploy.tools import ROOT, env_example, run, tool
+from tests.deploy.tools import ROOT, assert_queues_split, env_example, run, tool
 from tests.net import free_port
 
 K8S = ROOT / "deploy" / "kubernetes"
 KEDA_VERSION = "2.20.2"
 KEDA_CRDS = K8S / "vendor" / f"keda-{KEDA_VERSION}"
 MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
-# Secret keys only KEDA reads (TriggerAuthentication), listed in .env.example's deployment section.
-DEPLOYMENTS = ("web", "tuning-worker", "serving-worker", "beat")
+DEPLOYMENTS = ("web", "tuning-worker", "default-worker", "serving-worker", "beat")
+# The Deployments that serve /metrics, /healthz and /readyz on their port `metrics`, Prometheus' only way in.
+WORKERS = ("tuning-worker", "default-worker", "serving-worker")
 
 
 @functools.cache
@@ -217,6 +218,7 @@ def test_web_probes_are_the_url_conf_s_readyz_and_healthz():
     ("name", "port_env"),
     [
         ("tuning-worker", "SOFTSERVE_WORKER_METRICS_PORT"),
+        ("default-worker", "SOFTSERVE_WORKER_METRICS_PORT"),
         ("serving-worker", "SERVING_METRICS_PORT"),
     ],
 )
@@ -242,10 +244,10 @@ def test_worker_probes_are_the_paths_their_metrics_port_serves(name, port_env):
 
 
 def test_commands_queues_and_ports_are_the_code_s():
-    tuning = containers(find("Deployment", "tuning-worker"))[0]
-    assert tuning["command"][:4] == ["celery", "-A", "workers.celeryconf", "worker"]
-    queues = tuning["command"][tuning["command"].index("-Q") + 1].split(",")
-    assert queues == [contracts.QUEUE_GPU, contracts.QUEUE_DEFAULT]
+    assert {d["metadata"]["name"] for d in documents() if d["kind"] == "Deployment"} == set(DEPLOYMENTS)
+    for name in ("tuning-worker", "default-worker"):
+        command = containers(find("Deployment", name))[0]["command"]
+        assert command[:4] == ["celery", "-A", "workers.celeryconf", "worker"], name
     serving = containers(find("Deployment", "serving-worker"))[0]
     assert serving["command"] == ["python", "-m", "workers.serving"]
     assert (ROOT / "workers" / "serving" / "__main__.py").is_file()
@@ -259,21 +261,33 @@ def test_commands_queues_and_ports_are_the_code_s():
     assert (ROOT / "platform" / "manage.py").is_file()
 
 
+def test_every_queue_has_a_worker_and_training_holds_up_nothing_else():
+    assert_queues_split(
+        {d["metadata"]["name"]: pod_spec(d)["containers"][0].get("command", []) for d in workloads()}
+    )
+
+
 def test_gpus_grace_periods_and_single_beat():
     config = find("ConfigMap", "softserve-config")["data"]
     tuning = find("Deployment", "tuning-worker")
     container = containers(tuning)[0]
     for bound in ("requests", "limits"):
         assert container["resources"][bound]["nvidia.com/gpu"] == "1"
-    assert {e["name"]: e["value"] for e in container["env"]}["REMAP_SIGTERM"] == "SIGQUIT"
     soft_shutdown = float(config["SOFTSERVE_SOFT_SHUTDOWN_S"])
-    assert pod_spec(tuning)["terminationGracePeriodSeconds"] > soft_shutdown + 30
+    for name in ("tuning-worker", "default-worker"):
+        worker = find("Deployment", name)
+        assert {e["name"]: e["value"] for e in containers(worker)[0]["env"]}["REMAP_SIGTERM"] == "SIGQUIT"
+        assert pod_spec(worker)["terminationGracePeriodSeconds"] > soft_shutdown + 30, name
+    # The default worker's tasks wait on the network: no GPU, and nothing that steers it onto GPU nodes.
+    default = find("Deployment", "default-worker")
+    assert "nvidia" not in json.dumps(containers(default)[0]["resources"])
+    assert not {"tolerations", "nodeSelector", "affinity"} & set(pod_spec(default))
     serving = find("Deployment", "serving-worker")
     assert containers(serving)[0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert pod_spec(serving)["terminationGracePeriodSeconds"] > int(config["SERVING_TIMEOUT_MS"]) / 1000
     beat = find("Deployment", "beat")
     assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"]["type"] == "Recreate"
-    for name in ("web", "tuning-worker", "serving-worker"):
+    for name in ("web", *WORKERS):
         selector = find("PodDisruptionBudget", name)["spec"]["selector"]["matchLabels"]
         assert selector == find("Deployment", name)["spec"]["selector"]["matchLabels"]
 
@@ -391,14 +405,14 @@ def test_network_policies_let_only_prometheus_reach_the_workers_metrics_ports():
     workers = by_name["workers-metrics-from-prometheus"]
     selected = workers["podSelector"]["matchExpressions"][0]
     assert selected["key"] == "app.kubernetes.io/name" and selected["operator"] == "In"
-    assert set(selected["values"]) == {"tuning-worker", "serving-worker"}
+    assert set(selected["values"]) == set(WORKERS)
     assert workers["policyTypes"] == ["Ingress"] and len(workers["ingress"]) == 1
     (allowed,) = workers["ingress"]
     (source,) = allowed["from"]
     assert source["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
     assert "namespaceSelector" in source  # Prometheus pods of their namespace, not any pod with the label
     assert [p["port"] for p in allowed["ports"]] == ["metrics"]
-    for name in ("tuning-worker", "serving-worker"):
+    for name in WORKERS:
         container = containers(find("Deployment", name))[0]
         assert [p["name"] for p in container["ports"]] == ["metrics"]  # the only port it has
         labels = find("Deployment", name)["spec"]["template"]["metadata"]["labels"]
@@ -420,11 +434,7 @@ def test_the_cluster_scrape_config_sends_the_metrics_token_and_finds_the_pods(tm
         name: re.compile(next(r["regex"] for r in job["relabel_configs"] if r["action"] == "keep"))
         for name, job in jobs.items()
     }
-    for deployment, job in (
-        ("web", "web"),
-        ("tuning-worker", "softserve-workers"),
-        ("serving-worker", "softserve-workers"),
-    ):
+    for deployment, job in (("web", "web"), *((name, "softserve-workers") for name in WORKERS)):
         doc = find("Deployment", deployment)
         label = doc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
         port = doc["spec"]["template"]["spec"]["containers"][0]["ports"][0]["name"]

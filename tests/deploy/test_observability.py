@@ -23,17 +23,19 @@ def test_prometheus_scrapes_every_softserve_service_and_loads_the_alerts(config,
         for job in prom["scrape_configs"]
         for sd in job.get("dns_sd_configs", [])
     }
-    serving_port = int(services["serving-worker"]["environment"]["SERVING_METRICS_PORT"])
-    tuning_port = int(services["tuning-worker"]["environment"]["SOFTSERVE_WORKER_METRICS_PORT"])
-    assert targets == {
-        "web": (["web"], 8000),
-        "tuning-worker": (["tuning-worker"], tuning_port),
-        "serving-worker": (["serving-worker"], serving_port),
+    ports = {
+        name: int(services[name]["environment"][variable])
+        for name, variable in (
+            ("tuning-worker", "SOFTSERVE_WORKER_METRICS_PORT"),
+            ("default-worker", "SOFTSERVE_WORKER_METRICS_PORT"),
+            ("serving-worker", "SERVING_METRICS_PORT"),
+        )
     }
+    assert targets == {"web": (["web"], 8000), **{name: ([name], port) for name, port in ports.items()}}
     paths = {job["job_name"]: job.get("metrics_path", "/metrics") for job in prom["scrape_configs"]}
     assert resolve(paths["web"]).url_name == "metrics", "the web's /metrics is in the URL conf"
     # The compose healthchecks probe the same ports' /healthz.
-    for name, port in (("tuning-worker", tuning_port), ("serving-worker", serving_port)):
+    for name, port in ports.items():
         assert services[name]["healthcheck"]["test"][-1] == f"http://127.0.0.1:{port}/healthz"
     assert services["web"]["healthcheck"]["test"][-1] == "http://127.0.0.1:8000/healthz"
     assert services["web"]["environment"]["PROMETHEUS_URL"] == "http://prometheus:9090"

@@ -64,3 +64,35 @@ def compose_config(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     empty.write_text("")
     clean = {k: v for k, v in os.environ.items() if k not in SECRETS and not k.startswith("COMPOSE_")}
     return run(tool("docker-compose"), "--env-file", str(empty), "config", env={**clean, **env})
+
+
+def celery_worker_queues(command: list[str]) -> list[str] | None:
+    """The queues a `celery … worker` command consumes (its -Q; every queue of the Celery config without
+    one); None for any other command."""
+    from workers.celeryconf import app
+
+    if not command or command[0] != "celery" or "worker" not in command:
+        return None
+    for i, arg in enumerate(command):
+        if arg in ("-Q", "--queues"):
+            return command[i + 1].split(",")
+        if arg.startswith(("-Q", "--queues=")):
+            return arg.removeprefix("--queues=").removeprefix("-Q").split(",")
+    return [queue.name for queue in app.conf.task_queues]
+
+
+def assert_queues_split(commands: dict[str, list[str]]) -> None:
+    """Every queue of the Celery config is consumed by some worker, and none that takes tuning jobs also
+    takes the default queue: the reconciler, evaluations and webhooks must never wait behind training."""
+    from common.contracts import QUEUE_DEFAULT, QUEUE_GPU
+    from workers.celeryconf import app
+
+    declared = {queue.name for queue in app.conf.task_queues}
+    assert declared == {QUEUE_GPU, QUEUE_DEFAULT}, declared
+    workers = {name: queues for name, cmd in commands.items() if (queues := celery_worker_queues(cmd))}
+    consumed = {queue for queues in workers.values() for queue in queues}
+    assert consumed == declared, (
+        f"queues nobody consumes: {declared - consumed}, unknown: {consumed - declared}"
+    )
+    for name, queues in workers.items():
+        assert not (QUEUE_GPU in queues and QUEUE_DEFAULT in queues), f"{name} consumes {queues}"

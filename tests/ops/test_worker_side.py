@@ -13,6 +13,7 @@ import sqlalchemy as sa
 import structlog
 from django.apps import apps
 
+from common.contracts import QUEUE_DEFAULT, QUEUE_GPU
 from softserve.ops.models import WorkerHeartbeat
 from tests.workers.conftest import test_database_url as _database_url
 from workers import fleet, logs, runner
@@ -62,6 +63,25 @@ def test_a_worker_writes_and_updates_its_own_heartbeat_row():
         assert WorkerHeartbeat.objects.count() == 1  # an upsert on the worker id, never a second row
     finally:
         engine.dispose()
+
+
+def test_only_a_worker_on_the_gpu_queue_writes_heartbeat_rows():
+    """A default-queue worker trains nothing: counted as online it would hide that no tuning worker is
+    (SoftserveNoWorkerOnline). The selection is read the way Celery's -Q leaves it."""
+    from workers.celeryconf import app, fleet_heartbeat
+
+    def selected(*names: str) -> list[str]:
+        queues = app.amqp.Queues(app.conf.task_queues)  # a copy: the app's own selection stays as it is
+        queues.select(list(names))
+        return list(queues.consume_from)
+
+    assert fleet_heartbeat(selected(QUEUE_DEFAULT)) is None
+    for names in ((QUEUE_GPU,), (QUEUE_GPU, QUEUE_DEFAULT)):
+        beat = fleet_heartbeat(selected(*names))
+        assert beat is not None and beat.queues == ",".join(names)
+    # No -Q (the app's own selection in a test process): every queue, so the tuning one too.
+    beat = fleet_heartbeat(app.amqp.queues.consume_from)
+    assert beat is not None and beat.queues == ",".join((QUEUE_GPU, QUEUE_DEFAULT))
 
 
 class _BrokenDB:
