@@ -7,7 +7,9 @@ unless the operator lists the host or a network holding it in WEBHOOK_ALLOW_PRIV
 runs at delivery time too (a name may resolve elsewhere by then: DNS rebinding), and the request then
 connects to the very address that was checked, with the URL's host in the Host header and TLS SNI, so a
 second resolution can never switch it. Redirects are not followed; a response's body is read only up to
-a few kilobytes; the whole attempt has a deadline.
+a few kilobytes; the whole attempt has a deadline, the name's lookup included (the system resolver has
+no timeout of its own: a tenant's host whose name server never answers would hold a web request or a
+delivery for as long as the resolver keeps retrying).
 """
 
 from __future__ import annotations
@@ -19,15 +21,21 @@ import socket
 import ssl
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 CONNECT_TIMEOUT_S = 3.0
+RESOLVE_TIMEOUT_S = 2.0
 TOTAL_TIMEOUT_S = 10.0
 MAX_RESPONSE_BYTES = 4096  # read at most this much of an answer's body
 EXCERPT_CHARS = 200  # and keep at most this much of it (in the delivery's last_error)
 MAX_URL_CHARS = 2000
 USER_AGENT = "Softserve-Webhooks/1"
+
+# Lookups run here so that they can be given up on: a hung one holds a pool thread, never the caller, and
+# the pool's size bounds how many hung lookups a process can hold at once.
+_RESOLVER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -108,8 +116,12 @@ def _addresses(host: str, port: int) -> list[Address]:
         pass
     else:
         return [literal]
+    lookup = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = lookup.result(timeout=RESOLVE_TIMEOUT_S)
+    except TimeoutError:
+        lookup.cancel()  # still queued behind hung lookups: never started
+        raise UnsafeURL(f"The host {host!r} did not resolve within {RESOLVE_TIMEOUT_S:g} s.") from None
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeURL(f"The host {host!r} does not resolve.") from exc
     found: list[Address] = []

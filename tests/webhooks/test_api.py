@@ -112,6 +112,36 @@ def test_a_name_resolving_to_a_private_address_is_refused(acme, monkeypatch):
     assert "10.1.2.3" in answer.json()["error"]["fields"]["url"][0]
 
 
+def test_a_name_that_never_resolves_is_refused_in_bounded_time(acme, monkeypatch):
+    """A tenant's host whose name server never answers: the system resolver has no timeout of its own,
+    so without one the request (a web server thread) would wait as long as the resolver retries."""
+    import socket
+    import threading
+    import time
+
+    from workers import webhook_net
+
+    released = threading.Event()
+
+    def hung(host, *args, **kwargs):
+        released.wait(30)
+        raise socket.gaierror("gave up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung)
+    monkeypatch.setattr(webhook_net, "RESOLVE_TIMEOUT_S", 0.3)
+    try:
+        answers = []
+        started = time.monotonic()
+        for n in range(6):  # more hung lookups than the resolver has threads: each still answers in time
+            answers.append(create(acme, f"https://slow-{n}.example/x"))
+        took = time.monotonic() - started
+    finally:
+        released.set()
+    assert [a.status_code for a in answers] == [400] * 6
+    assert "did not resolve within 0.3 s" in answers[0].json()["error"]["fields"]["url"][0]
+    assert took < 6 * 0.3 + 2.0, took
+
+
 def test_the_operator_may_allow_a_private_network(acme, settings, monkeypatch):
     import socket
 
