@@ -139,7 +139,7 @@ def test_a_name_that_never_resolves_is_refused_in_bounded_time(acme, monkeypatch
         released.set()
     assert [a.status_code for a in answers] == [400] * 6
     assert "did not resolve within 0.3 s" in answers[0].json()["error"]["fields"]["url"][0]
-    assert took < 6 * 0.3 + 2.0, took
+    assert took < 6 * (0.3 + 1.0), took  # a request's own work under load, but never the lookup's 30 s
 
 
 def test_the_operator_may_allow_a_private_network(acme, settings, monkeypatch):
