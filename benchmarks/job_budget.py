@@ -37,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import dataset_path
-from common.defaults import STEPS
+from common.defaults import STEPS, eval_every_for
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(1, str(ROOT / "platform"))
@@ -81,11 +81,6 @@ def _fresh_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def worker_eval_every(steps: int) -> int:
-    """The dev-evaluation interval a worker job of `steps` steps gets (workers/runner.py's rule)."""
-    return max(1, min(50, steps // 6))
-
-
 def run_cli(train_csv: Path, dev_csv: Path, minutes: float, out: Path, steps: int | None = None) -> dict:
     """`softserve-engine train` with the platform job's settings (its defaults, its evaluation interval)."""
     command = [
@@ -100,7 +95,7 @@ def run_cli(train_csv: Path, dev_csv: Path, minutes: float, out: Path, steps: in
             str(dev_csv),
         ),
         *("--template", TEMPLATE.replace("\n", "\\n"), "--out", str(out), "--max-minutes", str(minutes)),
-        *("--eval-every", str(worker_eval_every(steps or STEPS)), "--json"),
+        *("--eval-every", str(eval_every_for(steps or STEPS)), "--json"),
         *(("--steps", str(steps)) if steps else ()),
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}

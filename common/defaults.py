@@ -23,6 +23,7 @@ PROMPT_LENGTH = 20
 # More than a budget allows on a CPU: the time budget, or early stopping, ends a default job. With 300,
 # the README's 15-minute command stopped at its last step while still improving (benchmarks/README.md).
 STEPS = 1000
+EVAL_EVERY = 50  # steps between dev evaluations, at most
 # The task types (the engine's TaskSpec spells them so too) and the one default that depends on them.
 CLASSIFICATION, GENERATION = "classification", "generation"
 # `labels` starts from the class-label words, which only a classification task has. A generation task
@@ -123,6 +124,12 @@ DEFAULTS: dict[str, MethodDefaults] = {
         "K single runs (benchmarks/train_throughput.py), so the budget is larger.",
     ),
 }
+
+
+def eval_every_for(steps: int) -> int:
+    """How often a job of `steps` steps that names no interval is evaluated on dev: six times over its
+    steps, at most every EVAL_EVERY (the engine CLI's default)."""
+    return max(1, min(EVAL_EVERY, steps // 6))
 
 
 def defaults_for(method: str, ensemble: bool = False, task_type: str = CLASSIFICATION) -> MethodDefaults:

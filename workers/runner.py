@@ -36,7 +36,7 @@ from common.contracts import (
     RunOutcome,
     VersionStatus,
 )
-from common.defaults import DEFAULT_PRECISION, JOB_DEFAULTS, PROMPT_LENGTH, STEPS
+from common.defaults import DEFAULT_PRECISION, JOB_DEFAULTS, PROMPT_LENGTH, STEPS, eval_every_for
 from common.errors import EngineError
 from common.formats import PEFT_ZIP, peft_unavailable
 from common.task import Example, TaskSpec
@@ -211,7 +211,7 @@ def _train_config(spec: dict[str, Any], kind: str, max_minutes: float) -> TrainC
             learning_rate=spec.get("learning_rate"),
             batch_size=spec.get("batch_size", JOB_DEFAULTS.batch_size),
             steps=spec.get("steps", STEPS),
-            eval_every=spec.get("eval_every", max(1, min(50, spec.get("steps", STEPS) // 6))),
+            eval_every=spec.get("eval_every", eval_every_for(spec.get("steps", STEPS))),
             max_minutes=max_minutes,
             ensemble_size=spec.get("members", JOB_DEFAULTS.members) if kind == JobKind.ENSEMBLE else 1,
             seed=spec.get("seed", JOB_DEFAULTS.seed),

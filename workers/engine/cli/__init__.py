@@ -18,6 +18,7 @@ from common.contracts import Method, TaskType
 from common.defaults import (
     DEFAULT_PRECISION,
     DEFAULTS,
+    EVAL_EVERY,
     GENERATION,
     GENERATION_INIT,
     JOB_DEFAULTS,
@@ -159,7 +160,7 @@ def _add_train(sub: Any, common: Parser, data: Parser, precision: Parser) -> Non
         + ", ".join(f"{m} {d.max_minutes:g}" for m, d in DEFAULTS.items())
         + ")",
     )
-    train.add_argument("--eval-every", type=int, default=50)
+    train.add_argument("--eval-every", type=int, default=EVAL_EVERY)
     train.add_argument("--patience", type=int, default=5, help="evaluations without gain before stopping")
     train.add_argument("--dev-eval-limit", type=int, default=500, help="dev rows scored at each evaluation")
     train.add_argument("--max-input-tokens", type=int, default=256)
