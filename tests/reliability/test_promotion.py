@@ -26,8 +26,7 @@ from softserve.serving.models import Prediction
 from softserve.tenancy.models import AuditEvent, Quota
 from tests.datasets.test_datasets_api import upload
 from tests.net import free_port, redis_db_url
-from tests.serving.conftest import S3_CREDENTIALS
-from tests.serving.helpers import make_artifact, start_worker, stop_worker, stored, worker_env
+from tests.serving.helpers import S3_CREDENTIALS, make_artifact, start_worker, stop_worker, stored, worker_env
 from tests.workers.conftest import Workers, ended_job, wait_for
 from workers.engine.artifacts.artifact import PromptArtifact
 from workers.engine.inference.evaluation import evaluate

@@ -13,8 +13,6 @@ import pytest
 from tests.serving.helpers import S3_CREDENTIALS, fresh_serving_redis
 from workers.storage import S3Store
 
-__all__ = ["S3_CREDENTIALS"]
-
 
 @pytest.fixture
 def redis_db():
