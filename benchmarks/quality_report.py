@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.quality_rows import ROWS
+from benchmarks.common import TASKS, dataset_path
+from benchmarks.quality_rows import PROTOCOLS, ROWS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LENGTH_ROWS = {
@@ -90,6 +92,29 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out["storage_bytes"] = runs[0]["storage_bytes"]
     out["serving_bytes"] = runs[0]["serving_bytes"]
     return out
+
+
+def majority_class(labels: list[str], n_labels: int) -> dict[str, Any]:
+    """What answering the commonest label every time scores on `labels`: the floor a trained row must
+    clear (RTE's dev split is 54.8% entailment, so 54.8% there is no learning at all)."""
+    label, count = Counter(labels).most_common(1)[0]
+    accuracy = count / len(labels)
+    # A constant answer's F1 is 2p/(1+p) on its own class (precision p, recall 1) and 0 on every other.
+    macro_f1 = 2 * accuracy / (1 + accuracy) / n_labels
+    return {
+        "label": label,
+        "rows": len(labels),
+        "accuracy": round(accuracy, 4),
+        "macro_f1": round(macro_f1, 4),
+    }
+
+
+def dev_majority_class(protocol: str, task: str) -> dict[str, Any]:
+    """`majority_class` of the dev rows the protocol scores (the first `dev_rows` of the task's dev split)."""
+    from workers.engine.training.data import read_rows
+
+    labels = [row["label"] for row in read_rows(dataset_path(task, "dev"))][: PROTOCOLS[protocol].dev_rows]
+    return majority_class(labels, len(TASKS[task].labels))
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -360,8 +385,13 @@ def report(
     """Print the markdown tables of one task for `names` (plus the ablation, ensemble and vocab-gap
     tables when their rows have records); return the summary the last line of quality.py prints."""
     records = load_records(protocol, root, task)
+    floor = dev_majority_class(protocol, task)
     print(f"\n### {TASK_NAMES[task]}: rows ({protocol} protocol)\n")
     print(main_table(records, names, seeds))
+    print(
+        f"\nThe majority class, no model (always `{floor['label']}`): {100 * floor['accuracy']:.1f}% of the "
+        f"{floor['rows']} dev rows, macro-F1 {100 * floor['macro_f1']:.1f}%."
+    )
     if "ensemble" in names and records.get("ensemble"):
         print(f"\n### {TASK_NAMES[task]}: the ensemble against its members ({protocol} protocol)\n")
         print(ensemble_table(records["ensemble"]))
@@ -377,7 +407,7 @@ def report(
         print("\n### Embedding norms of the vocab inits' rows\n")
         print(norms_table(json.loads(norms_path.read_text())))
     written = plots(records, protocol, root, task) if plots_ else []
-    summary: dict[str, Any] = {"protocol": protocol, "task": task, "plots": written}
+    summary: dict[str, Any] = {"protocol": protocol, "task": task, "plots": written, "majority_class": floor}
     for name in names:
         if records.get(name):
             s = summarise(records[name])

@@ -7,7 +7,15 @@ import json
 import pytest
 
 from benchmarks.quality import expand
-from benchmarks.quality_report import fmt_pct, load_records, main_table, mean_sd, summarise
+from benchmarks.quality_report import (
+    dev_majority_class,
+    fmt_pct,
+    load_records,
+    main_table,
+    majority_class,
+    mean_sd,
+    summarise,
+)
 
 
 def record(row: str, seed: int, acc: float, **extra) -> dict:
@@ -73,3 +81,21 @@ def test_groups_expand_in_order_without_repeats():
     assert expand("tasks") == ["design-0shot", "prompt-labels", "ensemble", "lora"]
     with pytest.raises(SystemExit):
         expand("nonsense")
+
+
+def test_majority_class_scores_a_constant_answer():
+    floor = majority_class(["a", "a", "b", "c"], n_labels=3)
+    assert floor["label"] == "a" and floor["rows"] == 4
+    assert floor["accuracy"] == 0.5
+    # F1 of "a": precision 0.5, recall 1 → 2/3; "b" and "c" score 0; the mean over 3 labels.
+    assert floor["macro_f1"] == pytest.approx(2 / 9, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("task", "label", "rows", "accuracy"),
+    [("rte", "entailment", 250, 0.548), ("agnews", "business", 300, 0.28)],
+)
+def test_the_dev_floor_is_counted_on_the_rows_the_protocol_scores(task, label, rows, accuracy):
+    # The shared dev splits: RTE's 250 rows hold 137 entailment; AG News' first 300 hold 84 business.
+    floor = dev_majority_class("small", task)
+    assert (floor["label"], floor["rows"], floor["accuracy"]) == (label, rows, accuracy)

@@ -86,4 +86,6 @@ def test_each_task_runs_every_row_kind_and_keeps_its_records_apart(llama, tmp_pa
     assert summary["task"] == task and "ensemble" not in summary  # no ensemble record for this task
     out = capsys.readouterr().out
     assert {"agnews": "AG News", "rte": "RTE"}[task] in out
+    assert summary["majority_class"]["label"] in labels[task]
+    assert f"The majority class, no model (always `{summary['majority_class']['label']}`)" in out
     assert set(TASKS[task].labels) == labels[task]
